@@ -1,0 +1,219 @@
+"""Reading item banks and human-scored answers in the SAF layout.
+
+Two CSV files (see ``shared/datasets/README.md`` of the project's data folder):
+
+* ``items.csv``: ``item_id, language, prompt, reference_answer, max_score``
+* ``responses.csv``: ``item_id, response_id, text, score, split``
+
+Every problem is reported as a :class:`DataFormatError` naming the 1-based data row (the header
+is row 1, so the first answer is row 2) and the column, so an admin can fix the file. Readers
+validate the whole file before returning anything, so callers never see half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+ITEM_COLUMNS = ("item_id", "language", "prompt", "reference_answer", "max_score")
+RESPONSE_COLUMNS = ("item_id", "response_id", "text", "score", "split")
+SPLITS = ("train", "val", "test", "")
+LANGUAGES = ("en", "de")
+MAX_SCORE_LIMIT = 100
+MAX_TEXT_CHARS = 20_000
+MAX_ID_CHARS = 200
+
+# Answers in the SAF data can be long; the csv module's default field limit (128 KiB) is enough,
+# but raise it so a long field gets our own clear error instead of csv.Error.
+csv.field_size_limit(1 << 24)
+
+
+class DataFormatError(ValueError):
+    """A row or column of an uploaded file is wrong. ``row`` is 1-based and counts the header."""
+
+    def __init__(self, message: str, *, row: int | None = None, column: str | None = None) -> None:
+        self.row = row
+        self.column = column
+        self.reason = message
+        where = []
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column '{column}'")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    item_id: str
+    language: str
+    prompt: str
+    reference_answer: str
+    max_score: int
+
+
+@dataclass(frozen=True)
+class ResponseRecord:
+    item_id: str
+    response_id: str
+    text: str
+    score: int
+    split: str
+
+
+Source = str | Path | bytes | IO[str]
+
+
+def _open_text(source: Source) -> IO[str]:
+    """Bytes are decoded as UTF-8 (a BOM is accepted); a path is opened; a text stream is used."""
+    if isinstance(source, bytes):
+        try:
+            return io.StringIO(source.decode("utf-8-sig"), newline="")
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(
+                f"the file is not UTF-8 text (bad byte at offset {exc.start})"
+            ) from exc
+    if isinstance(source, (str, Path)):
+        data = Path(source).read_bytes()
+        return _open_text(data)
+    return source
+
+
+def _rows(source: Source, columns: Iterable[str]) -> Iterable[tuple[int, dict[str, str]]]:
+    stream = _open_text(source)
+    reader = csv.DictReader(stream)
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise DataFormatError(f"not a CSV file: {exc}", row=1) from exc
+    if not header:
+        raise DataFormatError("the file is empty; expected a header row", row=1)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DataFormatError(
+            f"missing column(s) {', '.join(missing)}; the header must name {', '.join(columns)}",
+            row=1,
+            column=missing[0],
+        )
+    row = 1
+    try:
+        # Rows are counted as a spreadsheet shows them: an answer spanning lines is one row.
+        for row, record in enumerate(reader, start=2):
+            if None in record:
+                raise DataFormatError("more fields than the header names", row=row)
+            yield row, {k: (v if v is not None else "") for k, v in record.items()}
+    except csv.Error as exc:
+        raise DataFormatError(f"malformed CSV: {exc}", row=row + 1) from exc
+
+
+def _required(value: str, row: int, column: str, limit: int) -> str:
+    value = value.strip()
+    if not value:
+        raise DataFormatError("must not be empty", row=row, column=column)
+    if len(value) > limit:
+        raise DataFormatError(f"longer than {limit} characters", row=row, column=column)
+    return value
+
+
+def _integer(value: str, row: int, column: str, low: int, high: int) -> int:
+    text = value.strip()
+    try:
+        number = int(text)
+    except ValueError:
+        # "2.0" is how spreadsheets often save whole numbers; accept only exact integers
+        try:
+            as_float = float(text)
+        except ValueError:
+            raise DataFormatError(f"'{value}' is not a whole number", row=row, column=column)
+        if not as_float.is_integer():
+            raise DataFormatError(f"'{value}' is not a whole number", row=row, column=column)
+        number = int(as_float)
+    if not low <= number <= high:
+        raise DataFormatError(f"{number} is outside {low}..{high}", row=row, column=column)
+    return number
+
+
+def read_items_csv(source: Source) -> list[ItemRecord]:
+    """Parse and validate an ``items.csv``; raises :class:`DataFormatError` on the first problem."""
+    items: list[ItemRecord] = []
+    seen: dict[str, int] = {}
+    for row, rec in _rows(source, ITEM_COLUMNS):
+        item_id = _required(rec["item_id"], row, "item_id", MAX_ID_CHARS)
+        if item_id in seen:
+            raise DataFormatError(
+                f"item '{item_id}' already appears in row {seen[item_id]}", row=row, column="item_id"
+            )
+        seen[item_id] = row
+        language = rec["language"].strip().lower()
+        if language not in LANGUAGES:
+            raise DataFormatError(
+                f"'{rec['language']}' is not one of {', '.join(LANGUAGES)}",
+                row=row,
+                column="language",
+            )
+        items.append(
+            ItemRecord(
+                item_id=item_id,
+                language=language,
+                prompt=_required(rec["prompt"], row, "prompt", MAX_TEXT_CHARS),
+                reference_answer=rec["reference_answer"].strip()[:MAX_TEXT_CHARS],
+                max_score=_integer(rec["max_score"], row, "max_score", 1, MAX_SCORE_LIMIT),
+            )
+        )
+    if not items:
+        raise DataFormatError("the file has a header but no items", row=2)
+    return items
+
+
+def read_responses_csv(
+    source: Source, items: Mapping[str, ItemRecord] | None = None
+) -> list[ResponseRecord]:
+    """Parse and validate a ``responses.csv``.
+
+    With ``items`` (item_id -> record), every answer must belong to a known item and its score
+    must be within ``0..max_score`` of that item.
+    """
+    responses: list[ResponseRecord] = []
+    seen: dict[str, int] = {}
+    for row, rec in _rows(source, RESPONSE_COLUMNS):
+        item_id = _required(rec["item_id"], row, "item_id", MAX_ID_CHARS)
+        high = MAX_SCORE_LIMIT
+        if items is not None:
+            item = items.get(item_id)
+            if item is None:
+                raise DataFormatError(f"unknown item '{item_id}'", row=row, column="item_id")
+            high = item.max_score
+        response_id = _required(rec["response_id"], row, "response_id", MAX_ID_CHARS)
+        if response_id in seen:
+            raise DataFormatError(
+                f"response '{response_id}' already appears in row {seen[response_id]}",
+                row=row,
+                column="response_id",
+            )
+        seen[response_id] = row
+        text = rec["text"]
+        if len(text) > MAX_TEXT_CHARS:
+            raise DataFormatError(
+                f"answer longer than {MAX_TEXT_CHARS} characters", row=row, column="text"
+            )
+        split = rec["split"].strip().lower()
+        if split not in SPLITS:
+            raise DataFormatError(
+                f"'{rec['split']}' is not one of train, val, test or blank", row=row, column="split"
+            )
+        responses.append(
+            ResponseRecord(
+                item_id=item_id,
+                response_id=response_id,
+                text=text,
+                score=_integer(rec["score"], row, "score", 0, high),
+                split=split,
+            )
+        )
+    if not responses:
+        raise DataFormatError("the file has a header but no answers", row=2)
+    return responses
