@@ -1,0 +1,195 @@
+"""Scorebridge settings: every value comes from the environment, with a one-machine default.
+
+The variables are listed in the README ("Configuration"). A malformed value stops start-up
+with ``ImproperlyConfigured`` naming the variable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from scorebridge.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Everything a running instance writes (SQLite database, broker folders, model artifacts, the
+# generated secret key) lives under one folder, so one machine needs no other set-up.
+VAR_DIR = Path(env_str("SCOREBRIDGE_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+ARTIFACTS_DIR = Path(env_str("SCOREBRIDGE_ARTIFACTS_DIR", str(VAR_DIR / "artifacts"))).resolve()
+
+DEBUG = env_bool("SCOREBRIDGE_DEBUG", False)
+
+
+def _secret_key() -> str:
+    """The key from SCOREBRIDGE_SECRET_KEY, or from the file SCOREBRIDGE_SECRET_KEY_FILE names,
+    or (one machine) a random key generated once and kept in var/secret_key."""
+    key = env_str("SCOREBRIDGE_SECRET_KEY", "")
+    if key:
+        return key
+    key_file = env_str("SCOREBRIDGE_SECRET_KEY_FILE", "")
+    if key_file:
+        try:
+            return Path(key_file).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(
+                f"SCOREBRIDGE_SECRET_KEY_FILE={key_file!r} cannot be read: {exc}"
+            ) from exc
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("SCOREBRIDGE_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("SCOREBRIDGE_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "scoring_plugin",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "scorebridge.urls"
+WSGI_APPLICATION = "scorebridge.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict[str, object]:
+    url = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'scorebridge.sqlite3'}")
+    try:
+        config: dict[str, object] = dict(dj_database_url.parse(url, conn_max_age=60))
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL={url!r} is not a database URL: {exc}") from exc
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # WAL lets the web server read while a worker writes; IMMEDIATE takes the write lock at
+        # the start of a transaction, so two writers wait instead of failing with "locked".
+        config["OPTIONS"] = {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        }
+        config["CONN_MAX_AGE"] = 0
+        # Tests that start worker processes need a database file they can open too.
+        config["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    elif config["ENGINE"] == "django.db.backends.postgresql":
+        config["CONN_HEALTH_CHECKS"] = True
+    return config
+
+
+DATABASES = {"default": _database()}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+TIME_ZONE = env_str("SCOREBRIDGE_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("SCOREBRIDGE_STATIC_ROOT", str(VAR_DIR / "static")))
+
+# Uploads: a CSV of scored answers for one item bank stays well under this.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
+    "SCOREBRIDGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024
+)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": env_str("SCOREBRIDGE_API_RATE", "6000/minute")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Scorebridge API",
+    "DESCRIPTION": "Submit students' short answers and read their automatic scores.",
+    "VERSION": "1",
+}
+
+# --- Scoring --------------------------------------------------------------------------------
+# Any Hugging Face model name or local folder; empty means the packaged all-MiniLM-L6-v2.
+SCORING_BACKBONE = env_str("SCORING_BACKBONE", "")
+SCORING_BACKEND = env_choice("SCORING_BACKEND", "torch", ("torch", "onnx"))
+SCORING_DEVICE = env_str("SCORING_DEVICE", "")  # "" = cuda when available, else cpu
+SCORING_MAX_ANSWER_CHARS = env_int("SCORING_MAX_ANSWER_CHARS", 10_000, minimum=1)
+SCORING_TRAIN_KIND = env_choice("SCORING_TRAIN_KIND", "head", ("head", "lora", "full"))
+
+# --- Celery ---------------------------------------------------------------------------------
+# No broker configured: kombu's filesystem transport under var/broker, a real broker with no
+# server to install. CELERY_BROKER_URL moves it to Redis (redis://) or RabbitMQ (amqp://).
+BROKER_DIR = VAR_DIR / "broker"
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+_BROKER_SCHEMES = ("filesystem://", "redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")
+if not CELERY_BROKER_URL.startswith(_BROKER_SCHEMES):
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_URL={CELERY_BROKER_URL!r} must start with one of {', '.join(_BROKER_SCHEMES)}"
+    )
+# Training can run for an hour; Redis must not hand an unacknowledged job to another worker
+# before then.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600, minimum=60)
+# A submission queued longer than this is enqueued again by the sweeper (a message can be lost
+# with the filesystem broker on a hard crash); scoring is idempotent, so a duplicate is harmless.
+SCOREBRIDGE_REQUEUE_AFTER_SECONDS = env_int("SCOREBRIDGE_REQUEUE_AFTER_SECONDS", 120, minimum=5)
+SCOREBRIDGE_SWEEP_INTERVAL_SECONDS = env_int("SCOREBRIDGE_SWEEP_INTERVAL_SECONDS", 60, minimum=1)
+SCOREBRIDGE_MAX_SCORING_ATTEMPTS = env_int("SCOREBRIDGE_MAX_SCORING_ATTEMPTS", 5, minimum=1)
+SCOREBRIDGE_REVIEW_THRESHOLD = env_float("SCOREBRIDGE_REVIEW_THRESHOLD", 0.6, minimum=0.0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("SCOREBRIDGE_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,110 @@
+"""JSON API for integrations without LTI: list items, submit an answer, read its score."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import ValidationError as ApiValidationError
+from rest_framework.generics import ListAPIView, RetrieveAPIView
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from scoring_plugin.models import Item, Submission
+from scoring_plugin.services import submit_answer
+
+
+class ItemSerializer(serializers.ModelSerializer):
+    active_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Item
+        fields = ["key", "prompt", "language", "max_score", "active_version"]
+
+    def get_active_version(self, item: Item) -> str | None:
+        version = item.active_version
+        return version.label if version else None
+
+
+class SubmissionSerializer(serializers.ModelSerializer):
+    item = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    model_version = serializers.SerializerMethodField()
+    needs_review = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Submission
+        fields = [
+            "id",
+            "item",
+            "text",
+            "status",
+            "score",
+            "probabilities",
+            "confidence",
+            "needs_review",
+            "truncated",
+            "model_version",
+            "error",
+            "client_reference",
+            "created_at",
+            "scored_at",
+        ]
+
+    def get_model_version(self, submission: Submission) -> str | None:
+        return submission.model_version.label if submission.model_version else None
+
+
+class SubmitSerializer(serializers.Serializer):
+    text = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    client_reference = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class ItemList(ListAPIView):
+    serializer_class = ItemSerializer
+    queryset = Item.objects.all()
+
+
+class ItemDetail(RetrieveAPIView):
+    serializer_class = ItemSerializer
+    queryset = Item.objects.all()
+    lookup_field = "key"
+
+
+class SubmitAnswer(APIView):
+    @extend_schema(request=SubmitSerializer, responses={202: SubmissionSerializer})
+    def post(self, request: Request, key: str) -> Response:
+        """Store an answer for the item and enqueue it; poll the returned URL for the score."""
+        item = Item.objects.filter(key=key).first()
+        if item is None:
+            raise NotFound(f"Unknown item '{key}'.")
+        data = SubmitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            submission = submit_answer(
+                item,
+                data.validated_data["text"],
+                user=request.user,
+                client_reference=data.validated_data.get("client_reference", ""),
+            )
+        except DjangoValidationError as exc:
+            raise ApiValidationError({"text": exc.messages}) from exc
+        body = SubmissionSerializer(submission).data
+        location = request.build_absolute_uri(f"/api/v1/submissions/{submission.pk}/")
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class SubmissionDetail(RetrieveAPIView):
+    serializer_class = SubmissionSerializer
+
+    def get_object(self) -> Submission:
+        submission = get_object_or_404(
+            Submission.objects.select_related("item", "model_version__item"), pk=self.kwargs["pk"]
+        )
+        user = self.request.user
+        # Staff see every answer; an API client sees the answers it submitted.
+        if not user.is_staff and submission.submitted_by_id != user.pk:
+            raise NotFound("No such submission.")
+        return submission

@@ -1,0 +1,34 @@
+"""Create (or reset) an admin account and an API token for it, for a one-machine install."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from rest_framework.authtoken.models import Token
+
+
+class Command(BaseCommand):
+    help = "Create the admin user if missing (a random password is printed), with an API token."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--username", default="admin")
+        parser.add_argument("--password", help="default: keep an existing one, or a random one")
+
+    def handle(self, *args: object, **options: object) -> None:
+        User = get_user_model()
+        username = str(options["username"])
+        user, created = User.objects.get_or_create(
+            username=username, defaults={"is_staff": True, "is_superuser": True}
+        )
+        password = options.get("password")
+        if created or password:
+            password = str(password or secrets.token_urlsafe(12))
+            user.set_password(password)
+            user.save()
+        token, _ = Token.objects.get_or_create(user=user)
+        shown = password if password else "(unchanged)"
+        self.stdout.write(
+            f"admin user: {username}\nadmin password: {shown}\napi token: {token.key}"
+        )

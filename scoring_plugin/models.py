@@ -1,0 +1,181 @@
+"""The database is the source of truth: every answer and every model version is a row here."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Item(models.Model):
+    """A short constructed-response question with its rubric."""
+
+    class Language(models.TextChoices):
+        ENGLISH = "en", "English"
+        GERMAN = "de", "Deutsch"
+
+    key = models.CharField(
+        max_length=200,
+        unique=True,
+        help_text="Stable identifier, e.g. the item_id of the imported CSV.",
+    )
+    prompt = models.TextField(help_text="The question shown to students.")
+    reference_answer = models.TextField(blank=True, help_text="Rubric or model answer.")
+    language = models.CharField(max_length=2, choices=Language.choices, default=Language.ENGLISH)
+    max_score = models.PositiveSmallIntegerField(help_text="Highest score; scores run 0..max.")
+    review_threshold = models.FloatField(
+        default=0.6,
+        help_text="Auto-scores with a confidence below this are flagged for an instructor.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def active_version(self) -> ModelVersion | None:
+        return self.model_versions.filter(is_active=True).first()
+
+
+class ScoredAnswer(models.Model):
+    """A human-scored answer: training and evaluation data for the item's models."""
+
+    class Split(models.TextChoices):
+        NONE = "", "(tool decides)"
+        TRAIN = "train", "train"
+        VAL = "val", "validation"
+        TEST = "test", "test"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="scored_answers")
+    response_key = models.CharField(max_length=200, help_text="response_id of the imported CSV.")
+    text = models.TextField(blank=True)
+    score = models.PositiveSmallIntegerField()
+    split = models.CharField(max_length=5, choices=Split.choices, blank=True, default="")
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["item", "response_key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "response_key"], name="unique_response_per_item"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item.key}/{self.response_key}"
+
+
+class ModelVersion(models.Model):
+    """A trained model that can score one item; at most one version per item is active."""
+
+    class Kind(models.TextChoices):
+        HEAD = "head", "frozen backbone + head"
+        LORA = "lora", "frozen backbone + LoRA adapter + head"
+        FULL = "full", "fully fine-tuned"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        TRAINING = "training", "training"
+        READY = "ready", "ready"
+        FAILED = "failed", "failed"
+        CANCELLED = "cancelled", "cancelled"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="model_versions")
+    number = models.PositiveIntegerField(help_text="1, 2, ... per item.")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.HEAD)
+    backbone = models.CharField(max_length=300, blank=True)
+    artifact_path = models.CharField(max_length=500, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    progress = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    trained_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["item", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["item", "number"], name="unique_version_number"),
+            models.UniqueConstraint(
+                fields=["item"], condition=Q(is_active=True), name="one_active_version_per_item"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item.key} v{self.number} ({self.kind})"
+
+    @property
+    def label(self) -> str:
+        """What the engine reports as the model version of a score."""
+        return f"{self.item.key}@v{self.number}"
+
+
+class Submission(models.Model):
+    """One student's answer. It moves received -> queued -> scored or failed."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "received"
+        QUEUED = "queued", "queued"
+        SCORED = "scored", "scored"
+        FAILED = "failed", "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="submissions")
+    text = models.TextField()
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    client_reference = models.CharField(
+        max_length=200, blank=True, help_text="The caller's own id for this answer, if any."
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.RECEIVED, db_index=True
+    )
+    score = models.PositiveSmallIntegerField(null=True, blank=True)
+    probabilities = models.JSONField(default=list, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    truncated = models.BooleanField(
+        default=False, help_text="The answer was longer than the model reads; its end was cut."
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions"
+    )
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times it was enqueued.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    scored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "queued_at"], name="submission_status_queued")]
+
+    def __str__(self) -> str:
+        return f"{self.item.key}: {self.id}"
+
+    @property
+    def needs_review(self) -> bool:
+        return (
+            self.status == self.Status.SCORED
+            and self.confidence is not None
+            and self.confidence < self.item.review_threshold
+        )
+
+    @property
+    def latency_seconds(self) -> float | None:
+        if self.scored_at is None:
+            return None
+        return (self.scored_at - self.created_at).total_seconds()
+
+    def mark_failed(self, reason: str) -> None:
+        self.status = self.Status.FAILED
+        self.error = reason
+        self.scored_at = timezone.now()

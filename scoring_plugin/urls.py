@@ -1,0 +1,15 @@
+from django.urls import path
+
+from scoring_plugin import api, views
+
+app_name = "scoring"
+
+urlpatterns = [
+    path("api/v1/items/", api.ItemList.as_view(), name="api-items"),
+    path("api/v1/items/<str:key>/", api.ItemDetail.as_view(), name="api-item"),
+    path("api/v1/items/<str:key>/submissions/", api.SubmitAnswer.as_view(), name="api-submit"),
+    path("api/v1/submissions/<uuid:pk>/", api.SubmissionDetail.as_view(), name="api-submission"),
+    path("", views.home, name="home"),
+    path("health/", views.health, name="health"),
+    path("items/<str:key>/try/", views.try_item, name="try-item"),
+]

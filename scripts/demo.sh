@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to a running Scorebridge on this machine:
+#   set up .venv, create the database, import an item bank (the shipped demo bank, or the SAF
+#   data folder given as the first argument), train each item's model (progress bar), start the
+#   web server, a worker and the periodic sweeper, score one answer end to end, and print the
+#   URLs and the admin login. Ctrl-C stops everything.
+#
+#   bash scripts/demo.sh [ITEM_BANK_FOLDER]
+#
+# Settings come from the environment (README, "Configuration"); none is needed here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+bank=${1:-$root/scoring_plugin/demo}
+if [ ! -f "$bank/items.csv" ] || [ ! -f "$bank/responses.csv" ]; then
+  echo "demo: $bank must hold items.csv and responses.csv" >&2
+  exit 2
+fi
+port=${SCOREBRIDGE_PORT:-8000}
+host=${SCOREBRIDGE_HOST:-127.0.0.1}
+
+bash scripts/bootstrap.sh
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
+py=.venv/bin/python
+mkdir -p var/log
+
+$py manage.py migrate --noinput -v 0
+$py manage.py collectstatic --noinput -v 0
+$py manage.py import_items "$bank"
+$py manage.py train_items --only-untrained
+login=$($py manage.py ensure_admin)
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo; echo "demo: stopping"
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+.venv/bin/celery -A workers worker -Q scoring,training,lms --concurrency 1 -n "scorebridge@%h" \
+  --loglevel INFO --logfile var/log/worker.log &
+pids+=($!)
+.venv/bin/celery -A workers beat --loglevel INFO --logfile var/log/beat.log \
+  --schedule var/celerybeat-schedule &
+pids+=($!)
+.venv/bin/gunicorn scorebridge.wsgi --bind "$host:$port" --workers 2 --timeout 60 \
+  --access-logfile var/log/access.log --error-logfile var/log/web.log &
+pids+=($!)
+
+for _ in $(seq 1 120); do
+  if curl -fsS "http://$host:$port/health/" >/dev/null 2>&1; then break; fi
+  sleep 0.5
+done
+curl -fsS "http://$host:$port/health/" >/dev/null || { echo "demo: web server did not start (var/log/web.log)" >&2; exit 1; }
+
+token=$(printf '%s\n' "$login" | sed -n 's/^api token: //p')
+echo "demo: scoring one answer end to end (web -> queue -> worker -> database)"
+$py scripts/submit_one.py "http://$host:$port" "$token" "$bank" || echo "demo: the check answer was not scored; see var/log/worker.log" >&2
+
+cat <<TXT
+
+Scorebridge is running.
+  Start page:  http://$host:$port/
+  Admin:       http://$host:$port/admin/
+  API:         http://$host:$port/api/v1/items/   (header: Authorization: Token <api token>)
+$(printf '%s\n' "$login" | sed 's/^/  /')
+  Logs:        var/log/
+Press Ctrl-C to stop.
+TXT
+wait

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up (if needed) and run the whole test suite. Extra arguments go to pytest.
+#
+# Optional real services: REDIS_URL, AMQP_URL (the worker test then also runs against each
+# broker) and DATABASE_URL (the suite then runs on that database, e.g. PostgreSQL).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+export SCOREBRIDGE_VAR_DIR=${SCOREBRIDGE_VAR_DIR:-$PWD/var/test}
+.venv/bin/python -m ruff check .
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,86 @@
+"""The Celery app, configured from Django settings.
+
+Queues: ``scoring`` (hosts the engine), ``training`` (long jobs, one at a time), ``lms`` (grade
+passback). With no ``CELERY_BROKER_URL`` the broker is kombu's filesystem transport under
+``var/broker``: a real broker and real worker processes, with no server to install.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scorebridge.settings")
+
+from celery import Celery  # noqa: E402
+from django.conf import settings  # noqa: E402
+from kombu import Exchange, Queue  # noqa: E402
+
+QUEUES = ("scoring", "training", "lms")
+
+
+def filesystem_transport_options(broker_dir: Path) -> dict[str, object]:
+    """Folders of the embedded broker; web and workers on one machine share them."""
+    queue_dir = broker_dir / "queue"
+    processed = broker_dir / "processed"
+    control = broker_dir / "control"
+    for folder in (queue_dir, processed, control):
+        folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(queue_dir),
+        "data_folder_out": str(queue_dir),
+        "processed_folder": str(processed),
+        "control_folder": str(control),
+        "store_processed": False,
+    }
+
+
+def broker_transport_options() -> dict[str, object]:
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("filesystem://"):
+        return filesystem_transport_options(settings.BROKER_DIR)
+    if url.startswith(("redis://", "rediss://")):
+        # Unacknowledged messages come back after this; it must outlast the longest job.
+        return {"visibility_timeout": settings.CELERY_VISIBILITY_TIMEOUT}
+    return {}
+
+
+def configure(app: Celery) -> None:
+    exchange = Exchange("scorebridge", type="direct")
+    app.conf.update(
+        broker_url=settings.CELERY_BROKER_URL,
+        broker_transport_options=broker_transport_options(),
+        broker_connection_retry_on_startup=True,
+        # The database holds every result; Celery's result store would only duplicate it.
+        task_ignore_result=True,
+        result_backend=None,
+        task_queues=[Queue(name, exchange, routing_key=name) for name in QUEUES],
+        task_default_queue="scoring",
+        task_default_exchange="scorebridge",
+        task_default_routing_key="scoring",
+        task_routes={
+            "workers.tasks.score_submission": {"queue": "scoring", "routing_key": "scoring"},
+            "workers.tasks.train_model_version": {"queue": "training", "routing_key": "training"},
+            "workers.tasks.sweep_stuck_submissions": {"queue": "lms", "routing_key": "lms"},
+        },
+        # A message is acknowledged after its task ran, and requeued if the worker process dies.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        timezone=settings.TIME_ZONE,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "sweep-stuck-submissions": {
+                "task": "workers.tasks.sweep_stuck_submissions",
+                "schedule": float(settings.SCOREBRIDGE_SWEEP_INTERVAL_SECONDS),
+            },
+        },
+        beat_schedule_filename=str(settings.VAR_DIR / "celerybeat-schedule"),
+    )
+
+
+app = Celery("scorebridge")
+configure(app)
+app.autodiscover_tasks(["workers"])
