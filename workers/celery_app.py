@@ -83,4 +83,5 @@ def configure(app: Celery) -> None:
 
 app = Celery("scorebridge")
 configure(app)
-app.autodiscover_tasks(["workers"])
+# lti.tasks holds grade passback (the lms queue); it is found when the lti app is installed.
+app.autodiscover_tasks(["workers", "lti"])

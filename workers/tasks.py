@@ -21,6 +21,7 @@ from django.utils import timezone
 from ml_core.engine import ScoreRequest
 from ml_core.training import TrainConfig, TrainExample, TrainingCancelled, TrainProgress, train_item
 from scoring_plugin.models import ModelVersion, Submission
+from scoring_plugin.signals import submission_finished
 from workers import engine_host
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ def score_submission(self, submission_id: str) -> str:  # type: ignore[no-untype
                 row.error = ""
                 row.scored_at = timezone.now()
             row.save()
+            _announce(submission_id, row.status)
     except DatabaseError as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
     logger.info(
@@ -88,12 +90,22 @@ def score_submission(self, submission_id: str) -> str:  # type: ignore[no-untype
     return row.status
 
 
+def _announce(submission_id: str, status: str) -> None:
+    """Tell listeners (grade passback) once the final state is committed."""
+    transaction.on_commit(
+        lambda: submission_finished.send(
+            sender=Submission, submission_id=submission_id, status=status
+        )
+    )
+
+
 def _finish_failed(submission_id: str, reason: str) -> None:
     with transaction.atomic():
         row = Submission.objects.select_for_update().get(pk=submission_id)
         if row.status not in (Submission.Status.SCORED, Submission.Status.FAILED):
             row.mark_failed(reason)
             row.save()
+            _announce(submission_id, row.status)
     logger.warning("submission=%s failed: %s", submission_id, reason)
 
 

@@ -1,0 +1,7 @@
+"""Signals other apps listen to (the LTI app posts grades when an answer is scored)."""
+
+from django.dispatch import Signal
+
+# Sent after the transaction that stored a submission's final state commits.
+# Arguments: submission_id (str), status ("scored" or "failed").
+submission_finished = Signal()
