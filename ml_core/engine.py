@@ -1,0 +1,428 @@
+"""The multi-item scoring engine: one backbone, every item's adapter and heads resident, any mix of
+items scored in one forward pass.
+
+Per-item LoRA matrices are stacked into tables (slot 0 = no adapter, used by ``head`` items) and
+gathered per row by an item-index tensor inside the backbone; the per-criterion heads are stacked
+the same way and gathered per row after pooling. Loading, replacing and removing items builds new
+tables and swaps them in atomically (copy-on-write), so a batch in flight always sees one
+consistent set of items and nothing is ever loaded per request.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ml_core.artifact import Artifact, ArtifactError, load_artifact
+from ml_core.backbone import backbone_fingerprint, default_threads, resolve_backbone
+from ml_core.backends import BACKENDS, EncoderBackend, LoraTables, create_backend
+from ml_core.modeling import load_tokenizer
+
+logger = logging.getLogger(__name__)
+
+# Characters kept before tokenizing: bounds the cost of absurdly long input; far above any window.
+_MAX_CHARS_PER_TOKEN = 32
+_PAD_LOGIT = -1e9
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """One answer to score for one item (``item_key`` as passed to ``load_item``)."""
+
+    item_key: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """The machine score of one answer.
+
+    ``score`` is the predicted score (for multi-criterion items the sum of the criterion scores,
+    which are in ``criteria``); ``probabilities`` are the class probabilities (multi-criterion:
+    the criteria's probabilities concatenated in order, also per criterion in
+    ``criteria_probabilities``); ``confidence`` is the top probability (the lowest over criteria).
+    ``truncated`` says the answer was longer than the window and only its start was scored.
+    On bad input ``error`` is set and ``score`` is None.
+    """
+
+    item_key: str
+    score: int | None
+    probabilities: tuple[float, ...]
+    confidence: float
+    model_version: str
+    truncated: bool = False
+    error: str | None = None
+    criteria: Mapping[str, int] | None = None
+    criteria_probabilities: Mapping[str, tuple[float, ...]] | None = None
+
+
+@dataclass(frozen=True)
+class _Item:
+    version: str
+    lora_slot: int  # 0 = no adapter
+    head_slots: tuple[int, ...]  # one per criterion
+    criteria: tuple[str, ...]
+    labels: tuple[tuple[int, ...], ...]  # score value of each class, per criterion
+    lora: tuple[tuple[torch.Tensor, torch.Tensor], ...] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """Everything one ``score`` call reads; replaced as a whole, never mutated."""
+
+    items: Mapping[str, _Item]
+    tables: LoraTables
+    head_weight: torch.Tensor  # [heads, max_labels, hidden]
+    head_bias: torch.Tensor  # [heads, max_labels], padded classes at -1e9
+
+
+@dataclass(frozen=True)
+class _Tokenized:
+    ids: list[int]
+    truncated: bool
+
+
+class ScoringEngine:
+    """Scores answers for any loaded items; thread-safe.
+
+    ``backend`` is ``"torch"`` or ``"onnx"`` (fp32) or ``"onnx-int8"`` (dynamically quantized).
+    ``device`` ``None`` picks CUDA when available (torch: fp16 there) and falls back to CPU.
+    ``threads`` defaults to the cores divided by ``SCORING_WORKER_PROCESSES``. Create it in the
+    worker process (after fork), not at import time.
+    """
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        *,
+        backend: str = "torch",
+        device: str | None = None,
+        threads: int | None = None,
+        max_length: int = 256,
+        token_budget: int = 8192,
+        max_batch_size: int = 64,
+        pooling: str = "mean",
+        cache_dir: Path | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if max_length < 4:
+            raise ValueError("max_length must be >= 4")
+        self.backbone = resolve_backbone(backbone)
+        self.fingerprint = backbone_fingerprint(backbone)
+        self.max_length = max_length
+        self.token_budget = max(token_budget, max_length)
+        self.max_batch_size = max_batch_size
+        self.pooling = pooling
+        self.threads = threads or default_threads()
+        hf_tokenizer = load_tokenizer(self.backbone)
+        # the Rust tokenizer directly: one call gives ids and whether truncation happened
+        self._tokenizer = copy.deepcopy(hf_tokenizer.backend_tokenizer)
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=max_length)
+        self._pad_id = int(hf_tokenizer.pad_token_id or 0)
+        self._backend: EncoderBackend = create_backend(
+            backend, self.backbone, fingerprint=self.fingerprint, device=device, threads=self.threads,
+            pooling=pooling, cache_dir=cache_dir,
+        )
+        self.backend_name = backend
+        self.hidden_size = self._backend.hidden_size
+        self.module_names: tuple[str, ...] = tuple(self._backend.module_names)
+        self._module_shapes = {name: self._backend.module_shape(name) for name in self.module_names}
+        self._write_lock = threading.Lock()
+        self._snapshot = _Snapshot(
+            items={},
+            tables=LoraTables.empty(self.module_names, self._module_shapes),
+            head_weight=torch.zeros((0, 1, self.hidden_size)),
+            head_bias=torch.zeros((0, 1)),
+        )
+
+    # ----------------------------------------------------------------------------------------
+    # Item management
+
+    def load_item(self, item_key: str, artifact_dir: Path, version: str) -> None:
+        """Add ``item_key`` from the artifact at ``artifact_dir``, or replace its current version.
+
+        Raises :class:`~ml_core.artifact.ArtifactError` (or its subclass
+        ``BackboneMismatchError``) for an unreadable artifact, one made for another backbone, or a
+        ``full`` artifact (a whole fine-tuned model cannot share the backbone).
+        """
+        artifact = load_artifact(Path(artifact_dir))
+        artifact.check_backbone(self.fingerprint)
+        self._check_servable(artifact)
+        lora = self._lora_matrices(artifact)
+        heads = [artifact.head_tensors(i) for i in range(len(artifact.criteria))]
+        with self._write_lock:
+            old = self._snapshot
+            items = {key: item for key, item in old.items.items() if key != item_key}
+            heads_by_item = {key: self._item_heads(old, item) for key, item in items.items()}
+            heads_by_item[item_key] = heads
+            lora_by_item = {key: item.lora for key, item in items.items() if item.lora is not None}
+            if lora is not None:
+                lora_by_item[item_key] = lora
+            criteria = tuple(c.name for c in artifact.criteria)
+            labels = tuple(c.labels for c in artifact.criteria)
+            items[item_key] = _Item(version=version, lora_slot=0, head_slots=(), criteria=criteria, labels=labels, lora=lora)
+            self._snapshot = self._build(items, heads_by_item, lora_by_item)
+
+    def remove_item(self, item_key: str) -> None:
+        """Stop serving ``item_key`` (no error if it is not loaded)."""
+        with self._write_lock:
+            old = self._snapshot
+            if item_key not in old.items:
+                return
+            items = {key: item for key, item in old.items.items() if key != item_key}
+            heads_by_item = {key: self._item_heads(old, item) for key, item in items.items()}
+            lora_by_item = {key: item.lora for key, item in items.items() if item.lora is not None}
+            self._snapshot = self._build(items, heads_by_item, lora_by_item)
+
+    def loaded(self) -> dict[str, str]:
+        """``item_key -> version`` of every item being served."""
+        return {key: item.version for key, item in self._snapshot.items.items()}
+
+    def resident_bytes(self) -> dict[str, int]:
+        """Bytes held for the backbone and for all items' adapters and heads."""
+        snapshot = self._snapshot
+        item_bytes = snapshot.tables.nbytes() + snapshot.head_weight.nbytes + snapshot.head_bias.nbytes
+        return {"backbone": self._backend.backbone_bytes(), "items": int(item_bytes)}
+
+    def _check_servable(self, artifact: Artifact) -> None:
+        if artifact.kind == "full":
+            raise ArtifactError(
+                f"artifact {artifact.path} is a 'full' model (item {artifact.item_id!r}); the "
+                "multi-item engine serves only 'lora' and 'head' artifacts"
+            )
+        if artifact.pooling != self.pooling:
+            raise ArtifactError(
+                f"artifact {artifact.path} uses {artifact.pooling!r} pooling; engine uses {self.pooling!r}"
+            )
+        for index in range(len(artifact.criteria)):
+            weight, bias = artifact.head_tensors(index)
+            if weight.shape != (artifact.criteria[index].num_labels, self.hidden_size) or bias.shape != (artifact.criteria[index].num_labels,):
+                raise ArtifactError(f"artifact {artifact.path}: head {index} has shape {tuple(weight.shape)}")
+
+    def _lora_matrices(self, artifact: Artifact) -> tuple[tuple[torch.Tensor, torch.Tensor], ...] | None:
+        """Per engine module: (A ``[in, r]``, B ``[r, out]`` with scaling folded), or None."""
+        if artifact.kind != "lora":
+            return None
+        modules = artifact.lora_modules()
+        unknown = set(modules) - set(self.module_names)
+        if unknown:
+            raise ArtifactError(f"artifact {artifact.path} adapts modules this backbone lacks: {sorted(unknown)}")
+        scaling = artifact.lora_alpha / artifact.lora_r
+        out: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for name in self.module_names:
+            fan_in, fan_out = self._module_shapes[name]
+            if name not in modules:
+                out.append((torch.zeros((fan_in, 1)), torch.zeros((1, fan_out))))
+                continue
+            lora_a, lora_b = modules[name]
+            if lora_a.shape[1] != fan_in or lora_b.shape[0] != fan_out:
+                raise ArtifactError(f"artifact {artifact.path}: LoRA shape mismatch at {name}")
+            out.append((lora_a.t().contiguous().float(), (lora_b.t() * scaling).contiguous().float()))
+        return tuple(out)
+
+    @staticmethod
+    def _item_heads(snapshot: _Snapshot, item: _Item) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [
+            (snapshot.head_weight[slot, : len(labels)], snapshot.head_bias[slot, : len(labels)])
+            for slot, labels in zip(item.head_slots, item.labels)
+        ]
+
+    def _build(
+        self,
+        items: dict[str, _Item],
+        heads_by_item: Mapping[str, Sequence[tuple[torch.Tensor, torch.Tensor]]],
+        lora_by_item: Mapping[str, tuple[tuple[torch.Tensor, torch.Tensor], ...]],
+    ) -> _Snapshot:
+        lora_keys = sorted(lora_by_item)
+        tables = LoraTables.stack(self.module_names, self._module_shapes, [lora_by_item[k] for k in lora_keys])
+        head_list: list[tuple[torch.Tensor, torch.Tensor]] = []
+        new_items: dict[str, _Item] = {}
+        for key in sorted(items):
+            item = items[key]
+            slots = []
+            for weight, bias in heads_by_item[key]:
+                slots.append(len(head_list))
+                head_list.append((weight, bias))
+            lora_slot = lora_keys.index(key) + 1 if key in lora_by_item else 0
+            new_items[key] = _Item(
+                version=item.version, lora_slot=lora_slot, head_slots=tuple(slots),
+                criteria=item.criteria, labels=item.labels,
+                # views into the new tables: the tables stay the only resident copy of each adapter
+                lora=tables.item_matrices(lora_slot) if lora_slot else None,
+            )
+        max_labels = max((w.shape[0] for w, _ in head_list), default=1)
+        head_weight = torch.zeros((len(head_list), max_labels, self.hidden_size))
+        head_bias = torch.full((len(head_list), max_labels), _PAD_LOGIT)
+        for slot, (weight, bias) in enumerate(head_list):
+            head_weight[slot, : weight.shape[0]] = weight
+            head_bias[slot, : bias.shape[0]] = bias
+        return _Snapshot(items=new_items, tables=tables, head_weight=head_weight, head_bias=head_bias)
+
+    # ----------------------------------------------------------------------------------------
+    # Scoring
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        """Score every request; one result per request, same order. Never raises for bad input.
+
+        Unknown item, empty/whitespace or undecodable text give a result with ``error`` set and
+        ``score`` None. Answers longer than the window are scored on their start and flagged
+        ``truncated``.
+        """
+        snapshot = self._snapshot
+        results: list[ScoreResult | None] = [None] * len(requests)
+        pending: list[tuple[int, str, _Item]] = []
+        for position, request in enumerate(requests):
+            key = getattr(request, "item_key", None)
+            text, problem = _clean_text(getattr(request, "text", None))
+            item = snapshot.items.get(key) if isinstance(key, str) else None
+            if item is None:
+                results[position] = _error_result(str(key), f"unknown item {key!r}")
+            elif problem is not None:
+                results[position] = _error_result(str(key), problem, version=item.version)
+            else:
+                pending.append((position, text, item))
+        if pending:
+            try:
+                tokenized = self._tokenize([text for _, text, _ in pending])
+            except Exception as exc:  # noqa: BLE001 - a tokenizer failure must not take down the engine
+                logger.exception("tokenization failed")
+                for position, _, item in pending:
+                    results[position] = _error_result(requests[position].item_key, f"tokenization failed: {exc}", item.version)
+                pending = []
+                tokenized = []
+            for batch in self._plan_batches([len(t.ids) for t in tokenized]):
+                rows = [pending[i] for i in batch]
+                try:
+                    scored = self._score_batch(snapshot, [tokenized[i] for i in batch], [item for _, _, item in rows])
+                except Exception as exc:  # noqa: BLE001 - report per answer, keep serving
+                    logger.exception("scoring batch failed")
+                    scored = [None] * len(rows)
+                    error = f"scoring failed: {type(exc).__name__}: {exc}"
+                for (position, _, item), out, tok in zip(rows, scored, (tokenized[i] for i in batch)):
+                    key = requests[position].item_key
+                    results[position] = (
+                        _error_result(key, error, item.version) if out is None
+                        else _result(key, item, out, tok.truncated)
+                    )
+        return [r if r is not None else _error_result("", "internal error") for r in results]
+
+    def _tokenize(self, texts: Sequence[str]) -> list[_Tokenized]:
+        limit = self.max_length * _MAX_CHARS_PER_TOKEN
+        clipped = [text[:limit] for text in texts]
+        encodings = self._tokenizer.encode_batch(clipped)
+        return [
+            _Tokenized(ids=list(enc.ids), truncated=bool(enc.overflowing) or len(text) > limit)
+            for enc, text in zip(encodings, texts)
+        ]
+
+    def _plan_batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Group positions, sorted by length, so each padded batch stays within the token budget."""
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for index in order:
+            width = max(1, lengths[index])  # sorted ascending: this row sets the padded width
+            if current and ((len(current) + 1) * width > self.token_budget or len(current) >= self.max_batch_size):
+                batches.append(current)
+                current = []
+            current.append(index)
+        if current:
+            batches.append(current)
+        return batches
+
+    def _score_batch(self, snapshot: _Snapshot, tokens: Sequence[_Tokenized], items: Sequence[_Item]) -> list[np.ndarray]:
+        width = max(len(t.ids) for t in tokens)
+        input_ids = np.full((len(tokens), width), self._pad_id, dtype=np.int64)
+        attention_mask = np.zeros((len(tokens), width), dtype=np.int64)
+        for row, tok in enumerate(tokens):
+            input_ids[row, : len(tok.ids)] = tok.ids
+            attention_mask[row, : len(tok.ids)] = 1
+        item_index = np.array([item.lora_slot for item in items], dtype=np.int64)
+        pooled = self._backend.encode(input_ids, attention_mask, item_index, snapshot.tables)
+        # heads: one (row, head) pair per criterion, gathered from the stacked head tables
+        pair_rows = np.array([row for row, item in enumerate(items) for _ in item.head_slots], dtype=np.int64)
+        pair_heads = np.array([slot for item in items for slot in item.head_slots], dtype=np.int64)
+        weight = snapshot.head_weight.numpy()[pair_heads]
+        bias = snapshot.head_bias.numpy()[pair_heads]
+        logits = np.einsum("ph,plh->pl", pooled[pair_rows].astype(np.float32), weight) + bias
+        logits -= logits.max(axis=1, keepdims=True)
+        probabilities = np.exp(logits)
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
+        out: list[np.ndarray] = []
+        start = 0
+        for item in items:
+            out.append(probabilities[start : start + len(item.head_slots)])
+            start += len(item.head_slots)
+        return out
+
+    # benchmark hook: the same forward without any adapter (plain backbone)
+    def encode_plain(self, texts: Sequence[str]) -> np.ndarray:
+        """Pooled vectors from the plain backbone (no adapters), for comparisons."""
+        tokenized = self._tokenize(texts)
+        out = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
+        for batch in self._plan_batches([len(t.ids) for t in tokenized]):
+            toks = [tokenized[i] for i in batch]
+            width = max(len(t.ids) for t in toks)
+            ids = np.full((len(toks), width), self._pad_id, dtype=np.int64)
+            mask = np.zeros((len(toks), width), dtype=np.int64)
+            for row, tok in enumerate(toks):
+                ids[row, : len(tok.ids)] = tok.ids
+                mask[row, : len(tok.ids)] = 1
+            out[batch] = self._backend.encode_plain(ids, mask)
+        return out
+
+
+def _clean_text(text: object) -> tuple[str, str | None]:
+    """(text, problem): decode bytes, reject non-text, undecodable and empty answers."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return "", f"answer is not valid UTF-8 (byte {exc.start})"
+    if not isinstance(text, str):
+        return "", f"answer must be text, got {type(text).__name__}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from a lossy decode upstream
+        return "", "answer contains undecodable characters"
+    text = text.replace("\x00", "")
+    if not text.strip():
+        return "", "empty answer"
+    return text, None
+
+
+def _error_result(item_key: str, error: str, version: str = "") -> ScoreResult:
+    return ScoreResult(item_key=item_key, score=None, probabilities=(), confidence=0.0, model_version=version, error=error)
+
+
+def _result(item_key: str, item: _Item, probabilities: np.ndarray, truncated: bool) -> ScoreResult:
+    per_criterion: dict[str, int] = {}
+    per_probabilities: dict[str, tuple[float, ...]] = {}
+    confidence = math.inf
+    for name, labels, probs in zip(item.criteria, item.labels, probabilities):
+        probs = probs[: len(labels)]
+        best = int(np.argmax(probs))
+        per_criterion[name] = labels[best]
+        per_probabilities[name] = tuple(float(p) for p in probs)
+        confidence = min(confidence, float(probs[best]))
+    multi = len(item.criteria) > 1
+    return ScoreResult(
+        item_key=item_key,
+        score=int(sum(per_criterion.values())),
+        probabilities=tuple(p for name in item.criteria for p in per_probabilities[name]),
+        confidence=float(confidence),
+        model_version=item.version,
+        truncated=truncated,
+        criteria=per_criterion if multi else None,
+        criteria_probabilities=per_probabilities if multi else None,
+    )
