@@ -134,6 +134,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("SCOREBRIDGE_STATIC_ROOT", str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 
 # Uploads: a CSV of scored answers for one item bank stays well under this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(

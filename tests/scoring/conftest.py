@@ -1,0 +1,96 @@
+"""Fixtures for the Django side: a tiny backbone, a trained item, API clients."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+from transformers import BertConfig, BertModel, BertTokenizer
+
+from scoring_plugin.models import Item, ModelVersion
+from scoring_plugin.services import create_model_version, training_examples
+from tests.scoring.factories import ItemFactory, ScoredAnswerFactory, UserFactory
+from workers import engine_host
+
+WORDS = "tcp udp the a is and not of to in has no yes because data layer network".split()
+
+
+def build_tiny_backbone(folder: Path) -> Path:
+    """A 2-layer, 32-wide BERT with a word vocabulary, saved like a Hugging Face model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(str(folder))
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-backbone"))
+
+
+@pytest.fixture()
+def scoring_settings(settings, tiny_backbone: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Settings pointing scoring at the tiny backbone and a fresh artifacts folder."""
+    settings.SCORING_BACKBONE = str(tiny_backbone)
+    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    engine_host.reset()
+    yield settings
+    engine_host.reset()
+
+
+def add_scored_answers(item: Item, count: int = 45) -> None:
+    """Answers whose score is how many of 'tcp', 'udp' they name."""
+    rng = random.Random(item.pk)
+    fillers = [w for w in WORDS if w not in ("tcp", "udp")]
+    for i in range(count):
+        score = i % 3
+        words = rng.sample(fillers, 4) + ["tcp", "udp"][:score]
+        rng.shuffle(words)
+        ScoredAnswerFactory(item=item, text=" ".join(words), score=score)
+
+
+def train_active_version(item: Item) -> ModelVersion:
+    """Train a head model for the item in-process and make it active."""
+    from workers.tasks import run_training
+
+    version = create_model_version(item, ModelVersion.Kind.HEAD)
+    outcome = run_training(version, activate=True, examples=training_examples(item))
+    assert outcome == "ready", version.error
+    version.refresh_from_db()
+    return version
+
+
+@pytest.fixture()
+def trained_item(db, scoring_settings) -> Item:  # type: ignore[no-untyped-def]
+    item = ItemFactory(key="transport-protocols")
+    add_scored_answers(item)
+    train_active_version(item)
+    return item
+
+
+@pytest.fixture()
+def api_user(db):  # type: ignore[no-untyped-def]
+    return UserFactory(username="integration")
+
+
+@pytest.fixture()
+def api_client(api_user) -> APIClient:  # type: ignore[no-untyped-def]
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=api_user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client

@@ -1,0 +1,96 @@
+"""The JSON API: submit an answer, read its score; bad input gets a clear error."""
+
+from __future__ import annotations
+
+import pytest
+from kombu.exceptions import OperationalError
+
+from scoring_plugin.models import Submission
+from tests.scoring.factories import ItemFactory, SubmissionFactory, UserFactory
+from workers import tasks
+
+
+@pytest.fixture()
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Record what would go to the broker instead of sending it."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(
+        tasks.score_submission, "apply_async", lambda args, **kw: calls.append(args)
+    )
+    return calls
+
+
+@pytest.mark.django_db(transaction=True)
+def test_submit_stores_then_enqueues_after_commit(api_client, sent) -> None:  # type: ignore[no-untyped-def]
+    ItemFactory(key="q1")
+    response = api_client.post("/api/v1/items/q1/submissions/", {"text": "tcp"}, format="json")
+    assert response.status_code == 202
+    submission = Submission.objects.get()
+    assert response["Location"].endswith(f"/api/v1/submissions/{submission.pk}/")
+    assert sent == [[str(submission.pk)]]
+    assert submission.status == Submission.Status.QUEUED
+    assert submission.attempts == 1
+
+
+@pytest.mark.django_db
+def test_submit_needs_a_token(client) -> None:  # type: ignore[no-untyped-def]
+    ItemFactory(key="q1")
+    response = client.post("/api/v1/items/q1/submissions/", {"text": "tcp"})
+    assert response.status_code in (401, 403)
+    assert Submission.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("   \n", "empty"), ("x" * 10_001, "longer than 10000"), ("a\x00b", "Null characters")],
+)
+def test_bad_answers_are_refused_clearly(api_client, sent, text: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    ItemFactory(key="q1")
+    response = api_client.post("/api/v1/items/q1/submissions/", {"text": text}, format="json")
+    assert response.status_code == 400
+    assert message in " ".join(response.json()["text"])
+    assert Submission.objects.count() == 0 and sent == []
+
+
+@pytest.mark.django_db
+def test_unknown_item_is_404(api_client, sent) -> None:  # type: ignore[no-untyped-def]
+    response = api_client.post("/api/v1/items/nope/submissions/", {"text": "x"}, format="json")
+    assert response.status_code == 404
+    assert "Unknown item 'nope'" in response.json()["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broker_down_keeps_the_answer_for_the_sweeper(api_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OperationalError("Connection refused")
+
+    monkeypatch.setattr(tasks.score_submission, "apply_async", refuse)
+    ItemFactory(key="q1")
+    response = api_client.post("/api/v1/items/q1/submissions/", {"text": "udp"}, format="json")
+    assert response.status_code == 202
+    submission = Submission.objects.get()
+    assert submission.status == Submission.Status.RECEIVED
+    assert "broker unavailable" in submission.error
+
+
+@pytest.mark.django_db
+def test_a_client_reads_only_its_own_submissions(api_client, api_user) -> None:  # type: ignore[no-untyped-def]
+    mine = SubmissionFactory(submitted_by=api_user)
+    other = SubmissionFactory(submitted_by=UserFactory(username="someone-else"))
+    assert api_client.get(f"/api/v1/submissions/{mine.pk}/").status_code == 200
+    assert api_client.get(f"/api/v1/submissions/{other.pk}/").status_code == 404
+
+
+@pytest.mark.django_db
+def test_items_are_listed(api_client) -> None:  # type: ignore[no-untyped-def]
+    ItemFactory(key="q1")
+    body = api_client.get("/api/v1/items/").json()
+    assert [item["key"] for item in body] == ["q1"]
+    assert body[0]["active_version"] is None
+
+
+@pytest.mark.django_db
+def test_health_and_schema(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/health/").json() == {"status": "ok", "database": "ok"}
+    assert b"/api/v1/items/{key}/submissions/" in client.get("/api/schema/").content

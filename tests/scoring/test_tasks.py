@@ -1,0 +1,113 @@
+"""The worker's task bodies, called in-process: scoring, idempotency, failures, the sweeper."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from scoring_plugin.models import ModelVersion, Submission
+from scoring_plugin.services import activate_version
+from scoring_plugin.signals import submission_finished
+from tests.scoring.conftest import train_active_version
+from tests.scoring.factories import ItemFactory, SubmissionFactory
+from workers import tasks
+
+
+@pytest.fixture()
+def finished(db) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    seen: list[tuple[str, str]] = []
+
+    def receiver(sender: object, submission_id: str, status: str, **kwargs: object) -> None:
+        seen.append((submission_id, status))
+
+    submission_finished.connect(receiver)
+    yield seen
+    submission_finished.disconnect(receiver)
+
+
+def test_scores_with_the_active_version_once(
+    trained_item, finished, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    submission = SubmissionFactory(item=trained_item, text="tcp udp the", status="queued")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.score_submission.run(str(submission.pk)) == "scored"
+    submission.refresh_from_db()
+    assert submission.score in (0, 1, 2)
+    assert len(submission.probabilities) == 3
+    assert abs(sum(submission.probabilities) - 1) < 1e-4
+    assert submission.confidence == pytest.approx(max(submission.probabilities))
+    assert submission.model_version == trained_item.active_version
+    assert finished == [(str(submission.pk), "scored")]
+    first = (submission.score, submission.scored_at)
+    # A redelivered message changes nothing.
+    assert tasks.score_submission.run(str(submission.pk)) == "scored"
+    submission.refresh_from_db()
+    assert (submission.score, submission.scored_at) == first
+
+
+def test_a_new_active_version_is_used_without_restart(trained_item) -> None:  # type: ignore[no-untyped-def]
+    first = SubmissionFactory(item=trained_item, text="tcp")
+    tasks.score_submission.run(str(first.pk))
+    newer = train_active_version(trained_item)
+    second = SubmissionFactory(item=trained_item, text="tcp")
+    tasks.score_submission.run(str(second.pk))
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.model_version.number == 1
+    assert second.model_version == newer and newer.number == 2
+
+
+def test_item_without_model_fails_with_reason(db, scoring_settings) -> None:  # type: ignore[no-untyped-def]
+    submission = SubmissionFactory(item=ItemFactory(key="untrained"))
+    assert tasks.score_submission.run(str(submission.pk)) == "failed"
+    submission.refresh_from_db()
+    assert submission.status == Submission.Status.FAILED
+    assert "no active model" in submission.error
+
+
+def test_broken_artifact_fails_the_answer_not_the_worker(trained_item, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    version = trained_item.active_version
+    ModelVersion.objects.filter(pk=version.pk).update(artifact_path=str(tmp_path / "gone"))
+    submission = SubmissionFactory(item=trained_item)
+    assert tasks.score_submission.run(str(submission.pk)) == "failed"
+    submission.refresh_from_db()
+    assert "cannot be loaded" in submission.error
+
+
+def test_unknown_submission_is_a_no_op(db) -> None:  # type: ignore[no-untyped-def]
+    assert tasks.score_submission.run("00000000-0000-0000-0000-000000000000") == "missing"
+
+
+def test_only_ready_versions_can_be_activated(db) -> None:  # type: ignore[no-untyped-def]
+    from django.core.exceptions import ValidationError
+
+    version = ModelVersion.objects.create(item=ItemFactory(), number=1, status="training")
+    with pytest.raises(ValidationError, match="only a ready version"):
+        activate_version(version)
+
+
+def test_sweeper_requeues_stuck_answers_and_gives_up_after_max_attempts(
+    db, settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    sent: list[str] = []
+    monkeypatch.setattr(
+        tasks.score_submission, "apply_async", lambda args, **kw: sent.append(args[0])
+    )
+    settings.SCOREBRIDGE_REQUEUE_AFTER_SECONDS = 60
+    settings.SCOREBRIDGE_MAX_SCORING_ATTEMPTS = 3
+    old = timezone.now() - timedelta(minutes=5)
+    stuck = SubmissionFactory(status="queued", attempts=1)
+    never_sent = SubmissionFactory(status="received")
+    exhausted = SubmissionFactory(status="queued", attempts=3)
+    fresh = SubmissionFactory(status="queued", attempts=1)
+    Submission.objects.filter(pk__in=[stuck.pk, never_sent.pk, exhausted.pk]).update(
+        created_at=old, queued_at=old
+    )
+    Submission.objects.filter(pk=fresh.pk).update(queued_at=timezone.now())
+    assert tasks.sweep_stuck_submissions.run() == 2
+    assert sorted(sent) == sorted([str(stuck.pk), str(never_sent.pk)])
+    exhausted.refresh_from_db()
+    assert exhausted.status == Submission.Status.FAILED
+    assert "after 3 attempts" in exhausted.error
