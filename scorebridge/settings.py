@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "scoring_plugin",
+    "lti_tool",
+    "lti",
 ]
 
 MIDDLEWARE = [
@@ -73,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Session and CSRF cookies set under /lti/ become SameSite=None; Secure (LMS iframes).
+    "lti.middleware.LtiCookieMiddleware",
 ]
 
 ROOT_URLCONF = "scorebridge.urls"
@@ -194,3 +198,55 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("SCOREBRIDGE_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- LTI 1.3 (lti/, see docs/lti.md) ---------------------------------------------------------
+# Launch data, OIDC state and nonces, and platform access tokens live in this cache. It must be
+# shared by every web and worker process: by default a file cache under var/cache/lti;
+# SCOREBRIDGE_LTI_CACHE_URL may name redis://host:6379/1 or db://table_name instead.
+LTI_CACHE_ALIAS = "lti"
+
+
+def _lti_cache(url: str) -> dict[str, object]:
+    if url.startswith(("redis://", "rediss://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if url.startswith("db://") and len(url) > len("db://"):
+        return {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": url[len("db://") :],
+        }
+    if url.startswith("file://") and len(url) > len("file://"):
+        return {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": url[len("file://") :],
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
+    raise ImproperlyConfigured(
+        f"SCOREBRIDGE_LTI_CACHE_URL={url!r} must start with file://, db://, redis:// or rediss://"
+    )
+
+
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    LTI_CACHE_ALIAS: _lti_cache(
+        env_str("SCOREBRIDGE_LTI_CACHE_URL", f"file://{VAR_DIR / 'cache' / 'lti'}")
+    ),
+}
+# How long a launch stays usable in the LMS frame (answer form, polling, review page).
+LTI_LAUNCH_TTL_SECONDS = env_int("SCOREBRIDGE_LTI_LAUNCH_TTL_SECONDS", 8 * 3600, minimum=300)
+# id_tokens older than this (by iat) are refused even when not yet expired; clock skew allowed.
+LTI_MAX_TOKEN_AGE_SECONDS = env_int("SCOREBRIDGE_LTI_MAX_TOKEN_AGE_SECONDS", 600, minimum=30)
+LTI_CLOCK_SKEW_SECONDS = env_int("SCOREBRIDGE_LTI_CLOCK_SKEW_SECONDS", 60, minimum=0)
+# A deployment id seen for the first time is recorded inactive until an admin activates it,
+# unless this is on (a trusted single-tenant set-up).
+LTI_AUTO_ACTIVATE_DEPLOYMENTS = env_bool("SCOREBRIDGE_LTI_AUTO_ACTIVATE_DEPLOYMENTS", False)
+# Origins allowed to frame tool pages besides the registered platforms (comma-separated),
+# e.g. a Canvas institution domain: https://school.instructure.com
+LTI_EXTRA_FRAME_ANCESTORS = env_list("SCOREBRIDGE_LTI_FRAME_ANCESTORS", [])
+# Tool keys: a superseded key stays in the JWKS this long after the next key replaced it.
+LTI_KEY_GRACE_DAYS = env_int("SCOREBRIDGE_LTI_KEY_GRACE_DAYS", 7, minimum=0)
+# Grade passback retries (lms queue); backoff with jitter between tries.
+LTI_PASSBACK_MAX_RETRIES = env_int("SCOREBRIDGE_LTI_PASSBACK_MAX_RETRIES", 8, minimum=0)
+# The public https origin of this tool (used in Canvas JSON and dynamic registration when the
+# request itself cannot tell, e.g. behind a proxy). Empty: taken from the request.
+LTI_TOOL_ORIGIN = env_str("SCOREBRIDGE_LTI_TOOL_ORIGIN", "").rstrip("/")
+LTI_TOOL_TITLE = env_str("SCOREBRIDGE_LTI_TOOL_TITLE", "Scorebridge")

@@ -1,0 +1,132 @@
+"""What the LTI tool keeps besides django-lti's platform rows: per-item settings, the link from
+a submission to the launch it came through (and its grade passback), and used nonces."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+from lti_tool.models import LtiContext, LtiResourceLink, LtiUser
+
+from scoring_plugin.models import Item, Submission
+
+
+class ItemLtiSettings(models.Model):
+    """How an item behaves when it is used through an LMS."""
+
+    class PostMode(models.TextChoices):
+        WHEN_REVIEWED = "when_reviewed", "post low-confidence scores when reviewed"
+        NOW = "now", "post now, overwrite after review"
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="lti_settings")
+    max_attempts = models.PositiveSmallIntegerField(
+        default=1, help_text="Answers a student may submit through one resource link (0 = any)."
+    )
+    post_mode = models.CharField(
+        max_length=16,
+        choices=PostMode.choices,
+        default=PostMode.WHEN_REVIEWED,
+        help_text=(
+            "A score under the item's review threshold is sent as PendingManual (no grade) until "
+            "an instructor reviews it, or sent now as FullyGraded and overwritten by the review. "
+            "Moodle clears the grade for anything but FullyGraded."
+        ),
+    )
+
+    class Meta:
+        verbose_name = "item LTI settings"
+        verbose_name_plural = "item LTI settings"
+
+    def __str__(self) -> str:
+        return f"{self.item.key}: {self.get_post_mode_display()}"
+
+    @classmethod
+    def for_item(cls, item: Item) -> ItemLtiSettings:
+        """The stored settings, or unsaved defaults."""
+        try:
+            return item.lti_settings  # type: ignore[attr-defined,no-any-return]
+        except cls.DoesNotExist:
+            return cls(item=item)
+
+
+class LtiSubmission(models.Model):
+    """A submission made through an LTI launch, with where and how its grade goes back."""
+
+    class Passback(models.TextChoices):
+        NOT_SCORED = "not_scored", "waiting for the score"
+        QUEUED = "queued", "queued"
+        POSTED = "posted", "posted"
+        RETRYING = "retrying", "retrying"
+        FAILED = "failed", "failed"
+        UNAVAILABLE = "unavailable", "no grade service in the launch"
+
+    submission = models.OneToOneField(
+        Submission, on_delete=models.CASCADE, primary_key=True, related_name="lti"
+    )
+    context = models.ForeignKey(LtiContext, on_delete=models.CASCADE, related_name="submissions")
+    resource_link = models.ForeignKey(
+        LtiResourceLink, on_delete=models.CASCADE, related_name="submissions"
+    )
+    lti_user = models.ForeignKey(LtiUser, on_delete=models.CASCADE, related_name="submissions")
+    attempt = models.PositiveSmallIntegerField(default=1)
+    line_item_url = models.URLField(max_length=500, blank=True)
+    line_items_url = models.URLField(max_length=500, blank=True)
+    ags_scopes = models.JSONField(default=list, blank=True)
+    override_score = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="An instructor's score; it wins over the automatic one."
+    )
+    override_comment = models.TextField(blank=True)
+    overridden_by = models.ForeignKey(
+        LtiUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    overridden_at = models.DateTimeField(null=True, blank=True)
+    passback_status = models.CharField(
+        max_length=12, choices=Passback.choices, default=Passback.NOT_SCORED, db_index=True
+    )
+    passback_error = models.TextField(blank=True)
+    passback_tries = models.PositiveIntegerField(default=0)
+    posted_grade = models.JSONField(
+        default=dict, blank=True, help_text="The last score sent and accepted (without timestamp)."
+    )
+    last_timestamp = models.DateTimeField(
+        null=True, blank=True, help_text="Timestamp of the last score sent; the next is later."
+    )
+    posted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "LTI submission"
+        ordering = ["-submission__created_at"]
+        indexes = [models.Index(fields=["resource_link", "lti_user"], name="lti_sub_link_user")]
+
+    def __str__(self) -> str:
+        return f"{self.lti_user} / {self.resource_link}: {self.submission_id}"
+
+    @property
+    def final_score(self) -> int | None:
+        """The override when there is one, else the automatic score."""
+        if self.override_score is not None:
+            return self.override_score
+        return self.submission.score
+
+
+class UsedNonce(models.Model):
+    """An id_token nonce that was used for a launch; a second launch with it is a replay.
+
+    A database row with a unique constraint makes the check atomic across every web process.
+    """
+
+    issuer = models.CharField(max_length=255)
+    nonce = models.CharField(max_length=255)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "nonce"], name="unique_nonce_per_issuer")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer} {self.nonce}"
+
+    @classmethod
+    def purge_expired(cls) -> int:
+        deleted, _ = cls.objects.filter(expires_at__lt=timezone.now()).delete()
+        return deleted

@@ -1,0 +1,541 @@
+"""Tool endpoints: OIDC login, launch, JWKS, and the pages shown in the LMS frame.
+
+Pages after the launch are addressed by a launch token (``lti.sessions``) and read only rows of
+the launch's own platform, deployment and context. They are CSRF-exempt because the unguessable
+token in the URL does what the CSRF cookie would, and that cookie is often blocked in the frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.cache import caches
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from lti_tool.lti_core.constants import ContextRole
+from lti_tool.lti_core.utils import normalize_role
+from lti_tool.models import LtiLaunch, LtiUser
+from lti_tool.utils import sync_data_from_launch
+from lti_tool.views import OIDCLoginInitView
+from pylti1p3.contrib.django import DjangoOIDCLogin
+from pylti1p3.deep_link import DeepLink
+from pylti1p3.deep_link_resource import DeepLinkResource
+from pylti1p3.exception import LtiException, OIDCException
+from pylti1p3.lineitem import LineItem
+
+from lti import keys, platform_services, sessions
+from lti.frames import framed, origin
+from lti.launch import CLAIM, LaunchError, launch_storage, validate_launch
+from lti.models import ItemLtiSettings, LtiSubmission
+from lti.passback import grade_for
+from lti.tasks import enqueue_post_score
+from scoring_plugin.models import Item, Submission
+from scoring_plugin.services import submit_answer
+
+logger = logging.getLogger(__name__)
+
+ITEM_CUSTOM_PARAM = "scorebridge_item"
+_STAFF_ROLES = {ContextRole.INSTRUCTOR, ContextRole.ADMINISTRATOR, ContextRole.CONTENT_DEVELOPER}
+
+
+def tool_url(request: HttpRequest, name: str, **kwargs: object) -> str:
+    """Absolute URL of a tool endpoint (``SCOREBRIDGE_LTI_TOOL_ORIGIN`` when set)."""
+    path = reverse(f"lti:{name}", kwargs=kwargs or None)
+    if settings.LTI_TOOL_ORIGIN:
+        return settings.LTI_TOOL_ORIGIN + path
+    return request.build_absolute_uri(path)
+
+
+def error_page(
+    request: HttpRequest,
+    error: LaunchError,
+    *,
+    return_url: str = "",
+    new_window_url: str = "",
+) -> HttpResponse:
+    logger.info("LTI launch refused: %s", error)
+    response = render(
+        request,
+        "lti/error.html",
+        {"error": error, "return_url": return_url, "new_window_url": new_window_url},
+        status=error.status,
+    )
+    return response
+
+
+# --- OIDC login, launch, JWKS ---------------------------------------------------------------
+
+
+@method_decorator(framed, name="dispatch")
+class OidcLoginView(OIDCLoginInitView):
+    """Third-party initiated login (GET or POST). Redirects to the platform's auth URL with a
+    fresh state (cookie) and nonce (shared cache). Where the browser blocks cookies in the frame
+    pylti1p3's check page offers to open the tool in a new window."""
+
+    main_msg = (
+        "Your browser blocks cookies for Scorebridge inside the course page. "
+        "Open Scorebridge in a new window to continue."
+    )
+    click_msg = "Open in a new window"
+    loading_msg = "Loading Scorebridge..."
+
+    def get_oidc_response(self, request, registration_uuid, params):  # type: ignore[no-untyped-def]
+        keys.signing_key()
+        if not params.get("target_link_uri"):
+            return error_page(
+                request, LaunchError("bad_login", "The login request has no target_link_uri.")
+            )
+        oidc_login = DjangoOIDCLogin(
+            request,
+            _login_config(registration_uuid),
+            launch_data_storage=launch_storage(),
+        )
+        try:
+            return oidc_login.enable_check_cookies(
+                self.main_msg, self.click_msg, self.loading_msg
+            ).redirect(tool_url(request, "launch"))
+        except (OIDCException, LtiException) as exc:
+            return error_page(
+                request,
+                LaunchError(
+                    "bad_login",
+                    f"This login cannot start: {exc}. Check that the platform is registered "
+                    "in Scorebridge with this issuer and client id.",
+                ),
+            )
+
+
+def _login_config(registration_uuid: uuid.UUID | None):  # type: ignore[no-untyped-def]
+    from lti.launch import ToolConfig
+
+    return ToolConfig(registration_uuid)
+
+
+@method_decorator([csrf_exempt, framed], name="dispatch")
+class LaunchView(View):
+    """The launch (redirect_uri): validate, record the platform's rows, open the right page."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        keys.signing_key()
+        try:
+            message_launch = validate_launch(request)
+        except LaunchError as error:
+            return error_page(
+                request,
+                error,
+                new_window_url=tool_url(request, "login") if error.code == "bad_state" else "",
+            )
+        lti_launch = LtiLaunch(message_launch)
+        sync_data_from_launch(lti_launch)
+        try:
+            session = build_session(lti_launch)
+        except LaunchError as error:
+            return error_page(
+                request,
+                error,
+                return_url=lti_launch.get_return_url(lti_errormsg=error.message) or "",
+            )
+        token = sessions.save(session)
+        return HttpResponseRedirect(reverse("lti:page", kwargs={"token": token}))
+
+
+def build_session(lti_launch: LtiLaunch) -> sessions.LaunchSession:
+    """What the pages need from a validated launch."""
+    body = lti_launch.get_launch_data()
+    message_type = body[CLAIM + "message_type"]
+    roles = {normalize_role(role) for role in lti_launch.roles_claim or []}
+    context = lti_launch.context
+    ags = lti_launch.ags_claim or {}
+    nrps = lti_launch.nrps_claim or {}
+    presentation = lti_launch.launch_presentation_claim or {}
+    platform = lti_launch.platform_instance_claim or {}
+    session = sessions.LaunchSession(
+        message_type=message_type,
+        registration_id=lti_launch.registration.pk,
+        deployment_id=lti_launch.deployment.pk,
+        context_id=context.pk,
+        user_id=lti_launch.user.pk,
+        is_instructor=bool(roles & _STAFF_ROLES),
+        is_learner=ContextRole.LEARNER in roles,
+        line_item_url=ags.get("lineitem", ""),
+        line_items_url=ags.get("lineitems", ""),
+        ags_scopes=list(ags.get("scope", [])),
+        memberships_url=nrps.get("context_memberships_url", ""),
+        return_url=presentation.get("return_url", ""),
+        frame_origins=[
+            o
+            for o in (origin(presentation.get("return_url", "")), origin(platform.get("url", "")))
+            if o
+        ],
+    )
+    if message_type == "LtiDeepLinkingRequest":
+        if not session.is_instructor:
+            raise LaunchError("forbidden", "Only instructors can add Scorebridge items.", 403)
+        session.deep_link_settings = dict(
+            body["https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"]
+        )
+        return session
+    session.resource_link_id = lti_launch.resource_link.pk
+    session.item_key = str(lti_launch.get_custom_claim(ITEM_CUSTOM_PARAM) or "")
+    if not session.is_instructor and not Item.objects.filter(key=session.item_key).exists():
+        raise LaunchError(
+            "unknown_item",
+            "This link does not name a Scorebridge item. An instructor can add the activity "
+            "again through the Scorebridge item picker (deep linking).",
+            404,
+        )
+    if message_type == "LtiSubmissionReviewRequest":
+        for_user = body.get(CLAIM + "for_user") or {}
+        session.for_user_sub = str(for_user.get("user_id", ""))
+        if not session.for_user_sub:
+            raise LaunchError("missing_claim", "The submission review launch has no for_user.")
+        if not session.is_instructor and session.for_user_sub != lti_launch.user.sub:
+            raise LaunchError("forbidden", "You can only review your own answers.", 403)
+    return session
+
+
+@require_GET
+def jwks(request: HttpRequest) -> JsonResponse:
+    """The tool's public keys: the signing key and superseded keys still in their grace period."""
+    response = JsonResponse(keys.jwks())
+    response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+# --- Pages in the LMS frame -----------------------------------------------------------------
+
+
+def _session(request: HttpRequest, token: str) -> sessions.LaunchSession:
+    session = sessions.load(token)
+    request.lti_frame_origins = session.frame_origins  # type: ignore[attr-defined]
+    return session
+
+
+def _require_instructor(session: sessions.LaunchSession) -> None:
+    if not session.is_instructor:
+        raise PermissionDenied("Only instructors of this course can see this page.")
+
+
+@csrf_exempt
+@framed
+@require_GET
+def page(request: HttpRequest, token: str) -> HttpResponse:
+    session = _session(request, token)
+    if session.message_type == "LtiDeepLinkingRequest":
+        return render(
+            request,
+            "lti/deep_link.html",
+            {"session": session, "items": Item.objects.order_by("key")},
+        )
+    if session.message_type == "LtiSubmissionReviewRequest":
+        return _render_submission_review(request, session)
+    if session.is_instructor:
+        return HttpResponseRedirect(reverse("lti:review", kwargs={"token": token}))
+    item = Item.objects.get(key=session.item_key)
+    return render(
+        request,
+        "lti/answer.html",
+        {"session": session, "item": item, "state": _learner_state(session)},
+    )
+
+
+def _feedback(link: LtiSubmission) -> dict[str, object]:
+    """What a student sees about one of their answers (consistent with the gradebook)."""
+    submission = link.submission
+    data: dict[str, object] = {
+        "id": str(submission.pk),
+        "attempt": link.attempt,
+        "status": submission.status,
+        "submitted_at": submission.created_at.isoformat(),
+        "max_score": submission.item.max_score,
+        "score": None,
+        "feedback": "",
+        "done": submission.status in (Submission.Status.SCORED, Submission.Status.FAILED),
+    }
+    grade = grade_for(link)
+    if not data["done"]:
+        data["feedback"] = "Scoring your answer..."
+    elif grade is None or grade.score_given is None:
+        data["feedback"] = (
+            "Automatic scoring failed; your instructor will grade this answer."
+            if submission.status == Submission.Status.FAILED
+            else "Your answer will be reviewed by your instructor before it is scored."
+        )
+    else:
+        data["score"] = grade.score_given
+        parts = [f"Score: {grade.score_given:g} of {submission.item.max_score}."]
+        if link.override_score is not None:
+            parts.append("Reviewed by your instructor.")
+            if link.override_comment:
+                parts.append(link.override_comment)
+        elif submission.needs_review:
+            parts.append("Your instructor will review this score.")
+        if submission.truncated:
+            parts.append("Your answer was long; only its beginning was read.")
+        data["feedback"] = " ".join(parts)
+    return data
+
+
+def _learner_links(session: sessions.LaunchSession) -> Iterable[LtiSubmission]:
+    return (
+        LtiSubmission.objects.filter(
+            context_id=session.context_id,
+            resource_link_id=session.resource_link_id,
+            lti_user_id=session.user_id,
+        )
+        .select_related("submission__item")
+        .order_by("attempt")
+    )
+
+
+def _learner_state(session: sessions.LaunchSession) -> dict[str, object]:
+    item = Item.objects.get(key=session.item_key)
+    allowed = ItemLtiSettings.for_item(item).max_attempts
+    answers = [_feedback(link) for link in _learner_links(session)]
+    return {
+        "attempts_used": len(answers),
+        "attempts_allowed": allowed,
+        "can_submit": session.is_learner and (allowed == 0 or len(answers) < allowed),
+        "submissions": answers,
+    }
+
+
+@csrf_exempt
+@framed
+@require_GET
+def status(request: HttpRequest, token: str) -> JsonResponse:
+    """The launching student's answers for this link, with scores once they are ready."""
+    session = _session(request, token)
+    if session.resource_link_id is None:
+        raise Http404("not a resource launch")
+    response = JsonResponse(_learner_state(session))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@csrf_exempt
+@framed
+@require_POST
+def submit(request: HttpRequest, token: str) -> HttpResponse:
+    """Store a student's answer through ``submit_answer`` (which enqueues scoring)."""
+    session = _session(request, token)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    if session.resource_link_id is None or session.message_type != "LtiResourceLinkRequest":
+        raise Http404("not a resource launch")
+    if not session.is_learner:
+        raise PermissionDenied("Only students of this course can submit answers.")
+    item = Item.objects.get(key=session.item_key)
+    allowed = ItemLtiSettings.for_item(item).max_attempts
+    try:
+        with transaction.atomic():
+            user = LtiUser.objects.select_for_update().get(pk=session.user_id)
+            used = LtiSubmission.objects.filter(
+                resource_link_id=session.resource_link_id, lti_user_id=user.pk
+            ).count()
+            if allowed and used >= allowed:
+                raise ValidationError(f"You have used all {allowed} attempt(s) for this item.")
+            submission = submit_answer(
+                item,
+                request.POST.get("answer", ""),
+                client_reference=f"lti:{session.registration_id}:{user.sub}",
+            )
+            LtiSubmission.objects.create(
+                submission=submission,
+                context_id=session.context_id,
+                resource_link_id=session.resource_link_id,
+                lti_user_id=user.pk,
+                attempt=used + 1,
+                line_item_url=session.line_item_url,
+                line_items_url=session.line_items_url,
+                ags_scopes=session.ags_scopes,
+            )
+    except ValidationError as exc:
+        if wants_json:
+            return JsonResponse({"error": " ".join(exc.messages)}, status=400)
+        return render(
+            request,
+            "lti/answer.html",
+            {
+                "session": session,
+                "item": item,
+                "state": _learner_state(session),
+                "error": " ".join(exc.messages),
+                "answer": request.POST.get("answer", ""),
+            },
+            status=400,
+        )
+    if wants_json:
+        return JsonResponse({"id": str(submission.pk), "status": submission.status}, status=201)
+    return HttpResponseRedirect(reverse("lti:page", kwargs={"token": token}))
+
+
+@csrf_exempt
+@framed
+@require_POST
+def deep_link(request: HttpRequest, token: str) -> HttpResponse:
+    """Return the chosen item to the platform as a resource link with a line item."""
+    session = _session(request, token)
+    if session.message_type != "LtiDeepLinkingRequest":
+        raise Http404("not a deep linking launch")
+    _require_instructor(session)
+    item = get_object_or_404(Item, key=request.POST.get("item", ""))
+    title = item.prompt if len(item.prompt) <= 80 else item.prompt[:77] + "..."
+    line_item = (
+        LineItem()
+        .set_score_maximum(item.max_score)
+        .set_label(title)
+        .set_resource_id(item.key)
+        .set_tag(f"scorebridge:{item.key}")
+    )
+    resource = (
+        DeepLinkResource()
+        .set_url(tool_url(request, "launch"))
+        .set_title(title)
+        .set_custom_params({ITEM_CUSTOM_PARAM: item.key})
+        .set_lineitem(line_item)
+    )
+    registration = session.registration
+    keys.signing_key()
+    deep_link_service = DeepLink(
+        registration.to_registration(),
+        session.deployment.deployment_id,
+        session.deep_link_settings,  # type: ignore[arg-type]
+    )
+    return HttpResponse(deep_link_service.output_response_form([resource]))
+
+
+# --- Instructor review ----------------------------------------------------------------------
+
+
+def _context_links(session: sessions.LaunchSession):  # type: ignore[no-untyped-def]
+    return LtiSubmission.objects.filter(context_id=session.context_id).select_related(
+        "submission__item", "submission__model_version", "lti_user", "resource_link"
+    )
+
+
+def _roster(session: sessions.LaunchSession) -> list[dict[str, object]] | None:
+    """Learners of the course by NRPS, cached for five minutes; None when unavailable."""
+    if not session.memberships_url:
+        return None
+    cache = caches[settings.LTI_CACHE_ALIAS]
+    key = f"scorebridge-lti-roster-{session.context_id}"
+    members = cache.get(key)
+    if members is None:
+        try:
+            members = platform_services.roster(session.registration, session.memberships_url)
+        except Exception as exc:  # the page still works without the roster
+            logger.warning("NRPS roster for context %s failed: %s", session.context_id, exc)
+            return None
+        session.context.update_memberships(members)
+        cache.set(key, members, 300)
+    return [
+        m
+        for m in members
+        if m.get("status", "Active") == "Active"
+        and ContextRole.LEARNER in {normalize_role(r) for r in m.get("roles", [])}
+    ]
+
+
+@csrf_exempt
+@framed
+@require_GET
+def review(request: HttpRequest, token: str) -> HttpResponse:
+    """The course's submissions, and the students who have not answered yet."""
+    session = _session(request, token)
+    _require_instructor(session)
+    links = list(_context_links(session).order_by("-submission__created_at")[:1000])
+    roster = _roster(session)
+    not_answered = None
+    if roster is not None:
+        answered_query = LtiSubmission.objects.filter(context_id=session.context_id)
+        if session.resource_link_id is not None:
+            answered_query = answered_query.filter(resource_link_id=session.resource_link_id)
+        answered = set(answered_query.values_list("lti_user__sub", flat=True))
+        not_answered = [m for m in roster if m.get("user_id") not in answered]
+    return render(
+        request,
+        "lti/review.html",
+        {"session": session, "links": links, "not_answered": not_answered},
+    )
+
+
+def _render_submission_review(request: HttpRequest, session: sessions.LaunchSession):  # type: ignore[no-untyped-def]
+    links = list(
+        _context_links(session)
+        .filter(
+            resource_link_id=session.resource_link_id,
+            lti_user__sub=session.for_user_sub,
+            lti_user__registration_id=session.registration_id,
+        )
+        .order_by("-attempt")
+    )
+    return render(
+        request,
+        "lti/submission_review.html",
+        {
+            "session": session,
+            "entries": [(link, _feedback(link)) for link in links],
+        },
+    )
+
+
+@csrf_exempt
+@framed
+@require_http_methods(["GET", "POST"])
+def review_submission(request: HttpRequest, token: str, submission_id: uuid.UUID) -> HttpResponse:
+    """One answer with the override form; an override is sent to the gradebook."""
+    session = _session(request, token)
+    _require_instructor(session)
+    link = get_object_or_404(_context_links(session), pk=submission_id)
+    error = ""
+    if request.method == "POST":
+        try:
+            score = int(request.POST.get("score", ""))
+        except ValueError:
+            score = -1
+        max_score = link.submission.item.max_score
+        if not 0 <= score <= max_score:
+            error = f"Enter a whole number from 0 to {max_score}."
+        else:
+            link.override_score = score
+            link.override_comment = request.POST.get("comment", "")[:2000]
+            link.overridden_by_id = session.user_id
+            link.overridden_at = timezone.now()
+            link.save(
+                update_fields=[
+                    "override_score",
+                    "override_comment",
+                    "overridden_by",
+                    "overridden_at",
+                ]
+            )
+            transaction.on_commit(lambda: enqueue_post_score(str(link.pk)))
+            return HttpResponseRedirect(
+                reverse("lti:review-one", kwargs={"token": token, "submission_id": link.pk})
+            )
+    link.refresh_from_db()
+    return render(
+        request,
+        "lti/review_one.html",
+        {"session": session, "link": link, "error": error, "feedback": _feedback(link)},
+        status=400 if error else 200,
+    )
