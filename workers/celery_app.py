@@ -35,8 +35,8 @@ def filesystem_transport_options(broker_dir: Path) -> dict[str, object]:
     }
 
 
-def broker_transport_options() -> dict[str, object]:
-    url = settings.CELERY_BROKER_URL
+def broker_transport_options(url: str) -> dict[str, object]:
+    """Transport options that fit the broker ``url`` points at."""
     if url.startswith("filesystem://"):
         return filesystem_transport_options(settings.BROKER_DIR)
     if url.startswith(("redis://", "rediss://")):
@@ -49,7 +49,7 @@ def configure(app: Celery) -> None:
     exchange = Exchange("scorebridge", type="direct")
     app.conf.update(
         broker_url=settings.CELERY_BROKER_URL,
-        broker_transport_options=broker_transport_options(),
+        broker_transport_options=broker_transport_options(settings.CELERY_BROKER_URL),
         broker_connection_retry_on_startup=True,
         # The database holds every result; Celery's result store would only duplicate it.
         task_ignore_result=True,

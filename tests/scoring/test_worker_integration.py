@@ -1,0 +1,140 @@
+"""A real Celery worker process on a real broker scores answers submitted over the API.
+
+The embedded filesystem broker always runs; Redis and RabbitMQ run when REDIS_URL / AMQP_URL
+name them. The database is the test database (SQLite by default, PostgreSQL with DATABASE_URL).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from scoring_plugin.models import Item, Submission
+from tests.scoring.factories import SubmissionFactory
+from workers import tasks
+from workers.celery_app import app, broker_transport_options
+
+BROKERS = [pytest.param("filesystem://", id="filesystem")]
+for _variable, _name in (("REDIS_URL", "redis"), ("AMQP_URL", "rabbitmq")):
+    if os.environ.get(_variable):
+        BROKERS.append(pytest.param(os.environ[_variable], id=_name))
+
+
+def database_url() -> str:
+    """The test database, as the worker process must open it."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _drop_connections() -> None:
+    app.close()
+    # Celery caches its producer pool apart from the connection pool; drop it too, or messages
+    # keep going to the broker of the previous test.
+    app.amqp._producer_pool = None
+
+
+@contextmanager
+def broker(url: str) -> Iterator[None]:
+    """Point this process's Celery app at ``url`` and empty its queues."""
+    previous = (app.conf.broker_url, app.conf.broker_transport_options)
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = broker_transport_options(url)
+    _drop_connections()
+    try:
+        app.control.purge()
+        yield
+    finally:
+        app.conf.broker_url, app.conf.broker_transport_options = previous
+        _drop_connections()
+
+
+@contextmanager
+def worker_process(url: str, backbone: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "scorebridge.settings",
+        "SCOREBRIDGE_VAR_DIR": str(settings.VAR_DIR),
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": url,
+        "SCORING_BACKBONE": str(backbone),
+        "HF_HUB_OFFLINE": "1",
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "workers", "worker",
+        "-Q", "scoring,training,lms", "--concurrency", "1", "--pool", "prefork",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "-n", f"test-{uuid.uuid4().hex[:8]}@localhost", "--loglevel", "INFO",
+    ]  # fmt: skip
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_until_finished(ids: list[str], timeout: float, log: Path) -> list[Submission]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = list(Submission.objects.filter(pk__in=ids))
+        if all(r.status in ("scored", "failed") for r in rows):
+            return rows
+        time.sleep(0.2)
+    states = list(Submission.objects.filter(pk__in=ids).values_list("status", "error"))
+    pytest.fail(f"not scored in {timeout} s: {states}\n--- worker log ---\n{log.read_text()}")
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("broker_url", BROKERS)
+def test_worker_scores_api_submissions_and_swept_ones_exactly_once(
+    broker_url: str, trained_item: Item, api_client, tiny_backbone: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    answers = ["tcp udp", "the udp", "no data", "tcp and udp layer", "network"]
+    with broker(broker_url), worker_process(broker_url, tiny_backbone, tmp_path / "w.log") as w:
+        ids = []
+        for text in answers:
+            response = api_client.post(
+                f"/api/v1/items/{trained_item.key}/submissions/", {"text": text}, format="json"
+            )
+            assert response.status_code == 202
+            ids.append(response.json()["id"])
+        # An answer whose message was lost (a crash of the filesystem broker, say).
+        lost = SubmissionFactory(item=trained_item, text="tcp", status="queued", attempts=1)
+        stale = timezone.now() - timedelta(seconds=settings.SCOREBRIDGE_REQUEUE_AFTER_SECONDS + 5)
+        Submission.objects.filter(pk=lost.pk).update(created_at=stale, queued_at=stale)
+        assert tasks.sweep_stuck_submissions() == 1
+        ids.append(str(lost.pk))
+
+        rows = wait_until_finished(ids, timeout=120, log=tmp_path / "w.log")
+        assert w.poll() is None, "the worker died"
+
+    active = trained_item.active_version
+    for row in rows:
+        assert row.status == "scored", row.error
+        assert row.score in (0, 1, 2)
+        assert row.model_version_id == active.pk
+        assert row.scored_at >= row.created_at
+    assert {r.attempts for r in rows} == {1, 2} or {r.attempts for r in rows} == {1}
+    assert Submission.objects.get(pk=lost.pk).attempts == 2
