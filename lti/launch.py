@@ -132,6 +132,12 @@ class MessageLaunch(DjangoMessageLaunch):
         nonce = self._get_jwt_body().get("nonce")
         if not nonce or not isinstance(nonce, str):
             raise LaunchError("missing_nonce", "The launch token has no nonce.")
+        if UsedNonce.objects.filter(nonce=nonce[:255]).exists():
+            raise LaunchError(
+                "replayed",
+                "This launch was already used. Open the activity again from the course.",
+                403,
+            )
         if not self._session_service.check_nonce(nonce):
             raise LaunchError(
                 "unknown_nonce",
