@@ -11,8 +11,8 @@ from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpResponse
 from django.test import Client
-from lti_platform import TestPlatform
 from lti_factories import DeploymentFactory, ItemFactory, RegistrationFactory
+from lti_platform import TestPlatform
 
 from lti import keys
 from scoring_plugin.models import Item
@@ -88,9 +88,7 @@ class Browser:
         return Login(auth["state"], auth["nonce"], auth["redirect_uri"])
 
     def post_launch(self, id_token: str, state: str) -> HttpResponse:
-        return self.client.post(
-            "/lti/launch/", {"id_token": id_token, "state": state}, secure=True
-        )
+        return self.client.post("/lti/launch/", {"id_token": id_token, "state": state}, secure=True)
 
     def launch(self, platform: TestPlatform, **claims: object) -> HttpResponse:
         """Login, then post a token the platform signed with the login's nonce."""

@@ -76,7 +76,9 @@ class TestPlatform:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.02,), daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -184,10 +186,7 @@ class TestPlatform:
     ) -> str:
         with self._lock:
             for line_item_id, data in self.line_items.items():
-                if (
-                    data["context"] == context_id
-                    and data.get("resourceLinkId") == resource_link_id
-                ):
+                if data["context"] == context_id and data.get("resourceLinkId") == resource_link_id:
                     return line_item_id
             line_item_id = f"{self.url}/{context_id}/lineitems/{uuid.uuid4().hex[:8]}"
             self.line_items[line_item_id] = {
@@ -248,7 +247,9 @@ def _handler_for(platform: TestPlatform) -> type[BaseHTTPRequestHandler]:
                 return self._send(401, {"error": "no valid token"})
             if path.endswith("/lineitems"):
                 with platform._lock:
-                    found = [dict(li) for li in platform.line_items.values() if li["id"].startswith(full)]
+                    found = [
+                        dict(li) for li in platform.line_items.values() if li["id"].startswith(full)
+                    ]
                 return self._send(200, found, "application/vnd.ims.lis.v2.lineitemcontainer+json")
             if path.endswith("/memberships"):
                 return self._send(
@@ -286,7 +287,11 @@ def _handler_for(platform: TestPlatform) -> type[BaseHTTPRequestHandler]:
                 line_item_id = f"{platform.url}{path}/{uuid.uuid4().hex[:8]}"
                 context = path.strip("/").split("/")[0]
                 with platform._lock:
-                    platform.line_items[line_item_id] = {**data, "id": line_item_id, "context": context}
+                    platform.line_items[line_item_id] = {
+                        **data,
+                        "id": line_item_id,
+                        "context": context,
+                    }
                 return self._send(201, platform.line_items[line_item_id])
             if path.endswith("/scores"):
                 line_item_id = platform.url + path.removesuffix("/scores")
@@ -314,7 +319,9 @@ def _handler_for(platform: TestPlatform) -> type[BaseHTTPRequestHandler]:
             assertion = form.get("client_assertion", [""])[0]
             try:
                 header = jwt.get_unverified_header(assertion)
-                (key,) = [k for k in platform.tool_jwks.get("keys", []) if k["kid"] == header["kid"]]
+                (key,) = [
+                    k for k in platform.tool_jwks.get("keys", []) if k["kid"] == header["kid"]
+                ]
                 claims = jwt.decode(
                     assertion,
                     RSAAlgorithm.from_jwk(json.dumps(key)),

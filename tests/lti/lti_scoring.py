@@ -27,7 +27,9 @@ def finish(submission_id: str, *, score: int | None, confidence: float = 0.9) ->
         submission.model_version = version
         submission.scored_at = timezone.now()
     submission.save()
-    submission_finished.send(sender=Submission, submission_id=str(submission.pk), status=submission.status)
+    submission_finished.send(
+        sender=Submission, submission_id=str(submission.pk), status=submission.status
+    )
     return submission
 
 

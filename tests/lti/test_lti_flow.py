@@ -106,8 +106,9 @@ def test_low_confidence_is_pending_manual_until_reviewed(
     assert final["gradingProgress"] == "FullyGraded"
     assert final["scoreGiven"] == 2.0
     assert final["timestamp"] > pending["timestamp"]
-    assert "Score: 2 of 3. Reviewed by your instructor." in (
-        status(browser, url)["submissions"][0]["feedback"]
+    assert (
+        "Score: 2 of 3. Reviewed by your instructor."
+        in (status(browser, url)["submissions"][0]["feedback"])
     )
 
 

@@ -44,7 +44,9 @@ def test_replayed_id_token_is_refused(platform, item, browser) -> None:
     assert UsedNonce.objects.count() == 1
 
 
-def test_signature_by_another_key_with_the_platforms_kid_is_refused(platform, item, browser) -> None:
+def test_signature_by_another_key_with_the_platforms_kid_is_refused(
+    platform, item, browser
+) -> None:
     login = browser.login(platform)
     _, attacker_pem = new_rsa_key()
     token = platform.sign(platform.claims(nonce=login.nonce), key_pem=attacker_pem)
