@@ -11,11 +11,23 @@ from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpResponse
 from django.test import Client
+from jwcrypto.jwk import JWK
 from lti_factories import DeploymentFactory, ItemFactory, RegistrationFactory
 from lti_platform import TestPlatform
+from lti_tool.models import Key
 
 from lti import keys
 from scoring_plugin.models import Item
+
+_TOOL_KEY: list[JWK] = []
+
+
+@pytest.fixture(autouse=True)
+def _tool_key(db: None) -> None:
+    """The tool's signing key, generated once per test run."""
+    if not _TOOL_KEY:
+        _TOOL_KEY.append(JWK.generate(kty="RSA", size=2048))
+    Key.objects.create_from_jwk(_TOOL_KEY[0])
 
 
 @pytest.fixture(autouse=True)

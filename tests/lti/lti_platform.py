@@ -37,6 +37,16 @@ LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 
 
+_KEYS: dict[str, tuple[rsa.RSAPrivateKey, str]] = {}
+
+
+def shared_rsa_key(name: str) -> tuple[rsa.RSAPrivateKey, str]:
+    """One key per platform name for the whole test run (generating RSA keys is slow)."""
+    if name not in _KEYS:
+        _KEYS[name] = new_rsa_key()
+    return _KEYS[name]
+
+
 def new_rsa_key() -> tuple[rsa.RSAPrivateKey, str]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(
@@ -72,7 +82,7 @@ class TestPlatform:
     issued_tokens: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.private_key, self.private_pem = new_rsa_key()
+        self.private_key, self.private_pem = shared_rsa_key(self.name)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
