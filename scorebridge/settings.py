@@ -168,6 +168,10 @@ SCORING_BACKBONE = env_str("SCORING_BACKBONE", "")
 SCORING_BACKEND = env_choice("SCORING_BACKEND", "torch", ("torch", "onnx"))
 SCORING_DEVICE = env_str("SCORING_DEVICE", "")  # "" = cuda when available, else cpu
 SCORING_MAX_ANSWER_CHARS = env_int("SCORING_MAX_ANSWER_CHARS", 10_000, minimum=1)
+# Micro-batching: a scoring worker scores what it gathered once it has this many answers or
+# this long after the first one arrived, whichever comes first.
+SCORING_BATCH_SIZE = env_int("SCORING_BATCH_SIZE", 32, minimum=1)
+SCORING_BATCH_WAIT_SECONDS = env_float("SCORING_BATCH_WAIT_SECONDS", 0.02, minimum=0.001)
 SCORING_TRAIN_KIND = env_choice("SCORING_TRAIN_KIND", "head", ("head", "lora", "full"))
 
 # --- Celery ---------------------------------------------------------------------------------

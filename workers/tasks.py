@@ -1,6 +1,7 @@
 """Celery tasks. Each takes ids, re-reads its rows, and is idempotent.
 
-* ``score_submission``: scores one answer with its item's active model version.
+* ``score_submission``: one message per answer; the worker gathers them and scores each batch,
+  any mix of items, in one engine call with each item's active model version.
 * ``train_model_version``: trains a pending model version and activates it when asked.
 * ``sweep_stuck_submissions``: re-enqueues answers left received or queued for too long.
 """
@@ -10,12 +11,21 @@ from __future__ import annotations
 import logging
 import random
 import shutil
+import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
 from celery import shared_task
+from celery_batches import Batches, SimpleRequest
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.utils import timezone
 
 from ml_core.engine import ScoreRequest
@@ -23,71 +33,54 @@ from ml_core.training import TrainConfig, TrainExample, TrainingCancelled, Train
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.signals import submission_finished
 from workers import engine_host
+from workers.celery_app import app
 
 logger = logging.getLogger(__name__)
 
 
-def _backoff(retries: int) -> float:
-    """Exponential backoff with full jitter, capped at five minutes."""
-    return random.uniform(0, min(300.0, 2.0 * (2**retries)))
+FINAL = (Submission.Status.SCORED, Submission.Status.FAILED)
 
 
-@shared_task(bind=True, name="workers.tasks.score_submission", max_retries=8)
-def score_submission(self, submission_id: str) -> str:  # type: ignore[no-untyped-def]
-    """Score one submission. A submission already scored or failed is left alone."""
-    try:
-        submission = Submission.objects.select_related("item").get(pk=submission_id)
-    except Submission.DoesNotExist:
-        logger.warning("submission %s does not exist; nothing to score", submission_id)
-        return "missing"
-    except DatabaseError as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
-    if submission.status in (Submission.Status.SCORED, Submission.Status.FAILED):
-        return submission.status
+@app.task(
+    base=Batches,
+    name="workers.tasks.score_submission",
+    flush_every=settings.SCORING_BATCH_SIZE,
+    flush_interval=settings.SCORING_BATCH_WAIT_SECONDS,
+    acks_late=True,
+)
+def score_submission(requests: Sequence[SimpleRequest]) -> None:
+    """Score every answer the worker gathered (by count or by time) in one engine call.
 
-    version = submission.item.active_version
-    if version is None or version.status != ModelVersion.Status.READY:
-        _finish_failed(submission_id, f"item '{submission.item.key}' has no active model")
-        return "failed"
+    Each message carries one submission id (``score_submission.delay(id)``); messages are
+    acknowledged after the batch is written. A message lost with a dying worker leaves its row
+    queued, and the sweeper enqueues it again.
+    """
+    ids = [str(request.args[0]) for request in requests if request.args]
+    score_submissions(ids)
 
-    try:
-        scorer = engine_host.ensure_loaded(
-            submission.item.key, version.label, version.artifact_path
-        )
-    except Exception as exc:  # a broken artifact must fail the answer, not the worker
-        logger.exception("cannot load %s", version.label)
-        _finish_failed(submission_id, f"model {version.label} cannot be loaded: {exc}")
-        return "failed"
-    (result,) = scorer.score([ScoreRequest(submission.item.key, submission.text)])
 
-    try:
-        with transaction.atomic():
-            row = Submission.objects.select_for_update().get(pk=submission_id)
-            if row.status in (Submission.Status.SCORED, Submission.Status.FAILED):
-                return row.status  # a duplicate delivery finished first
-            if result.error is not None or result.score is None:
-                row.mark_failed(result.error or "the engine returned no score")
-            else:
-                row.status = Submission.Status.SCORED
-                row.score = result.score
-                row.probabilities = list(result.probabilities)
-                row.confidence = result.confidence
-                row.truncated = result.truncated
-                row.model_version = version
-                row.error = ""
-                row.scored_at = timezone.now()
-            row.save()
-            _announce(submission_id, row.status)
-    except DatabaseError as exc:
-        raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
-    logger.info(
-        "scored submission=%s item=%s score=%s version=%s",
-        submission_id,
-        submission.item.key,
-        result.score,
-        version.label,
+def score_submissions(submission_ids: Sequence[str]) -> dict[str, str]:
+    """Score the submissions not yet final; returns each id's outcome. Idempotent.
+
+    A database that is briefly away is waited for (backoff with jitter); if it stays away the
+    rows stay queued for the sweeper: nothing is lost, nothing scored twice.
+    """
+    for attempt in range(DB_ATTEMPTS):
+        try:
+            return _score_submissions(submission_ids)
+        except (DatabaseError, InterfaceError) as exc:
+            logger.warning("database unavailable (attempt %d): %s", attempt + 1, exc)
+            if not connection.in_atomic_block:
+                close_old_connections()  # reconnect on the next query
+            if attempt + 1 < DB_ATTEMPTS:
+                time.sleep(random.uniform(0.5, 1.0) * min(8.0, 2.0**attempt))
+    logger.error(
+        "database still unavailable; %d answer(s) left for the sweeper", len(submission_ids)
     )
-    return row.status
+    return {pk: "deferred" for pk in submission_ids}
+
+
+DB_ATTEMPTS = 6
 
 
 def _announce(submission_id: str, status: str) -> None:
@@ -102,11 +95,95 @@ def _announce(submission_id: str, status: str) -> None:
 def _finish_failed(submission_id: str, reason: str) -> None:
     with transaction.atomic():
         row = Submission.objects.select_for_update().get(pk=submission_id)
-        if row.status not in (Submission.Status.SCORED, Submission.Status.FAILED):
+        if row.status not in FINAL:
             row.mark_failed(reason)
             row.save()
             _announce(submission_id, row.status)
     logger.warning("submission=%s failed: %s", submission_id, reason)
+
+
+def _score_submissions(submission_ids: Sequence[str]) -> dict[str, str]:
+    outcome: dict[str, str] = {pk: "missing" for pk in submission_ids}
+    rows = [
+        row
+        for row in Submission.objects.select_related("item").filter(pk__in=set(submission_ids))
+        if row.status not in FINAL
+    ]
+    for row in Submission.objects.filter(pk__in=set(submission_ids), status__in=FINAL):
+        outcome[str(row.pk)] = row.status
+    if not rows:
+        return outcome
+    versions = {
+        v.item_id: v
+        for v in ModelVersion.objects.select_related("item").filter(
+            item_id__in={r.item_id for r in rows}, is_active=True, status=ModelVersion.Status.READY
+        )
+    }
+    failures: dict[str, str] = {}
+    scorer = None
+    for item_id in {r.item_id for r in rows}:
+        version = versions.get(item_id)
+        if version is None:
+            continue
+        try:
+            scorer = engine_host.ensure_loaded(
+                version.item.key, version.label, version.artifact_path
+            )
+        except Exception as exc:  # a broken artifact fails its answers, not the worker
+            logger.exception("cannot load %s", version.label)
+            for row in rows:
+                if row.item_id == item_id:
+                    failures[str(row.pk)] = f"model {version.label} cannot be loaded: {exc}"
+            versions.pop(item_id)
+    for row in rows:
+        if row.item_id not in versions and str(row.pk) not in failures:
+            failures[str(row.pk)] = f"item '{row.item.key}' has no active model"
+    to_score = [row for row in rows if str(row.pk) not in failures]
+    results = {}
+    if to_score and scorer is not None:
+        scored = scorer.score([ScoreRequest(row.item.key, row.text) for row in to_score])
+        results = {str(row.pk): result for row, result in zip(to_score, scored, strict=True)}
+
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Submission.objects.select_for_update().filter(pk__in=[r.pk for r in rows])
+        changed = []
+        for row in locked:
+            key = str(row.pk)
+            if row.status in FINAL:  # a duplicate delivery finished first
+                outcome[key] = row.status
+                continue
+            result = results.get(key)
+            if key in failures:
+                row.mark_failed(failures[key])
+            elif result is None or result.error is not None or result.score is None:
+                row.mark_failed(result.error if result and result.error else "no score returned")
+            else:
+                version = versions[row.item_id]
+                row.status = Submission.Status.SCORED
+                row.score = result.score
+                row.probabilities = list(result.probabilities)
+                row.confidence = result.confidence
+                row.truncated = result.truncated
+                row.model_version = version
+                row.error = ""
+                row.scored_at = now
+            changed.append(row)
+            outcome[key] = row.status
+            _announce(key, row.status)
+        Submission.objects.bulk_update(
+            changed,
+            ["status", "score", "probabilities", "confidence", "truncated", "model_version",
+             "error", "scored_at"],
+        )  # fmt: skip
+    for row in changed:
+        logger.info(
+            "submission=%s item=%s status=%s score=%s version=%s latency_ms=%.0f",
+            row.pk, row.item.key, row.status, row.score,
+            row.model_version.label if row.model_version else "-",
+            (now - row.created_at).total_seconds() * 1000,
+        )  # fmt: skip
+    return outcome
 
 
 @shared_task(

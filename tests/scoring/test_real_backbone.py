@@ -34,9 +34,10 @@ def test_packaged_backbone_trains_and_scores_a_demo_item(settings, tmp_path: Pat
         "apart in a crystal lattice, so it floats.",
     )
     empty_minded = Submission.objects.create(item=item, text="i dont know")
-    for submission in (good, empty_minded):
-        assert tasks.score_submission.run(str(submission.pk)) == "scored"
-        submission.refresh_from_db()
+    outcome = tasks.score_submissions([str(good.pk), str(empty_minded.pk)])
+    assert set(outcome.values()) == {"scored"}
+    good.refresh_from_db()
+    empty_minded.refresh_from_db()
     assert good.score > empty_minded.score
     assert good.model_version == version
     engine_host.reset()

@@ -32,7 +32,7 @@ def test_scores_with_the_active_version_once(
 ) -> None:  # type: ignore[no-untyped-def]
     submission = SubmissionFactory(item=trained_item, text="tcp udp the", status="queued")
     with django_capture_on_commit_callbacks(execute=True):
-        assert tasks.score_submission.run(str(submission.pk)) == "scored"
+        assert tasks.score_submissions([str(submission.pk)]) == {str(submission.pk): "scored"}
     submission.refresh_from_db()
     assert submission.score in (0, 1, 2)
     assert len(submission.probabilities) == 3
@@ -42,17 +42,17 @@ def test_scores_with_the_active_version_once(
     assert finished == [(str(submission.pk), "scored")]
     first = (submission.score, submission.scored_at)
     # A redelivered message changes nothing.
-    assert tasks.score_submission.run(str(submission.pk)) == "scored"
+    assert tasks.score_submissions([str(submission.pk)]) == {str(submission.pk): "scored"}
     submission.refresh_from_db()
     assert (submission.score, submission.scored_at) == first
 
 
 def test_a_new_active_version_is_used_without_restart(trained_item) -> None:  # type: ignore[no-untyped-def]
     first = SubmissionFactory(item=trained_item, text="tcp")
-    tasks.score_submission.run(str(first.pk))
+    tasks.score_submissions([str(first.pk)])
     newer = train_active_version(trained_item)
     second = SubmissionFactory(item=trained_item, text="tcp")
-    tasks.score_submission.run(str(second.pk))
+    tasks.score_submissions([str(second.pk)])
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.model_version.number == 1
@@ -61,7 +61,7 @@ def test_a_new_active_version_is_used_without_restart(trained_item) -> None:  # 
 
 def test_item_without_model_fails_with_reason(db, scoring_settings) -> None:  # type: ignore[no-untyped-def]
     submission = SubmissionFactory(item=ItemFactory(key="untrained"))
-    assert tasks.score_submission.run(str(submission.pk)) == "failed"
+    assert tasks.score_submissions([str(submission.pk)]) == {str(submission.pk): "failed"}
     submission.refresh_from_db()
     assert submission.status == Submission.Status.FAILED
     assert "no active model" in submission.error
@@ -71,13 +71,14 @@ def test_broken_artifact_fails_the_answer_not_the_worker(trained_item, tmp_path)
     version = trained_item.active_version
     ModelVersion.objects.filter(pk=version.pk).update(artifact_path=str(tmp_path / "gone"))
     submission = SubmissionFactory(item=trained_item)
-    assert tasks.score_submission.run(str(submission.pk)) == "failed"
+    assert tasks.score_submissions([str(submission.pk)]) == {str(submission.pk): "failed"}
     submission.refresh_from_db()
     assert "cannot be loaded" in submission.error
 
 
 def test_unknown_submission_is_a_no_op(db) -> None:  # type: ignore[no-untyped-def]
-    assert tasks.score_submission.run("00000000-0000-0000-0000-000000000000") == "missing"
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert tasks.score_submissions([missing]) == {missing: "missing"}
 
 
 def test_only_ready_versions_can_be_activated(db) -> None:  # type: ignore[no-untyped-def]
@@ -111,3 +112,47 @@ def test_sweeper_requeues_stuck_answers_and_gives_up_after_max_attempts(
     exhausted.refresh_from_db()
     assert exhausted.status == Submission.Status.FAILED
     assert "after 3 attempts" in exhausted.error
+
+
+def test_a_mixed_batch_is_scored_in_one_call_and_failures_stay_apart(trained_item) -> None:  # type: ignore[no-untyped-def]
+    untrained = ItemFactory(key="no-model")
+    good = [SubmissionFactory(item=trained_item, text=t) for t in ("tcp udp", "data", "udp")]
+    orphan = SubmissionFactory(item=untrained)
+    ids = [str(s.pk) for s in (*good, orphan)]
+    outcome = tasks.score_submissions(ids + ids[:1])  # a duplicate id in the same batch
+    assert outcome == {**{str(s.pk): "scored" for s in good}, str(orphan.pk): "failed"}
+    assert Submission.objects.filter(status="scored").count() == 3
+
+
+def test_a_database_blip_is_waited_for(trained_item, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.db import OperationalError
+
+    submission = SubmissionFactory(item=trained_item)
+    real = tasks._score_submissions
+    calls = []
+
+    def flaky(ids):  # type: ignore[no-untyped-def]
+        calls.append(ids)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(ids)
+
+    monkeypatch.setattr(tasks, "_score_submissions", flaky)
+    monkeypatch.setattr(tasks.time, "sleep", lambda seconds: None)
+    assert tasks.score_submissions([str(submission.pk)]) == {str(submission.pk): "scored"}
+    assert len(calls) == 2
+
+
+def test_a_database_that_stays_away_leaves_rows_for_the_sweeper(db, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.db import OperationalError
+
+    submission = SubmissionFactory(status="queued")
+
+    def down(ids):  # type: ignore[no-untyped-def]
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(tasks, "_score_submissions", down)
+    monkeypatch.setattr(tasks.time, "sleep", lambda seconds: None)
+    assert tasks.score_submissions([str(submission.pk)]) == {str(submission.pk): "deferred"}
+    submission.refresh_from_db()
+    assert submission.status == "queued"

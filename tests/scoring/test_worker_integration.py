@@ -78,6 +78,7 @@ def worker_process(url: str, backbone: Path, log: Path) -> Iterator[subprocess.P
     command = [
         sys.executable, "-m", "celery", "-A", "workers", "worker",
         "-Q", "scoring,training,lms", "--concurrency", "1", "--pool", "prefork",
+        "--prefetch-multiplier", "64",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
         "-n", f"test-{uuid.uuid4().hex[:8]}@localhost", "--loglevel", "INFO",
     ]  # fmt: skip
