@@ -17,6 +17,7 @@ Nothing from the token is used before all of this has passed.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -268,6 +269,8 @@ class MessageLaunch(DjangoMessageLaunch):
                 "This launch was already used. Open the activity again from the course.",
                 403,
             ) from exc
+        if secrets.randbelow(100) == 0:  # now and then, forget nonces past their expiry
+            UsedNonce.purge_expired()
         # The login nonce is spent too, so the pair (state, nonce) can never launch again.
         storage = self._session_service.data_storage
         caches[settings.LTI_CACHE_ALIAS].delete(

@@ -42,7 +42,7 @@ from pylti1p3.lineitem import LineItem
 
 from lti import keys, platform_services, sessions
 from lti.frames import framed, origin
-from lti.launch import CLAIM, LaunchError, launch_storage, validate_launch
+from lti.launch import CLAIM, LaunchError, ToolConfig, launch_storage, validate_launch
 from lti.models import ItemLtiSettings, LtiSubmission
 from lti.passback import grade_for
 from lti.tasks import enqueue_post_score
@@ -104,7 +104,7 @@ class OidcLoginView(OIDCLoginInitView):
             )
         oidc_login = DjangoOIDCLogin(
             request,
-            _login_config(registration_uuid),
+            ToolConfig(registration_uuid),
             launch_data_storage=launch_storage(),
         )
         try:
@@ -120,12 +120,6 @@ class OidcLoginView(OIDCLoginInitView):
                     "in Scorebridge with this issuer and client id.",
                 ),
             )
-
-
-def _login_config(registration_uuid: uuid.UUID | None):  # type: ignore[no-untyped-def]
-    from lti.launch import ToolConfig
-
-    return ToolConfig(registration_uuid)
 
 
 @method_decorator([csrf_exempt, framed], name="dispatch")
