@@ -39,8 +39,13 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-.venv/bin/celery -A workers worker -Q scoring,training,lms --concurrency 1 -n "scorebridge@%h" \
-  --loglevel INFO --logfile var/log/worker.log &
+# The scoring worker prefetches enough answers to fill a micro-batch; the other worker takes
+# long jobs one at a time, so training never holds up scoring.
+.venv/bin/celery -A workers worker -Q scoring --concurrency 1 --prefetch-multiplier 64 \
+  -n "scoring@%h" --loglevel INFO --logfile var/log/scoring-worker.log &
+pids+=($!)
+.venv/bin/celery -A workers worker -Q training,lms --concurrency 1 --prefetch-multiplier 1 \
+  -n "training@%h" --loglevel INFO --logfile var/log/training-worker.log &
 pids+=($!)
 .venv/bin/celery -A workers beat --loglevel INFO --logfile var/log/beat.log \
   --schedule var/celerybeat-schedule &
@@ -57,7 +62,7 @@ curl -fsS "http://$host:$port/health/" >/dev/null || { echo "demo: web server di
 
 token=$(printf '%s\n' "$login" | sed -n 's/^api token: //p')
 echo "demo: scoring one answer end to end (web -> queue -> worker -> database)"
-$py scripts/submit_one.py "http://$host:$port" "$token" "$bank" || echo "demo: the check answer was not scored; see var/log/worker.log" >&2
+$py scripts/submit_one.py "http://$host:$port" "$token" "$bank" || echo "demo: the check answer was not scored; see var/log/scoring-worker.log" >&2
 
 cat <<TXT
 

@@ -1,0 +1,168 @@
+"""Load test: submit answers through the HTTP API and measure how fast they are scored.
+
+Loopback only, bounded in count and time. Two phases:
+
+1. low load: answers sent one at a time, each waited for; prints p50/p95 submit-to-scored.
+2. burst: N answers across every item with an active model, sent by several threads at once;
+   prints the sustained throughput (answers scored per second, first submit to last score),
+   p50/p95 submit-to-scored latency, and checks every answer was scored exactly once.
+
+    python scripts/load_test.py --url http://127.0.0.1:8000 --token TOKEN \
+        [--burst 2000] [--single 50] [--responses responses.csv] [--deadline 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from urllib.parse import urlparse
+
+import requests
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def parse_time(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+class Client:
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Token {token}"
+
+    def items(self) -> list[str]:
+        body = self.session.get(f"{self.base}/api/v1/items/", timeout=10).json()
+        return [item["key"] for item in body if item["active_version"]]
+
+    def submit(self, key: str, text: str) -> str:
+        response = self.session.post(
+            f"{self.base}/api/v1/items/{key}/submissions/", json={"text": text}, timeout=30
+        )
+        response.raise_for_status()
+        return response.json()["id"]
+
+    def get(self, submission_id: str) -> dict[str, object]:
+        response = self.session.get(f"{self.base}/api/v1/submissions/{submission_id}/", timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+
+def answers_for(items: list[str], path: str | None) -> dict[str, list[str]]:
+    texts: dict[str, list[str]] = {key: [] for key in items}
+    if path:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            for row in csv.DictReader(handle):
+                if row["item_id"] in texts and row["text"].strip():
+                    texts[row["item_id"]].append(row["text"])
+    fallback = ["I think it is because of the temperature.", "No idea.", "It depends on density."]
+    return {key: (values or fallback) for key, values in texts.items()}
+
+
+def wait_all(client: Client, ids: list[str], deadline: float) -> dict[str, dict[str, object]]:
+    done: dict[str, dict[str, object]] = {}
+    pending = list(ids)
+    with ThreadPoolExecutor(8) as pool:
+        while pending and time.monotonic() < deadline:
+            bodies = list(pool.map(client.get, pending))
+            for body in bodies:
+                if body["status"] in ("scored", "failed"):
+                    done[str(body["id"])] = body
+            pending = [i for i in pending if i not in done]
+            if pending:
+                time.sleep(0.5)
+    return done
+
+
+def low_load(client: Client, texts: dict[str, list[str]], count: int, rng: random.Random) -> None:
+    latencies = []
+    server = []
+    for _ in range(count):
+        key = rng.choice(list(texts))
+        started = time.perf_counter()
+        submission_id = client.submit(key, rng.choice(texts[key]))
+        while True:
+            body = client.get(submission_id)
+            if body["status"] in ("scored", "failed"):
+                break
+            time.sleep(0.005)
+        latencies.append((time.perf_counter() - started) * 1000)
+        server.append((parse_time(body["scored_at"]) - parse_time(body["created_at"])) * 1000)
+        time.sleep(0.05)
+    print(
+        f"low load, {count} answers one at a time: submit-to-scored p50 "
+        f"{percentile(latencies, 0.5):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms "
+        f"(client, incl. polling); stored created->scored p50 {percentile(server, 0.5):.0f} ms, "
+        f"p95 {percentile(server, 0.95):.0f} ms"
+    )
+
+
+def burst(
+    client: Client, texts: dict[str, list[str]], count: int, rng: random.Random, deadline: float
+) -> int:
+    keys = list(texts)
+    work = [(keys[i % len(keys)], rng.choice(texts[keys[i % len(keys)]])) for i in range(count)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(16) as pool:
+        ids = list(pool.map(lambda kv: client.submit(*kv), work))
+    submitted = time.perf_counter() - started
+    done = wait_all(client, ids, deadline)
+    scored = [b for b in done.values() if b["status"] == "scored"]
+    failed = len(done) - len(scored)
+    missing = len(ids) - len(done)
+    if not scored:
+        print("burst: nothing was scored", file=sys.stderr)
+        return 1
+    created = [parse_time(str(b["created_at"])) for b in scored]
+    finished = [parse_time(str(b["scored_at"])) for b in scored]
+    span = max(finished) - min(created)
+    latency = [(f - c) * 1000 for c, f in zip(created, finished, strict=True)]
+    print(
+        f"burst of {count} answers over {len(keys)} items: submitted in {submitted:.1f} s "
+        f"({count / submitted:.0f}/s); scored {len(scored)}, failed {failed}, lost {missing}; "
+        f"throughput {len(scored) / span:.0f} answers/s (first submit to last score, {span:.1f} s); "
+        f"submit-to-scored p50 {percentile(latency, 0.5):.0f} ms, p95 {percentile(latency, 0.95):.0f} ms"
+    )
+    return 0 if missing == 0 and failed == 0 else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--token", required=True)
+    parser.add_argument("--burst", type=int, default=2000)
+    parser.add_argument("--single", type=int, default=50)
+    parser.add_argument("--responses", help="responses.csv to draw answer texts from")
+    parser.add_argument("--deadline", type=float, default=600.0, help="seconds, whole run")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    host = urlparse(args.url).hostname or ""
+    if host not in LOOPBACK:
+        parser.error("the load test only targets this machine (127.0.0.1, localhost, ::1)")
+    if not 0 < args.burst <= 20_000:
+        parser.error("--burst must be between 1 and 20000")
+    deadline = time.monotonic() + args.deadline
+    client = Client(args.url, args.token)
+    items = client.items()
+    if not items:
+        parser.error("no item has an active model; train some first")
+    rng = random.Random(args.seed)
+    texts = answers_for(items, args.responses)
+    if args.single:
+        low_load(client, texts, args.single, rng)
+    return burst(client, texts, args.burst, rng, deadline)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
