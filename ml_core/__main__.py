@@ -1,0 +1,164 @@
+"""``python -m ml_core {train,evaluate,export,score,benchmark}``: the ml_core tools without Django."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from ml_core.data import DataFormatError, read_items_csv, read_responses_csv
+
+
+def _csv_list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _add_backbone(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", default=None, help="backbone name or local path (default: packaged MiniLM)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from ml_core.training import TrainConfig
+
+    parser = argparse.ArgumentParser(prog="python -m ml_core", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train items from a responses CSV")
+    train.add_argument("--responses", type=Path, required=True)
+    train.add_argument("--items", type=Path, default=None, help="items.csv (max_score per item)")
+    train.add_argument("--items-only", type=_csv_list, default=(), help="comma-separated item ids")
+    train.add_argument("--out", type=Path, required=True, help="artifacts are written to OUT/<item_id>")
+    _add_backbone(train)
+    for f in fields(TrainConfig):
+        if f.name in ("target_modules", "device"):
+            continue
+        kind = {"int": int, "float": float, "str": str, "bool": lambda v: v.lower() in ("1", "true", "yes")}
+        caster = kind.get(str(f.type).split(" ")[0].replace("'", ""), float if "float" in str(f.type) else str)
+        train.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=caster, default=None, help=f.metadata.get("help"))
+
+    evaluate = commands.add_parser("evaluate", help="metrics of an artifact on labelled answers")
+    evaluate.add_argument("--artifact", type=Path, required=True)
+    evaluate.add_argument("--responses", type=Path, required=True)
+    evaluate.add_argument("--item", default=None, help="item id in the CSV (default: the artifact's)")
+    evaluate.add_argument("--split", default="heldout", help="heldout (the artifact's test split), all, train, test")
+    _add_backbone(evaluate)
+
+    export = commands.add_parser("export", help="export the backbone's ONNX graphs (fp32 + int8)")
+    _add_backbone(export)
+    export.add_argument("--out", type=Path, default=None, help="folder (default: the ONNX cache)")
+
+    score = commands.add_parser("score", help="score answers with one or more artifacts")
+    score.add_argument("--artifact", action="append", required=True, metavar="ITEM_KEY=DIR")
+    score.add_argument("--input", type=Path, default=None, help="CSV with item_key,text (default: stdin)")
+    score.add_argument("--backend", default="torch")
+    _add_backbone(score)
+
+    bench = commands.add_parser("benchmark", help="quality of lora/head/full and engine cost on a SAF-layout dataset")
+    bench.add_argument("--responses", type=Path, required=True)
+    bench.add_argument("--items", type=Path, default=None)
+    _add_backbone(bench)
+    bench.add_argument("--items-only", type=_csv_list, default=())
+    bench.add_argument("--max-train-per-item", type=int, default=None)
+    bench.add_argument("--kinds", type=_csv_list, default=("lora", "head", "full"))
+    bench.add_argument("--backends", type=_csv_list, default=("torch", "onnx", "onnx-int8"))
+    bench.add_argument("--repeats", type=int, default=15)
+    bench.add_argument("--reuse", action="store_true", help="reuse artifacts already in OUT/artifacts")
+    bench.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ml_core.evaluation import examples_by_item, num_labels_for
+    from ml_core.training import TrainConfig, train_item
+
+    item_bank = {i.item_id: i for i in read_items_csv(args.items)} if args.items else {}
+    grouped = examples_by_item(read_responses_csv(args.responses, item_bank or None))
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    config = TrainConfig(**overrides)
+    for item_id in args.items_only or sorted(grouped):
+        if item_id not in grouped:
+            print(f"error: no responses for item {item_id!r}", file=sys.stderr)
+            return 2
+        artifact = train_item(
+            grouped[item_id], item_id=item_id, num_labels=num_labels_for(item_bank.get(item_id), grouped[item_id]),
+            out_dir=args.out / item_id, backbone=args.backbone, config=config,
+        )
+        print(json.dumps({"item_id": item_id, "path": str(artifact.path), "kind": artifact.kind, "size_bytes": artifact.size_bytes, "metrics": artifact.metrics}))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ml_core.artifact import load_artifact
+    from ml_core.evaluation import evaluate_artifact, examples_by_item, held_out_examples
+
+    artifact = load_artifact(args.artifact)
+    item_id = args.item or artifact.item_id
+    examples = examples_by_item(read_responses_csv(args.responses)).get(item_id, [])
+    if not examples:
+        print(f"error: no responses for item {item_id!r}", file=sys.stderr)
+        return 2
+    if args.split == "heldout":
+        examples = held_out_examples(examples, args.artifact)
+    elif args.split != "all":
+        examples = [e for e in examples if e.split == args.split]
+    print(json.dumps(evaluate_artifact(args.artifact, examples, backbone=args.backbone), indent=2))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ml_core.backbone import backbone_fingerprint, resolve_backbone
+    from ml_core.onnx_backend import _safe_name, default_cache_dir, export_encoder
+
+    folder = args.out or default_cache_dir() / f"{_safe_name(backbone_fingerprint(args.backbone))}-mean"
+    paths = export_encoder(resolve_backbone(args.backbone), folder)
+    print(json.dumps({name: str(path) for name, path in paths.items()}, indent=2))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from ml_core.engine import ScoreRequest, ScoringEngine
+
+    engine = ScoringEngine(args.backbone, backend=args.backend)
+    for spec in args.artifact:
+        key, _, folder = spec.partition("=")
+        if not folder:
+            print(f"error: --artifact must be ITEM_KEY=DIR, got {spec!r}", file=sys.stderr)
+            return 2
+        engine.load_item(key, Path(folder), Path(folder).name)
+    handle = args.input.open(newline="", encoding="utf-8", errors="surrogateescape") if args.input else sys.stdin
+    rows = list(csv.DictReader(handle))
+    results = engine.score([ScoreRequest(row.get("item_key", ""), row.get("text", "")) for row in rows])
+    for result in results:
+        print(json.dumps({"item_key": result.item_key, "score": result.score, "confidence": round(result.confidence, 4), "probabilities": [round(p, 4) for p in result.probabilities], "criteria": dict(result.criteria) if result.criteria else None, "truncated": result.truncated, "error": result.error, "model_version": result.model_version}))
+    return 0
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from ml_core.benchmark import BenchmarkConfig, run_benchmark
+
+    config = BenchmarkConfig(
+        responses=args.responses, out=args.out, items=args.items, backbone=args.backbone,
+        items_only=args.items_only, max_train_per_item=args.max_train_per_item, kinds=args.kinds,
+        backends=args.backends, repeats=args.repeats, reuse=args.reuse,
+    )
+    run_benchmark(config, log=lambda line: print(line, flush=True))
+    print((args.out / "report.md").read_text())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"train": _train, "evaluate": _evaluate, "export": _export, "score": _score, "benchmark": _benchmark}
+    try:
+        return handlers[args.command](args)
+    except DataFormatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
