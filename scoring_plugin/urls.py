@@ -1,6 +1,6 @@
 from django.urls import path
 
-from scoring_plugin import api, views
+from scoring_plugin import api, metrics, views
 
 app_name = "scoring"
 
@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/v1/submissions/<uuid:pk>/", api.SubmissionDetail.as_view(), name="api-submission"),
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("items/<str:key>/try/", views.try_item, name="try-item"),
 ]

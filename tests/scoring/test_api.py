@@ -94,3 +94,29 @@ def test_items_are_listed(api_client) -> None:  # type: ignore[no-untyped-def]
 def test_health_and_schema(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/health/").json() == {"status": "ok", "database": "ok"}
     assert b"/api/v1/items/{key}/submissions/" in client.get("/api/schema/").content
+
+
+@pytest.mark.django_db
+def test_metrics_report_queue_depth_and_latency(client, settings) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    SubmissionFactory(status="queued")
+    SubmissionFactory(status="received")
+    done = SubmissionFactory(status="scored", score=1)
+    Submission.objects.filter(pk=done.pk).update(
+        scored_at=done.created_at + timedelta(milliseconds=250)
+    )
+    Submission.objects.filter(status="received").update(
+        created_at=timezone.now() - timedelta(seconds=90)
+    )
+    text = client.get("/metrics").content.decode()
+    assert "scorebridge_queue_depth 2.0" in text
+    assert 'scorebridge_submissions{status="scored"} 1.0' in text
+    assert 'scorebridge_scoring_latency_quantile_seconds{quantile="0.5"} 0.25' in text
+    oldest = [line for line in text.splitlines() if line.startswith("scorebridge_oldest_waiting")]
+    assert 89 < float(oldest[0].split()[1]) < 200
+    settings.SCOREBRIDGE_METRICS_TOKEN = "s3cret"
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
