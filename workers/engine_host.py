@@ -49,6 +49,23 @@ def ensure_loaded(item_key: str, version_label: str, artifact_path: str) -> Scor
     return current
 
 
+def preload_active_versions() -> int:
+    """Load every item's active model version, so the first answers wait for nothing."""
+    from scoring_plugin.models import ModelVersion
+
+    loaded = 0
+    active = ModelVersion.objects.filter(
+        is_active=True, status=ModelVersion.Status.READY
+    ).select_related("item")
+    for version in active:
+        try:
+            ensure_loaded(version.item.key, version.label, version.artifact_path)
+            loaded += 1
+        except Exception:  # one broken artifact must not keep the worker from starting
+            logger.exception("cannot preload %s", version.label)
+    return loaded
+
+
 def reset() -> None:
     """Forget the engine (tests, and a worker that must reload everything)."""
     global _engine
@@ -71,3 +88,5 @@ def _remember_queues(sender: str, instance: object, **kwargs: object) -> None:
 def _load_engine_after_fork(**kwargs: object) -> None:
     if _preload in ("1", "auto"):
         engine()
+        count = preload_active_versions()
+        logger.info("scoring engine ready with %d item(s)", count)
