@@ -79,6 +79,8 @@ class ModelVersion(models.Model):
         HEAD = "head", "frozen backbone + head"
         LORA = "lora", "frozen backbone + LoRA adapter + head"
         FULL = "full", "fully fine-tuned"
+        MERGED = "merged", "merged group (shared layers + this item's head)"
+        DISTILLED = "distilled", "distilled student (tiny BiLSTM, ONNX)"
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"
@@ -89,7 +91,15 @@ class ModelVersion(models.Model):
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="model_versions")
     number = models.PositiveIntegerField(help_text="1, 2, ... per item.")
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.HEAD)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.HEAD)
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="derived_versions",
+        help_text="The teacher of a distilled version.",
+    )
     backbone = models.CharField(max_length=300, blank=True)
     artifact_path = models.CharField(max_length=500, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
