@@ -1,0 +1,101 @@
+"""Tiny in-process backbones and trained toy items for the merge tests."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizer
+
+from ml_core.training import TrainConfig, TrainExample, train_item
+
+_WORDS = (
+    "tcp udp header port sequence number ack window checksum length reliable connection "
+    "packet router switch frame error flow control congestion segment the a is and not of "
+    "to in has no yes because data layer network transport"
+).split()
+
+
+def make_tiny_backbone(folder: Path, seed: int = 0) -> Path:
+    """Save a 2-layer, 32-wide BERT with a word-level vocabulary to ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_WORDS]
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(str(folder))
+    return folder
+
+
+def toy_examples(
+    n: int = 60, seed: int = 0, keywords: tuple[str, str] = ("tcp", "udp")
+) -> list[TrainExample]:
+    """Answers scored 0..2 by how many of the two ``keywords`` they contain; fixed splits."""
+    rng = random.Random(seed)
+    fillers = [w for w in _WORDS if w not in keywords]
+    examples = []
+    for i in range(n):
+        label = i % 3
+        words = rng.sample(fillers, 5) + list(keywords[:label])
+        rng.shuffle(words)
+        split = "test" if i % 10 == 0 else ("val" if i % 10 == 1 else "train")
+        examples.append(TrainExample(text=" ".join(words), label=label, split=split))
+    return examples
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
+
+
+# three toy items: two about the same key words, one about others
+TOY_ITEMS: dict[str, tuple[str, str]] = {
+    "q-a": ("tcp", "udp"),
+    "q-b": ("tcp", "udp"),
+    "q-c": ("router", "switch"),
+}
+
+
+def _train(folder: Path, backbone: Path, kind: str) -> dict[str, tuple[Path, list[TrainExample]]]:
+    out = {}
+    for number, (item_id, keywords) in enumerate(TOY_ITEMS.items()):
+        examples = toy_examples(60, seed=number, keywords=keywords)
+        config = TrainConfig(
+            kind=kind, epochs=3, seed=number, learning_rate=3e-3 if kind == "full" else None
+        )
+        train_item(
+            examples,
+            item_id=item_id,
+            num_labels=3,
+            out_dir=folder / item_id,
+            backbone=str(backbone),
+            config=config,
+        )
+        out[item_id] = (folder / item_id, examples)
+    return out
+
+
+@pytest.fixture(scope="session")
+def full_items(
+    tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Path, list[TrainExample]]]:
+    """item id -> (``full`` artifact folder, its examples)."""
+    return _train(tmp_path_factory.mktemp("full-items"), tiny_backbone, "full")
+
+
+@pytest.fixture(scope="session")
+def lora_items(
+    tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Path, list[TrainExample]]]:
+    """item id -> (``lora`` artifact folder, its examples)."""
+    return _train(tmp_path_factory.mktemp("lora-items"), tiny_backbone, "lora")
