@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.http import (
     Http404,
     HttpRequest,
@@ -24,8 +25,9 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -46,6 +48,8 @@ from lti.launch import CLAIM, LaunchError, ToolConfig, launch_storage, validate_
 from lti.models import ItemLtiSettings, LtiSubmission
 from lti.passback import grade_for
 from lti.tasks import enqueue_post_score
+from scoring_plugin import charts
+from scoring_plugin import review as scoring_review
 from scoring_plugin.models import Item, Submission
 from scoring_plugin.services import submit_answer
 
@@ -149,7 +153,32 @@ class LaunchView(View):
                 return_url=lti_launch.get_return_url(lti_errormsg=error.message) or "",
             )
         token = sessions.save(session)
+        remember_locale(token, lti_launch.launch_presentation_claim, lti_launch.get_launch_data())
         return HttpResponseRedirect(reverse("lti:page", kwargs={"token": token}))
+
+
+_LOCALE_PREFIX = "scorebridge-lti-locale-"
+
+
+def remember_locale(token: str, presentation: object, body: object) -> None:
+    """Keep the launch's ``locale`` (e.g. "de-DE") for the pages this launch opens."""
+    locale = ""
+    if isinstance(presentation, dict):
+        locale = str(presentation.get("locale", "") or "")
+    if not locale and isinstance(body, dict):
+        locale = str(body.get("locale", "") or body.get(CLAIM + "locale", "") or "")
+    if not locale:
+        return
+    try:
+        language = translation.get_supported_language_variant(
+            locale.replace("_", "-").lower(), strict=False
+        )
+    except LookupError:
+        return
+    if language:
+        caches[settings.LTI_CACHE_ALIAS].set(
+            _LOCALE_PREFIX + token, language, settings.LTI_LAUNCH_TTL_SECONDS
+        )
 
 
 def build_session(lti_launch: LtiLaunch) -> sessions.LaunchSession:
@@ -220,6 +249,10 @@ def jwks(request: HttpRequest) -> JsonResponse:
 
 def _session(request: HttpRequest, token: str) -> sessions.LaunchSession:
     session = sessions.load(token)
+    language = caches[settings.LTI_CACHE_ALIAS].get(_LOCALE_PREFIX + token)
+    if isinstance(language, str) and language:
+        translation.activate(language)
+        request.LANGUAGE_CODE = language  # type: ignore[attr-defined]
     request.lti_frame_origins = session.frame_origins  # type: ignore[attr-defined]
     return session
 
@@ -259,6 +292,7 @@ def _feedback(link: LtiSubmission) -> dict[str, object]:
         "id": str(submission.pk),
         "attempt": link.attempt,
         "status": submission.status,
+        "status_label": _(submission.get_status_display()),
         "submitted_at": submission.created_at.isoformat(),
         "max_score": submission.item.max_score,
         "score": None,
@@ -267,24 +301,27 @@ def _feedback(link: LtiSubmission) -> dict[str, object]:
     }
     grade = grade_for(link)
     if not data["done"]:
-        data["feedback"] = "Scoring your answer..."
+        data["feedback"] = _("Scoring your answer...")
     elif grade is None or grade.score_given is None:
         data["feedback"] = (
-            "Automatic scoring failed; your instructor will grade this answer."
+            _("Automatic scoring failed; your instructor will grade this answer.")
             if submission.status == Submission.Status.FAILED
-            else "Your answer will be reviewed by your instructor before it is scored."
+            else _("Your answer will be reviewed by your instructor before it is scored.")
         )
     else:
         data["score"] = grade.score_given
-        parts = [f"Score: {grade.score_given:g} of {submission.item.max_score}."]
+        parts = [
+            _("Score: %(score)s of %(max)s.")
+            % {"score": f"{grade.score_given:g}", "max": submission.item.max_score}
+        ]
         if link.override_score is not None:
-            parts.append("Reviewed by your instructor.")
+            parts.append(_("Reviewed by your instructor."))
             if link.override_comment:
                 parts.append(link.override_comment)
         elif submission.needs_review:
-            parts.append("Your instructor will review this score.")
+            parts.append(_("Your instructor will review this score."))
         if submission.truncated:
-            parts.append("Your answer was long; only its beginning was read.")
+            parts.append(_("Your answer was long; only its beginning was read."))
         data["feedback"] = " ".join(parts)
     return data
 
@@ -456,7 +493,29 @@ def review(request: HttpRequest, token: str) -> HttpResponse:
     """The course's submissions, and the students who have not answered yet."""
     session = _session(request, token)
     _require_instructor(session)
-    links = list(_context_links(session).order_by("-submission__created_at")[:1000])
+    filters = scoring_review.ReviewFilter.from_query(request.GET)
+    student = request.GET.get("student", "").strip()[:200]
+    scoped = filters.apply(_context_links(session), prefix="submission__")
+    if student:
+        scoped = scoped.filter(
+            Q(lti_user__name__icontains=student)
+            | Q(lti_user__sub=student)
+            | Q(lti_user__email__iexact=student)
+        )
+    if request.GET.get("export") == "csv":
+        rows = scoped.order_by("-submission__created_at")
+        response = HttpResponse(
+            scoring_review.export_csv(
+                (link.submission, link.lti_user.name or link.lti_user.sub) for link in rows
+            ),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = 'attachment; filename="scorebridge-review.csv"'
+        return response
+    links = list(scoped.order_by("-submission__created_at")[:1000])
+    agreement = scoring_review.agreements(
+        Submission.objects.filter(lti__context_id=session.context_id)
+    )
     roster = _roster(session)
     not_answered = None
     if roster is not None:
@@ -468,7 +527,20 @@ def review(request: HttpRequest, token: str) -> HttpResponse:
     return render(
         request,
         "lti/review.html",
-        {"session": session, "links": links, "not_answered": not_answered},
+        {
+            "session": session,
+            "links": links,
+            "not_answered": not_answered,
+            "filters": filters,
+            "student": student,
+            "items": Item.objects.filter(
+                submissions__lti__context_id=session.context_id
+            ).distinct(),
+            "agreement": [
+                (a, charts.confusion_svg(a.confusion, title=f"{a.item_key}")) for a in agreement
+            ],
+            "query": request.GET.urlencode(),
+        },
     )
 
 
@@ -521,6 +593,13 @@ def review_submission(request: HttpRequest, token: str, submission_id: uuid.UUID
                     "overridden_by",
                     "overridden_at",
                 ]
+            )
+            lti_user = session.user
+            scoring_review.override(
+                link.submission,
+                score,
+                link.override_comment,
+                f"lti:{lti_user.name or lti_user.sub}",
             )
             transaction.on_commit(lambda: enqueue_post_score(str(link.pk)))
             return HttpResponseRedirect(

@@ -58,6 +58,12 @@ class ScoredAnswer(models.Model):
     text = models.TextField(blank=True)
     score = models.PositiveSmallIntegerField()
     split = models.CharField(max_length=5, choices=Split.choices, blank=True, default="")
+    source = models.CharField(
+        max_length=10,
+        choices=[("import", "imported"), ("review", "reviewed submission")],
+        default="import",
+        help_text="Where the human score comes from: a CSV import or an instructor's review.",
+    )
     imported_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -159,6 +165,14 @@ class Submission(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions"
     )
     error = models.TextField(blank=True)
+    reviewed_score = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="The score an instructor gave after reviewing; it wins over the automatic one.",
+    )
+    review_comment = models.TextField(blank=True)
+    reviewed_by = models.CharField(max_length=200, blank=True)
+    reviewed_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times it was enqueued.")
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -189,3 +203,33 @@ class Submission(models.Model):
         self.status = self.Status.FAILED
         self.error = reason
         self.scored_at = timezone.now()
+
+
+class AuditLog(models.Model):
+    """Who changed a score or which model scores an item, and when. Rows are never edited."""
+
+    class Action(models.TextChoices):
+        OVERRIDE = "override", "score overridden"
+        ACTIVATE = "activate", "model version activated"
+        ROLLBACK = "rollback", "rolled back to the previous version"
+        RETRAIN = "retrain", "retraining with reviewed answers"
+
+    action = models.CharField(max_length=10, choices=Action.choices, db_index=True)
+    actor = models.CharField(max_length=200, help_text="Admin username or LTI user.")
+    item = models.ForeignKey(
+        Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    submission = models.ForeignKey(
+        Submission, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor}: {self.get_action_display()}"
