@@ -123,6 +123,8 @@ def main() -> None:
             splits=splits,
             teacher_version=version,
             teacher_seconds_per_answer=timing["seconds_per_answer"],
+            # variants of the training answers are scored by the teacher on demand
+            teacher=lambda batch, key=item_id: teacher_probabilities(engine, batch, item_key=key),
         )
         engine.remove_item(item_id)
         report = artifact.report
@@ -154,6 +156,7 @@ def main() -> None:
             "teacher_single_seconds_per_answer": timing["single_seconds_per_answer"],
             "teacher_agreement": student.get("teacher_agreement"),
             "onnx_max_abs_difference": student.get("onnx_max_abs_difference"),
+            "augmented_answers": artifact.report.get("augmented", 0),
             "seconds": time.perf_counter() - item_started,
             "teacher_train_seconds": teacher_seconds,
         }

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ml_core.distill.augment import augment_texts
 from ml_core.distill.config import DistillConfig
 from ml_core.distill.embeddings import backbone_embedding_init
 from ml_core.distill.onnx_export import export_onnx
@@ -70,6 +71,7 @@ def distill_item(
     teacher_version: str = "",
     teacher_seconds_per_answer: float | None = None,
     model_version: str | None = None,
+    teacher: Callable[[Sequence[str]], np.ndarray] | None = None,
     progress: Callable[[dict[str, float]], None] | None = None,
 ) -> DistilledArtifact:
     """Distill one item's teacher into a student and write its artifact folder at ``out_dir``.
@@ -82,6 +84,9 @@ def distill_item(
     ``train``/``val``/``test`` per answer (blank: split here, seeded and stratified, by
     ``config.val_fraction``/``test_fraction``); only the train answers and the unlabelled answers
     are learnt from, validation picks the epoch and the lambda, test is reported.
+    ``teacher`` (texts -> probabilities ``[n, C]``, e.g. ``functools.partial(teacher_probabilities,
+    engine)``) lets distillation ask the teacher about ``config.augment_copies`` variants of each
+    training answer (:mod:`ml_core.distill.augment`); without it only the given answers are used.
     ``teacher_seconds_per_answer`` (measured by the caller) is copied into the report for the
     speed comparison. The folder is written atomically (replaced if it exists).
     """
@@ -90,14 +95,14 @@ def distill_item(
     started = time.perf_counter()
     texts = [str(t) for t in texts]
     label_array = np.asarray(labels, dtype=np.int64)
-    teacher = np.asarray(teacher_probabilities, dtype=np.float32)
-    if teacher.ndim != 2 or len(teacher) != len(texts) or len(label_array) != len(texts):
+    soft = np.asarray(teacher_probabilities, dtype=np.float32)
+    if soft.ndim != 2 or len(soft) != len(texts) or len(label_array) != len(texts):
         raise ValueError(
             "texts, labels and teacher_probabilities [n, classes] must have one row per answer"
         )
     if not texts:
         raise ValueError(f"item {item_id!r}: no answers to distill")
-    num_labels = teacher.shape[1]
+    num_labels = soft.shape[1]
     if num_labels < 2:
         raise ValueError("a student needs at least two classes")
     if label_array.min() < 0 or label_array.max() >= num_labels:
@@ -124,6 +129,7 @@ def distill_item(
     split = _split(label_array, splits, config)
     if not split["train"]:
         raise ValueError(f"item {item_id!r}: no training answers after splitting")
+    # variants only recombine words of the training answers: the vocabulary is built without them
     vocabulary = build_vocabulary(
         [texts[i] for i in split["train"]] + extra_texts,
         mode=config.vocabulary,
@@ -132,9 +138,21 @@ def distill_item(
         max_length=config.max_length,
         backbone=config.backbone,
     )
+    augmented = 0
+    if teacher is not None and config.augment_copies > 0:
+        variants = augment_texts(
+            [texts[i] for i in split["train"]], copies=config.augment_copies, seed=config.seed
+        )
+        if variants:
+            variant_probs = np.asarray(teacher(variants), dtype=np.float32).reshape(
+                len(variants), num_labels
+            )
+            extra_texts = extra_texts + variants
+            extra = np.concatenate([extra, variant_probs])
+            augmented = len(variants)
     ids = [e.ids for e in vocabulary.encode_batch(texts)]
     extra_ids = [e.ids for e in vocabulary.encode_batch(extra_texts)]
-    everything = StudentSet(ids=ids, labels=label_array, teacher=teacher)
+    everything = StudentSet(ids=ids, labels=label_array, teacher=soft)
     train = everything.subset(split["train"])
     if extra_ids:
         train = StudentSet(
@@ -211,13 +229,14 @@ def distill_item(
             ids=ids,
             texts=texts,
             labels=label_array,
-            teacher=teacher,
+            teacher=soft,
             test=test,
             num_labels=num_labels,
             config=config,
             teacher_seconds_per_answer=teacher_seconds_per_answer,
         )
         report["sweep"] = sweep
+        report["augmented"] = augmented
         report["onnx_bytes"] = onnx_bytes
         metrics = _flat_metrics(report)
         manifest = {
@@ -239,7 +258,7 @@ def distill_item(
                 k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()
             },
             "split_sizes": {name: len(rows) for name, rows in split.items()}
-            | {"unlabelled": len(extra_texts)},
+            | {"unlabelled": len(extra_texts) - augmented, "augmented": augmented},
             "train_seconds": time.perf_counter() - started,
         }
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

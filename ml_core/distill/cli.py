@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,7 @@ def _train(args: argparse.Namespace) -> int:
     version = args.teacher_version
     unlabelled_probs: np.ndarray | None = None
     teacher_seconds = None
+    teacher_fn: Callable[[Sequence[str]], np.ndarray] | None = None
     if args.teacher is not None:
         from ml_core.distill.teacher import (
             load_teacher,
@@ -116,6 +118,7 @@ def _train(args: argparse.Namespace) -> int:
         if unlabelled:
             unlabelled_probs = teacher_probabilities(engine, unlabelled)
         teacher_seconds = teacher_seconds_per_answer(engine, texts[:64])["seconds_per_answer"]
+        teacher_fn = functools.partial(teacher_probabilities, engine)
     else:
         probabilities = _read_probabilities(
             args.teacher_probabilities, [r.response_id for r in answers]
@@ -139,6 +142,7 @@ def _train(args: argparse.Namespace) -> int:
         splits=[r.split for r in answers],
         teacher_version=version,
         teacher_seconds_per_answer=teacher_seconds,
+        teacher=teacher_fn,
     )
     print(
         json.dumps(

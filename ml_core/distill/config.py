@@ -71,6 +71,14 @@ class DistillConfig:
         default=True, metadata={"help": "weight the label loss by inverse class frequency"}
     )
 
+    # --- more inputs for the teacher to label
+    augment_copies: int = field(
+        default=4,
+        metadata={
+            "help": "variants of each training answer scored by the teacher (needs a teacher callable; 0 = off)"
+        },
+    )
+
     # --- optimisation
     epochs: int = field(default=60, metadata={"help": "maximum training epochs"})
     patience: int = field(
@@ -124,6 +132,8 @@ class DistillConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"DistillConfig.{name} must be >= 1")
+        if self.augment_copies < 0:
+            raise ValueError("DistillConfig.augment_copies must be >= 0")
         if self.max_vocabulary < 3:
             raise ValueError("DistillConfig.max_vocabulary must be >= 3 (PAD, UNK and one token)")
         if not 0 <= self.dropout < 1:

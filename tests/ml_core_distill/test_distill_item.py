@@ -108,3 +108,23 @@ def test_cli_trains_from_saf_csv_and_teacher_probabilities(
     )
     assert code == 0 and (tmp_path / "out" / "student.onnx").is_file()
     assert json.loads(capsys.readouterr().out)["metrics"]["n_test"] > 0
+
+
+def test_a_teacher_callable_scores_variants_of_the_training_answers(tmp_path: Path) -> None:
+    texts, labels = toy_answers(45)
+    asked: list[str] = []
+
+    def teacher(batch: list[str]) -> np.ndarray:
+        asked.extend(batch)
+        return fake_teacher(np.array([sum(k in t.split() for k in ("tcp", "udp")) for t in batch]))
+
+    artifact = distill_item(
+        texts,
+        labels,
+        fake_teacher(labels),
+        config=fast_config(epochs=3, augment_copies=2, compare_baseline=False),
+        out_dir=tmp_path / "s",
+        teacher=teacher,
+    )
+    manifest = json.loads((artifact.path / "manifest.json").read_text())
+    assert len(asked) == artifact.report["augmented"] == 2 * manifest["split_sizes"]["train"]
