@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--items-only", type=_csv_list, default=())
     bench.add_argument("--max-train-per-item", type=int, default=None)
     bench.add_argument("--kinds", type=_csv_list, default=("lora", "head", "full"))
-    bench.add_argument("--backends", type=_csv_list, default=("torch", "onnx", "onnx-int8"))
+    bench.add_argument("--backends", type=_csv_list, default=("torch", "onnx", "onnx-int8"), help="engine backends to time; 'none' skips the engine part")
     bench.add_argument("--repeats", type=int, default=15)
     bench.add_argument("--reuse", action="store_true", help="reuse artifacts already in OUT/artifacts")
     bench.add_argument("--out", type=Path, required=True)
@@ -111,9 +111,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from ml_core.backbone import backbone_fingerprint, resolve_backbone
-    from ml_core.onnx_backend import _safe_name, default_cache_dir, export_encoder
+    from ml_core.onnx_backend import default_cache_dir, export_encoder, graph_folder_name
 
-    folder = args.out or default_cache_dir() / f"{_safe_name(backbone_fingerprint(args.backbone))}-mean"
+    folder = args.out or default_cache_dir() / graph_folder_name(backbone_fingerprint(args.backbone), "mean")
     paths = export_encoder(resolve_backbone(args.backbone), folder)
     print(json.dumps({name: str(path) for name, path in paths.items()}, indent=2))
     return 0
@@ -143,7 +143,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     config = BenchmarkConfig(
         responses=args.responses, out=args.out, items=args.items, backbone=args.backbone,
         items_only=args.items_only, max_train_per_item=args.max_train_per_item, kinds=args.kinds,
-        backends=args.backends, repeats=args.repeats, reuse=args.reuse,
+        backends=tuple(b for b in args.backends if b != "none"), repeats=args.repeats, reuse=args.reuse,
     )
     run_benchmark(config, log=lambda line: print(line, flush=True))
     print((args.out / "report.md").read_text())

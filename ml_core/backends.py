@@ -23,6 +23,9 @@ from ml_core.modeling import MultiItemEncoder, load_backbone_model
 logger = logging.getLogger(__name__)
 
 BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+TABLE_DTYPE = torch.float16
+"""Resident LoRA tables are fp16: half the memory per item, and the low-rank update is small
+relative to the frozen weights, so fp16 rounding of A/B moves scores far less than int8 does."""
 
 _table_versions = itertools.count(1)
 
@@ -32,8 +35,8 @@ class LoraTables:
     """Stacked LoRA matrices of all loaded items, one ``A``/``B`` pair per target module.
 
     ``tensors`` is ``(A_0, B_0, A_1, B_1, ...)`` in ``module_names`` order; ``A_k`` is
-    ``[slots, in, r]`` and ``B_k`` ``[slots, r, out]`` (scaling folded into ``B``). Slot 0 is all
-    zeros so rows without an adapter gather a no-op. ``version`` changes with every new table
+    ``[slots, in, r]`` and ``B_k`` ``[slots, r, out]`` (scaling folded into ``B``), stored in
+    fp16 (:data:`TABLE_DTYPE`). Slot 0 is all zeros so rows without an adapter gather a no-op. ``version`` changes with every new table
     set, so backends can cache device copies.
     """
 
@@ -70,8 +73,8 @@ class LoraTables:
         tensors: list[torch.Tensor] = []
         for k, name in enumerate(module_names):
             fan_in, fan_out = shapes[name]
-            table_a = torch.zeros((len(items) + 1, fan_in, rank))
-            table_b = torch.zeros((len(items) + 1, rank, fan_out))
+            table_a = torch.zeros((len(items) + 1, fan_in, rank), dtype=TABLE_DTYPE)
+            table_b = torch.zeros((len(items) + 1, rank, fan_out), dtype=TABLE_DTYPE)
             for slot, item in enumerate(items, start=1):
                 lora_a, lora_b = item[k]
                 table_a[slot, :, : lora_a.shape[1]] = lora_a
@@ -138,7 +141,8 @@ class TorchBackend(EncoderBackend):
     def _tables_on_device(self, tables: LoraTables) -> tuple[torch.Tensor, ...]:
         version, cached = self._device_tables
         if version != tables.version:
-            cached = tuple(t.to(self.device, self.dtype) for t in tables.tensors)
+            # on CPU the fp16 tables are used as they are (rows are cast after the gather)
+            cached = tuple(t.to(self.device) for t in tables.tensors)
             self._device_tables = (tables.version, cached)
         return cached
 

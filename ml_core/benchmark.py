@@ -137,7 +137,7 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] = print) -
         (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
 
     report["quality"] = _quality_summary(per_item, config.kinds)
-    if "lora" in config.kinds:
+    if "lora" in config.kinds and config.backends:
         report["engine"] = _engine_benchmarks(config, data, item_bank, log)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
     (out / "report.md").write_text(render_markdown(report))

@@ -64,7 +64,8 @@ class MultiLoraLinear(nn.Module):
     """``base(x) + (x @ A[item_index]) @ B[item_index]`` with per-row adapters.
 
     ``A`` tables are ``[slots, in, r]`` and ``B`` tables ``[slots, r, out]`` with the LoRA
-    scaling already folded into ``B``; slot 0 is all zeros (no adapter).
+    scaling already folded into ``B``; slot 0 is all zeros (no adapter). Tables may be fp16; the
+    gathered rows are cast to the activation dtype.
     """
 
     def __init__(self, base: nn.Linear, context: _LoraContext, table_position: int) -> None:
@@ -78,8 +79,9 @@ class MultiLoraLinear(nn.Module):
         context = self._context
         if context.item_index is None:
             return out
-        lora_a = context.tables[2 * self._position][context.item_index]
-        lora_b = context.tables[2 * self._position + 1][context.item_index]
+        # tables may be stored in a narrower dtype than x: cast only the gathered rows
+        lora_a = context.tables[2 * self._position][context.item_index].to(x.dtype)
+        lora_b = context.tables[2 * self._position + 1][context.item_index].to(x.dtype)
         return out + torch.matmul(torch.matmul(x, lora_a), lora_b)
 
 

@@ -24,13 +24,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ml_core.backends import EncoderBackend, LoraTables, pick_device
+from ml_core.backends import TABLE_DTYPE, EncoderBackend, LoraTables, pick_device
 from ml_core.modeling import MultiItemEncoder, load_backbone_model
 
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "SCORING_ONNX_CACHE"
 OPSET = 17
+EXPORT_VERSION = 2
+"""Bumped whenever the exported graphs' inputs or outputs change (names the cache folder)."""
 _export_lock = threading.Lock()
 
 
@@ -42,6 +44,11 @@ def default_cache_dir() -> Path:
 
 def _safe_name(fingerprint: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", fingerprint)
+
+
+def graph_folder_name(fingerprint: str, pooling: str) -> str:
+    """Cache sub-folder of one backbone's graphs (fingerprint, pooling, export version)."""
+    return f"{_safe_name(fingerprint)}-{pooling}-v{EXPORT_VERSION}"
 
 
 def export_encoder(resolved: str, out_dir: Path, *, pooling: str = "mean", quantize: bool = True) -> dict[str, Path]:
@@ -86,7 +93,10 @@ def _export(encoder: MultiItemEncoder, path: Path, *, with_tables: bool) -> None
         tables: list[torch.Tensor] = []
         for k, name in enumerate(encoder.module_names):
             fan_in, fan_out = encoder.module_shape(name)
-            tables += [torch.randn((3, fan_in, 2), generator=generator), torch.randn((3, 2, fan_out), generator=generator)]
+            tables += [
+                torch.randn((3, fan_in, 2), generator=generator).to(TABLE_DTYPE),
+                torch.randn((3, 2, fan_out), generator=generator).to(TABLE_DTYPE),
+            ]
             names += [f"lora_a_{k}", f"lora_b_{k}"]
             dynamic[f"lora_a_{k}"] = {0: "slots", 2: "rank"}
             dynamic[f"lora_b_{k}"] = {0: "slots", 1: "rank"}
@@ -101,6 +111,7 @@ def _export(encoder: MultiItemEncoder, path: Path, *, with_tables: bool) -> None
                 encoder, args, str(staging), input_names=names, output_names=["pooled"],
                 dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True,
             )
+        os.chmod(staging, 0o644)
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
@@ -116,6 +127,7 @@ def _quantize(source: Path, target: Path) -> None:
             # only weight matrices: activations x activations (attention, gathered LoRA) stay fp32
             extra_options={"MatMulConstBOnly": True},
         )
+        os.chmod(staging, 0o644)
         os.replace(staging, target)
     finally:
         staging.unlink(missing_ok=True)
@@ -137,7 +149,7 @@ class OnnxBackend(EncoderBackend):
     ) -> None:
         import onnxruntime as ort
 
-        folder = (cache_dir or default_cache_dir()) / f"{_safe_name(fingerprint)}-{pooling}"
+        folder = (cache_dir or default_cache_dir()) / graph_folder_name(fingerprint, pooling)
         paths = export_encoder(resolved, folder, pooling=pooling, quantize=quantize)
         suffix = ".int8" if quantize else ""
         providers = ["CPUExecutionProvider"]

@@ -67,6 +67,10 @@ class TrainConfig:
     learning_rate: float | None = field(
         default=None, metadata={"help": "AdamW learning rate; None = per-kind default"}
     )
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "learning rate of the freshly initialised heads; None = max(kind rate, 2e-3)"},
+    )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW decoupled weight decay"})
     l2: float = field(
         default=1e-4,
@@ -82,6 +86,12 @@ class TrainConfig:
 
     def resolved_learning_rate(self) -> float:
         return self.learning_rate if self.learning_rate is not None else _DEFAULT_LEARNING_RATES[self.kind]
+
+    def resolved_head_learning_rate(self) -> float:
+        if self.head_learning_rate is not None:
+            return self.head_learning_rate
+        # a random head needs larger steps than a pretrained backbone within a few epochs
+        return max(self.resolved_learning_rate(), 2e-3)
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid field."""
@@ -404,8 +414,11 @@ def _train(
     model = _ScoringModel(model_backbone, heads, config.pooling).to(device)
 
     regularised = [p for n, p in model.named_parameters() if p.requires_grad and ("lora_" in n or n.startswith("heads."))]
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.resolved_learning_rate(), weight_decay=config.weight_decay)
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("heads.")]
+    groups = [{"params": list(model.heads.parameters()), "lr": config.resolved_head_learning_rate()}]
+    if body:
+        groups.append({"params": body, "lr": config.resolved_learning_rate()})
+    optimizer = torch.optim.AdamW(groups, lr=config.resolved_learning_rate(), weight_decay=config.weight_decay)
 
     features: torch.Tensor | None = None
     if config.kind == "head":
@@ -489,7 +502,10 @@ def _train(
         "hidden_size": hidden_size,
         "lora": {"r": config.lora_r, "alpha": config.lora_alpha, "target_modules": list(config.target_modules)} if config.kind == "lora" else None,
         "metrics": metrics,
-        "training": {**asdict(config), "learning_rate": config.resolved_learning_rate(), "history": history},
+        "training": {
+            **asdict(config), "learning_rate": config.resolved_learning_rate(),
+            "head_learning_rate": config.resolved_head_learning_rate(), "history": history,
+        },
         "split_sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
     }
     size = write_artifact(out_dir, manifest, tensors)
