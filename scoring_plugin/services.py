@@ -128,6 +128,21 @@ def start_training(item: Item, kind: str, *, activate: bool = True) -> ModelVers
     return version
 
 
+def start_distillation(teacher: ModelVersion, *, activate: bool = False) -> ModelVersion:
+    """A pending ``distilled`` version taught by ``teacher``, enqueued on the training queue."""
+    from workers.tasks import distill_model_version
+
+    if teacher.status != ModelVersion.Status.READY:
+        raise ValidationError(f"{teacher} is {teacher.status}; only a ready version can teach.")
+    if teacher.kind == ModelVersion.Kind.DISTILLED:
+        raise ValidationError(f"{teacher} is already a distilled student.")
+    version = create_model_version(teacher.item, ModelVersion.Kind.DISTILLED)
+    ModelVersion.objects.filter(pk=version.pk).update(parent=teacher)
+    version.parent = teacher
+    transaction.on_commit(lambda: distill_model_version.delay(version.pk, activate))
+    return version
+
+
 def activate_version(version: ModelVersion) -> None:
     """Make ``version`` the one that scores its item; workers pick it up on their next answer."""
     if version.status != ModelVersion.Status.READY:

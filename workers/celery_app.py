@@ -61,6 +61,10 @@ def configure(app: Celery) -> None:
         task_routes={
             "workers.tasks.score_submission": {"queue": "scoring", "routing_key": "scoring"},
             "workers.tasks.train_model_version": {"queue": "training", "routing_key": "training"},
+            "workers.tasks.distill_model_version": {
+                "queue": "training",
+                "routing_key": "training",
+            },
             "workers.tasks.sweep_stuck_submissions": {"queue": "lms", "routing_key": "lms"},
         },
         # A message is acknowledged after its task ran, and requeued if the worker process dies.

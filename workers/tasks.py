@@ -120,14 +120,13 @@ def _score_submissions(submission_ids: Sequence[str]) -> dict[str, str]:
         )
     }
     failures: dict[str, str] = {}
-    scorer = None
     for item_id in {r.item_id for r in rows}:
         version = versions.get(item_id)
         if version is None:
             continue
         try:
-            scorer = engine_host.ensure_loaded(
-                version.item.key, version.label, version.artifact_path
+            engine_host.ensure_version(
+                version.item.key, version.label, version.kind, version.artifact_path
             )
         except Exception as exc:  # a broken artifact fails its answers, not the worker
             logger.exception("cannot load %s", version.label)
@@ -140,8 +139,8 @@ def _score_submissions(submission_ids: Sequence[str]) -> dict[str, str]:
             failures[str(row.pk)] = f"item '{row.item.key}' has no active model"
     to_score = [row for row in rows if str(row.pk) not in failures]
     results = {}
-    if to_score and scorer is not None:
-        scored = scorer.score([ScoreRequest(row.item.key, row.text) for row in to_score])
+    if to_score:
+        scored = engine_host.score([ScoreRequest(row.item.key, row.text) for row in to_score])
         results = {str(row.pk): result for row, result in zip(to_score, scored, strict=True)}
 
     now = timezone.now()
@@ -253,6 +252,98 @@ def run_training(
         shutil.rmtree(out_dir, ignore_errors=True)
         return "failed"
 
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status=ModelVersion.Status.READY,
+        artifact_path=str(artifact.path),
+        metrics=artifact.metrics,
+        trained_at=timezone.now(),
+        progress={"percent": 100.0},
+    )
+    if activate:
+        version.refresh_from_db()
+        activate_version(version)
+    return "ready"
+
+
+@shared_task(
+    bind=True,
+    name="workers.tasks.distill_model_version",
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def distill_model_version(self, version_id: int, activate: bool = False) -> str:  # type: ignore[no-untyped-def]
+    """Distill a pending ``distilled`` version from its teacher (``parent``)."""
+    claimed = ModelVersion.objects.filter(
+        pk=version_id, status__in=[ModelVersion.Status.PENDING, ModelVersion.Status.TRAINING]
+    ).update(status=ModelVersion.Status.TRAINING, error="")
+    if not claimed:
+        return "not pending"
+    version = ModelVersion.objects.select_related("item", "parent__item").get(pk=version_id)
+    return run_distillation(version, activate=activate)
+
+
+# Production answers the teacher scores to widen what the student learns from.
+MAX_UNLABELLED_ANSWERS = 5000
+
+
+def run_distillation(version: ModelVersion, *, activate: bool) -> str:
+    """Teach a tiny student from the teacher's class probabilities on the item's answers."""
+    from ml_core.distill.api import distill_item
+    from ml_core.distill.teacher import teacher_probabilities
+    from scoring_plugin.services import activate_version
+
+    item, teacher = version.item, version.parent
+    out_dir = Path(settings.ARTIFACTS_DIR) / item.key / f"v{version.number}-distilled"
+    teacher_key = f"teacher:{teacher.label}" if teacher else ""
+    try:
+        if teacher is None or teacher.status != ModelVersion.Status.READY:
+            raise ValueError("a distilled version needs a ready teacher version")
+        if teacher.kind == ModelVersion.Kind.DISTILLED:
+            raise ValueError("the teacher must be a backbone model, not another student")
+        answers = list(item.scored_answers.order_by("pk"))
+        if len(answers) < 10:
+            raise ValueError(f"item '{item.key}' needs at least 10 scored answers")
+        labelled = {a.text for a in answers}
+        unlabelled = [
+            text
+            for text in item.submissions.filter(status=Submission.Status.SCORED)
+            .order_by("-created_at")
+            .values_list("text", flat=True)[:MAX_UNLABELLED_ANSWERS]
+            if text not in labelled
+        ]
+        scorer = engine_host.engine()
+        scorer.load_item(teacher_key, Path(teacher.artifact_path), teacher.label)
+        texts = [a.text for a in answers]
+        soft = teacher_probabilities(scorer, texts, teacher_key)
+        soft_unlabelled = (
+            teacher_probabilities(scorer, unlabelled, teacher_key) if unlabelled else None
+        )
+
+        def progress(values: dict[str, float]) -> None:
+            ModelVersion.objects.filter(pk=version.pk).update(progress=dict(values))
+
+        artifact = distill_item(
+            texts,
+            [a.score for a in answers],
+            soft,
+            unlabelled,
+            soft_unlabelled,
+            out_dir=out_dir,
+            item_id=item.key,
+            splits=[a.split for a in answers],
+            teacher_version=teacher.label,
+            model_version=version.label,
+            progress=progress,
+        )
+    except Exception as exc:  # the active model stays as it was
+        logger.exception("distilling %s failed", version)
+        ModelVersion.objects.filter(pk=version.pk).update(
+            status=ModelVersion.Status.FAILED, error=str(exc)[:2000]
+        )
+        return "failed"
+    finally:
+        if teacher_key and engine_host.engine_if_loaded() is not None:
+            engine_host.engine_if_loaded().remove_item(teacher_key)
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY,
         artifact_path=str(artifact.path),

@@ -12,8 +12,8 @@ from django.core.cache import caches
 from django.http import HttpResponse
 from django.test import Client
 from jwcrypto.jwk import JWK
-from lti_factories import DeploymentFactory, ItemFactory, RegistrationFactory
-from lti_platform import TestPlatform
+from tests.lti.lti_factories import DeploymentFactory, ItemFactory, RegistrationFactory
+from tests.lti.lti_platform import TestPlatform
 from lti_tool.models import Key
 
 from lti import keys

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from lti_platform import INSTRUCTOR, LEARNER
-from lti_scoring import CapturedTasks, finish
+from tests.lti.lti_platform import INSTRUCTOR, LEARNER
+from tests.lti.lti_scoring import CapturedTasks, finish
 
 from lti import tasks
 from lti.models import ItemLtiSettings, LtiSubmission

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from lti_platform import INSTRUCTOR, TestPlatform, new_rsa_key
+from tests.lti.lti_platform import INSTRUCTOR, TestPlatform, new_rsa_key
 from lti_tool.models import LtiDeployment, LtiUser
 
 from lti.models import LtiSubmission, UsedNonce
@@ -38,7 +38,7 @@ def test_replayed_id_token_is_refused(platform, item, browser) -> None:
     assert browser.post_launch(token, login.state).status_code == 302
     refused(browser.post_launch(token, login.state), "replayed", 403)
     # a second browser (no cookies) replaying it is refused too
-    from conftest import Browser
+    from tests.lti.conftest import Browser
 
     refused(Browser().post_launch(token, login.state), "bad_state")
     assert UsedNonce.objects.count() == 1

@@ -8,9 +8,9 @@ import re
 import jwt
 import pytest
 from jwt.algorithms import RSAAlgorithm
-from lti_factories import ItemFactory
-from lti_platform import INSTRUCTOR, LEARNER
-from lti_scoring import finish
+from tests.lti.lti_factories import ItemFactory
+from tests.lti.lti_platform import INSTRUCTOR, LEARNER
+from tests.lti.lti_scoring import finish
 
 pytestmark = pytest.mark.django_db
 

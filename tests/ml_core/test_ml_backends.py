@@ -10,7 +10,7 @@ import pytest
 from ml_core.engine import ScoreRequest, ScoringEngine
 from ml_core.training import TrainConfig, train_item
 
-from conftest import make_examples
+from tests.ml_core.conftest import make_examples
 
 # fp32 graphs differ from torch only by kernel summation order; int8 rounds every weight matrix
 FP32_TOLERANCE = 1e-4

@@ -15,7 +15,7 @@ from ml_core.engine import ScoreRequest, ScoringEngine
 from ml_core.modeling import load_backbone_model, load_tokenizer, pool
 from ml_core.training import TrainConfig, TrainExample, train_item
 
-from conftest import make_examples
+from tests.ml_core.conftest import make_examples
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from ml_core.artifact import FORMAT_VERSION, ArtifactError, load_artifact
 from ml_core.engine import ScoreRequest, ScoringEngine
 from ml_core.training import TrainConfig, TrainExample, class_weights, split_examples, train_item
 
-from conftest import make_examples
+from tests.ml_core.conftest import make_examples
 
 
 def test_unsplit_data_gets_a_seeded_stratified_80_10_10_split() -> None:

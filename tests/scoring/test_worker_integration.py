@@ -83,16 +83,20 @@ def worker_process(url: str, backbone: Path, log: Path) -> Iterator[subprocess.P
         "-n", f"test-{uuid.uuid4().hex[:8]}@localhost", "--loglevel", "INFO",
     ]  # fmt: skip
     with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        # Its own process group, so a test can SIGKILL the worker with its pool processes.
+        process = subprocess.Popen(
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield process
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
 
 
 def wait_until_finished(ids: list[str], timeout: float, log: Path) -> list[Submission]:
@@ -129,7 +133,19 @@ def test_worker_scores_api_submissions_and_swept_ones_exactly_once(
         ids.append(str(lost.pk))
 
         rows = wait_until_finished(ids, timeout=120, log=tmp_path / "w.log")
+        first_scores = {str(r.pk): (r.score, r.scored_at) for r in rows}
+
+        # Duplicate deliveries of finished answers, then one new answer behind them.
+        for submission_id in ids[:3]:
+            tasks.score_submission.delay(submission_id)
+        response = api_client.post(
+            f"/api/v1/items/{trained_item.key}/submissions/", {"text": "udp"}, format="json"
+        )
+        wait_until_finished([response.json()["id"]], timeout=60, log=tmp_path / "w.log")
         assert w.poll() is None, "the worker died"
+
+    again = {str(r.pk): (r.score, r.scored_at) for r in Submission.objects.filter(pk__in=ids)}
+    assert again == first_scores, "a duplicate delivery changed a score"
 
     active = trained_item.active_version
     for row in rows:
@@ -139,3 +155,48 @@ def test_worker_scores_api_submissions_and_swept_ones_exactly_once(
         assert row.scored_at >= row.created_at
     assert {r.attempts for r in rows} == {1, 2} or {r.attempts for r in rows} == {1}
     assert Submission.objects.get(pk=lost.pk).attempts == 2
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_answers_survive_a_worker_killed_mid_batch(
+    trained_item: Item, api_client, tiny_backbone: Path, tmp_path: Path, settings
+) -> None:  # type: ignore[no-untyped-def]
+    url = "filesystem://"
+    ids: list[str] = []
+    with broker(url):
+        with worker_process(url, tiny_backbone, tmp_path / "killed.log") as doomed:
+            wait_until_finished(
+                [
+                    api_client.post(
+                        f"/api/v1/items/{trained_item.key}/submissions/",
+                        {"text": "tcp"},
+                        format="json",
+                    ).json()["id"]
+                ],
+                timeout=120,
+                log=tmp_path / "killed.log",
+            )
+            for i in range(40):
+                response = api_client.post(
+                    f"/api/v1/items/{trained_item.key}/submissions/",
+                    {"text": f"udp data {i}"},
+                    format="json",
+                )
+                ids.append(response.json()["id"])
+            # SIGKILL the whole worker, parent and pool process, while it works on the burst.
+            os.killpg(doomed.pid, signal.SIGKILL)
+            doomed.wait()
+        unfinished = Submission.objects.filter(pk__in=ids).exclude(status="scored").count()
+
+        # The sweeper finds what the dead worker held and a fresh worker scores it.
+        settings.SCOREBRIDGE_REQUEUE_AFTER_SECONDS = 1
+        time.sleep(1.5)
+        with worker_process(url, tiny_backbone, tmp_path / "fresh.log"):
+            tasks.sweep_stuck_submissions()
+            rows = wait_until_finished(ids, timeout=120, log=tmp_path / "fresh.log")
+    assert all(r.status == "scored" for r in rows), [r.error for r in rows]
+    assert len({r.pk for r in rows}) == 40
+    # Anything requeued was enqueued again, never scored twice (one score per row, one time).
+    requeued = [r for r in rows if r.attempts > 1]
+    assert len(requeued) <= unfinished

@@ -1,0 +1,63 @@
+"""Distilled students are model versions: trained from a teacher version, served by workers."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from scoring_plugin.models import ModelVersion, Submission
+from scoring_plugin.services import create_model_version, start_distillation
+from tests.scoring.factories import SubmissionFactory
+from workers import tasks
+
+
+def _distilled_from(teacher: ModelVersion) -> ModelVersion:
+    version = create_model_version(teacher.item, ModelVersion.Kind.DISTILLED)
+    version.parent = teacher
+    version.save()
+    return version
+
+
+def test_a_distilled_version_is_trained_activated_and_scores(trained_item) -> None:  # type: ignore[no-untyped-def]
+    teacher = trained_item.active_version
+    # Production answers the teacher scored become extra (unlabelled) training data.
+    SubmissionFactory(item=trained_item, text="udp tcp layer", status="scored", score=2)
+    student = _distilled_from(teacher)
+    assert tasks.run_distillation(student, activate=True) == "ready"
+    student.refresh_from_db()
+    assert student.is_active and student.status == "ready"
+    assert student.parent == teacher
+    assert {"qwk", "accuracy", "teacher_qwk"} <= student.metrics.keys()
+    assert (tasks.Path(student.artifact_path) / "student.onnx").is_file()
+
+    answer = SubmissionFactory(item=trained_item, text="tcp udp")
+    assert tasks.score_submissions([str(answer.pk)]) == {str(answer.pk): "scored"}
+    answer.refresh_from_db()
+    assert answer.model_version == student
+    assert answer.score in (0, 1, 2)
+    assert abs(sum(answer.probabilities) - 1) < 1e-4
+
+
+def test_rolling_back_to_the_teacher_serves_the_teacher_again(trained_item) -> None:  # type: ignore[no-untyped-def]
+    from scoring_plugin.services import activate_version
+
+    teacher = trained_item.active_version
+    student = _distilled_from(teacher)
+    tasks.run_distillation(student, activate=True)
+    activate_version(teacher)
+    answer = SubmissionFactory(item=trained_item, text="udp")
+    tasks.score_submissions([str(answer.pk)])
+    assert Submission.objects.get(pk=answer.pk).model_version == teacher
+
+
+def test_a_student_cannot_teach(trained_item) -> None:  # type: ignore[no-untyped-def]
+    student = _distilled_from(trained_item.active_version)
+    tasks.run_distillation(student, activate=False)
+    student.refresh_from_db()
+    with pytest.raises(ValidationError, match="already a distilled student"):
+        start_distillation(student)
+    orphan = create_model_version(trained_item, ModelVersion.Kind.DISTILLED)
+    assert tasks.run_distillation(orphan, activate=True) == "failed"
+    orphan.refresh_from_db()
+    assert "needs a ready teacher" in orphan.error
+    assert trained_item.active_version == student.parent
