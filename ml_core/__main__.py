@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--kinds", type=_csv_list, default=("lora", "head", "full"))
     bench.add_argument("--backends", type=_csv_list, default=("torch", "onnx", "onnx-int8"), help="engine backends to time; 'none' skips the engine part")
     bench.add_argument("--repeats", type=int, default=15)
+    bench.add_argument("--epochs", type=int, default=None, help="override the 5 training epochs (engine-only runs)")
     bench.add_argument("--reuse", action="store_true", help="reuse artifacts already in OUT/artifacts")
     bench.add_argument("--out", type=Path, required=True)
     return parser
@@ -143,7 +144,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     config = BenchmarkConfig(
         responses=args.responses, out=args.out, items=args.items, backbone=args.backbone,
         items_only=args.items_only, max_train_per_item=args.max_train_per_item, kinds=args.kinds,
-        backends=tuple(b for b in args.backends if b != "none"), repeats=args.repeats, reuse=args.reuse,
+        backends=tuple(b for b in args.backends if b != "none"), repeats=args.repeats, reuse=args.reuse, epochs=args.epochs,
     )
     run_benchmark(config, log=lambda line: print(line, flush=True))
     print((args.out / "report.md").read_text())

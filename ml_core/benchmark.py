@@ -48,6 +48,7 @@ class BenchmarkConfig:
     latency_samples: int = field(default=100, metadata={"help": "single-answer calls for p50/p95"})
     reuse: bool = field(default=False, metadata={"help": "reuse artifacts already in out/artifacts"})
     seed: int = field(default=13, metadata={"help": "seed for splits and sampling"})
+    epochs: int | None = field(default=None, metadata={"help": "override TrainConfig.epochs (engine-only runs)"})
 
 
 def _fix_splits(examples: list[TrainExample], cap: int | None, seed: int) -> list[TrainExample]:
@@ -128,7 +129,7 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] = print) -
             else:
                 trained = train_item(
                     examples, item_id=item_id, num_labels=num_labels_for(item_bank.get(item_id), examples),
-                    out_dir=folder, backbone=config.backbone, config=TrainConfig(kind=kind, seed=config.seed),
+                    out_dir=folder, backbone=config.backbone, config=TrainConfig(kind=kind, seed=config.seed, **({"epochs": config.epochs} if config.epochs else {})),
                 )
                 metrics, size = trained.metrics, trained.size_bytes
             per_item[item_id][kind] = {**{k: metrics.get(k, float("nan")) for k in QUALITY_KEYS}, "train_seconds": metrics.get("train_seconds"), "epochs_run": metrics.get("epochs_run"), "artifact_bytes": size}
