@@ -96,7 +96,7 @@ class MergeConfig:
         default=True, metadata={"help": "re-fit every item's head on the merged model's features"}
     )
     head_l2: float = field(
-        default=1e-3, metadata={"help": "L2 penalty (mean over weights) when re-fitting heads"}
+        default=1e-3, metadata={"help": "L2 penalty (sum of squared weights) when re-fitting heads"}
     )
     head_steps: int = field(default=200, metadata={"help": "L-BFGS iterations per head re-fit"})
     shared_dtype: str = field(

@@ -152,7 +152,11 @@ def concat_lora_factors(
     for module in adapters[0]:
         a = torch.cat([adapter[module][0].float() for adapter in adapters], dim=0)
         b = torch.cat(
-            [s * adapter[module][1].float() / k for adapter, s in zip(adapters, scalings, strict=False)], dim=1
+            [
+                s * adapter[module][1].float() / k
+                for adapter, s in zip(adapters, scalings, strict=False)
+            ],
+            dim=1,
         )
         merged[module] = (a, b)
     return merged

@@ -283,7 +283,9 @@ def item_report(item: ItemData, predictions: np.ndarray) -> dict[str, float]:
         "exact_match", float((truth == predictions).all(axis=1).mean()) if len(truth) else 0.0
     )
     for name, value in zip(
-        (c.name for c in item.artifact.criteria), per_label_accuracy(truth, predictions), strict=False
+        (c.name for c in item.artifact.criteria),
+        per_label_accuracy(truth, predictions),
+        strict=False,
     ):
         report[f"label_accuracy/{name}"] = value
     report["n_test"] = float(len(truth))
