@@ -1,0 +1,41 @@
+"""The packaged backbone end to end on a handful of answers (the only test that loads it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ml_core.backbone import DEFAULT_BACKBONE, backbone_fingerprint, resolve_backbone
+from ml_core.engine import ScoreRequest, ScoringEngine
+from ml_core.training import TrainConfig, TrainExample, train_item
+
+ANSWERS = [
+    ("TCP has sequence numbers, acknowledgements and a window; UDP has a length field.", 2),
+    ("The TCP header has sequence and acknowledgement numbers and flags, UDP does not.", 2),
+    ("TCP header includes the advertised window and urgent pointer, UDP has packet length.", 2),
+    ("TCP is reliable and UDP is not.", 1),
+    ("UDP is faster than TCP.", 1),
+    ("TCP is connection oriented.", 1),
+    ("I don't know.", 0),
+    ("No submission.", 0),
+    ("Both are protocols.", 0),
+]
+
+
+@pytest.mark.backbone
+def test_packaged_backbone_trains_and_scores(tmp_path: Path) -> None:
+    assert Path(resolve_backbone(None)).joinpath("config.json").is_file()
+    assert backbone_fingerprint(None).startswith(DEFAULT_BACKBONE + "@sha256:")
+    examples = [TrainExample(text, label, "train") for text, label in ANSWERS] + [
+        TrainExample(text, label, "test") for text, label in ANSWERS[::3]
+    ]
+    artifact = train_item(examples, item_id="tcp-udp", num_labels=3, out_dir=tmp_path / "a", config=TrainConfig(kind="head", epochs=2))
+    assert artifact.size_bytes < 2_000_000
+    engine = ScoringEngine()
+    engine.load_item("tcp-udp", artifact.path, "v1")
+    long_answer = "TCP has a sequence number. " * 200
+    results = engine.score([ScoreRequest("tcp-udp", ANSWERS[0][0]), ScoreRequest("tcp-udp", long_answer), ScoreRequest("tcp-udp", "")])
+    assert results[0].error is None and results[0].score in (0, 1, 2)
+    assert results[1].truncated and results[1].error is None
+    assert results[2].error == "empty answer"
