@@ -135,6 +135,8 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
 TIME_ZONE = env_str("SCOREBRIDGE_TIME_ZONE", "UTC")
 USE_I18N = True
+# German and English for the pages students see (the LTI launch's locale chooses).
+LOCALE_PATHS = [BASE_DIR / "scoring_plugin" / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"
