@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,8 +25,10 @@ from ml_core.data import (
     read_items_csv,
     read_responses_csv,
 )
-from ml_core.training import TrainExample
 from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission
+
+if TYPE_CHECKING:
+    from ml_core.training import TrainExample
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,8 @@ def enqueue_submission(submission_id: str) -> bool:
 
 
 def training_examples(item: Item) -> list[TrainExample]:
+    from ml_core.training import TrainExample  # torch: only workers and commands need it
+
     return [
         TrainExample(text=a.text, label=a.score, split=a.split)
         for a in item.scored_answers.order_by("pk")
