@@ -28,7 +28,7 @@ $py manage.py migrate --noinput -v 0
 $py manage.py collectstatic --noinput -v 0
 $py manage.py import_items "$bank"
 $py manage.py train_items --only-untrained
-login=$($py manage.py ensure_admin)
+login=$($py manage.py ensure_admin --new-password)
 
 pids=()
 cleanup() {

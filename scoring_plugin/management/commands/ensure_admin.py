@@ -15,6 +15,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="admin")
         parser.add_argument("--password", help="default: keep an existing one, or a random one")
+        parser.add_argument(
+            "--new-password", action="store_true", help="set a new random password and print it"
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         User = get_user_model()
@@ -23,7 +26,7 @@ class Command(BaseCommand):
             username=username, defaults={"is_staff": True, "is_superuser": True}
         )
         password = options.get("password")
-        if created or password:
+        if created or password or options.get("new_password"):
             password = str(password or secrets.token_urlsafe(12))
             user.set_password(password)
             user.save()
