@@ -15,6 +15,7 @@ Writes ``report.json``, ``report.md`` and the heatmaps to ``--out``.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sys
@@ -291,21 +292,29 @@ def main() -> None:  # noqa: C901 - a linear script
         else (["average", "task_arithmetic", "ties"] if full else ["svd", "concat"])
     )
     main_method = args.main_method or ("ties" if full else "svd")
-    runs = [("gw", m) for m in methods] + [(name, main_method) for name in plans if name != "gw"]
-    group_cache: dict[tuple[tuple[str, ...], str], GroupResult] = {}
+    # (plan, method, storage dtype): every method on the GW plan, the main method on the others,
+    # and the main method with float16 shared weights
+    runs = (
+        [("gw", m, "float32") for m in methods]
+        + [(name, main_method, "float32") for name in plans if name != "gw"]
+        + [("gw", main_method, "float16")]
+    )
+    group_cache: dict[tuple[tuple[str, ...], str, str], GroupResult] = {}
     results: dict[str, object] = {}
-    for plan_name, method in runs:
+    for plan_name, method, dtype in runs:
         plan = plans[plan_name]
-        config = MergeConfig(method=method)
+        config = MergeConfig(method=method, shared_dtype=dtype)
+        label = f"{plan_name}/{method}" + ("/fp16" if dtype == "float16" else "")
         run_started = time.perf_counter()
         merged_pred: dict[str, np.ndarray] = {}
         stale_pred: dict[str, np.ndarray] = {}
         groups: list[GroupResult] = []
         for _index, group in enumerate(plan.groups):
-            key = (tuple(group), method)
+            key = (tuple(group), method, dtype)
             if key not in group_cache:
                 group_id = f"{method}-" + "+".join(group)
-                out_dir = args.out / "merged" / method / f"group-{abs(hash(key)) % 10**8:08d}"
+                digest = hashlib.sha256(repr(key).encode()).hexdigest()[:10]
+                out_dir = args.out / "merged" / f"{method}-{dtype}" / f"group-{digest}"
                 group_cache[key] = merge_group(
                     [by_id[i] for i in group],
                     encoder,
@@ -323,9 +332,10 @@ def main() -> None:  # noqa: C901 - a linear script
                 merged_pred[item_id] = predict_heads(test_features, scorer_heads[item_id])
                 stale_pred[item_id] = predict_heads(test_features, head_tensors(item.artifact))
         merged_items = [by_id[i] for i in plan.item_ids]
-        results[f"{plan_name}/{method}"] = {
+        results[label] = {
             "plan": plan_name,
             "method": method,
+            "shared_dtype": dtype,
             "summary": pooled_report(merged_items, merged_pred),
             "summary_without_refit": pooled_report(merged_items, stale_pred),
             "per_item": {i: item_report(by_id[i], merged_pred[i]) for i in plan.item_ids},
@@ -341,9 +351,9 @@ def main() -> None:  # noqa: C901 - a linear script
             ],
             "seconds": time.perf_counter() - run_started,
         }
-        s = results[f"{plan_name}/{method}"]["summary"]  # type: ignore[index]
+        s = results[label]["summary"]  # type: ignore[index]
         print(
-            f"merged {plan_name}/{method}: pooled micro F1 {s['micro_f1_pooled']:.3f} ({time.perf_counter() - run_started:.0f}s)",
+            f"merged {label}: pooled micro F1 {s['micro_f1_pooled']:.3f} ({time.perf_counter() - run_started:.0f}s)",
             flush=True,
         )
     report["merged"] = results

@@ -125,7 +125,8 @@ class GroupResult:
     method: str
     head_refits: dict[str, list[dict[str, float]]]
     seconds: float
-    # features of every item's answers under the merged extractor (indices = the item's examples)
+    # merged features of each item's train and test answers, rows indexed like the item's
+    # examples (validation rows are zeros: never encoded)
     features: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
 
@@ -177,7 +178,7 @@ def merge_group(
     """Merge a group's extractors, re-fit each head on the merged features, write the folder.
 
     Heads are re-fitted on each item's training answers only. With ``encode_all`` the merged
-    features of all of each item's answers are returned (for evaluation without re-encoding).
+    features of each item's train and test answers are returned (evaluation without re-encoding).
     """
     config.validate()
     started = time.perf_counter()
@@ -201,11 +202,16 @@ def merge_group(
     items: list[GroupItem] = []
     refits: dict[str, list[dict[str, float]]] = {}
     for item in group:
-        wanted = list(range(len(item.examples))) if encode_all else list(item.split.train)
+        # validation answers are needed by neither the re-fit nor the evaluation
+        wanted = (
+            sorted(item.split.train + item.split.test) if encode_all else list(item.split.train)
+        )
         encoded = encode_indices(encoder, item, wanted)
-        by_index = dict(zip(wanted, range(len(wanted)), strict=False))
+        by_index = dict(zip(wanted, range(len(wanted)), strict=True))
         if encode_all:
-            features[item.item_id] = encoded
+            rows = np.zeros((len(item.examples), encoded.shape[1]), dtype=np.float32)
+            rows[wanted] = encoded
+            features[item.item_id] = rows
         train_x = encoded[[by_index[i] for i in item.split.train]]
         train_y = item.labels(item.split.train)
         heads = []
