@@ -6,7 +6,7 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
@@ -18,7 +18,9 @@ def _csv_list(value: str) -> tuple[str, ...]:
 
 
 def _add_backbone(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backbone", default=None, help="backbone name or local path (default: packaged MiniLM)")
+    parser.add_argument(
+        "--backbone", default=None, help="backbone name or local path (default: packaged MiniLM)"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,20 +33,38 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--responses", type=Path, required=True)
     train.add_argument("--items", type=Path, default=None, help="items.csv (max_score per item)")
     train.add_argument("--items-only", type=_csv_list, default=(), help="comma-separated item ids")
-    train.add_argument("--out", type=Path, required=True, help="artifacts are written to OUT/<item_id>")
+    train.add_argument(
+        "--out", type=Path, required=True, help="artifacts are written to OUT/<item_id>"
+    )
     _add_backbone(train)
+    casters: dict[str, Callable[[str], object]] = {
+        "int": int,
+        "float": float,
+        "float | None": float,
+        "str": str,
+        "bool": lambda v: v.lower() in ("1", "true", "yes"),
+    }
     for f in fields(TrainConfig):
-        if f.name in ("target_modules", "device"):
+        caster = casters.get(str(f.type))
+        if caster is None:  # tuples and devices are not command-line settings
             continue
-        kind = {"int": int, "float": float, "str": str, "bool": lambda v: v.lower() in ("1", "true", "yes")}
-        caster = kind.get(str(f.type).split(" ")[0].replace("'", ""), float if "float" in str(f.type) else str)
-        train.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=caster, default=None, help=f.metadata.get("help"))
+        train.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=caster,
+            default=None,
+            help=f.metadata.get("help"),
+        )
 
     evaluate = commands.add_parser("evaluate", help="metrics of an artifact on labelled answers")
     evaluate.add_argument("--artifact", type=Path, required=True)
     evaluate.add_argument("--responses", type=Path, required=True)
-    evaluate.add_argument("--item", default=None, help="item id in the CSV (default: the artifact's)")
-    evaluate.add_argument("--split", default="heldout", help="heldout (the artifact's test split), all, train, test")
+    evaluate.add_argument(
+        "--item", default=None, help="item id in the CSV (default: the artifact's)"
+    )
+    evaluate.add_argument(
+        "--split", default="heldout", help="heldout (the artifact's test split), all, train, test"
+    )
     _add_backbone(evaluate)
 
     export = commands.add_parser("export", help="export the backbone's ONNX graphs (fp32 + int8)")
@@ -53,21 +73,34 @@ def _parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="score answers with one or more artifacts")
     score.add_argument("--artifact", action="append", required=True, metavar="ITEM_KEY=DIR")
-    score.add_argument("--input", type=Path, default=None, help="CSV with item_key,text (default: stdin)")
+    score.add_argument(
+        "--input", type=Path, default=None, help="CSV with item_key,text (default: stdin)"
+    )
     score.add_argument("--backend", default="torch")
     _add_backbone(score)
 
-    bench = commands.add_parser("benchmark", help="quality of lora/head/full and engine cost on a SAF-layout dataset")
+    bench = commands.add_parser(
+        "benchmark", help="quality of lora/head/full and engine cost on a SAF-layout dataset"
+    )
     bench.add_argument("--responses", type=Path, required=True)
     bench.add_argument("--items", type=Path, default=None)
     _add_backbone(bench)
     bench.add_argument("--items-only", type=_csv_list, default=())
     bench.add_argument("--max-train-per-item", type=int, default=None)
     bench.add_argument("--kinds", type=_csv_list, default=("lora", "head", "full"))
-    bench.add_argument("--backends", type=_csv_list, default=("torch", "onnx", "onnx-int8"), help="engine backends to time; 'none' skips the engine part")
+    bench.add_argument(
+        "--backends",
+        type=_csv_list,
+        default=("torch", "onnx", "onnx-int8"),
+        help="engine backends to time; 'none' skips the engine part",
+    )
     bench.add_argument("--repeats", type=int, default=15)
-    bench.add_argument("--epochs", type=int, default=None, help="override the 5 training epochs (engine-only runs)")
-    bench.add_argument("--reuse", action="store_true", help="reuse artifacts already in OUT/artifacts")
+    bench.add_argument(
+        "--epochs", type=int, default=None, help="override the 5 training epochs (engine-only runs)"
+    )
+    bench.add_argument(
+        "--reuse", action="store_true", help="reuse artifacts already in OUT/artifacts"
+    )
     bench.add_argument("--out", type=Path, required=True)
     return parser
 
@@ -78,17 +111,35 @@ def _train(args: argparse.Namespace) -> int:
 
     item_bank = {i.item_id: i for i in read_items_csv(args.items)} if args.items else {}
     grouped = examples_by_item(read_responses_csv(args.responses, item_bank or None))
-    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in fields(TrainConfig)
+        if getattr(args, f.name, None) is not None
+    }
     config = TrainConfig(**overrides)
     for item_id in args.items_only or sorted(grouped):
         if item_id not in grouped:
             print(f"error: no responses for item {item_id!r}", file=sys.stderr)
             return 2
         artifact = train_item(
-            grouped[item_id], item_id=item_id, num_labels=num_labels_for(item_bank.get(item_id), grouped[item_id]),
-            out_dir=args.out / item_id, backbone=args.backbone, config=config,
+            grouped[item_id],
+            item_id=item_id,
+            num_labels=num_labels_for(item_bank.get(item_id), grouped[item_id]),
+            out_dir=args.out / item_id,
+            backbone=args.backbone,
+            config=config,
         )
-        print(json.dumps({"item_id": item_id, "path": str(artifact.path), "kind": artifact.kind, "size_bytes": artifact.size_bytes, "metrics": artifact.metrics}))
+        print(
+            json.dumps(
+                {
+                    "item_id": item_id,
+                    "path": str(artifact.path),
+                    "kind": artifact.kind,
+                    "size_bytes": artifact.size_bytes,
+                    "metrics": artifact.metrics,
+                }
+            )
+        )
     return 0
 
 
@@ -114,7 +165,9 @@ def _export(args: argparse.Namespace) -> int:
     from ml_core.backbone import backbone_fingerprint, resolve_backbone
     from ml_core.onnx_backend import default_cache_dir, export_encoder, graph_folder_name
 
-    folder = args.out or default_cache_dir() / graph_folder_name(backbone_fingerprint(args.backbone), "mean")
+    folder = args.out or default_cache_dir() / graph_folder_name(
+        backbone_fingerprint(args.backbone), "mean"
+    )
     paths = export_encoder(resolve_backbone(args.backbone), folder)
     print(json.dumps({name: str(path) for name, path in paths.items()}, indent=2))
     return 0
@@ -130,11 +183,30 @@ def _score(args: argparse.Namespace) -> int:
             print(f"error: --artifact must be ITEM_KEY=DIR, got {spec!r}", file=sys.stderr)
             return 2
         engine.load_item(key, Path(folder), Path(folder).name)
-    handle = args.input.open(newline="", encoding="utf-8", errors="surrogateescape") if args.input else sys.stdin
+    handle = (
+        args.input.open(newline="", encoding="utf-8", errors="surrogateescape")
+        if args.input
+        else sys.stdin
+    )
     rows = list(csv.DictReader(handle))
-    results = engine.score([ScoreRequest(row.get("item_key", ""), row.get("text", "")) for row in rows])
+    results = engine.score(
+        [ScoreRequest(row.get("item_key", ""), row.get("text", "")) for row in rows]
+    )
     for result in results:
-        print(json.dumps({"item_key": result.item_key, "score": result.score, "confidence": round(result.confidence, 4), "probabilities": [round(p, 4) for p in result.probabilities], "criteria": dict(result.criteria) if result.criteria else None, "truncated": result.truncated, "error": result.error, "model_version": result.model_version}))
+        print(
+            json.dumps(
+                {
+                    "item_key": result.item_key,
+                    "score": result.score,
+                    "confidence": round(result.confidence, 4),
+                    "probabilities": [round(p, 4) for p in result.probabilities],
+                    "criteria": dict(result.criteria) if result.criteria else None,
+                    "truncated": result.truncated,
+                    "error": result.error,
+                    "model_version": result.model_version,
+                }
+            )
+        )
     return 0
 
 
@@ -142,9 +214,17 @@ def _benchmark(args: argparse.Namespace) -> int:
     from ml_core.benchmark import BenchmarkConfig, run_benchmark
 
     config = BenchmarkConfig(
-        responses=args.responses, out=args.out, items=args.items, backbone=args.backbone,
-        items_only=args.items_only, max_train_per_item=args.max_train_per_item, kinds=args.kinds,
-        backends=tuple(b for b in args.backends if b != "none"), repeats=args.repeats, reuse=args.reuse, epochs=args.epochs,
+        responses=args.responses,
+        out=args.out,
+        items=args.items,
+        backbone=args.backbone,
+        items_only=args.items_only,
+        max_train_per_item=args.max_train_per_item,
+        kinds=args.kinds,
+        backends=tuple(b for b in args.backends if b != "none"),
+        repeats=args.repeats,
+        reuse=args.reuse,
+        epochs=args.epochs,
     )
     run_benchmark(config, log=lambda line: print(line, flush=True))
     print((args.out / "report.md").read_text())
@@ -153,7 +233,13 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "export": _export, "score": _score, "benchmark": _benchmark}
+    handlers = {
+        "train": _train,
+        "evaluate": _evaluate,
+        "export": _export,
+        "score": _score,
+        "benchmark": _benchmark,
+    }
     try:
         return handlers[args.command](args)
     except DataFormatError as exc:

@@ -89,7 +89,9 @@ class Artifact:
             )
 
 
-def write_artifact(out_dir: Path, manifest: dict[str, object], tensors: dict[str, torch.Tensor]) -> int:
+def write_artifact(
+    out_dir: Path, manifest: dict[str, object], tensors: dict[str, torch.Tensor]
+) -> int:
     """Write the artifact atomically to ``out_dir`` (replacing it) and return its size in bytes.
 
     Written next to ``out_dir`` first and renamed, so a reader never sees a half-written folder
@@ -100,7 +102,10 @@ def write_artifact(out_dir: Path, manifest: dict[str, object], tensors: dict[str
     manifest = {"format_version": FORMAT_VERSION, **manifest}
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(staging / WEIGHTS_FILE))
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in tensors.items()},
+            str(staging / WEIGHTS_FILE),
+        )
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         if out_dir.exists():
             shutil.rmtree(out_dir)
@@ -133,11 +138,19 @@ def load_artifact(path: Path) -> Artifact:
     path = Path(path)
     manifest = read_manifest(path)
     try:
+        raw_criteria = manifest["criteria"]
+        lora = manifest.get("lora") or {}
+        metrics = manifest.get("metrics") or {}
+        if (
+            not isinstance(raw_criteria, list)
+            or not isinstance(lora, dict)
+            or not isinstance(metrics, dict)
+        ):
+            raise ArtifactError(f"artifact {path}: criteria, lora or metrics have the wrong type")
         criteria = tuple(
             Criterion(name=str(c["name"]), labels=tuple(int(v) for v in c["labels"]))
-            for c in manifest["criteria"]  # type: ignore[union-attr]
+            for c in raw_criteria
         )
-        lora = manifest.get("lora") or {}
         artifact = Artifact(
             path=path,
             item_id=str(manifest["item_id"]),
@@ -146,9 +159,9 @@ def load_artifact(path: Path) -> Artifact:
             backbone_fingerprint=str(manifest["backbone_fingerprint"]),
             criteria=criteria,
             pooling=str(manifest.get("pooling", "mean")),
-            lora_r=int(lora.get("r", 0)),  # type: ignore[union-attr]
-            lora_alpha=float(lora.get("alpha", 0.0)),  # type: ignore[union-attr]
-            metrics={str(k): float(v) for k, v in dict(manifest.get("metrics") or {}).items()},  # type: ignore[arg-type]
+            lora_r=int(lora.get("r", 0)),
+            lora_alpha=float(lora.get("alpha", 0.0)),
+            metrics={str(k): float(v) for k, v in metrics.items()},
             manifest=manifest,
             tensors=load_file(str(path / WEIGHTS_FILE)),
         )

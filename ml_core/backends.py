@@ -56,7 +56,10 @@ class LoraTables:
         return sum(t.nbytes for t in self.tensors)
 
     def item_matrices(self, slot: int) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
-        return tuple((self.tensors[2 * k][slot], self.tensors[2 * k + 1][slot]) for k in range(len(self.module_names)))
+        return tuple(
+            (self.tensors[2 * k][slot], self.tensors[2 * k + 1][slot])
+            for k in range(len(self.module_names))
+        )
 
     @staticmethod
     def empty(module_names: Sequence[str], shapes: Mapping[str, tuple[int, int]]) -> LoraTables:
@@ -94,7 +97,13 @@ class EncoderBackend(ABC):
         """(in_features, out_features) of a LoRA target module."""
 
     @abstractmethod
-    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray, item_index: np.ndarray, tables: LoraTables) -> np.ndarray:
+    def encode(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        item_index: np.ndarray,
+        tables: LoraTables,
+    ) -> np.ndarray:
         """Pooled vectors with row ``i`` using the adapter in slot ``item_index[i]``."""
 
     @abstractmethod
@@ -120,14 +129,24 @@ def pick_device(device: str | None) -> torch.device:
 class TorchBackend(EncoderBackend):
     """The multi-item encoder in PyTorch: fp32 on CPU, fp16 (or ``dtype``) on CUDA."""
 
-    def __init__(self, resolved: str, *, device: str | None, threads: int, pooling: str, dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        resolved: str,
+        *,
+        device: str | None,
+        threads: int,
+        pooling: str,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         self.device = pick_device(device)
         if self.device.type == "cpu":
             torch.set_num_threads(threads)
             self.dtype = torch.float32  # CPU half precision is slower and less exact than fp32
         else:
             self.dtype = dtype or torch.float16
-        self.encoder = MultiItemEncoder(load_backbone_model(resolved), pooling=pooling).to(self.device, self.dtype)
+        self.encoder = MultiItemEncoder(load_backbone_model(resolved), pooling=pooling).to(
+            self.device, self.dtype
+        )
         self.encoder.eval()
         self.hidden_size = self.encoder.hidden_size
         self.module_names = list(self.encoder.module_names)
@@ -146,7 +165,13 @@ class TorchBackend(EncoderBackend):
             self._device_tables = (tables.version, cached)
         return cached
 
-    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray, item_index: np.ndarray, tables: LoraTables) -> np.ndarray:
+    def encode(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        item_index: np.ndarray,
+        tables: LoraTables,
+    ) -> np.ndarray:
         ids = torch.from_numpy(input_ids).to(self.device)
         mask = torch.from_numpy(attention_mask).to(self.device)
         with self._lock, torch.inference_mode():
@@ -185,7 +210,12 @@ def create_backend(
         from ml_core.onnx_backend import OnnxBackend
 
         return OnnxBackend(
-            resolved, fingerprint=fingerprint, quantize=name == "onnx-int8", device=device,
-            threads=threads, pooling=pooling, cache_dir=cache_dir,
+            resolved,
+            fingerprint=fingerprint,
+            quantize=name == "onnx-int8",
+            device=device,
+            threads=threads,
+            pooling=pooling,
+            cache_dir=cache_dir,
         )
     raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")

@@ -40,22 +40,38 @@ class BenchmarkConfig:
     items: Path | None = field(default=None, metadata={"help": "items.csv (max_score per item)"})
     backbone: str | None = field(default=None, metadata={"help": "backbone name or path"})
     items_only: tuple[str, ...] = field(default=(), metadata={"help": "restrict to these item ids"})
-    max_train_per_item: int | None = field(default=None, metadata={"help": "cap training answers per item"})
-    kinds: tuple[str, ...] = field(default=("lora", "head", "full"), metadata={"help": "kinds to train"})
-    backends: tuple[str, ...] = field(default=("torch", "onnx", "onnx-int8"), metadata={"help": "engine backends to time"})
+    max_train_per_item: int | None = field(
+        default=None, metadata={"help": "cap training answers per item"}
+    )
+    kinds: tuple[str, ...] = field(
+        default=("lora", "head", "full"), metadata={"help": "kinds to train"}
+    )
+    backends: tuple[str, ...] = field(
+        default=("torch", "onnx", "onnx-int8"), metadata={"help": "engine backends to time"}
+    )
     mixed_batch: int = field(default=32, metadata={"help": "answers in the mixed batch"})
     repeats: int = field(default=15, metadata={"help": "timed repetitions per measurement"})
     latency_samples: int = field(default=100, metadata={"help": "single-answer calls for p50/p95"})
-    reuse: bool = field(default=False, metadata={"help": "reuse artifacts already in out/artifacts"})
+    reuse: bool = field(
+        default=False, metadata={"help": "reuse artifacts already in out/artifacts"}
+    )
     seed: int = field(default=13, metadata={"help": "seed for splits and sampling"})
-    epochs: int | None = field(default=None, metadata={"help": "override TrainConfig.epochs (engine-only runs)"})
+    epochs: int | None = field(
+        default=None, metadata={"help": "override TrainConfig.epochs (engine-only runs)"}
+    )
 
 
 def _fix_splits(examples: list[TrainExample], cap: int | None, seed: int) -> list[TrainExample]:
     """Give every example an explicit split (so all kinds see the same data) and cap training rows."""
     split = split_examples(examples, TrainConfig(seed=seed))
-    names = {**{i: "train" for i in split.train}, **{i: "val" for i in split.val}, **{i: "test" for i in split.test}}
-    fixed = [TrainExample(e.text, e.label, names[i], e.criteria_labels) for i, e in enumerate(examples)]
+    names = {
+        **{i: "train" for i in split.train},
+        **{i: "val" for i in split.val},
+        **{i: "test" for i in split.test},
+    }
+    fixed = [
+        TrainExample(e.text, e.label, names[i], e.criteria_labels) for i, e in enumerate(examples)
+    ]
     if cap is not None:
         train_rows = [i for i, e in enumerate(fixed) if e.split == "train"]
         keep = set(random.Random(seed).sample(train_rows, min(cap, len(train_rows))))
@@ -63,26 +79,9 @@ def _fix_splits(examples: list[TrainExample], cap: int | None, seed: int) -> lis
     return fixed
 
 
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as handle:
-            import os
-
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return 0
-
-
-def _median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def _interleaved(first: Callable[[], object], second: Callable[[], object], repeats: int) -> tuple[float, float]:
+def _interleaved(
+    first: Callable[[], object], second: Callable[[], object], repeats: int
+) -> tuple[float, float]:
     """Median seconds of two callables timed alternately (warm-up call each first)."""
     first()
     second()
@@ -102,10 +101,14 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] = print) -
     """Train every selected item in every kind, measure the engine, write the reports."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    item_bank: dict[str, ItemRecord] = {i.item_id: i for i in read_items_csv(config.items)} if config.items else {}
+    item_bank: dict[str, ItemRecord] = (
+        {i.item_id: i for i in read_items_csv(config.items)} if config.items else {}
+    )
     responses = read_responses_csv(config.responses, item_bank or None)
     grouped = examples_by_item(responses)
-    item_ids = sorted(grouped) if not config.items_only else [i for i in config.items_only if i in grouped]
+    item_ids = (
+        sorted(grouped) if not config.items_only else [i for i in config.items_only if i in grouped]
+    )
     missing = set(config.items_only) - set(grouped)
     if missing:
         raise ValueError(f"items not in {config.responses}: {sorted(missing)}")
@@ -120,7 +123,10 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] = print) -
     per_item: dict[str, dict[str, object]] = {}
     for item_id in item_ids:
         examples = data[item_id]
-        per_item[item_id] = {"n_train": sum(e.split == "train" for e in examples), "n_test": sum(e.split == "test" for e in examples)}
+        per_item[item_id] = {
+            "n_train": sum(e.split == "train" for e in examples),
+            "n_test": sum(e.split == "test" for e in examples),
+        }
         for kind in config.kinds:
             folder = out / "artifacts" / kind / item_id
             if config.reuse and (folder / "manifest.json").is_file():
@@ -128,12 +134,23 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] = print) -
                 size = sum(f.stat().st_size for f in folder.iterdir())
             else:
                 trained = train_item(
-                    examples, item_id=item_id, num_labels=num_labels_for(item_bank.get(item_id), examples),
-                    out_dir=folder, backbone=config.backbone, config=TrainConfig(kind=kind, seed=config.seed, **({"epochs": config.epochs} if config.epochs else {})),
+                    examples,
+                    item_id=item_id,
+                    num_labels=num_labels_for(item_bank.get(item_id), examples),
+                    out_dir=folder,
+                    backbone=config.backbone,
+                    config=_train_config(kind, config),
                 )
                 metrics, size = trained.metrics, trained.size_bytes
-            per_item[item_id][kind] = {**{k: metrics.get(k, float("nan")) for k in QUALITY_KEYS}, "train_seconds": metrics.get("train_seconds"), "epochs_run": metrics.get("epochs_run"), "artifact_bytes": size}
-            log(f"{item_id} {kind}: qwk={metrics.get('qwk', float('nan')):.3f} acc={metrics.get('accuracy', float('nan')):.3f} in {metrics.get('train_seconds', 0):.1f}s")
+            per_item[item_id][kind] = {
+                **{k: metrics.get(k, float("nan")) for k in QUALITY_KEYS},
+                "train_seconds": metrics.get("train_seconds"),
+                "epochs_run": metrics.get("epochs_run"),
+                "artifact_bytes": size,
+            }
+            log(
+                f"{item_id} {kind}: qwk={metrics.get('qwk', float('nan')):.3f} acc={metrics.get('accuracy', float('nan')):.3f} in {metrics.get('train_seconds', 0):.1f}s"
+            )
         report["items"] = per_item
         (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
 
@@ -145,7 +162,16 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] = print) -
     return report
 
 
-def _quality_summary(per_item: dict[str, dict[str, object]], kinds: Sequence[str]) -> dict[str, object]:
+def _train_config(kind: str, config: BenchmarkConfig) -> TrainConfig:
+    train_config = TrainConfig(kind=kind, seed=config.seed)
+    if config.epochs:
+        train_config.epochs = config.epochs
+    return train_config
+
+
+def _quality_summary(
+    per_item: dict[str, dict[str, object]], kinds: Sequence[str]
+) -> dict[str, object]:
     summary: dict[str, object] = {}
     for kind in kinds:
         rows = [per_item[i][kind] for i in per_item if kind in per_item[i]]
@@ -157,16 +183,21 @@ def _quality_summary(per_item: dict[str, dict[str, object]], kinds: Sequence[str
     tests: dict[str, object] = {}
     for a, b in (("lora", "full"), ("lora", "head"), ("head", "full")):
         if a in kinds and b in kinds and len(per_item) >= 2:
-            tests[f"{a}_vs_{b}"] = asdict(paired_t_test(
-                [per_item[i][a]["qwk"] for i in per_item],  # type: ignore[index]
-                [per_item[i][b]["qwk"] for i in per_item],  # type: ignore[index]
-            ))
+            tests[f"{a}_vs_{b}"] = asdict(
+                paired_t_test(
+                    [per_item[i][a]["qwk"] for i in per_item],  # type: ignore[index]
+                    [per_item[i][b]["qwk"] for i in per_item],  # type: ignore[index]
+                )
+            )
     summary["paired_t_test_qwk"] = tests
     return summary
 
 
 def _engine_benchmarks(
-    config: BenchmarkConfig, data: dict[str, list[TrainExample]], item_bank: dict[str, ItemRecord], log: Callable[[str], None]
+    config: BenchmarkConfig,
+    data: dict[str, list[TrainExample]],
+    item_bank: dict[str, ItemRecord],
+    log: Callable[[str], None],
 ) -> dict[str, object]:
     rng = random.Random(config.seed)
     item_ids = sorted(data)
@@ -185,68 +216,21 @@ def _engine_benchmarks(
         "mixed_batch_items": len({r.item_key for r in mixed}),
         "items_loaded": len(item_ids),
     }
-    backends: dict[str, object] = {}
+    backends: dict[str, dict[str, object]] = {}
     for backend in config.backends:
         log(f"engine benchmark: {backend}")
-        rss_start = _rss_bytes()
-        engine = ScoringEngine(config.backbone, backend=backend)
-        rss_backbone = _rss_bytes()
-        for i in item_ids:
-            engine.load_item(i, config.out / "artifacts" / "lora" / i, "bench")
-        rss_items = _rss_bytes()
-        resident = engine.resident_bytes()
-        snapshot = engine._snapshot
-        tokens = engine._tokenize([r.text for r in mixed])
-        width = max(len(t.ids) for t in tokens)
-        ids = np.full((len(tokens), width), engine._pad_id, dtype=np.int64)
-        mask = np.zeros_like(ids)
-        for row, tok in enumerate(tokens):
-            ids[row, : len(tok.ids)] = tok.ids
-            mask[row, : len(tok.ids)] = 1
-        index = np.array([snapshot.items[r.item_key].lora_slot for r in mixed], dtype=np.int64)
-        backend_impl = engine._backend
-        multi_s, plain_s = _interleaved(
-            lambda: backend_impl.encode(ids, mask, index, snapshot.tables),
-            lambda: backend_impl.encode_plain(ids, mask),
-            config.repeats,
+        backends[backend] = _measure_backend(
+            config, backend, item_ids, mixed, stream, tests, item_bank
         )
-        # end to end, tokenization included, the engine's own batching
-        texts = [r.text for r in stream]
-        score_s, plain_e2e_s = _interleaved(lambda: engine.score(stream), lambda: engine.encode_plain(texts), max(2, config.repeats // 5))
-        singles = stream[: config.latency_samples]
-        latencies = []
-        plain_latencies = []
-        for request in singles:
-            start = time.perf_counter()
-            engine.score([request])
-            latencies.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            engine.encode_plain([request.text])
-            plain_latencies.append(time.perf_counter() - start)
-        quality = _engine_quality(engine, tests, item_bank)
-        backbone_bytes = resident["backbone"]
-        backends[backend] = {
-            "mixed_batch_seconds": multi_s,
-            "plain_batch_seconds": plain_s,
-            "mixed_batch_cost_ratio": multi_s / plain_s,
-            "answers_per_second": len(stream) / score_s,
-            "plain_answers_per_second": len(stream) / plain_e2e_s,
-            "latency_p50_ms": 1000 * float(np.percentile(latencies, 50)),
-            "latency_p95_ms": 1000 * float(np.percentile(latencies, 95)),
-            "plain_latency_p50_ms": 1000 * float(np.percentile(plain_latencies, 50)),
-            "plain_latency_p95_ms": 1000 * float(np.percentile(plain_latencies, 95)),
-            "backbone_bytes": backbone_bytes,
-            "items_bytes": resident["items"],
-            "bytes_per_item": resident["items"] / max(1, len(item_ids)),
-            "resident_ratio": (backbone_bytes + resident["items"]) / backbone_bytes,
-            "rss_backbone_delta_bytes": rss_backbone - rss_start,
-            "rss_items_delta_bytes": rss_items - rss_backbone,
-            "one_full_model_per_item_bytes": len(item_ids) * backbone_bytes,
-            "threads": engine.threads,
-            **quality,
-        }
-        log(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in backends[backend].items() if not isinstance(v, dict)}))
-        del engine
+        log(
+            json.dumps(
+                {
+                    k: round(v, 4) if isinstance(v, float) else v
+                    for k, v in backends[backend].items()
+                    if not isinstance(v, dict)
+                }
+            )
+        )
     results["backends"] = backends
     fp32 = backends.get("onnx") or backends.get("torch")
     if "onnx-int8" in backends and fp32:
@@ -254,7 +238,75 @@ def _engine_benchmarks(
     return results
 
 
-def _engine_quality(engine: ScoringEngine, tests: dict[str, list[TrainExample]], item_bank: dict[str, ItemRecord]) -> dict[str, object]:
+def _measure_backend(
+    config: BenchmarkConfig,
+    backend: str,
+    item_ids: Sequence[str],
+    mixed: Sequence[ScoreRequest],
+    stream: Sequence[ScoreRequest],
+    tests: dict[str, list[TrainExample]],
+    item_bank: dict[str, ItemRecord],
+) -> dict[str, object]:
+    """Cost, memory, latency and served QWK of one backend with every item's adapter loaded."""
+    engine = ScoringEngine(config.backbone, backend=backend)
+    for i in item_ids:
+        engine.load_item(i, config.out / "artifacts" / "lora" / i, "bench")
+    resident = engine.resident_bytes()
+    snapshot = engine._snapshot
+    tokens = engine._tokenize([r.text for r in mixed])
+    width = max(len(t.ids) for t in tokens)
+    ids = np.full((len(tokens), width), engine._pad_id, dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, tok in enumerate(tokens):
+        ids[row, : len(tok.ids)] = tok.ids
+        mask[row, : len(tok.ids)] = 1
+    index = np.array([snapshot.items[r.item_key].lora_slot for r in mixed], dtype=np.int64)
+    encoder = engine._backend
+    multi_s, plain_s = _interleaved(
+        lambda: encoder.encode(ids, mask, index, snapshot.tables),
+        lambda: encoder.encode_plain(ids, mask),
+        config.repeats,
+    )
+    # end to end, tokenization included, with the engine's own length-sorted batching
+    texts = [r.text for r in stream]
+    score_s, plain_e2e_s = _interleaved(
+        lambda: engine.score(stream),
+        lambda: engine.encode_plain(texts),
+        max(2, config.repeats // 5),
+    )
+    latencies = []
+    plain_latencies = []
+    for request in stream[: config.latency_samples]:
+        start = time.perf_counter()
+        engine.score([request])
+        latencies.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        engine.encode_plain([request.text])
+        plain_latencies.append(time.perf_counter() - start)
+    backbone_bytes = resident["backbone"]
+    return {
+        "mixed_batch_seconds": multi_s,
+        "plain_batch_seconds": plain_s,
+        "mixed_batch_cost_ratio": multi_s / plain_s,
+        "answers_per_second": len(stream) / score_s,
+        "plain_answers_per_second": len(stream) / plain_e2e_s,
+        "latency_p50_ms": 1000 * float(np.percentile(latencies, 50)),
+        "latency_p95_ms": 1000 * float(np.percentile(latencies, 95)),
+        "plain_latency_p50_ms": 1000 * float(np.percentile(plain_latencies, 50)),
+        "plain_latency_p95_ms": 1000 * float(np.percentile(plain_latencies, 95)),
+        "backbone_bytes": backbone_bytes,
+        "items_bytes": resident["items"],
+        "bytes_per_item": resident["items"] / max(1, len(item_ids)),
+        "resident_ratio": (backbone_bytes + resident["items"]) / backbone_bytes,
+        "one_full_model_per_item_bytes": len(item_ids) * backbone_bytes,
+        "threads": engine.threads,
+        **_engine_quality(engine, tests, item_bank),
+    }
+
+
+def _engine_quality(
+    engine: ScoringEngine, tests: dict[str, list[TrainExample]], item_bank: dict[str, ItemRecord]
+) -> dict[str, object]:
     qwks: dict[str, float] = {}
     for item_id, examples in tests.items():
         if not examples:
@@ -262,7 +314,9 @@ def _engine_quality(engine: ScoringEngine, tests: dict[str, list[TrainExample]],
         results = engine.score([ScoreRequest(item_id, e.text) for e in examples])
         predictions = [r.score if r.score is not None else 0 for r in results]
         labels = num_labels_for(item_bank.get(item_id), examples)
-        qwks[item_id] = classification_report([e.label for e in examples], predictions, num_labels=labels)["qwk"]
+        qwks[item_id] = classification_report(
+            [e.label for e in examples], predictions, num_labels=labels
+        )["qwk"]
     return {"mean_qwk": float(np.mean(list(qwks.values()))), "qwk_per_item": qwks}
 
 
@@ -272,31 +326,58 @@ def _fmt(value: object, digits: int = 3) -> str:
 
 def render_markdown(report: dict[str, object]) -> str:
     """The human-readable report."""
-    lines = [f"# Multi-item scoring benchmark\n", f"Backbone: `{report['backbone']}` ({report['backbone_fingerprint']})\n"]
+    lines = [
+        "# Multi-item scoring benchmark\n",
+        f"Backbone: `{report['backbone']}` ({report['backbone_fingerprint']})\n",
+    ]
     items: dict[str, dict[str, dict[str, float]]] = report["items"]  # type: ignore[assignment]
     quality: dict[str, dict[str, float]] = report.get("quality", {})  # type: ignore[assignment]
     kinds = [k for k in ("lora", "head", "full") if k in quality]
     lines.append("## Quality on each item's test split\n")
-    header = "| item | n_train | n_test | " + " | ".join(f"{k} QWK | {k} acc | {k} F1 | {k} train s" for k in kinds) + " |"
+    header = (
+        "| item | n_train | n_test | "
+        + " | ".join(f"{k} QWK | {k} acc | {k} F1 | {k} train s" for k in kinds)
+        + " |"
+    )
     lines += [header, "|" + "---|" * (3 + 4 * len(kinds))]
     for item_id, row in items.items():
         cells = [item_id, str(row["n_train"]), str(row["n_test"])]
         for kind in kinds:
             m = row.get(kind, {})
-            cells += [_fmt(m.get("qwk")), _fmt(m.get("accuracy")), _fmt(m.get("macro_f1")), _fmt(m.get("train_seconds"), 1)]
+            cells += [
+                _fmt(m.get("qwk")),
+                _fmt(m.get("accuracy")),
+                _fmt(m.get("macro_f1")),
+                _fmt(m.get("train_seconds"), 1),
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     cells = ["**mean**", "", ""]
     for kind in kinds:
         q = quality[kind]
-        cells += [_fmt(q["mean_qwk"]), _fmt(q["mean_accuracy"]), _fmt(q["mean_macro_f1"]), _fmt(q["mean_train_seconds"], 1)]
+        cells += [
+            _fmt(q["mean_qwk"]),
+            _fmt(q["mean_accuracy"]),
+            _fmt(q["mean_macro_f1"]),
+            _fmt(q["mean_train_seconds"], 1),
+        ]
     lines.append("| " + " | ".join(cells) + " |\n")
-    lines.append("F1 is macro F1 (micro F1 equals accuracy for single-label scoring; both are in report.json).\n")
-    for name, test in (quality.get("paired_t_test_qwk") or {}).items():  # type: ignore[union-attr]
-        lines.append(f"- paired t-test QWK {name}: mean diff {_fmt(test['mean_difference'])}, t={_fmt(test['t_statistic'], 2)}, p={_fmt(test['p_value'], 4)} (n={test['n']})")
+    lines.append(
+        "F1 is macro F1 (micro F1 equals accuracy for single-label scoring; both are in report.json).\n"
+    )
+    tests: dict[str, dict[str, float]] = quality.get("paired_t_test_qwk") or {}  # type: ignore[assignment]
+    for name, test in tests.items():
+        lines.append(
+            f"- paired t-test QWK {name}: mean diff {_fmt(test['mean_difference'])}, t={_fmt(test['t_statistic'], 2)}, p={_fmt(test['p_value'], 4)} (n={test['n']})"
+        )
     engine = report.get("engine")
     if isinstance(engine, dict):
-        lines.append(f"\n## Engine ({engine['items_loaded']} items loaded; mixed batch of {engine['mixed_batch_answers']} answers over {engine['mixed_batch_items']} items)\n")
-        lines += ["| backend | mixed/plain cost | answers/s (plain) | p50 ms (plain) | p95 ms (plain) | backbone MB | all items MB | per item KB | resident ratio | one full model per item MB | mean QWK |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"\n## Engine ({engine['items_loaded']} items loaded; mixed batch of {engine['mixed_batch_answers']} answers over {engine['mixed_batch_items']} items)\n"
+        )
+        lines += [
+            "| backend | mixed/plain cost | answers/s (plain) | p50 ms (plain) | p95 ms (plain) | backbone MB | all items MB | per item KB | resident ratio | one full model per item MB | mean QWK |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for name, b in engine["backends"].items():
             lines.append(
                 f"| {name} | {b['mixed_batch_cost_ratio']:.3f} | {b['answers_per_second']:.0f} ({b['plain_answers_per_second']:.0f}) | "

@@ -130,8 +130,13 @@ class ScoringEngine:
         self._tokenizer.enable_truncation(max_length=max_length)
         self._pad_id = int(hf_tokenizer.pad_token_id or 0)
         self._backend: EncoderBackend = create_backend(
-            backend, self.backbone, fingerprint=self.fingerprint, device=device, threads=self.threads,
-            pooling=pooling, cache_dir=cache_dir,
+            backend,
+            self.backbone,
+            fingerprint=self.fingerprint,
+            device=device,
+            threads=self.threads,
+            pooling=pooling,
+            cache_dir=cache_dir,
         )
         self.backend_name = backend
         self.hidden_size = self._backend.hidden_size
@@ -170,7 +175,14 @@ class ScoringEngine:
                 lora_by_item[item_key] = lora
             criteria = tuple(c.name for c in artifact.criteria)
             labels = tuple(c.labels for c in artifact.criteria)
-            items[item_key] = _Item(version=version, lora_slot=0, head_slots=(), criteria=criteria, labels=labels, lora=lora)
+            items[item_key] = _Item(
+                version=version,
+                lora_slot=0,
+                head_slots=(),
+                criteria=criteria,
+                labels=labels,
+                lora=lora,
+            )
             self._snapshot = self._build(items, heads_by_item, lora_by_item)
 
     def remove_item(self, item_key: str) -> None:
@@ -191,7 +203,9 @@ class ScoringEngine:
     def resident_bytes(self) -> dict[str, int]:
         """Bytes held for the backbone and for all items' adapters and heads."""
         snapshot = self._snapshot
-        item_bytes = snapshot.tables.nbytes() + snapshot.head_weight.nbytes + snapshot.head_bias.nbytes
+        item_bytes = (
+            snapshot.tables.nbytes() + snapshot.head_weight.nbytes + snapshot.head_bias.nbytes
+        )
         return {"backbone": self._backend.backbone_bytes(), "items": int(item_bytes)}
 
     def _check_servable(self, artifact: Artifact) -> None:
@@ -206,17 +220,26 @@ class ScoringEngine:
             )
         for index in range(len(artifact.criteria)):
             weight, bias = artifact.head_tensors(index)
-            if weight.shape != (artifact.criteria[index].num_labels, self.hidden_size) or bias.shape != (artifact.criteria[index].num_labels,):
-                raise ArtifactError(f"artifact {artifact.path}: head {index} has shape {tuple(weight.shape)}")
+            if weight.shape != (
+                artifact.criteria[index].num_labels,
+                self.hidden_size,
+            ) or bias.shape != (artifact.criteria[index].num_labels,):
+                raise ArtifactError(
+                    f"artifact {artifact.path}: head {index} has shape {tuple(weight.shape)}"
+                )
 
-    def _lora_matrices(self, artifact: Artifact) -> tuple[tuple[torch.Tensor, torch.Tensor], ...] | None:
+    def _lora_matrices(
+        self, artifact: Artifact
+    ) -> tuple[tuple[torch.Tensor, torch.Tensor], ...] | None:
         """Per engine module: (A ``[in, r]``, B ``[r, out]`` with scaling folded), or None."""
         if artifact.kind != "lora":
             return None
         modules = artifact.lora_modules()
         unknown = set(modules) - set(self.module_names)
         if unknown:
-            raise ArtifactError(f"artifact {artifact.path} adapts modules this backbone lacks: {sorted(unknown)}")
+            raise ArtifactError(
+                f"artifact {artifact.path} adapts modules this backbone lacks: {sorted(unknown)}"
+            )
         scaling = artifact.lora_alpha / artifact.lora_r
         out: list[tuple[torch.Tensor, torch.Tensor]] = []
         for name in self.module_names:
@@ -227,14 +250,16 @@ class ScoringEngine:
             lora_a, lora_b = modules[name]
             if lora_a.shape[1] != fan_in or lora_b.shape[0] != fan_out:
                 raise ArtifactError(f"artifact {artifact.path}: LoRA shape mismatch at {name}")
-            out.append((lora_a.t().contiguous().float(), (lora_b.t() * scaling).contiguous().float()))
+            out.append(
+                (lora_a.t().contiguous().float(), (lora_b.t() * scaling).contiguous().float())
+            )
         return tuple(out)
 
     @staticmethod
     def _item_heads(snapshot: _Snapshot, item: _Item) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [
             (snapshot.head_weight[slot, : len(labels)], snapshot.head_bias[slot, : len(labels)])
-            for slot, labels in zip(item.head_slots, item.labels)
+            for slot, labels in zip(item.head_slots, item.labels, strict=False)
         ]
 
     def _build(
@@ -244,7 +269,9 @@ class ScoringEngine:
         lora_by_item: Mapping[str, tuple[tuple[torch.Tensor, torch.Tensor], ...]],
     ) -> _Snapshot:
         lora_keys = sorted(lora_by_item)
-        tables = LoraTables.stack(self.module_names, self._module_shapes, [lora_by_item[k] for k in lora_keys])
+        tables = LoraTables.stack(
+            self.module_names, self._module_shapes, [lora_by_item[k] for k in lora_keys]
+        )
         head_list: list[tuple[torch.Tensor, torch.Tensor]] = []
         new_items: dict[str, _Item] = {}
         for key in sorted(items):
@@ -255,8 +282,11 @@ class ScoringEngine:
                 head_list.append((weight, bias))
             lora_slot = lora_keys.index(key) + 1 if key in lora_by_item else 0
             new_items[key] = _Item(
-                version=item.version, lora_slot=lora_slot, head_slots=tuple(slots),
-                criteria=item.criteria, labels=item.labels,
+                version=item.version,
+                lora_slot=lora_slot,
+                head_slots=tuple(slots),
+                criteria=item.criteria,
+                labels=item.labels,
                 # views into the new tables: the tables stay the only resident copy of each adapter
                 lora=tables.item_matrices(lora_slot) if lora_slot else None,
             )
@@ -266,7 +296,9 @@ class ScoringEngine:
         for slot, (weight, bias) in enumerate(head_list):
             head_weight[slot, : weight.shape[0]] = weight
             head_bias[slot, : bias.shape[0]] = bias
-        return _Snapshot(items=new_items, tables=tables, head_weight=head_weight, head_bias=head_bias)
+        return _Snapshot(
+            items=new_items, tables=tables, head_weight=head_weight, head_bias=head_bias
+        )
 
     # ----------------------------------------------------------------------------------------
     # Scoring
@@ -297,21 +329,29 @@ class ScoringEngine:
             except Exception as exc:  # noqa: BLE001 - a tokenizer failure must not take down the engine
                 logger.exception("tokenization failed")
                 for position, _, item in pending:
-                    results[position] = _error_result(requests[position].item_key, f"tokenization failed: {exc}", item.version)
+                    results[position] = _error_result(
+                        requests[position].item_key, f"tokenization failed: {exc}", item.version
+                    )
                 pending = []
                 tokenized = []
             for batch in self._plan_batches([len(t.ids) for t in tokenized]):
                 rows = [pending[i] for i in batch]
+                scored: Sequence[np.ndarray | None]
                 try:
-                    scored = self._score_batch(snapshot, [tokenized[i] for i in batch], [item for _, _, item in rows])
+                    scored = self._score_batch(
+                        snapshot, [tokenized[i] for i in batch], [item for _, _, item in rows]
+                    )
                 except Exception as exc:  # noqa: BLE001 - report per answer, keep serving
                     logger.exception("scoring batch failed")
-                    scored = [None] * len(rows)
+                    scored = [None for _ in rows]
                     error = f"scoring failed: {type(exc).__name__}: {exc}"
-                for (position, _, item), out, tok in zip(rows, scored, (tokenized[i] for i in batch)):
+                for (position, _, item), out, tok in zip(
+                    rows, scored, (tokenized[i] for i in batch), strict=False
+                ):
                     key = requests[position].item_key
                     results[position] = (
-                        _error_result(key, error, item.version) if out is None
+                        _error_result(key, error, item.version)
+                        if out is None
                         else _result(key, item, out, tok.truncated)
                     )
         return [r if r is not None else _error_result("", "internal error") for r in results]
@@ -322,7 +362,7 @@ class ScoringEngine:
         encodings = self._tokenizer.encode_batch(clipped)
         return [
             _Tokenized(ids=list(enc.ids), truncated=bool(enc.overflowing) or len(text) > limit)
-            for enc, text in zip(encodings, texts)
+            for enc, text in zip(encodings, texts, strict=False)
         ]
 
     def _plan_batches(self, lengths: Sequence[int]) -> list[list[int]]:
@@ -332,7 +372,10 @@ class ScoringEngine:
         current: list[int] = []
         for index in order:
             width = max(1, lengths[index])  # sorted ascending: this row sets the padded width
-            if current and ((len(current) + 1) * width > self.token_budget or len(current) >= self.max_batch_size):
+            if current and (
+                (len(current) + 1) * width > self.token_budget
+                or len(current) >= self.max_batch_size
+            ):
                 batches.append(current)
                 current = []
             current.append(index)
@@ -340,7 +383,9 @@ class ScoringEngine:
             batches.append(current)
         return batches
 
-    def _score_batch(self, snapshot: _Snapshot, tokens: Sequence[_Tokenized], items: Sequence[_Item]) -> list[np.ndarray]:
+    def _score_batch(
+        self, snapshot: _Snapshot, tokens: Sequence[_Tokenized], items: Sequence[_Item]
+    ) -> list[np.ndarray]:
         width = max(len(t.ids) for t in tokens)
         input_ids = np.full((len(tokens), width), self._pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(tokens), width), dtype=np.int64)
@@ -350,7 +395,9 @@ class ScoringEngine:
         item_index = np.array([item.lora_slot for item in items], dtype=np.int64)
         pooled = self._backend.encode(input_ids, attention_mask, item_index, snapshot.tables)
         # heads: one (row, head) pair per criterion, gathered from the stacked head tables
-        pair_rows = np.array([row for row, item in enumerate(items) for _ in item.head_slots], dtype=np.int64)
+        pair_rows = np.array(
+            [row for row, item in enumerate(items) for _ in item.head_slots], dtype=np.int64
+        )
         pair_heads = np.array([slot for item in items for slot in item.head_slots], dtype=np.int64)
         weight = snapshot.head_weight.numpy()[pair_heads]
         bias = snapshot.head_bias.numpy()[pair_heads]
@@ -402,14 +449,21 @@ def _clean_text(text: object) -> tuple[str, str | None]:
 
 
 def _error_result(item_key: str, error: str, version: str = "") -> ScoreResult:
-    return ScoreResult(item_key=item_key, score=None, probabilities=(), confidence=0.0, model_version=version, error=error)
+    return ScoreResult(
+        item_key=item_key,
+        score=None,
+        probabilities=(),
+        confidence=0.0,
+        model_version=version,
+        error=error,
+    )
 
 
 def _result(item_key: str, item: _Item, probabilities: np.ndarray, truncated: bool) -> ScoreResult:
     per_criterion: dict[str, int] = {}
     per_probabilities: dict[str, tuple[float, ...]] = {}
     confidence = math.inf
-    for name, labels, probs in zip(item.criteria, item.labels, probabilities):
+    for name, labels, probs in zip(item.criteria, item.labels, probabilities, strict=False):
         probs = probs[: len(labels)]
         best = int(np.argmax(probs))
         per_criterion[name] = labels[best]

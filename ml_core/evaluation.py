@@ -42,13 +42,19 @@ def num_labels_for(item: ItemRecord | None, examples: Sequence[TrainExample]) ->
 class FullModelScorer:
     """Scores answers with a ``full`` artifact (a whole fine-tuned backbone plus heads)."""
 
-    def __init__(self, artifact: Artifact, backbone: str | None = None, max_length: int = 256) -> None:
+    def __init__(
+        self, artifact: Artifact, backbone: str | None = None, max_length: int = 256
+    ) -> None:
         artifact.check_backbone(backbone_fingerprint(backbone))
         resolved = resolve_backbone(backbone)
         self.artifact = artifact
         self.tokenizer = load_tokenizer(resolved)
         self.model = load_backbone_model(resolved)
-        state = {k.removeprefix("backbone."): v for k, v in artifact.tensors.items() if k.startswith("backbone.")}
+        state = {
+            k.removeprefix("backbone."): v
+            for k, v in artifact.tensors.items()
+            if k.startswith("backbone.")
+        }
         self.model.load_state_dict(state, strict=False)
         self.model.eval()
         self.max_length = max_length
@@ -56,13 +62,21 @@ class FullModelScorer:
     @torch.no_grad()
     def probabilities(self, texts: Sequence[str], batch_size: int = 32) -> list[np.ndarray]:
         """Per criterion, ``[len(texts), num_labels]`` class probabilities."""
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        out = [np.zeros((len(texts), c.num_labels), dtype=np.float32) for c in self.artifact.criteria]
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)[
+            "input_ids"
+        ]
+        out = [
+            np.zeros((len(texts), c.num_labels), dtype=np.float32) for c in self.artifact.criteria
+        ]
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
             ids, mask = collate([encoded[i] for i in batch], int(self.tokenizer.pad_token_id or 0))
-            pooled = pool(self.model(input_ids=ids, attention_mask=mask).last_hidden_state, mask, self.artifact.pooling)
+            pooled = pool(
+                self.model(input_ids=ids, attention_mask=mask).last_hidden_state,
+                mask,
+                self.artifact.pooling,
+            )
             for c in range(len(self.artifact.criteria)):
                 weight, bias = self.artifact.head_tensors(c)
                 out[c][batch] = torch.softmax(pooled @ weight.T + bias, dim=-1).numpy()
@@ -97,7 +111,10 @@ def predict_artifact(
     for row, result in enumerate(results):
         if result.error is None:
             if result.criteria is not None:
-                predictions[row] = [artifact.criteria[c].labels.index(result.criteria[crit.name]) for c, crit in enumerate(artifact.criteria)]
+                predictions[row] = [
+                    artifact.criteria[c].labels.index(result.criteria[crit.name])
+                    for c, crit in enumerate(artifact.criteria)
+                ]
             else:
                 predictions[row, 0] = int(np.argmax(result.probabilities))
     return predictions
@@ -112,10 +129,15 @@ def evaluate_artifact(
 ) -> dict[str, float]:
     """Metrics of the artifact on ``examples`` (all of them; filter the split beforehand)."""
     artifact = load_artifact(artifact_dir)
-    predictions = predict_artifact(artifact_dir, [e.text for e in examples], backbone=backbone, engine=engine)
+    predictions = predict_artifact(
+        artifact_dir, [e.text for e in examples], backbone=backbone, engine=engine
+    )
     truth = np.array([e.labels() for e in examples], dtype=np.int64)
     report = classification_report(
-        truth, predictions, num_labels=[c.num_labels for c in artifact.criteria], criteria=[c.name for c in artifact.criteria]
+        truth,
+        predictions,
+        num_labels=[c.num_labels for c in artifact.criteria],
+        criteria=[c.name for c in artifact.criteria],
     )
     report["n"] = float(len(examples))
     return report

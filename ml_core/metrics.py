@@ -14,7 +14,9 @@ from numpy.typing import ArrayLike
 from scipy import stats
 
 
-def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_labels: int | None = None) -> np.ndarray:
+def confusion_matrix(
+    y_true: ArrayLike, y_pred: ArrayLike, num_labels: int | None = None
+) -> np.ndarray:
     """``[num_labels, num_labels]`` counts; rows are human scores, columns machine scores."""
     true = np.asarray(y_true, dtype=np.int64).ravel()
     pred = np.asarray(y_pred, dtype=np.int64).ravel()
@@ -27,7 +29,9 @@ def confusion_matrix(y_true: ArrayLike, y_pred: ArrayLike, num_labels: int | Non
     return matrix
 
 
-def quadratic_weighted_kappa(y_true: ArrayLike, y_pred: ArrayLike, num_labels: int | None = None) -> float:
+def quadratic_weighted_kappa(
+    y_true: ArrayLike, y_pred: ArrayLike, num_labels: int | None = None
+) -> float:
     """Cohen's kappa with quadratic weights (QWK), the usual agreement measure for ordinal scores.
 
     When the humans and the machine both give a single identical score to everything, the
@@ -56,7 +60,9 @@ def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     return float((true == pred).mean()) if true.size else 0.0
 
 
-def f1_scores(y_true: ArrayLike, y_pred: ArrayLike, num_labels: int | None = None) -> tuple[float, float]:
+def f1_scores(
+    y_true: ArrayLike, y_pred: ArrayLike, num_labels: int | None = None
+) -> tuple[float, float]:
     """(macro F1 over the classes that occur in either array, micro F1)."""
     matrix = confusion_matrix(y_true, y_pred, num_labels).astype(np.float64)
     tp = np.diag(matrix)
@@ -108,16 +114,18 @@ def classification_report(
     rows: list[dict[str, float]] = []
     for c, count in enumerate(counts):
         macro, micro = f1_scores(true[:, c], pred[:, c], count)
-        rows.append({
-            "qwk": quadratic_weighted_kappa(true[:, c], pred[:, c], count),
-            "accuracy": accuracy(true[:, c], pred[:, c]),
-            "macro_f1": macro,
-            "micro_f1": micro,
-        })
+        rows.append(
+            {
+                "qwk": quadratic_weighted_kappa(true[:, c], pred[:, c], count),
+                "accuracy": accuracy(true[:, c], pred[:, c]),
+                "macro_f1": macro,
+                "micro_f1": micro,
+            }
+        )
     report = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
     if len(counts) > 1:
         report["exact_match"] = exact_match(true, pred)
-        for name, row in zip(names, rows):
+        for name, row in zip(names, rows, strict=False):
             for key, value in row.items():
                 report[f"{key}/{name}"] = value
     return report

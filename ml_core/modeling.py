@@ -44,6 +44,7 @@ class ScoringHeads(nn.Module):
 
     def __init__(self, hidden_size: int, num_labels: Sequence[int], dropout: float = 0.1) -> None:
         super().__init__()
+        self.hidden_size = hidden_size
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleList(nn.Linear(hidden_size, n) for n in num_labels)
 
@@ -148,7 +149,9 @@ class MultiItemEncoder(nn.Module):
         context.item_index = item_index if tables else None
         context.tables = tables
         try:
-            hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            hidden = self.backbone(
+                input_ids=input_ids, attention_mask=attention_mask
+            ).last_hidden_state
         finally:
             # never leave tensors from one call visible to the next
             context.item_index = None

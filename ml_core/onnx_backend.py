@@ -51,7 +51,9 @@ def graph_folder_name(fingerprint: str, pooling: str) -> str:
     return f"{_safe_name(fingerprint)}-{pooling}-v{EXPORT_VERSION}"
 
 
-def export_encoder(resolved: str, out_dir: Path, *, pooling: str = "mean", quantize: bool = True) -> dict[str, Path]:
+def export_encoder(
+    resolved: str, out_dir: Path, *, pooling: str = "mean", quantize: bool = True
+) -> dict[str, Path]:
     """Export ``multi.onnx`` (with LoRA tables as inputs) and ``plain.onnx``; optionally ``*.int8.onnx``.
 
     Returns the paths by name (``multi``, ``plain``, ``multi.int8``, ``plain.int8``). Existing
@@ -85,7 +87,11 @@ def _export(encoder: MultiItemEncoder, path: Path, *, with_tables: bool) -> None
     ids = ids.clamp(max=int(encoder.backbone.config.vocab_size) - 1)
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.long)
     names = ["input_ids", "attention_mask"]
-    dynamic: dict[str, dict[int, str]] = {"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}, "pooled": {0: "batch"}}
+    dynamic: dict[str, dict[int, str]] = {
+        "input_ids": {0: "batch", 1: "tokens"},
+        "attention_mask": {0: "batch", 1: "tokens"},
+        "pooled": {0: "batch"},
+    }
     args: tuple[torch.Tensor, ...] = (ids, mask)
     if with_tables:
         # non-zero example tables so nothing about the LoRA path is constant-folded away
@@ -108,8 +114,15 @@ def _export(encoder: MultiItemEncoder, path: Path, *, with_tables: bool) -> None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                encoder, args, str(staging), input_names=names, output_names=["pooled"],
-                dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True,
+                encoder,
+                args,
+                str(staging),
+                input_names=names,
+                output_names=["pooled"],
+                dynamic_axes=dynamic,
+                opset_version=OPSET,
+                dynamo=False,
+                do_constant_folding=True,
             )
         os.chmod(staging, 0o644)
         os.replace(staging, path)
@@ -123,7 +136,10 @@ def _quantize(source: Path, target: Path) -> None:
     staging = Path(tempfile.mkstemp(suffix=".onnx", dir=target.parent)[1])
     try:
         quantize_dynamic(
-            str(source), str(staging), weight_type=QuantType.QInt8, per_channel=False,
+            str(source),
+            str(staging),
+            weight_type=QuantType.QInt8,
+            per_channel=False,
             # only weight matrices: activations x activations (attention, gathered LoRA) stay fp32
             extra_options={"MatMulConstBOnly": True},
         )
@@ -153,14 +169,21 @@ class OnnxBackend(EncoderBackend):
         paths = export_encoder(resolved, folder, pooling=pooling, quantize=quantize)
         suffix = ".int8" if quantize else ""
         providers = ["CPUExecutionProvider"]
-        if pick_device(device).type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+        if (
+            pick_device(device).type == "cuda"
+            and "CUDAExecutionProvider" in ort.get_available_providers()
+        ):
             providers.insert(0, "CUDAExecutionProvider")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.multi = ort.InferenceSession(str(paths[f"multi{suffix}"]), options, providers=providers)
-        self.plain = ort.InferenceSession(str(paths[f"plain{suffix}"]), options, providers=providers)
+        self.multi = ort.InferenceSession(
+            str(paths[f"multi{suffix}"]), options, providers=providers
+        )
+        self.plain = ort.InferenceSession(
+            str(paths[f"plain{suffix}"]), options, providers=providers
+        )
         self.providers = self.multi.get_providers()
         self.paths = paths
         self.quantized = quantize
@@ -187,14 +210,30 @@ class OnnxBackend(EncoderBackend):
             self._feeds = (tables.version, feeds)
         return feeds
 
-    def encode(self, input_ids: np.ndarray, attention_mask: np.ndarray, item_index: np.ndarray, tables: LoraTables) -> np.ndarray:
+    def encode(
+        self,
+        input_ids: np.ndarray,
+        attention_mask: np.ndarray,
+        item_index: np.ndarray,
+        tables: LoraTables,
+    ) -> np.ndarray:
         if tables.slots <= 1 or not item_index.any():
             return self.encode_plain(input_ids, attention_mask)
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask, "item_index": item_index, **self._table_feeds(tables)}
+        feeds = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "item_index": item_index,
+            **self._table_feeds(tables),
+        }
         return np.asarray(self.multi.run(["pooled"], feeds)[0], dtype=np.float32)
 
     def encode_plain(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        return np.asarray(self.plain.run(["pooled"], {"input_ids": input_ids, "attention_mask": attention_mask})[0], dtype=np.float32)
+        return np.asarray(
+            self.plain.run(["pooled"], {"input_ids": input_ids, "attention_mask": attention_mask})[
+                0
+            ],
+            dtype=np.float32,
+        )
 
     def backbone_bytes(self) -> int:
         # the graph file size approximates the weights the session holds

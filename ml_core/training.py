@@ -55,26 +55,32 @@ class TrainConfig:
         default=2, metadata={"help": "stop after this many epochs without a lower validation loss"}
     )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
-    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha (scaling = alpha / r)"})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (scaling = alpha / r)"})
     lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA input"})
     target_modules: tuple[str, ...] = field(
         default=DEFAULT_TARGET_MODULES, metadata={"help": "backbone Linear modules that get LoRA"}
     )
     pooling: str = field(default="mean", metadata={"help": "sentence vector: mean | cls"})
     seed: int = field(default=13, metadata={"help": "seed for the split, init and shuffling"})
-    max_length: int = field(default=256, metadata={"help": "tokens per answer; longer is truncated"})
+    max_length: int = field(
+        default=256, metadata={"help": "tokens per answer; longer is truncated"}
+    )
     batch_size: int = field(default=16, metadata={"help": "answers per optimisation step"})
     learning_rate: float | None = field(
         default=None, metadata={"help": "AdamW learning rate; None = per-kind default"}
     )
     head_learning_rate: float | None = field(
         default=None,
-        metadata={"help": "learning rate of the freshly initialised heads; None = max(kind rate, 2e-3)"},
+        metadata={
+            "help": "learning rate of the freshly initialised heads; None = max(kind rate, 2e-3)"
+        },
     )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW decoupled weight decay"})
     l2: float = field(
         default=1e-4,
-        metadata={"help": "L2 penalty (sum of squares) on adapter and head weights, added to the loss"},
+        metadata={
+            "help": "L2 penalty (sum of squares) on adapter and head weights, added to the loss"
+        },
     )
     head_dropout: float = field(default=0.1, metadata={"help": "dropout before the heads"})
     class_weighting: bool = field(
@@ -82,10 +88,16 @@ class TrainConfig:
     )
     val_fraction: float = field(default=0.1, metadata={"help": "validation share when splitting"})
     test_fraction: float = field(default=0.1, metadata={"help": "test share when splitting"})
-    device: str | None = field(default=None, metadata={"help": "torch device; None = cuda if available"})
+    device: str | None = field(
+        default=None, metadata={"help": "torch device; None = cuda if available"}
+    )
 
     def resolved_learning_rate(self) -> float:
-        return self.learning_rate if self.learning_rate is not None else _DEFAULT_LEARNING_RATES[self.kind]
+        return (
+            self.learning_rate
+            if self.learning_rate is not None
+            else _DEFAULT_LEARNING_RATES[self.kind]
+        )
 
     def resolved_head_learning_rate(self) -> float:
         if self.head_learning_rate is not None:
@@ -166,7 +178,9 @@ class Split:
     test: list[int]
 
 
-def _stratified_take(indices: list[int], strata: Sequence[int], fraction: float, rng: random.Random) -> tuple[list[int], list[int]]:
+def _stratified_take(
+    indices: list[int], strata: Sequence[int], fraction: float, rng: random.Random
+) -> tuple[list[int], list[int]]:
     """Split ``indices`` into (rest, taken) with ~``fraction`` of every stratum taken.
 
     Rounding is done on the running total so small classes still contribute over the whole set,
@@ -201,7 +215,9 @@ def split_examples(examples: Sequence[TrainExample], config: TrainConfig) -> Spl
     given: dict[str, list[int]] = {name: [] for name in SPLITS}
     for index, example in enumerate(examples):
         if example.split not in SPLITS:
-            raise ValueError(f"example {index}: split must be one of {SPLITS}, got {example.split!r}")
+            raise ValueError(
+                f"example {index}: split must be one of {SPLITS}, got {example.split!r}"
+            )
         given[example.split].append(index)
     train, val, test = given["train"], given["val"], given["test"]
     unsplit = given[""]
@@ -238,7 +254,9 @@ class _Encoded:
     labels: torch.Tensor  # [n, criteria]
 
 
-def _encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int) -> list[list[int]]:
+def _encode(
+    tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
+) -> list[list[int]]:
     encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
     return [list(ids) for ids in encoded["input_ids"]]
 
@@ -257,7 +275,10 @@ def collate(
 
 
 def _batches(
-    indices: Sequence[int], batch_size: int, generator: torch.Generator, lengths: Sequence[int] | None = None
+    indices: Sequence[int],
+    batch_size: int,
+    generator: torch.Generator,
+    lengths: Sequence[int] | None = None,
 ) -> Iterator[list[int]]:
     """Shuffled batches; with ``lengths``, answers of similar length share a batch.
 
@@ -268,13 +289,19 @@ def _batches(
     order = [indices[i] for i in torch.randperm(len(indices), generator=generator).tolist()]
     if lengths is not None:
         window = batch_size * 8
-        order = [i for start in range(0, len(order), window) for i in sorted(order[start : start + window], key=lambda j: lengths[j])]
+        order = [
+            i
+            for start in range(0, len(order), window)
+            for i in sorted(order[start : start + window], key=lambda j: lengths[j])
+        ]
     batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     for b in torch.randperm(len(batches), generator=generator).tolist():
         yield batches[b]
 
 
-def _length_sorted_batches(indices: Sequence[int], lengths: Sequence[int], batch_size: int) -> Iterator[list[int]]:
+def _length_sorted_batches(
+    indices: Sequence[int], lengths: Sequence[int], batch_size: int
+) -> Iterator[list[int]]:
     # evaluation only: sorting by length keeps padding (wasted compute) small
     order = sorted(indices, key=lambda i: lengths[i])
     for start in range(0, len(order), batch_size):
@@ -306,7 +333,10 @@ def _loss(
     logits: Sequence[torch.Tensor], labels: torch.Tensor, weights: Sequence[torch.Tensor]
 ) -> torch.Tensor:
     return sum(
-        (nn.functional.cross_entropy(out, labels[:, c], weight=weights[c]) for c, out in enumerate(logits)),
+        (
+            nn.functional.cross_entropy(out, labels[:, c], weight=weights[c])
+            for c, out in enumerate(logits)
+        ),
         torch.zeros((), device=labels.device),
     )
 
@@ -343,7 +373,11 @@ def train_item(
     config = copy.deepcopy(config) if config is not None else TrainConfig()
     config.validate()
     counts = [num_labels] if isinstance(num_labels, int) else [int(n) for n in num_labels]
-    names = list(criteria) if criteria is not None else (["score"] if len(counts) == 1 else [f"criterion_{i}" for i in range(len(counts))])
+    names = (
+        list(criteria)
+        if criteria is not None
+        else (["score"] if len(counts) == 1 else [f"criterion_{i}" for i in range(len(counts))])
+    )
     if len(names) != len(counts):
         raise ValueError("criteria must name every criterion of num_labels")
     if not examples:
@@ -351,16 +385,27 @@ def train_item(
     for index, example in enumerate(examples):
         labels = example.labels()
         if len(labels) != len(counts):
-            raise ValueError(f"item {item_id!r} example {index}: {len(labels)} labels for {len(counts)} criteria")
-        for label, count in zip(labels, counts):
+            raise ValueError(
+                f"item {item_id!r} example {index}: {len(labels)} labels for {len(counts)} criteria"
+            )
+        for label, count in zip(labels, counts, strict=False):
             if not 0 <= label < count:
-                raise ValueError(f"item {item_id!r} example {index}: label {label} outside 0..{count - 1}")
+                raise ValueError(
+                    f"item {item_id!r} example {index}: label {label} outside 0..{count - 1}"
+                )
 
     devices: list[int] = []  # fork_rng over CPU only keeps the caller's CPU RNG untouched
     with torch.random.fork_rng(devices=devices):
         return _train(
-            examples, item_id=item_id, counts=counts, names=names, out_dir=Path(out_dir),
-            backbone=backbone, config=config, progress=progress, should_stop=should_stop,
+            examples,
+            item_id=item_id,
+            counts=counts,
+            names=names,
+            out_dir=Path(out_dir),
+            backbone=backbone,
+            config=config,
+            progress=progress,
+            should_stop=should_stop,
         )
 
 
@@ -390,12 +435,17 @@ def _train(
     lengths = [len(ids) for ids in input_ids]
     labels = torch.tensor([e.labels() for e in examples], dtype=torch.long)
     weights = [
-        (class_weights(labels[split.train, c].tolist(), n) if config.class_weighting else torch.ones(n)).to(device)
+        (
+            class_weights(labels[split.train, c].tolist(), n)
+            if config.class_weighting
+            else torch.ones(n)
+        ).to(device)
         for c, n in enumerate(counts)
     ]
 
-    model_backbone: nn.Module = load_backbone_model(resolved)
-    hidden_size = int(model_backbone.config.hidden_size)  # type: ignore[union-attr]
+    pretrained = load_backbone_model(resolved)
+    hidden_size = int(pretrained.config.hidden_size)
+    model_backbone: nn.Module = pretrained
     heads = ScoringHeads(hidden_size, counts, dropout=config.head_dropout)
     if config.kind == "lora":
         from peft import LoraConfig, get_peft_model
@@ -413,17 +463,29 @@ def _train(
             parameter.requires_grad_(False)
     model = _ScoringModel(model_backbone, heads, config.pooling).to(device)
 
-    regularised = [p for n, p in model.named_parameters() if p.requires_grad and ("lora_" in n or n.startswith("heads."))]
-    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("heads.")]
-    groups = [{"params": list(model.heads.parameters()), "lr": config.resolved_head_learning_rate()}]
+    regularised = [
+        p
+        for n, p in model.named_parameters()
+        if p.requires_grad and ("lora_" in n or n.startswith("heads."))
+    ]
+    body = [
+        p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("heads.")
+    ]
+    groups = [
+        {"params": list(model.heads.parameters()), "lr": config.resolved_head_learning_rate()}
+    ]
     if body:
         groups.append({"params": body, "lr": config.resolved_learning_rate()})
-    optimizer = torch.optim.AdamW(groups, lr=config.resolved_learning_rate(), weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        groups, lr=config.resolved_learning_rate(), weight_decay=config.weight_decay
+    )
 
     features: torch.Tensor | None = None
     if config.kind == "head":
         # frozen backbone: one feature pass serves every epoch
-        features = _features(model, input_ids, lengths, range(len(examples)), pad_id, device, config.batch_size * 2)
+        features = _features(
+            model, input_ids, lengths, range(len(examples)), pad_id, device, config.batch_size * 2
+        )
 
     generator = torch.Generator().manual_seed(config.seed)
     steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
@@ -440,7 +502,9 @@ def _train(
         if config.kind == "head":
             model.backbone.eval()
         epoch_loss = 0.0
-        for batch in _batches(split.train, config.batch_size, generator, None if features is not None else lengths):
+        for batch in _batches(
+            split.train, config.batch_size, generator, None if features is not None else lengths
+        ):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"training of item {item_id!r} cancelled at step {step}")
             batch_labels = labels[batch].to(device)
@@ -458,15 +522,48 @@ def _train(
             step += 1
             epoch_loss += float(loss.detach())
             if progress is not None:
-                progress(TrainProgress(epoch, config.epochs, step, total_steps, {"loss": float(loss.detach())}))
-        val_loss = _evaluate_loss(model, features, input_ids, lengths, split.val or split.train, labels, weights, pad_id, device, config.batch_size * 2)
-        history.append({"epoch": float(epoch), "train_loss": epoch_loss / max(1, steps_per_epoch), "val_loss": val_loss})
+                progress(
+                    TrainProgress(
+                        epoch, config.epochs, step, total_steps, {"loss": float(loss.detach())}
+                    )
+                )
+        val_loss = _evaluate_loss(
+            model,
+            features,
+            input_ids,
+            lengths,
+            split.val or split.train,
+            labels,
+            weights,
+            pad_id,
+            device,
+            config.batch_size * 2,
+        )
+        history.append(
+            {
+                "epoch": float(epoch),
+                "train_loss": epoch_loss / max(1, steps_per_epoch),
+                "val_loss": val_loss,
+            }
+        )
         if progress is not None:
-            progress(TrainProgress(epoch, config.epochs, step, total_steps, {"val_loss": val_loss, "train_loss": epoch_loss / max(1, steps_per_epoch)}))
+            progress(
+                TrainProgress(
+                    epoch,
+                    config.epochs,
+                    step,
+                    total_steps,
+                    {"val_loss": val_loss, "train_loss": epoch_loss / max(1, steps_per_epoch)},
+                )
+            )
         if val_loss < best_val - 1e-6:
             best_val = val_loss
             stale = 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items() if _is_trained(k, config.kind)}
+            best_state = {
+                k: v.detach().clone()
+                for k, v in model.state_dict().items()
+                if _is_trained(k, config.kind)
+            }
         else:
             stale += 1
             if stale >= config.patience:
@@ -477,19 +574,23 @@ def _train(
 
     metrics: dict[str, float] = {"n_test": float(len(split.test))}
     if split.test:
-        predictions = _predict(model, features, input_ids, lengths, split.test, pad_id, device, config.batch_size * 2)
+        predictions = _predict(
+            model, features, input_ids, lengths, split.test, pad_id, device, config.batch_size * 2
+        )
         metrics.update(
             classification_report(
                 labels[split.test].numpy(), predictions, num_labels=counts, criteria=names
             )
         )
-    metrics.update({
-        "n_train": float(len(split.train)),
-        "n_val": float(len(split.val)),
-        "epochs_run": float(epochs_run),
-        "best_val_loss": float(best_val),
-        "train_seconds": float(train_seconds),
-    })
+    metrics.update(
+        {
+            "n_train": float(len(split.train)),
+            "n_val": float(len(split.val)),
+            "epochs_run": float(epochs_run),
+            "best_val_loss": float(best_val),
+            "train_seconds": float(train_seconds),
+        }
+    )
 
     tensors = _artifact_tensors(model, config.kind)
     manifest: dict[str, object] = {
@@ -497,14 +598,24 @@ def _train(
         "kind": config.kind,
         "backbone": backbone_label(backbone),
         "backbone_fingerprint": fingerprint,
-        "criteria": [{"name": n, "labels": list(range(c))} for n, c in zip(names, counts)],
+        "criteria": [
+            {"name": n, "labels": list(range(c))} for n, c in zip(names, counts, strict=False)
+        ],
         "pooling": config.pooling,
         "hidden_size": hidden_size,
-        "lora": {"r": config.lora_r, "alpha": config.lora_alpha, "target_modules": list(config.target_modules)} if config.kind == "lora" else None,
+        "lora": {
+            "r": config.lora_r,
+            "alpha": config.lora_alpha,
+            "target_modules": list(config.target_modules),
+        }
+        if config.kind == "lora"
+        else None,
         "metrics": metrics,
         "training": {
-            **asdict(config), "learning_rate": config.resolved_learning_rate(),
-            "head_learning_rate": config.resolved_head_learning_rate(), "history": history,
+            **asdict(config),
+            "learning_rate": config.resolved_learning_rate(),
+            "head_learning_rate": config.resolved_head_learning_rate(),
+            "history": history,
         },
         "split_sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
     }
@@ -520,11 +631,16 @@ def _is_trained(state_key: str, kind: str) -> bool:
 
 @torch.no_grad()
 def _features(
-    model: _ScoringModel, input_ids: Sequence[Sequence[int]], lengths: Sequence[int],
-    indices: Sequence[int], pad_id: int, device: torch.device, batch_size: int,
+    model: _ScoringModel,
+    input_ids: Sequence[Sequence[int]],
+    lengths: Sequence[int],
+    indices: Sequence[int],
+    pad_id: int,
+    device: torch.device,
+    batch_size: int,
 ) -> torch.Tensor:
     model.eval()
-    out = torch.zeros((len(input_ids), model.heads.heads[0].in_features))
+    out = torch.zeros((len(input_ids), model.heads.hidden_size))
     for batch in _length_sorted_batches(indices, lengths, batch_size):
         ids, mask = collate([input_ids[i] for i in batch], pad_id, device)
         out[batch] = model.features(ids, mask).float().cpu()
@@ -533,8 +649,14 @@ def _features(
 
 @torch.no_grad()
 def _logits(
-    model: _ScoringModel, features: torch.Tensor | None, input_ids: Sequence[Sequence[int]],
-    lengths: Sequence[int], indices: Sequence[int], pad_id: int, device: torch.device, batch_size: int,
+    model: _ScoringModel,
+    features: torch.Tensor | None,
+    input_ids: Sequence[Sequence[int]],
+    lengths: Sequence[int],
+    indices: Sequence[int],
+    pad_id: int,
+    device: torch.device,
+    batch_size: int,
 ) -> list[torch.Tensor]:
     model.eval()
     if features is not None:
@@ -544,9 +666,16 @@ def _logits(
 
 
 def _evaluate_loss(
-    model: _ScoringModel, features: torch.Tensor | None, input_ids: Sequence[Sequence[int]],
-    lengths: Sequence[int], indices: Sequence[int], labels: torch.Tensor, weights: Sequence[torch.Tensor],
-    pad_id: int, device: torch.device, batch_size: int,
+    model: _ScoringModel,
+    features: torch.Tensor | None,
+    input_ids: Sequence[Sequence[int]],
+    lengths: Sequence[int],
+    indices: Sequence[int],
+    labels: torch.Tensor,
+    weights: Sequence[torch.Tensor],
+    pad_id: int,
+    device: torch.device,
+    batch_size: int,
 ) -> float:
     logits = _logits(model, features, input_ids, lengths, indices, pad_id, device, batch_size)
     # unweighted loss: the validation loss should track calibrated likelihood on real data
@@ -554,8 +683,14 @@ def _evaluate_loss(
 
 
 def _predict(
-    model: _ScoringModel, features: torch.Tensor | None, input_ids: Sequence[Sequence[int]],
-    lengths: Sequence[int], indices: Sequence[int], pad_id: int, device: torch.device, batch_size: int,
+    model: _ScoringModel,
+    features: torch.Tensor | None,
+    input_ids: Sequence[Sequence[int]],
+    lengths: Sequence[int],
+    indices: Sequence[int],
+    pad_id: int,
+    device: torch.device,
+    batch_size: int,
 ) -> np.ndarray:
     logits = _logits(model, features, input_ids, lengths, indices, pad_id, device, batch_size)
     return np.stack([out.argmax(dim=-1).numpy() for out in logits], axis=1)
@@ -570,11 +705,18 @@ def _artifact_tensors(model: _ScoringModel, kind: str) -> dict[str, torch.Tensor
     if kind == "lora":
         for name, module in model.backbone.named_modules():
             lora_a = getattr(module, "lora_A", None)
-            if isinstance(lora_a, nn.ModuleDict) and "default" in lora_a:
+            lora_b = getattr(module, "lora_B", None)
+            if (
+                isinstance(lora_a, nn.ModuleDict)
+                and isinstance(lora_b, nn.ModuleDict)
+                and "default" in lora_a
+            ):
                 # peft wraps the backbone as base_model.model.<name>; keep the backbone-relative name
                 relative = name.removeprefix("base_model.model.")
-                tensors[f"lora.{relative}.A"] = lora_a["default"].weight.detach().float().cpu()
-                tensors[f"lora.{relative}.B"] = module.lora_B["default"].weight.detach().float().cpu()  # type: ignore[union-attr,index]
+                layer_a, layer_b = lora_a["default"], lora_b["default"]
+                assert isinstance(layer_a, nn.Linear) and isinstance(layer_b, nn.Linear)
+                tensors[f"lora.{relative}.A"] = layer_a.weight.detach().float().cpu()
+                tensors[f"lora.{relative}.B"] = layer_b.weight.detach().float().cpu()
     elif kind == "full":
         backbone = model.backbone
         assert isinstance(backbone, PreTrainedModel)

@@ -9,7 +9,6 @@ import pytest
 
 from ml_core.engine import ScoreRequest, ScoringEngine
 from ml_core.training import TrainConfig, train_item
-
 from tests.ml_core.conftest import make_examples
 
 # fp32 graphs differ from torch only by kernel summation order; int8 rounds every weight matrix
@@ -22,7 +21,16 @@ def items(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
     out = tmp_path_factory.mktemp("backend-items")
     paths = {}
     for seed, kind in enumerate(("lora", "lora", "head")):
-        artifact = train_item(make_examples(45, seed=seed), item_id=f"i{seed}", num_labels=3, out_dir=out / f"i{seed}", backbone=str(tiny_backbone), config=TrainConfig(kind=kind, epochs=2, seed=seed, learning_rate=5e-2 if kind == "lora" else None))
+        artifact = train_item(
+            make_examples(45, seed=seed),
+            item_id=f"i{seed}",
+            num_labels=3,
+            out_dir=out / f"i{seed}",
+            backbone=str(tiny_backbone),
+            config=TrainConfig(
+                kind=kind, epochs=2, seed=seed, learning_rate=5e-2 if kind == "lora" else None
+            ),
+        )
         paths[f"i{seed}"] = artifact.path
     return paths
 
@@ -30,15 +38,24 @@ def items(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
 def _scores(engine: ScoringEngine, items: dict[str, Path]) -> np.ndarray:
     for key, path in items.items():
         engine.load_item(key, path, "v1")
-    texts = [e.text for e in make_examples(18, seed=7)] + ["tcp", "udp header length checksum port tcp udp window"]
+    texts = [e.text for e in make_examples(18, seed=7)] + [
+        "tcp",
+        "udp header length checksum port tcp udp window",
+    ]
     keys = [list(items)[i % len(items)] for i in range(len(texts))]
-    results = engine.score([ScoreRequest(k, t) for k, t in zip(keys, texts)])
+    results = engine.score([ScoreRequest(k, t) for k, t in zip(keys, texts, strict=False)])
     assert all(r.error is None for r in results)
     return np.array([r.probabilities for r in results])
 
 
-@pytest.mark.parametrize(("backend", "tolerance"), [("onnx", FP32_TOLERANCE), ("onnx-int8", INT8_TOLERANCE)])
-def test_onnx_matches_torch_within_tolerance(tiny_backbone: Path, items: dict[str, Path], tmp_path: Path, backend: str, tolerance: float) -> None:
+@pytest.mark.parametrize(
+    ("backend", "tolerance"), [("onnx", FP32_TOLERANCE), ("onnx-int8", INT8_TOLERANCE)]
+)
+def test_onnx_matches_torch_within_tolerance(
+    tiny_backbone: Path, items: dict[str, Path], tmp_path: Path, backend: str, tolerance: float
+) -> None:
     reference = _scores(ScoringEngine(str(tiny_backbone)), items)
-    onnx_scores = _scores(ScoringEngine(str(tiny_backbone), backend=backend, cache_dir=tmp_path), items)
+    onnx_scores = _scores(
+        ScoringEngine(str(tiny_backbone), backend=backend, cache_dir=tmp_path), items
+    )
     np.testing.assert_allclose(onnx_scores, reference, atol=tolerance)

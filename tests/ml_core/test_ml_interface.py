@@ -22,11 +22,18 @@ def test_fingerprint_differs_between_backbones(tiny_backbone: Path, other_backbo
     assert backbone_fingerprint(str(tiny_backbone)) != backbone_fingerprint(str(other_backbone))
 
 
-def test_head_item_trains_reports_progress_and_serves(tiny_backbone: Path, examples: list[TrainExample], tmp_path: Path) -> None:
+def test_head_item_trains_reports_progress_and_serves(
+    tiny_backbone: Path, examples: list[TrainExample], tmp_path: Path
+) -> None:
     seen: list[TrainProgress] = []
     artifact = train_item(
-        examples, item_id="q1", num_labels=3, out_dir=tmp_path / "q1", backbone=str(tiny_backbone),
-        config=TrainConfig(kind="head", epochs=3), progress=seen.append,
+        examples,
+        item_id="q1",
+        num_labels=3,
+        out_dir=tmp_path / "q1",
+        backbone=str(tiny_backbone),
+        config=TrainConfig(kind="head", epochs=3),
+        progress=seen.append,
     )
     assert artifact.kind == "head" and artifact.size_bytes > 0
     assert {"qwk", "accuracy", "macro_f1", "micro_f1", "n_test"} <= set(artifact.metrics)
@@ -36,7 +43,9 @@ def test_head_item_trains_reports_progress_and_serves(tiny_backbone: Path, examp
     engine = ScoringEngine(str(tiny_backbone))
     engine.load_item("q1", artifact.path, "v1")
     assert engine.loaded() == {"q1": "v1"}
-    results = engine.score([ScoreRequest("q1", examples[0].text), ScoreRequest("q1", examples[1].text)])
+    results = engine.score(
+        [ScoreRequest("q1", examples[0].text), ScoreRequest("q1", examples[1].text)]
+    )
     assert [r.error for r in results] == [None, None]
     for result in results:
         assert result.score in (0, 1, 2)
@@ -46,8 +55,17 @@ def test_head_item_trains_reports_progress_and_serves(tiny_backbone: Path, examp
         assert result.model_version == "v1"
 
 
-def test_bad_input_gives_error_results_not_exceptions(tiny_backbone: Path, examples: list[TrainExample], tmp_path: Path) -> None:
-    artifact = train_item(examples, item_id="q1", num_labels=3, out_dir=tmp_path / "q1", backbone=str(tiny_backbone), config=TrainConfig(kind="head", epochs=1))
+def test_bad_input_gives_error_results_not_exceptions(
+    tiny_backbone: Path, examples: list[TrainExample], tmp_path: Path
+) -> None:
+    artifact = train_item(
+        examples,
+        item_id="q1",
+        num_labels=3,
+        out_dir=tmp_path / "q1",
+        backbone=str(tiny_backbone),
+        config=TrainConfig(kind="head", epochs=1),
+    )
     engine = ScoringEngine(str(tiny_backbone), max_length=16)
     engine.load_item("q1", artifact.path, "v1")
     long_text = " ".join(["tcp"] * 100)
@@ -73,8 +91,17 @@ def test_bad_input_gives_error_results_not_exceptions(tiny_backbone: Path, examp
     assert engine.score([]) == []
 
 
-def test_artifact_for_another_backbone_is_refused(tiny_backbone: Path, other_backbone: Path, examples: list[TrainExample], tmp_path: Path) -> None:
-    artifact = train_item(examples, item_id="q1", num_labels=3, out_dir=tmp_path / "q1", backbone=str(tiny_backbone), config=TrainConfig(kind="head", epochs=1))
+def test_artifact_for_another_backbone_is_refused(
+    tiny_backbone: Path, other_backbone: Path, examples: list[TrainExample], tmp_path: Path
+) -> None:
+    artifact = train_item(
+        examples,
+        item_id="q1",
+        num_labels=3,
+        out_dir=tmp_path / "q1",
+        backbone=str(tiny_backbone),
+        config=TrainConfig(kind="head", epochs=1),
+    )
     engine = ScoringEngine(str(other_backbone))
     with pytest.raises(BackboneMismatchError, match="trained on backbone"):
         engine.load_item("q1", artifact.path, "v1")
@@ -83,7 +110,17 @@ def test_artifact_for_another_backbone_is_refused(tiny_backbone: Path, other_bac
     assert engine.loaded() == {}
 
 
-def test_should_stop_cancels_training_without_writing(tiny_backbone: Path, examples: list[TrainExample], tmp_path: Path) -> None:
+def test_should_stop_cancels_training_without_writing(
+    tiny_backbone: Path, examples: list[TrainExample], tmp_path: Path
+) -> None:
     with pytest.raises(TrainingCancelled):
-        train_item(examples, item_id="q1", num_labels=3, out_dir=tmp_path / "q1", backbone=str(tiny_backbone), config=TrainConfig(kind="head"), should_stop=lambda: True)
+        train_item(
+            examples,
+            item_id="q1",
+            num_labels=3,
+            out_dir=tmp_path / "q1",
+            backbone=str(tiny_backbone),
+            config=TrainConfig(kind="head"),
+            should_stop=lambda: True,
+        )
     assert not (tmp_path / "q1").exists()

@@ -13,8 +13,7 @@ from peft import LoraConfig, get_peft_model
 from ml_core.artifact import load_artifact
 from ml_core.engine import ScoreRequest, ScoringEngine
 from ml_core.modeling import load_backbone_model, load_tokenizer, pool
-from ml_core.training import TrainConfig, TrainExample, train_item
-
+from ml_core.training import TrainConfig, train_item
 from tests.ml_core.conftest import make_examples
 
 
@@ -25,12 +24,23 @@ def lora_items(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) ->
     for seed in range(3):
         examples = make_examples(45, seed=seed)
         artifact = train_item(
-            examples, item_id=f"item{seed}", num_labels=3, out_dir=out / f"item{seed}",
-            backbone=str(tiny_backbone), config=TrainConfig(kind="lora", epochs=2, seed=seed, learning_rate=5e-2),
+            examples,
+            item_id=f"item{seed}",
+            num_labels=3,
+            out_dir=out / f"item{seed}",
+            backbone=str(tiny_backbone),
+            config=TrainConfig(kind="lora", epochs=2, seed=seed, learning_rate=5e-2),
         )
         assert artifact.kind == "lora"
         paths[f"item{seed}"] = artifact.path
-    head = train_item(make_examples(45, seed=9), item_id="head", num_labels=3, out_dir=out / "head", backbone=str(tiny_backbone), config=TrainConfig(kind="head", epochs=2))
+    head = train_item(
+        make_examples(45, seed=9),
+        item_id="head",
+        num_labels=3,
+        out_dir=out / "head",
+        backbone=str(tiny_backbone),
+        config=TrainConfig(kind="head", epochs=2),
+    )
     paths["head"] = head.path
     return paths
 
@@ -40,7 +50,12 @@ def _reference_probabilities(backbone: Path, artifact_dir: Path, text: str) -> n
     artifact = load_artifact(artifact_dir)
     model = load_backbone_model(str(backbone))
     if artifact.kind == "lora":
-        model = get_peft_model(model, LoraConfig(r=artifact.lora_r, lora_alpha=artifact.lora_alpha, target_modules=["query", "value"]))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=artifact.lora_r, lora_alpha=artifact.lora_alpha, target_modules=["query", "value"]
+            ),
+        )
         state = {}
         for name, (lora_a, lora_b) in artifact.lora_modules().items():
             state[f"base_model.model.{name}.lora_A.default.weight"] = lora_a
@@ -50,20 +65,24 @@ def _reference_probabilities(backbone: Path, artifact_dir: Path, text: str) -> n
     model.eval()
     tokens = load_tokenizer(str(backbone))([text], return_tensors="pt")
     with torch.no_grad():
-        hidden = model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).last_hidden_state
+        hidden = model(
+            input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+        ).last_hidden_state
         pooled = pool(hidden, tokens["attention_mask"], "mean")
         weight, bias = artifact.head_tensors(0)
         return torch.softmax(pooled @ weight.T + bias, dim=-1)[0].numpy()
 
 
-def test_mixed_batch_matches_each_item_scored_alone(tiny_backbone: Path, lora_items: dict[str, Path]) -> None:
+def test_mixed_batch_matches_each_item_scored_alone(
+    tiny_backbone: Path, lora_items: dict[str, Path]
+) -> None:
     engine = ScoringEngine(str(tiny_backbone))
     for key, path in lora_items.items():
         engine.load_item(key, path, "v1")
     texts = [e.text for e in make_examples(12, seed=5)]
     keys = ["item0", "item1", "item2", "head"] * 3
-    mixed = engine.score([ScoreRequest(k, t) for k, t in zip(keys, texts)])
-    for key, text, result in zip(keys, texts, mixed):
+    mixed = engine.score([ScoreRequest(k, t) for k, t in zip(keys, texts, strict=False)])
+    for key, text, result in zip(keys, texts, mixed, strict=False):
         reference = _reference_probabilities(tiny_backbone, lora_items[key], text)
         np.testing.assert_allclose(result.probabilities, reference, atol=1e-5)
         alone = engine.score([ScoreRequest(key, text)])[0]
@@ -78,11 +97,15 @@ def test_adapters_change_the_scores(tiny_backbone: Path, lora_items: dict[str, P
     with_adapter = engine.score([ScoreRequest("item0", text)])[0].probabilities
     artifact = load_artifact(lora_items["item0"])
     weight, bias = artifact.head_tensors(0)
-    plain = torch.softmax(torch.from_numpy(engine.encode_plain([text])) @ weight.T + bias, dim=-1)[0].numpy()
+    plain = torch.softmax(torch.from_numpy(engine.encode_plain([text])) @ weight.T + bias, dim=-1)[
+        0
+    ].numpy()
     assert not np.allclose(with_adapter, plain, atol=1e-4)
 
 
-def test_items_are_added_replaced_and_removed_while_serving(tiny_backbone: Path, lora_items: dict[str, Path]) -> None:
+def test_items_are_added_replaced_and_removed_while_serving(
+    tiny_backbone: Path, lora_items: dict[str, Path]
+) -> None:
     engine = ScoringEngine(str(tiny_backbone))
     engine.load_item("a", lora_items["item0"], "v1")
     text = "tcp udp header port"
@@ -100,7 +123,9 @@ def test_items_are_added_replaced_and_removed_while_serving(tiny_backbone: Path,
     assert engine.score([ScoreRequest("b", text)])[0].error is None
 
 
-def test_concurrent_scoring_and_reloading_never_fails(tiny_backbone: Path, lora_items: dict[str, Path]) -> None:
+def test_concurrent_scoring_and_reloading_never_fails(
+    tiny_backbone: Path, lora_items: dict[str, Path]
+) -> None:
     engine = ScoringEngine(str(tiny_backbone))
     for key, path in lora_items.items():
         engine.load_item(key, path, "v0")
@@ -109,7 +134,9 @@ def test_concurrent_scoring_and_reloading_never_fails(tiny_backbone: Path, lora_
 
     def score_loop() -> None:
         while not stop.is_set():
-            for result in engine.score([ScoreRequest(k, "tcp udp port") for k in ("item0", "item1", "item2", "head")]):
+            for result in engine.score(
+                [ScoreRequest(k, "tcp udp port") for k in ("item0", "item1", "item2", "head")]
+            ):
                 if result.error is not None:
                     errors.append(result.error)
 

@@ -30,12 +30,24 @@ def test_packaged_backbone_trains_and_scores(tmp_path: Path) -> None:
     examples = [TrainExample(text, label, "train") for text, label in ANSWERS] + [
         TrainExample(text, label, "test") for text, label in ANSWERS[::3]
     ]
-    artifact = train_item(examples, item_id="tcp-udp", num_labels=3, out_dir=tmp_path / "a", config=TrainConfig(kind="head", epochs=2))
+    artifact = train_item(
+        examples,
+        item_id="tcp-udp",
+        num_labels=3,
+        out_dir=tmp_path / "a",
+        config=TrainConfig(kind="head", epochs=2),
+    )
     assert artifact.size_bytes < 2_000_000
     engine = ScoringEngine()
     engine.load_item("tcp-udp", artifact.path, "v1")
     long_answer = "TCP has a sequence number. " * 200
-    results = engine.score([ScoreRequest("tcp-udp", ANSWERS[0][0]), ScoreRequest("tcp-udp", long_answer), ScoreRequest("tcp-udp", "")])
+    results = engine.score(
+        [
+            ScoreRequest("tcp-udp", ANSWERS[0][0]),
+            ScoreRequest("tcp-udp", long_answer),
+            ScoreRequest("tcp-udp", ""),
+        ]
+    )
     assert results[0].error is None and results[0].score in (0, 1, 2)
     assert results[1].truncated and results[1].error is None
     assert results[2].error == "empty answer"
