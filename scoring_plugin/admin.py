@@ -197,6 +197,7 @@ class ItemAdmin(admin.ModelAdmin):
                     "chart": charts.bar_svg(
                         {str(s): n for s, n in sorted(result.scores_per_item[item_id].items())},
                         title=f"{item_id}: scores",
+                        height=48,
                     ),
                 }
                 for item_id, count in sorted(result.answers_per_item.items())

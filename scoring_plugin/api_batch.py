@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
@@ -79,5 +78,3 @@ class BatchSubmit(APIView):
             ]
         body = {"submissions": SubmissionSerializer(stored, many=True).data}
         return Response(body, status=status.HTTP_202_ACCEPTED)
-
-

@@ -112,11 +112,13 @@ def line_svg(
     return mark_safe("".join(parts))
 
 
-def bar_svg(counts: Mapping[str, int], *, title: str = "Score distribution") -> SafeString:
+def bar_svg(
+    counts: Mapping[str, int], *, title: str = "Score distribution", height: int = 120
+) -> SafeString:
     """Vertical bars, one per label, with the count above each."""
     if not counts:
         return mark_safe("")
-    bar, gap, height, top = 26, 8, 120, 16
+    bar, gap, top = 26, 8, 16
     peak = max(counts.values()) or 1
     width = len(counts) * (bar + gap) + gap
     parts = [
