@@ -44,8 +44,8 @@ def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--responses", type=Path, required=True)
-    parser.add_argument("--items", type=Path, required=True)
+    parser.add_argument("--responses", type=Path)
+    parser.add_argument("--items", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument(
         "--items-only", nargs="*", default=None, help="item ids to run (default: all)"
@@ -61,6 +61,13 @@ def _parse() -> argparse.Namespace:
         help="retrain teachers even if OUT/teachers/<item> exists",
     )
     parser.add_argument("--teacher-timing-seconds", type=float, default=1.0)
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="only combine the report.json of earlier runs (e.g. item subsets run in parallel) into --out",
+    )
     # every DistillConfig field can be overridden, e.g. --temperature 3 --lambda_sweep 0.5,1,2
     add_config_arguments(parser, skip=("backbone",))
     return parser.parse_args()
@@ -69,6 +76,11 @@ def _parse() -> argparse.Namespace:
 def main() -> None:
     args = _parse()
     config = config_from_arguments(args, backbone=args.backbone)
+    if args.merge:
+        _merge(args, config)
+        return
+    if args.items is None or args.responses is None:
+        raise SystemExit("--items and --responses are required (unless --merge)")
     items = {item.item_id: item for item in read_items_csv(args.items)}
     responses = read_responses_csv(args.responses, items)
     by_item: dict[str, list] = defaultdict(list)
@@ -174,6 +186,21 @@ def main() -> None:
         _write(args, config, rows, time.perf_counter() - started)
 
 
+def _merge(args: argparse.Namespace, config: DistillConfig) -> None:
+    rows: list[dict[str, object]] = []
+    seconds = 0.0
+    commands = []
+    for folder in args.merge:
+        payload = json.loads((folder / "report.json").read_text())
+        known = {r["item_id"] for r in rows}
+        rows.extend(r for r in payload["items"] if r["item_id"] not in known)
+        seconds = max(seconds, float(payload["seconds"]))
+        commands.append(payload["command"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows.sort(key=lambda r: str(r["item_id"]))
+    _write(args, config, rows, seconds, commands=commands)
+
+
 def _summary(rows: list[dict[str, object]]) -> dict[str, object]:
     def mean(key: str) -> float:
         values = [float(r[key]) for r in rows if r.get(key) is not None]  # type: ignore[arg-type]
@@ -232,11 +259,16 @@ def _summary(rows: list[dict[str, object]]) -> dict[str, object]:
 
 
 def _write(
-    args: argparse.Namespace, config: DistillConfig, rows: list[dict[str, object]], seconds: float
+    args: argparse.Namespace,
+    config: DistillConfig,
+    rows: list[dict[str, object]],
+    seconds: float,
+    commands: list[str] | None = None,
 ) -> None:
     summary = _summary(rows)
     payload = {
         "command": " ".join(sys.argv),
+        "merged_commands": commands or [],
         "teacher_kind": args.teacher_kind,
         "distill_config": {f.name: getattr(config, f.name) for f in fields(DistillConfig)},
         "seconds": seconds,
@@ -251,6 +283,8 @@ def _write(
         "Student: ONNX Runtime, 1 intra-op thread. Metrics on each item's test answers.",
         "",
         f"Command: `{payload['command']}`",
+        "",
+        *[f"Merged run: `{c}`" for c in commands or []],
         "",
         "| item | n test | QWK teacher | QWK student | QWK λ=0 | acc T/S/λ0 | F1 T/S/λ0 | λ | params | ONNX KB | tokens | student ans/s | teacher ms/ans | speed-up |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

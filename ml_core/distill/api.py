@@ -402,10 +402,9 @@ def _report(
             "lambda": 0.0,
             "epochs_run": baseline.epochs_run,
         }
-    if teacher_seconds_per_answer and config.measure_speed and student.get("seconds_per_answer"):
-        report["speedup_vs_teacher"] = teacher_seconds_per_answer / float(
-            student["seconds_per_answer"]
-        )  # type: ignore[arg-type]
+    student_seconds = student.get("seconds_per_answer")
+    if teacher_seconds_per_answer and isinstance(student_seconds, float) and student_seconds > 0:
+        report["speedup_vs_teacher"] = teacher_seconds_per_answer / student_seconds
     return report
 
 

@@ -24,7 +24,9 @@ def backbone_embedding_init(
 
     resolved = resolve_backbone(backbone)
     tokenizer = load_tokenizer(resolved)
-    table = load_backbone_model(resolved).get_input_embeddings().weight.detach().float().numpy()
+    embeddings = load_backbone_model(resolved).get_input_embeddings()
+    assert isinstance(embeddings, torch.nn.Embedding)
+    table = embeddings.weight.detach().float().numpy()
     backbone_vocab = tokenizer.get_vocab()
     unk = backbone_vocab.get(tokenizer.unk_token or UNK_TOKEN, 0)
     vectors = np.zeros((len(vocabulary), table.shape[1]), dtype=np.float64)
