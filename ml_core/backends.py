@@ -202,10 +202,15 @@ def create_backend(
     threads: int,
     pooling: str,
     cache_dir: Path | None = None,
+    gpu_dtype: str = "float16",
 ) -> EncoderBackend:
     """Build the backend called ``name`` (one of :data:`BACKENDS`)."""
     if name == "torch":
-        return TorchBackend(resolved, device=device, threads=threads, pooling=pooling)
+        if gpu_dtype not in ("float16", "bfloat16"):
+            raise ValueError(f"gpu_dtype must be float16 or bfloat16, got {gpu_dtype!r}")
+        return TorchBackend(
+            resolved, device=device, threads=threads, pooling=pooling, dtype=getattr(torch, gpu_dtype)
+        )
     if name in ("onnx", "onnx-int8"):
         from ml_core.onnx_backend import OnnxBackend
 

@@ -95,6 +95,7 @@ class ScoringEngine:
 
     ``backend`` is ``"torch"`` or ``"onnx"`` (fp32) or ``"onnx-int8"`` (dynamically quantized).
     ``device`` ``None`` picks CUDA when available (torch: fp16 there) and falls back to CPU.
+    ``gpu_dtype`` (``"float16"`` or ``"bfloat16"``) is the torch precision on CUDA.
     ``threads`` defaults to the cores divided by ``SCORING_WORKER_PROCESSES``. Create it in the
     worker process (after fork), not at import time.
     """
@@ -111,6 +112,7 @@ class ScoringEngine:
         max_batch_size: int = 64,
         pooling: str = "mean",
         cache_dir: Path | None = None,
+        gpu_dtype: str = "float16",
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -137,6 +139,7 @@ class ScoringEngine:
             threads=self.threads,
             pooling=pooling,
             cache_dir=cache_dir,
+            gpu_dtype=gpu_dtype,
         )
         self.backend_name = backend
         self.hidden_size = self._backend.hidden_size
