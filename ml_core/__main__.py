@@ -95,6 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         help="engine backends to time; 'none' skips the engine part",
     )
     bench.add_argument("--repeats", type=int, default=15)
+    bench.add_argument("--throughput-answers", type=int, default=256)
     bench.add_argument(
         "--epochs", type=int, default=None, help="override the 5 training epochs (engine-only runs)"
     )
@@ -223,6 +224,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         kinds=args.kinds,
         backends=tuple(b for b in args.backends if b != "none"),
         repeats=args.repeats,
+        throughput_answers=args.throughput_answers,
         reuse=args.reuse,
         epochs=args.epochs,
     )
