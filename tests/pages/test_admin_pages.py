@@ -279,3 +279,24 @@ def test_submission_list_escapes_student_text(staff_client, db) -> None:
     ).content.decode()
     assert "<script>alert(" not in html and "&lt;script&gt;alert(" in html
     assert Submission.objects.count() == 1
+
+
+def test_admin_posts_need_a_csrf_token(admin_user, db) -> None:
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    item = ItemFactory()
+    assert (
+        client.post(reverse("admin:scoring_plugin_item_rollback", args=[item.pk])).status_code
+        == 403
+    )
+    assert client.post(IMPORT_URL, {"confirm": "1", "token": "0" * 32}).status_code == 403
+
+
+def test_progress_endpoint_is_for_staff_only(client, db) -> None:
+    version = ModelVersionFactory(status=ModelVersion.Status.TRAINING)
+    url = reverse("admin:scoring_plugin_modelversion_progress", args=[version.pk])
+    assert client.get(url).status_code == 302  # to the admin login
+    client.force_login(UserFactory(username="student"))
+    assert client.get(url).status_code == 302
