@@ -186,6 +186,9 @@ class ItemAdmin(admin.ModelAdmin):
                 "responses": responses.read() if responses else None,
             }
             result = importing.preview(files["items"], files["responses"])
+            if result.ok and not request.POST.get("preview"):
+                # The form's "Import without preview" button, and scripts posting the files.
+                return self._import(request, files)
             if result.ok:
                 token = importing.stage(files)
                 request.session[_STAGING_SESSION_KEY] = token
@@ -226,13 +229,16 @@ class ItemAdmin(admin.ModelAdmin):
         if files is None:
             self.message_user(request, "That preview has expired; upload again.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:scoring_plugin_item_import"))
-        try:
-            summary = import_item_bank(files["items"], files["responses"])
-        except ImportError_ as exc:  # the data changed under us (an item was deleted)
-            self.message_user(request, f"Nothing was imported. {exc.message}", messages.ERROR)
-            return HttpResponseRedirect(reverse("admin:scoring_plugin_item_import"))
         importing.discard(token)
         request.session.pop(_STAGING_SESSION_KEY, None)
+        return self._import(request, files)
+
+    def _import(self, request: HttpRequest, files: dict[str, bytes | None]) -> HttpResponse:
+        try:
+            summary = import_item_bank(files["items"], files["responses"])
+        except ImportError_ as exc:  # the data changed since the check (an item was deleted)
+            self.message_user(request, f"Nothing was imported. {exc.message}", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:scoring_plugin_item_import"))
         self.message_user(request, f"Imported: {summary}.", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:scoring_plugin_item_changelist"))
 

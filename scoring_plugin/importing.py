@@ -31,6 +31,12 @@ class RowError:
     column: str | None
     message: str
 
+    def __str__(self) -> str:
+        where = [f"row {self.row}"] if self.row is not None else []
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        return f"{self.file}: {', '.join(where)}: {self.message}" if where else self.message
+
 
 @dataclass
 class Preview:

@@ -42,6 +42,7 @@ def test_import_preview_shows_counts_and_stores_nothing(staff_client) -> None:
     response = staff_client.post(
         IMPORT_URL,
         {
+            "preview": "1",
             "items_file": upload("items.csv", ITEMS_CSV),
             "responses_file": upload("responses.csv", RESPONSES_CSV),
         },
@@ -60,6 +61,7 @@ def test_confirming_the_preview_imports_the_previewed_files(staff_client) -> Non
     preview = staff_client.post(
         IMPORT_URL,
         {
+            "preview": "1",
             "items_file": upload("items.csv", ITEMS_CSV),
             "responses_file": upload("responses.csv", RESPONSES_CSV),
         },
@@ -75,7 +77,9 @@ def test_confirming_the_preview_imports_the_previewed_files(staff_client) -> Non
 
 
 def test_confirm_with_another_users_token_is_refused(staff_client, client, db) -> None:
-    preview = staff_client.post(IMPORT_URL, {"items_file": upload("items.csv", ITEMS_CSV)})
+    preview = staff_client.post(
+        IMPORT_URL, {"preview": "1", "items_file": upload("items.csv", ITEMS_CSV)}
+    )
     other = UserFactory(username="other-admin", is_staff=True, is_superuser=True)
     client.force_login(other)
     response = client.post(
@@ -95,6 +99,7 @@ def test_preview_names_every_bad_row(staff_client) -> None:
     response = staff_client.post(
         IMPORT_URL,
         {
+            "preview": "1",
             "items_file": upload("items.csv", ITEMS_CSV),
             "responses_file": upload("responses.csv", bad),
         },
@@ -300,3 +305,9 @@ def test_progress_endpoint_is_for_staff_only(client, db) -> None:
     assert client.get(url).status_code == 302  # to the admin login
     client.force_login(UserFactory(username="student"))
     assert client.get(url).status_code == 302
+
+
+def test_import_without_preview_imports_at_once(staff_client) -> None:
+    response = staff_client.post(IMPORT_URL, {"items_file": upload("items.csv", ITEMS_CSV)})
+    assert response.status_code == 302
+    assert Item.objects.count() == 2
