@@ -4,6 +4,7 @@ with a preview, live training progress, charts, activation and rollback, and the
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
@@ -315,7 +316,7 @@ class ItemAdmin(admin.ModelAdmin):
         for item in queryset:
             created, updated = review.copy_reviewed_answers(item)
             try:
-                version = start_training(item, ModelVersion.Kind.HEAD)
+                version = start_training(item, settings.SCORING_TRAIN_KIND)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
                 continue
@@ -380,7 +381,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "<int:version_id>/progress/",
                 self.admin_site.admin_view(self.progress_view),
                 name="scoring_plugin_modelversion_progress",
-            )
+            ),
+            path(
+                "<int:version_id>/activate/",
+                self.admin_site.admin_view(require_POST(self.activate_view)),
+                name="scoring_plugin_modelversion_activate",
+            ),
         ]
         return custom + super().get_urls()
 
@@ -392,6 +398,21 @@ class ModelVersionAdmin(admin.ModelAdmin):
         response = JsonResponse(progress_payload(version))
         response["Cache-Control"] = "no-store"
         return response
+
+    def activate_view(self, request: HttpRequest, version_id: int) -> HttpResponse:
+        """The "Activate" button on the item and version pages."""
+        version = get_object_or_404(ModelVersion.objects.select_related("item"), pk=version_id)
+        if not self.has_change_permission(request, version):
+            return HttpResponse("You may not activate model versions.", status=403)
+        try:
+            audit.activate(version, _actor(request))
+            self.message_user(request, f"{version.label} is now active.")
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+        target = request.POST.get("next", "")
+        if not target.startswith("/admin/"):
+            target = reverse("admin:scoring_plugin_item_change", args=[version.item_id])
+        return HttpResponseRedirect(target)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
         extra = dict(extra_context or {})

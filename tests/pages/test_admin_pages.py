@@ -311,3 +311,17 @@ def test_import_without_preview_imports_at_once(staff_client) -> None:
     response = staff_client.post(IMPORT_URL, {"items_file": upload("items.csv", ITEMS_CSV)})
     assert response.status_code == 302
     assert Item.objects.count() == 2
+
+
+def test_activate_button_on_the_item_page_activates_and_logs(staff_client, db) -> None:
+    item = ItemFactory()
+    old = ModelVersionFactory(item=item, number=1, is_active=True)
+    new = ModelVersionFactory(item=item, number=2)
+    page = staff_client.get(reverse("admin:scoring_plugin_item_change", args=[item.pk]))
+    url = reverse("admin:scoring_plugin_modelversion_activate", args=[new.pk])
+    assert url in page.content.decode()
+    response = staff_client.post(url, {"next": "https://evil.example/"})
+    assert response["Location"] == reverse("admin:scoring_plugin_item_change", args=[item.pk])
+    assert item.active_version == new
+    entry = AuditLog.objects.get(action="activate")
+    assert entry.details == {"version": new.label, "replaced": old.label}
