@@ -18,7 +18,10 @@ CAP=${CAP:-32}
 ENGINE_CAP=${ENGINE_CAP:-16}
 ENGINE_EPOCHS=${ENGINE_EPOCHS:-1}
 QUALITY_ITEMS=${QUALITY_ITEMS:-saf-de-1,saf-de-5,saf-en-11.4_SDN,saf-en-12.3_PE}
-REPEATS=${REPEATS:-7}
+REPEATS=${REPEATS:-5}
+# one intra-op thread per process: on an oversubscribed machine two spinning OpenMP threads per
+# process wait on each other; the engine's own default is cores / SCORING_WORKER_PROCESSES
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} SCORING_WORKER_PROCESSES=${SCORING_WORKER_PROCESSES:-2}
 COMMON=(--responses "$DATA/responses.csv" --items "$DATA/items.csv")
 CAPARG=(); [ -z "$CAP" ] || CAPARG=(--max-train-per-item "$CAP")
 ENGARG=(--epochs "$ENGINE_EPOCHS"); [ -z "$ENGINE_CAP" ] || ENGARG+=(--max-train-per-item "$ENGINE_CAP")
@@ -45,6 +48,6 @@ for item in ${QUALITY_ITEMS//,/ }; do
     mv "$OUT/quality-parts/$item/artifacts/$kind/$item" "$OUT/quality/artifacts/$kind/$item"
   done
 done
-python -m ml_core benchmark "${COMMON[@]}" "${ENGARG[@]}" --kinds lora --reuse --repeats "$REPEATS" --out "$OUT/engine" &
-python -m ml_core benchmark "${COMMON[@]}" --items-only "$QUALITY_ITEMS" "${CAPARG[@]}" --kinds lora,head,full --reuse --repeats 3 --out "$OUT/quality" &
+python -m ml_core benchmark "${COMMON[@]}" "${ENGARG[@]}" --kinds lora --reuse --repeats "$REPEATS" --latency-samples 40 --throughput-answers 128 --out "$OUT/engine" &
+python -m ml_core benchmark "${COMMON[@]}" --items-only "$QUALITY_ITEMS" "${CAPARG[@]}" --kinds lora,head,full --reuse --repeats 3 --latency-samples 10 --throughput-answers 32 --out "$OUT/quality" &
 wait

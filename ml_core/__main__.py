@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--repeats", type=int, default=15)
     bench.add_argument("--throughput-answers", type=int, default=256)
+    bench.add_argument("--latency-samples", type=int, default=100)
     bench.add_argument(
         "--epochs", type=int, default=None, help="override the 5 training epochs (engine-only runs)"
     )
@@ -225,6 +226,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         backends=tuple(b for b in args.backends if b != "none"),
         repeats=args.repeats,
         throughput_answers=args.throughput_answers,
+        latency_samples=args.latency_samples,
         reuse=args.reuse,
         epochs=args.epochs,
     )
