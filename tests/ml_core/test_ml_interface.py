@@ -124,3 +124,26 @@ def test_should_stop_cancels_training_without_writing(
             should_stop=lambda: True,
         )
     assert not (tmp_path / "q1").exists()
+
+
+def test_token_budget_batching_and_padding_do_not_change_scores(
+    tiny_backbone: Path, examples: list[TrainExample], tmp_path: Path
+) -> None:
+    artifact = train_item(
+        examples,
+        item_id="q1",
+        num_labels=3,
+        out_dir=tmp_path / "q1",
+        backbone=str(tiny_backbone),
+        config=TrainConfig(kind="head", epochs=1),
+    )
+    texts = [" ".join(["tcp"] * n) + " udp" for n in (1, 9, 3, 20, 5, 2, 14)]
+    scores = {}
+    for budget in (8, 4096):
+        engine = ScoringEngine(str(tiny_backbone), token_budget=budget, max_batch_size=3)
+        engine.load_item("q1", artifact.path, "v1")
+        scores[budget] = [
+            r.probabilities for r in engine.score([ScoreRequest("q1", t) for t in texts])
+        ]
+    for small, large in zip(scores[8], scores[4096], strict=True):
+        assert small == pytest.approx(large, abs=1e-5)
