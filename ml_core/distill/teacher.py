@@ -72,23 +72,24 @@ def teacher_seconds_per_answer(
     item_key: str = TEACHER_KEY,
     *,
     min_seconds: float = 1.0,
+    singles: int = 32,
 ) -> dict[str, float]:
     """Teacher timings on ``texts``: batched (all texts in one ``score`` call) and one at a time.
 
     ``seconds_per_answer`` is the batched wall time divided by the answers (throughput view);
     ``cpu_seconds_per_answer`` the same in CPU time of this process (robust to a busy machine
     when the engine runs one thread); ``single_seconds_per_answer`` is the mean latency of
-    one-answer calls.
+    one-answer calls (the first ``singles`` texts).
     """
     texts = [t for t in texts if t.strip()]
     requests = [ScoreRequest(item_key, t) for t in texts]
     engine.score(requests[:4])  # warm-up
     per_wall, per_cpu = timed(lambda: engine.score(requests), len(requests), min_seconds)
-    singles = requests[: min(len(requests), 32)]
+    one_by_one = requests[: min(len(requests), singles)]
     started = time.perf_counter()
-    for request in singles:
+    for request in one_by_one:
         engine.score([request])
-    single = (time.perf_counter() - started) / max(1, len(singles))
+    single = (time.perf_counter() - started) / max(1, len(one_by_one))
     return {
         "seconds_per_answer": 1.0 / per_wall,
         "cpu_seconds_per_answer": 1.0 / per_cpu if per_cpu else 0.0,

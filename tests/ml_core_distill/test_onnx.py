@@ -94,3 +94,19 @@ def test_scoring_does_not_import_torch(exported: tuple[StudentModel, Path, list[
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 0, run.stderr
+
+
+def test_speed_report_has_wall_and_cpu_rates(
+    exported: tuple[StudentModel, Path, list[str]],
+) -> None:
+    from ml_core.distill.speed import measure_speed
+
+    _, path, texts = exported
+    speed = measure_speed(DistilledScorer(path), texts, min_seconds=0.01)
+    assert {
+        "answers_per_second",
+        "answers_per_second_cpu",
+        "answers_per_second_end_to_end",
+        "mean_tokens",
+    } <= set(speed)
+    assert speed["answers_per_second"] > 0
