@@ -121,7 +121,7 @@ def test_plan_recovers_planted_trios_in_a_large_set() -> None:
     values = (values + values.T) / 2
     np.fill_diagonal(values, 0.0)
     ids = tuple(f"i{k}" for k in range(n))
-    plan = make_plan(DistanceMatrix(ids, values, "planted"), PlanConfig(group_size=3))
+    plan = make_plan(DistanceMatrix(ids, values, "planted"), PlanConfig(group_size=3, restarts=16))
     found = {frozenset(g) for g in plan.groups}
     planted = {frozenset(ids[i] for i in range(n) if cluster[i] == c) for c in range(8)}
     assert found == planted
