@@ -1,0 +1,65 @@
+"""``python -m ml_core`` train, evaluate and score on a tiny backbone."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from ml_core.__main__ import main
+from tests.ml_core.conftest import make_examples
+
+
+def _write_responses(path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["item_id", "response_id", "text", "score", "split"])
+        for n, example in enumerate(make_examples(45)):
+            writer.writerow(["q1", f"r{n}", example.text, example.label, ""])
+
+
+def test_cli_trains_evaluates_and_scores(
+    tiny_backbone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    responses = tmp_path / "responses.csv"
+    _write_responses(responses)
+    backbone = ["--backbone", str(tiny_backbone)]
+    out = tmp_path / "artifacts"
+    assert (
+        main(
+            [
+                "train",
+                "--responses",
+                str(responses),
+                "--out",
+                str(out),
+                "--kind",
+                "head",
+                "--epochs",
+                "1",
+                *backbone,
+            ]
+        )
+        == 0
+    )
+    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert trained["item_id"] == "q1" and trained["kind"] == "head"
+
+    assert (
+        main(["evaluate", "--artifact", str(out / "q1"), "--responses", str(responses), *backbone])
+        == 0
+    )
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n"] == trained["metrics"]["n_test"]
+    assert metrics["qwk"] == pytest.approx(trained["metrics"]["qwk"])
+
+    answers = tmp_path / "answers.csv"
+    answers.write_text("item_key,text\nq1,tcp udp port\nq1,\nnope,tcp\n", encoding="utf-8")
+    assert (
+        main(["score", "--artifact", f"q1={out / 'q1'}", "--input", str(answers), *backbone]) == 0
+    )
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [line["error"] is None for line in lines] == [True, False, False]
+    assert lines[0]["score"] in (0, 1, 2)
