@@ -439,16 +439,32 @@ def render_markdown(report: dict[str, object], methods: Sequence[str], main_meth
         "",
         f"Arguments: `{json.dumps(report['args'])}`",
         "",
-        "| plan / method | pooled micro F1 | item-mean micro F1 | item-mean macro F1 | item-mean QWK | micro F1 without head re-fit | storage MB | storage reduction |",
-        "|---|---|---|---|---|---|---|---|",
-        f"| unmerged | {_f(unmerged['micro_f1_pooled'])} | {_f(unmerged['micro_f1_item_mean'])} | {_f(unmerged['macro_f1_item_mean'])} | {_f(unmerged['qwk_item_mean'])} | - | {before / 1e6:.1f} | 1.00x |",  # type: ignore[index]
+        "| plan / method | pooled micro F1 | change (points) | item-mean micro F1 | item-mean macro F1 | item-mean QWK | micro F1 without head re-fit | storage MB | storage reduction |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| unmerged | {_f(unmerged['micro_f1_pooled'])} | - | {_f(unmerged['micro_f1_item_mean'])} | {_f(unmerged['macro_f1_item_mean'])} | {_f(unmerged['qwk_item_mean'])} | - | {before / 1e6:.1f} | 1.00x |",  # type: ignore[index]
     ]
     for name, run in report["merged"].items():  # type: ignore[union-attr]
         s = run["summary"]
         lines.append(
-            f"| {name} | {_f(s['micro_f1_pooled'])} | {_f(s['micro_f1_item_mean'])} | {_f(s['macro_f1_item_mean'])} | {_f(s['qwk_item_mean'])} | "
+            f"| {name} | {_f(s['micro_f1_pooled'])} | {100 * (s['micro_f1_pooled'] - unmerged['micro_f1_pooled']):+.1f} | {_f(s['micro_f1_item_mean'])} | {_f(s['macro_f1_item_mean'])} | {_f(s['qwk_item_mean'])} | "
             f"{_f(run['summary_without_refit']['micro_f1_pooled'])} | {run['storage_bytes'] / 1e6:.1f} | {before / run['storage_bytes']:.2f}x |"
         )
+    main = report["merged"].get(f"gw/{main_method}")  # type: ignore[union-attr]
+    if main:
+        per_before = report["unmerged"]["per_item"]  # type: ignore[index]
+        lines += [
+            "",
+            f"## Per item: unmerged vs gw/{main_method} (test split)",
+            "",
+            "| item | n test | micro F1 before | after | macro F1 before | after | QWK before | after |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for item_id, after in main["per_item"].items():
+            b = per_before[item_id]
+            lines.append(
+                f"| {item_id} | {int(after['n_test'])} | {_f(b['micro_f1'])} | {_f(after['micro_f1'])} | "
+                f"{_f(b['macro_f1'])} | {_f(after['macro_f1'])} | {_f(b['qwk'])} | {_f(after['qwk'])} |"
+            )
     d = report["distances"]
     lines += [
         "",
