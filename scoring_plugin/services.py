@@ -26,6 +26,7 @@ from ml_core.data import (
     read_responses_csv,
 )
 from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission
+from workers import dispatch
 
 if TYPE_CHECKING:
     from ml_core.training import TrainExample
@@ -72,8 +73,6 @@ def enqueue_submission(submission_id: str) -> bool:
     If the broker is down the row goes back to ``received`` with the reason, and the sweeper
     sends it again later: the answer is never lost.
     """
-    from workers.tasks import score_submission
-
     updated = Submission.objects.filter(
         pk=submission_id, status__in=[Submission.Status.RECEIVED, Submission.Status.QUEUED]
     ).update(
@@ -85,7 +84,7 @@ def enqueue_submission(submission_id: str) -> bool:
     if not updated:
         return False
     try:
-        score_submission.apply_async(args=[submission_id], retry=False)
+        dispatch.send_score(submission_id)
     except Exception as exc:  # kombu raises several types for an unreachable broker
         logger.warning("broker unavailable for submission=%s: %s", submission_id, exc)
         Submission.objects.filter(pk=submission_id, status=Submission.Status.QUEUED).update(
@@ -124,19 +123,15 @@ def create_model_version(item: Item, kind: str) -> ModelVersion:
 
 def start_training(item: Item, kind: str, *, activate: bool = True) -> ModelVersion:
     """Create a version and enqueue its training on the ``training`` queue."""
-    from workers.tasks import train_model_version
-
     if item.scored_answers.count() < 10:
         raise ValidationError(f"Item '{item.key}' needs at least 10 scored answers to train.")
     version = create_model_version(item, kind)
-    transaction.on_commit(lambda: train_model_version.delay(version.pk, activate))
+    transaction.on_commit(lambda: dispatch.send_training(version.pk, activate))
     return version
 
 
 def start_distillation(teacher: ModelVersion, *, activate: bool = False) -> ModelVersion:
     """A pending ``distilled`` version taught by ``teacher``, enqueued on the training queue."""
-    from workers.tasks import distill_model_version
-
     if teacher.status != ModelVersion.Status.READY:
         raise ValidationError(f"{teacher} is {teacher.status}; only a ready version can teach.")
     if teacher.kind == ModelVersion.Kind.DISTILLED:
@@ -144,7 +139,7 @@ def start_distillation(teacher: ModelVersion, *, activate: bool = False) -> Mode
     version = create_model_version(teacher.item, ModelVersion.Kind.DISTILLED)
     ModelVersion.objects.filter(pk=version.pk).update(parent=teacher)
     version.parent = teacher
-    transaction.on_commit(lambda: distill_model_version.delay(version.pk, activate))
+    transaction.on_commit(lambda: dispatch.send_distillation(version.pk, activate))
     return version
 
 

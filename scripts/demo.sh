@@ -42,13 +42,13 @@ trap cleanup INT TERM EXIT
 # The scoring worker prefetches enough answers to fill a micro-batch; the other worker takes
 # long jobs one at a time, so training never holds up scoring.
 .venv/bin/celery -A workers worker -Q scoring --concurrency 1 --prefetch-multiplier 64 \
-  -n "scoring@%h" --loglevel INFO --logfile var/log/scoring-worker.log &
+  -n "scoring@%h" --loglevel INFO >var/log/scoring-worker.log 2>&1 &
 pids+=($!)
 .venv/bin/celery -A workers worker -Q training,lms --concurrency 1 --prefetch-multiplier 1 \
-  -n "training@%h" --loglevel INFO --logfile var/log/training-worker.log &
+  -n "training@%h" --loglevel INFO >var/log/training-worker.log 2>&1 &
 pids+=($!)
-.venv/bin/celery -A workers beat --loglevel INFO --logfile var/log/beat.log \
-  --schedule var/celerybeat-schedule &
+.venv/bin/celery -A workers beat --loglevel INFO --schedule var/celerybeat-schedule \
+  >var/log/beat.log 2>&1 &
 pids+=($!)
 .venv/bin/gunicorn scorebridge.wsgi --bind "$host:$port" --workers 2 --timeout 60 \
   --access-logfile var/log/access.log --error-logfile var/log/web.log &

@@ -7,16 +7,14 @@ from kombu.exceptions import OperationalError
 
 from scoring_plugin.models import Submission
 from tests.scoring.factories import ItemFactory, SubmissionFactory, UserFactory
-from workers import tasks
+from workers import dispatch
 
 
 @pytest.fixture()
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """Record what would go to the broker instead of sending it."""
     calls: list[list[str]] = []
-    monkeypatch.setattr(
-        tasks.score_submission, "apply_async", lambda args, **kw: calls.append(args)
-    )
+    monkeypatch.setattr(dispatch, "send_score", lambda submission_id: calls.append([submission_id]))
     return calls
 
 
@@ -65,7 +63,7 @@ def test_broker_down_keeps_the_answer_for_the_sweeper(api_client, monkeypatch) -
     def refuse(*args: object, **kwargs: object) -> None:
         raise OperationalError("Connection refused")
 
-    monkeypatch.setattr(tasks.score_submission, "apply_async", refuse)
+    monkeypatch.setattr(dispatch, "send_score", refuse)
     ItemFactory(key="q1")
     response = api_client.post("/api/v1/items/q1/submissions/", {"text": "udp"}, format="json")
     assert response.status_code == 202

@@ -12,7 +12,7 @@ from scoring_plugin.services import activate_version
 from scoring_plugin.signals import submission_finished
 from tests.scoring.conftest import train_active_version
 from tests.scoring.factories import ItemFactory, SubmissionFactory
-from workers import tasks
+from workers import dispatch, tasks
 
 
 @pytest.fixture()
@@ -93,9 +93,7 @@ def test_sweeper_requeues_stuck_answers_and_gives_up_after_max_attempts(
     db, settings, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     sent: list[str] = []
-    monkeypatch.setattr(
-        tasks.score_submission, "apply_async", lambda args, **kw: sent.append(args[0])
-    )
+    monkeypatch.setattr(dispatch, "send_score", sent.append)
     settings.SCOREBRIDGE_REQUEUE_AFTER_SECONDS = 60
     settings.SCOREBRIDGE_MAX_SCORING_ATTEMPTS = 3
     old = timezone.now() - timedelta(minutes=5)
