@@ -8,9 +8,7 @@ urlpatterns = [
     path("api/v1/items/", api.ItemList.as_view(), name="api-items"),
     path("api/v1/items/<str:key>/", api.ItemDetail.as_view(), name="api-item"),
     path("api/v1/items/<str:key>/submissions/", api.SubmitAnswer.as_view(), name="api-submit"),
-    path(
-        "api/v1/submissions/batch/", api_batch.BatchSubmit.as_view(), name="api-submit-batch"
-    ),
+    path("api/v1/submissions/batch/", api_batch.BatchSubmit.as_view(), name="api-submit-batch"),
     path("api/v1/submissions/<uuid:pk>/", api.SubmissionDetail.as_view(), name="api-submission"),
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
