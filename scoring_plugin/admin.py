@@ -23,6 +23,8 @@ ALLOWED_CONTENT_TYPES = {
     "text/csv",
     "text/plain",
     "application/csv",
+    "application/x-csv",
+    "text/comma-separated-values",
     "application/vnd.ms-excel",  # what Windows browsers send for .csv
     "application/octet-stream",
     "",

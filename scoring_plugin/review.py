@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from ml_core.metrics import accuracy, confusion_matrix, quadratic_weighted_kappa
@@ -31,7 +31,8 @@ REVIEW_KEY_PREFIX = "review:"
 
 @dataclass
 class ReviewFilter:
-    """What an instructor asked to see; ``prefix`` reaches a Submission from another model."""
+    """What an instructor asked to see. ``apply(queryset, prefix)`` filters Submissions, or
+    rows of another model that reach a Submission through ``prefix`` (``"submission__"``)."""
 
     needs_review: bool = False
     low_confidence: float | None = None
@@ -41,12 +42,15 @@ class ReviewFilter:
     @classmethod
     def from_query(cls, params: object) -> ReviewFilter:
         get = getattr(params, "get", lambda _k, _d=None: None)
-        low: float | None
-        try:
-            low = float(get("low_confidence", "") or "nan")
-            low = None if low != low else min(max(low, 0.0), 1.0)  # NaN: not set
-        except ValueError:
-            low = None
+        low: float | None = None
+        raw = str(get("low_confidence", "") or "").strip()
+        if raw:
+            try:
+                low = min(max(float(raw), 0.0), 1.0)
+            except ValueError:
+                low = None  # a malformed filter shows everything rather than an error
+            if low is not None and low != low:  # NaN
+                low = None
         return cls(
             needs_review=get("needs_review", "") in ("1", "on", "true"),
             low_confidence=low,
@@ -274,7 +278,3 @@ def copy_reviewed_answers(item: Item) -> tuple[int, int]:
             created += was_created
             updated += not was_created
     return created, updated
-
-
-def reviewed_q() -> Q:
-    return Q(reviewed_score__isnull=False)

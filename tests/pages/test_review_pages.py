@@ -119,3 +119,11 @@ def test_student_text_is_escaped_on_review_pages(client, course) -> None:
         assert "<script>alert('pwned')" not in html and "<b>Eve</b>" not in html
     one = client.get(f"/lti/s/{token}/review/{submission.pk}/").content.decode()
     assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt;" in one
+
+
+def test_malformed_filters_show_everything(client, course) -> None:
+    answered(course, "s1", "tcp", score=1, confidence=0.4)
+    token = course.launch("t1", instructor=True)
+    for value in ("abc", "nan", ""):
+        response = client.get(f"/lti/s/{token}/review/", {"low_confidence": value})
+        assert response.status_code == 200 and 'data-id="' in response.content.decode()
