@@ -452,6 +452,24 @@ class SubmissionReviewForm(forms.ModelForm):
         return score
 
 
+class ReviewStateFilter(admin.SimpleListFilter):
+    title = "review"
+    parameter_name = "review"
+
+    def lookups(self, request, model_admin):  # type: ignore[no-untyped-def]
+        return [
+            ("needs", "needs review (not reviewed yet)"),
+            ("reviewed", "reviewed"),
+        ]
+
+    def queryset(self, request, queryset):  # type: ignore[no-untyped-def]
+        if self.value() == "needs":
+            return review.ReviewFilter(needs_review=True, unreviewed=True).apply(queryset)
+        if self.value() == "reviewed":
+            return queryset.filter(reviewed_score__isnull=False)
+        return queryset
+
+
 @admin.register(Submission)
 class SubmissionAdmin(admin.ModelAdmin):
     list_display = [
@@ -464,10 +482,25 @@ class SubmissionAdmin(admin.ModelAdmin):
         "model_version",
         "created_at",
     ]
-    list_filter = ["status", "item"]
+    list_filter = ["status", ReviewStateFilter, "item"]
     search_fields = ["id", "text", "client_reference"]
     list_select_related = ["item", "model_version__item"]
     form = SubmissionReviewForm
+    actions = ["export_csv"]
+
+    @admin.action(description="Export the selected answers as CSV")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Submission]) -> HttpResponse:
+        rows = queryset.select_related("item", "model_version__item", "submitted_by")
+        response = HttpResponse(
+            review.export_csv(
+                (s, s.submitted_by.get_username() if s.submitted_by else s.client_reference)
+                for s in rows
+            ),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = 'attachment; filename="scorebridge-submissions.csv"'
+        return response
+
     readonly_fields = [
         "id",
         "item",

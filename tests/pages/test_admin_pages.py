@@ -325,3 +325,19 @@ def test_activate_button_on_the_item_page_activates_and_logs(staff_client, db) -
     assert item.active_version == new
     entry = AuditLog.objects.get(action="activate")
     assert entry.details == {"version": new.label, "replaced": old.label}
+
+
+def test_submission_list_filters_needs_review_and_exports_csv(staff_client, db) -> None:
+    item = ItemFactory(review_threshold=0.6)
+    unsure = SubmissionFactory(item=item, status="scored", score=1, confidence=0.3)
+    SubmissionFactory(item=item, status="scored", score=2, confidence=0.9)
+    done = SubmissionFactory(item=item, status="scored", score=0, confidence=0.2, reviewed_score=1)
+    url = reverse("admin:scoring_plugin_submission_changelist")
+    listed = staff_client.get(url, {"review": "needs"}).context["cl"].queryset
+    assert list(listed) == [unsure]
+    assert list(staff_client.get(url, {"review": "reviewed"}).context["cl"].queryset) == [done]
+    export = staff_client.post(
+        url, {"action": "export_csv", "_selected_action": [unsure.pk, done.pk]}
+    )
+    lines = export.content.decode().splitlines()
+    assert lines[0].startswith("submission_id,item,") and len(lines) == 3
