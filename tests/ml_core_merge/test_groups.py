@@ -141,3 +141,16 @@ def test_loading_an_item_artifact_as_a_group_fails_clearly(
 ) -> None:
     with pytest.raises(ArtifactError, match="not a merged group"):
         load_group(next(iter(full_items.values()))[0])
+
+
+def test_unmerged_models_with_refitted_heads_predict_every_test_answer(
+    full_items: dict[str, tuple[Path, list[TrainExample]]], tiny_backbone: Path
+) -> None:
+    from ml_core.merge.pipeline import refit_own_heads
+
+    encoder = Encoder(str(tiny_backbone))
+    items = _items(full_items, encoder)[:2]
+    predictions, _ = refit_own_heads(items, encoder, MergeConfig())
+    assert {k: v.shape for k, v in predictions.items()} == {
+        i.item_id: (len(i.split.test), 1) for i in items
+    }
