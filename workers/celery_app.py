@@ -24,13 +24,17 @@ def filesystem_transport_options(broker_dir: Path) -> dict[str, object]:
     queue_dir = broker_dir / "queue"
     processed = broker_dir / "processed"
     control = broker_dir / "control"
-    for folder in (queue_dir, processed, control):
+    staging = broker_dir / "staging"
+    rejected = broker_dir / "rejected"
+    for folder in (queue_dir, processed, control, staging, rejected):
         folder.mkdir(parents=True, exist_ok=True)
     return {
         "data_folder_in": str(queue_dir),
         "data_folder_out": str(queue_dir),
         "processed_folder": str(processed),
         "control_folder": str(control),
+        "staging_folder": str(staging),
+        "rejected_folder": str(rejected),
         "store_processed": False,
         # kombu polls the folder once a second by default: a second of latency per answer.
         "polling_interval": 0.02,
@@ -47,10 +51,16 @@ def broker_transport_options(url: str) -> dict[str, object]:
     return {}
 
 
+def broker_transport(url: str) -> str | None:
+    """The transport class for ``url``: ours for the filesystem broker, kombu's otherwise."""
+    return "workers.fs_transport:Transport" if url.startswith("filesystem://") else None
+
+
 def configure(app: Celery) -> None:
     exchange = Exchange("scorebridge", type="direct")
     app.conf.update(
         broker_url=settings.CELERY_BROKER_URL,
+        broker_transport=broker_transport(settings.CELERY_BROKER_URL),
         broker_transport_options=broker_transport_options(settings.CELERY_BROKER_URL),
         broker_connection_retry_on_startup=True,
         # The database holds every result; Celery's result store would only duplicate it.

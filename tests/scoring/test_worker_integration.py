@@ -25,7 +25,7 @@ from django.utils import timezone
 from scoring_plugin.models import Item, Submission
 from tests.scoring.factories import SubmissionFactory
 from workers import tasks
-from workers.celery_app import app, broker_transport_options
+from workers.celery_app import app, broker_transport, broker_transport_options
 
 BROKERS = [pytest.param("filesystem://", id="filesystem")]
 for _variable, _name in (("REDIS_URL", "redis"), ("AMQP_URL", "rabbitmq")):
@@ -52,15 +52,24 @@ def _drop_connections() -> None:
 @contextmanager
 def broker(url: str) -> Iterator[None]:
     """Point this process's Celery app at ``url`` and empty its queues."""
-    previous = (app.conf.broker_url, app.conf.broker_transport_options)
+    previous = (
+        app.conf.broker_url,
+        app.conf.broker_transport_options,
+        app.conf.broker_transport,
+    )
     app.conf.broker_url = url
     app.conf.broker_transport_options = broker_transport_options(url)
+    app.conf.broker_transport = broker_transport(url)
     _drop_connections()
     try:
         app.control.purge()
         yield
     finally:
-        app.conf.broker_url, app.conf.broker_transport_options = previous
+        (
+            app.conf.broker_url,
+            app.conf.broker_transport_options,
+            app.conf.broker_transport,
+        ) = previous
         _drop_connections()
 
 

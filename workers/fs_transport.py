@@ -1,0 +1,56 @@
+"""kombu's filesystem transport, made safe for producers and consumers in separate processes.
+
+kombu writes a message straight into the queue folder (open, then lock, then write), so a
+consumer listing the folder can pick up the file between the open and the write, read nothing,
+and fail on the JSON: the worker then stops with an unrecoverable error. Here a message is
+written under another name in a staging folder on the same file system and renamed into the
+queue folder, which is atomic: a consumer sees a whole message or none. A message that still
+cannot be decoded is set aside in ``rejected/`` instead of stopping the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+from time import monotonic
+
+from kombu.transport import filesystem
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps
+
+logger = logging.getLogger(__name__)
+
+
+class Channel(filesystem.Channel):
+    @property
+    def staging_folder(self) -> Path:
+        folder = Path(self.transport_options.get("staging_folder", "staging"))
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _put(self, queue: str, payload: dict[str, object], **kwargs: object) -> None:
+        name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
+        staged = self.staging_folder / f"{name}.part"
+        try:
+            with open(staged, "wb") as handle:
+                handle.write(str_to_bytes(dumps(payload)))
+            os.replace(staged, os.path.join(self.data_folder_out, name))
+        except OSError as exc:
+            staged.unlink(missing_ok=True)
+            raise filesystem.ChannelError(f"Cannot add message {name!r} to the queue") from exc
+
+    def _get(self, queue: str) -> dict[str, object]:
+        try:
+            return super()._get(queue)
+        except ValueError as exc:  # JSONDecodeError: a file no producer of ours wrote
+            rejected = Path(self.transport_options.get("rejected_folder", "rejected"))
+            rejected.mkdir(parents=True, exist_ok=True)
+            (rejected / f"{uuid.uuid4()}.{queue}.msg").write_text(repr(exc))
+            logger.error("set aside an undecodable message from queue %s: %s", queue, exc)
+            raise filesystem.Empty() from exc
+
+
+class Transport(filesystem.Transport):
+    Channel = Channel
