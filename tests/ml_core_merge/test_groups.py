@@ -154,3 +154,20 @@ def test_unmerged_models_with_refitted_heads_predict_every_test_answer(
     assert {k: v.shape for k, v in predictions.items()} == {
         i.item_id: (len(i.split.test), 1) for i in items
     }
+
+
+def test_float16_shared_weights_halve_the_group_and_still_score(
+    full_items: dict[str, tuple[Path, list[TrainExample]]], tiny_backbone: Path, tmp_path: Path
+) -> None:
+    encoder = Encoder(str(tiny_backbone))
+    items = _items(full_items, encoder)[:2]
+    sizes = {}
+    for dtype in ("float32", "float16"):
+        config = MergeConfig(method="average", shared_dtype=dtype, refit_heads=False)
+        result = merge_group(
+            items, encoder, tmp_path / dtype, group_id=dtype, config=config, backbone_label="tiny"
+        )
+        sizes[dtype] = result.size_bytes
+    assert sizes["float16"] < 0.6 * sizes["float32"]
+    scored = GroupScorer(tmp_path / "float16", str(tiny_backbone)).score("q-a", ["tcp udp data"])
+    assert scored[0].score in (0, 1, 2)
