@@ -51,3 +51,7 @@ done
 python -m ml_core benchmark "${COMMON[@]}" "${ENGARG[@]}" --kinds lora --reuse --repeats "$REPEATS" --latency-samples 40 --throughput-answers 128 --out "$OUT/engine" &
 python -m ml_core benchmark "${COMMON[@]}" --items-only "$QUALITY_ITEMS" "${CAPARG[@]}" --kinds lora,head,full --reuse --repeats 3 --latency-samples 10 --throughput-answers 32 --out "$OUT/quality" &
 wait
+cp "$OUT/quality/report.md" benchmarks/issue3-quality-report.md
+cp "$OUT/quality/report.json" benchmarks/issue3-quality-report.json
+cp "$OUT/engine/report.md" benchmarks/issue3-engine-report.md
+cp "$OUT/engine/report.json" benchmarks/issue3-engine-report.json
