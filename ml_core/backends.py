@@ -209,7 +209,11 @@ def create_backend(
         if gpu_dtype not in ("float16", "bfloat16"):
             raise ValueError(f"gpu_dtype must be float16 or bfloat16, got {gpu_dtype!r}")
         return TorchBackend(
-            resolved, device=device, threads=threads, pooling=pooling, dtype=getattr(torch, gpu_dtype)
+            resolved,
+            device=device,
+            threads=threads,
+            pooling=pooling,
+            dtype=getattr(torch, gpu_dtype),
         )
     if name in ("onnx", "onnx-int8"):
         from ml_core.onnx_backend import OnnxBackend
