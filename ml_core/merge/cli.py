@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import MISSING, asdict, fields
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -42,6 +43,8 @@ from ml_core.merge.pipeline import (
 )
 from ml_core.merge.plans import make_plan, plan_cost, read_plan_file
 from ml_core.training import TrainExample
+
+ConfigT = TypeVar("ConfigT", FeatureConfig, DistanceConfig, PlanConfig, MergeConfig)
 
 
 def _add_config(parser: argparse.ArgumentParser, config_type: type, prefix: str = "") -> None:
@@ -74,7 +77,7 @@ def _boolean(value: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
-def _config(args: argparse.Namespace, config_type: type, prefix: str = "") -> object:
+def _config(args: argparse.Namespace, config_type: type[ConfigT], prefix: str = "") -> ConfigT:
     values = {f.name: getattr(args, f"{prefix}{f.name}") for f in fields(config_type)}
     config = config_type(**values)
     config.validate()
@@ -164,8 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         feature_config = _config(args, FeatureConfig, "feature_")
         distance_config = _config(args, DistanceConfig, "distance_")
         items, encoder = _load_items(args)
-        encoder.batch_size = feature_config.batch_size  # type: ignore[attr-defined]
-        samples, _, seconds = own_features(items, encoder, feature_config)  # type: ignore[arg-type]
+        encoder.batch_size = feature_config.batch_size
+        samples, _, seconds = own_features(items, encoder, feature_config)
         matrix, hit = cached_matrix(
             args.kind,
             samples,
@@ -173,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.out,
             config=distance_config,
             feature_settings=asdict(feature_config),
-        )  # type: ignore[arg-type, call-overload]
+        )
         png = draw_heatmap(matrix, args.out / f"heatmap-{args.kind}.png")
         written = sorted(
             args.out.glob(f"distances-{args.kind}-*.npz"), key=lambda p: p.stat().st_mtime
@@ -191,24 +194,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0
     if args.command == "plan":
-        config = _config(args, PlanConfig)
-        matrix = load_matrix(args.distances) if args.distances else None
+        plan_config = _config(args, PlanConfig)
+        loaded = load_matrix(args.distances) if args.distances else None
         if args.human:
-            plan = read_plan_file(args.human, matrix.item_ids if matrix else None)
-        elif matrix is not None:
-            plan = make_plan(matrix, config)  # type: ignore[arg-type]
+            plan = read_plan_file(args.human, loaded.item_ids if loaded else None)
+        elif loaded is not None:
+            plan = make_plan(loaded, plan_config)
         else:
             raise SystemExit("plan needs --distances, --human, or both")
         out = {
             **plan.to_json(),
-            **({"cost": plan_cost(plan, matrix), "distance_kind": matrix.kind} if matrix else {}),
+            **({"cost": plan_cost(plan, loaded), "distance_kind": loaded.kind} if loaded else {}),
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=2) + "\n")
         print(json.dumps(out))
         return 0
     if args.command == "merge":
-        config = _config(args, MergeConfig)
+        merge_config = _config(args, MergeConfig)
         items, encoder = _load_items(args)
         by_id = {i.item_id: i for i in items}
         plan = read_plan_file(args.plan, list(by_id))
@@ -219,11 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 encoder,
                 args.out / f"group-{index:03d}",
                 group_id=f"{plan.source}-{index:03d}",
-                config=config,
+                config=merge_config,
                 backbone_label=backbone_label(args.backbone),
                 extra={"plan": plan.to_json()},
                 encode_all=False,
-            )  # type: ignore[arg-type]
+            )
             written.append(
                 {
                     "path": str(result.path),
@@ -251,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             after[entry.item_id] = np.stack([p.argmax(axis=1) for p in probabilities], axis=1)
     merged_items = [by_id[i] for i in after]
-    report = {
+    report: dict[str, dict[str, object]] = {
         "before": {
             "summary": pooled_report(merged_items, before),
             "per_item": {i.item_id: item_report(i, before[i.item_id]) for i in merged_items},

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,7 +137,8 @@ def load_group(path: Path) -> MergedGroup:
     try:
         tensors = load_file(str(path / WEIGHTS_FILE))
         items = []
-        for index, entry in enumerate(manifest["items"]):  # type: ignore[union-attr]
+        entries: list[dict[str, Any]] = list(manifest["items"])  # type: ignore[call-overload]
+        for index, entry in enumerate(entries):
             criteria = tuple(
                 Criterion(str(c["name"]), tuple(int(v) for v in c["labels"]))
                 for c in entry["criteria"]
