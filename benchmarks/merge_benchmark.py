@@ -9,7 +9,13 @@ Writes ``report.json``, ``report.md`` and the heatmaps to ``--out``.
 
     .venv/bin/python benchmarks/merge_benchmark.py \
         --responses ../shared/datasets/saf/responses.csv --items ../shared/datasets/saf/items.csv \
-        --out var/merge-benchmark --kind full --max-train-per-item 80 --epochs 2
+        --out var/merge-bench --kind full --max-train-per-item 64 --epochs 2 --feature-answers 48 \
+        --random-plans 2 --items-only saf-de-1 saf-de-3 saf-de-4 saf-en-10.1_TC saf-en-10.2_TC \
+        saf-en-10.3_TC saf-en-12.1_PE saf-en-12.2_PE saf-en-12.3_PE
+    # the same with --refit-baseline-only adds "unmerged, heads re-fitted" to that report
+
+Trained models and distance matrices are reused from ``OUT`` when present. Results of this run
+are in ``docs/decisions/0005-merge-item-models-gw-guided.md``.
 """
 
 from __future__ import annotations
