@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 
 import pytest
-from tests.lti.lti_platform import INSTRUCTOR, LEARNER
-from tests.lti.lti_scoring import CapturedTasks, finish
 
 from lti import tasks
 from lti.models import ItemLtiSettings, LtiSubmission
 from scoring_plugin.models import Submission
+from tests.lti.lti_platform import INSTRUCTOR, LEARNER
+from tests.lti.lti_scoring import CapturedTasks, finish
 
 pytestmark = pytest.mark.django_db
 
@@ -239,3 +239,36 @@ def test_an_expired_access_token_is_fetched_again(platform, item, browser, captu
     assert tasks.post_score.apply(args=[submission_id]).get() == "posted"
     assert len(platform.token_requests) == 2
     assert platform.scores_for("student-1")[-1]["scoreGiven"] == 3.0
+
+
+def test_the_score_the_engine_gives_reaches_the_gradebook(
+    platform, item, browser, captured, settings, tmp_path, django_capture_on_commit_callbacks
+) -> None:
+    """The same flow with the real scoring code: a tiny model trained for the item scores it."""
+    from tests.scoring.conftest import add_scored_answers, build_tiny_backbone, train_active_version
+    from workers import engine_host
+    from workers import tasks as worker_tasks
+
+    settings.SCORING_BACKBONE = str(build_tiny_backbone(tmp_path / "backbone"))
+    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    engine_host.reset()
+    add_scored_answers(item)
+    version = train_active_version(item)
+
+    url = browser.open(platform)
+    submission_id = submit(browser, url, answer="tcp udp the layer").json()["id"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert worker_tasks.score_submissions([submission_id]) == {submission_id: "scored"}
+    engine_host.reset()
+    scored = Submission.objects.get(pk=submission_id)
+    assert scored.model_version == version
+    assert [args for args, _ in captured.calls] == [[submission_id]]
+    captured.run_all()
+
+    (score,) = platform.scores_for("student-1")
+    assert score["scoreMaximum"] == 3.0
+    if scored.confidence >= item.review_threshold:
+        assert score["scoreGiven"] == float(scored.score)
+        assert score["gradingProgress"] == "FullyGraded"
+    else:  # low confidence waits for an instructor (the default "post when reviewed")
+        assert score["gradingProgress"] == "PendingManual"
