@@ -34,7 +34,6 @@ CHROMIUM_FLAGS = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: drives headless Chromium against a live server")
 
 
 @pytest.fixture(autouse=True)
