@@ -33,9 +33,6 @@ CHROMIUM_FLAGS = (
 )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-
-
 @pytest.fixture(autouse=True)
 def _clean_caches() -> Iterator[None]:
     caches[settings.LTI_CACHE_ALIAS].clear()
