@@ -12,12 +12,12 @@ from django.core.cache import caches
 from django.http import HttpResponse
 from django.test import Client
 from jwcrypto.jwk import JWK
-from tests.lti.lti_factories import DeploymentFactory, ItemFactory, RegistrationFactory
-from tests.lti.lti_platform import TestPlatform
 from lti_tool.models import Key
 
 from lti import keys
 from scoring_plugin.models import Item
+from tests.lti.lti_factories import DeploymentFactory, ItemFactory, RegistrationFactory
+from tests.lti.lti_platform import TestPlatform
 
 _TOOL_KEY: list[JWK] = []
 

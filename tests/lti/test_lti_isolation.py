@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from tests.lti.lti_platform import INSTRUCTOR
 
 pytestmark = pytest.mark.django_db

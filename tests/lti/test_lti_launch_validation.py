@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.lti.lti_platform import INSTRUCTOR, TestPlatform, new_rsa_key
 from lti_tool.models import LtiDeployment, LtiUser
 
 from lti.models import LtiSubmission, UsedNonce
+from tests.lti.lti_platform import INSTRUCTOR, TestPlatform, new_rsa_key
 
 pytestmark = pytest.mark.django_db
 

@@ -8,6 +8,7 @@ import re
 import jwt
 import pytest
 from jwt.algorithms import RSAAlgorithm
+
 from tests.lti.lti_factories import ItemFactory
 from tests.lti.lti_platform import INSTRUCTOR, LEARNER
 from tests.lti.lti_scoring import finish

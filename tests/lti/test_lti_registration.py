@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
-from tests.lti.lti_platform import TestPlatform
 from lti_tool.models import Key, LtiDeployment, LtiRegistration
 
 from lti import keys
+from tests.lti.lti_platform import TestPlatform
 
 pytestmark = pytest.mark.django_db
 
