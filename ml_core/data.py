@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,9 +129,11 @@ def _integer(value: str, row: int, column: str, low: int, high: int) -> int:
         try:
             as_float = float(text)
         except ValueError:
-            raise DataFormatError(f"'{value}' is not a whole number", row=row, column=column)
+            as_float = math.nan
         if not as_float.is_integer():
-            raise DataFormatError(f"'{value}' is not a whole number", row=row, column=column)
+            raise DataFormatError(
+                f"'{value}' is not a whole number", row=row, column=column
+            ) from None
         number = int(as_float)
     if not low <= number <= high:
         raise DataFormatError(f"{number} is outside {low}..{high}", row=row, column=column)
