@@ -3,12 +3,21 @@ with a preview, live training progress, charts, activation and rollback, and the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -16,7 +25,12 @@ from django.views.decorators.http import require_POST
 
 from scoring_plugin import audit, charts, importing, review
 from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
-from scoring_plugin.services import ImportError_, import_item_bank, start_training
+from scoring_plugin.services import (
+    ImportError_,
+    import_item_bank,
+    start_distillation,
+    start_training,
+)
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 ALLOWED_CONTENT_TYPES = {
@@ -362,7 +376,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "created_at",
         "trained_at",
     ]
-    actions = ["activate", "cancel"]
+    actions = ["activate", "cancel", "distill"]
     list_select_related = ["item"]
     change_form_template = "admin/scoring_plugin/modelversion/change_form.html"
 
@@ -388,6 +402,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "<int:version_id>/activate/",
                 self.admin_site.admin_view(require_POST(self.activate_view)),
                 name="scoring_plugin_modelversion_activate",
+            ),
+            path(
+                "<int:version_id>/student.onnx",
+                self.admin_site.admin_view(self.download_student_view),
+                name="scoring_plugin_modelversion_student",
             ),
         ]
         return custom + super().get_urls()
@@ -431,6 +450,37 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{version.label} is now active.")
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
+
+    def download_student_view(self, request: HttpRequest, version_id: int) -> HttpResponse:
+        """A distilled student as one ONNX file, to score offline on a school laptop."""
+        version = get_object_or_404(ModelVersion.objects.select_related("item"), pk=version_id)
+        if not self.has_view_permission(request, version):
+            return HttpResponse("You may not download models.", status=403)
+        path = Path(version.artifact_path or "-") / "student.onnx"
+        if version.kind != ModelVersion.Kind.DISTILLED or not path.is_file():
+            raise Http404("This version has no distilled student file.")
+        return FileResponse(
+            path.open("rb"),
+            as_attachment=True,
+            filename=f"{version.item.key}-v{version.number}-student.onnx",
+            content_type="application/octet-stream",
+        )
+
+    @admin.action(description="Distill into a tiny student (taught by this version)")
+    def distill(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        started = 0
+        for teacher in queryset.select_related("item"):
+            try:
+                start_distillation(teacher)
+                started += 1
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+        if started:
+            self.message_user(
+                request,
+                f"Distillation queued for {started} version(s); activate a student when it is "
+                "ready.",
+            )
 
     @admin.action(description="Cancel training")
     def cancel(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:

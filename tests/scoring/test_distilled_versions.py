@@ -61,3 +61,41 @@ def test_a_student_cannot_teach(trained_item) -> None:  # type: ignore[no-untype
     orphan.refresh_from_db()
     assert "needs a ready teacher" in orphan.error
     assert trained_item.active_version == student.parent
+
+
+def test_admin_distills_and_the_student_downloads_as_one_file(
+    trained_item, client, monkeypatch, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.scoring.factories import UserFactory
+    from workers import dispatch
+
+    queued: list[int] = []
+    monkeypatch.setattr(dispatch, "send_distillation", lambda pk, activate: queued.append(pk))
+    client.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    teacher = trained_item.active_version
+    response = client.post(
+        "/admin/scoring_plugin/modelversion/",
+        {"action": "distill", "_selected_action": [teacher.pk]},
+        follow=True,
+    )
+    assert "Distillation queued for 1 version" in response.content.decode()
+    student = ModelVersion.objects.get(kind="distilled")
+    assert student.parent == teacher and student.status == "pending"
+
+    url = f"/admin/scoring_plugin/modelversion/{student.pk}/student.onnx"
+    assert client.get(url).status_code == 404  # not trained yet
+    tasks.run_distillation(student, activate=False)
+    download = client.get(url)
+    assert download.status_code == 200
+    assert "student.onnx" in download["Content-Disposition"]
+    alone = tmp_path / "laptop" / "student.onnx"  # the file alone scores, as on a laptop
+    alone.parent.mkdir()
+    alone.write_bytes(b"".join(download.streaming_content))
+    from ml_core.distill.scorer import DistilledScorer
+
+    (result,) = DistilledScorer(alone).score(["tcp udp"])
+    assert result.score in (0, 1, 2) and result.error is None
+    assert (
+        client.get(f"/admin/scoring_plugin/modelversion/{teacher.pk}/student.onnx").status_code
+        == 404
+    )
