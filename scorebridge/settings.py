@@ -186,6 +186,11 @@ SCORING_MAX_ANSWER_CHARS = env_int("SCORING_MAX_ANSWER_CHARS", 10_000, minimum=1
 # this long after the first one arrived, whichever comes first.
 SCORING_BATCH_SIZE = env_int("SCORING_BATCH_SIZE", 32, minimum=1)
 SCORING_BATCH_WAIT_SECONDS = env_float("SCORING_BATCH_WAIT_SECONDS", 0.02, minimum=0.001)
+# Intra-op threads of one scoring process; 0 = the cores shared by the scoring processes and
+# one share for the web server and broker. More threads than free cores makes torch's thread
+# pool spin against itself: on 2 busy cores, 2 threads scored one answer 20x slower than 1.
+SCORING_WORKER_PROCESSES = env_int("SCORING_WORKER_PROCESSES", 1, minimum=1)
+SCORING_THREADS = env_int("SCORING_THREADS", 0, minimum=0)
 SCORING_TRAIN_KIND = env_choice("SCORING_TRAIN_KIND", "head", ("head", "lora", "full"))
 
 # --- Celery ---------------------------------------------------------------------------------

@@ -40,8 +40,16 @@ def engine() -> ScoringEngine:
                 settings.SCORING_BACKBONE or None,
                 backend=settings.SCORING_BACKEND,
                 device=settings.SCORING_DEVICE or None,
+                threads=scoring_threads(),
             )
         return _engine
+
+
+def scoring_threads() -> int:
+    """SCORING_THREADS, or the cores shared by the scoring processes plus the web server."""
+    if settings.SCORING_THREADS:
+        return settings.SCORING_THREADS
+    return max(1, (os.cpu_count() or 1) // (settings.SCORING_WORKER_PROCESSES + 1))
 
 
 def engine_if_loaded() -> ScoringEngine | None:
