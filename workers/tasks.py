@@ -17,7 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from celery import shared_task
-from celery_batches import Batches, SimpleRequest
+from celery_batches import SimpleRequest
 from django.conf import settings
 from django.db import (
     DatabaseError,
@@ -33,6 +33,7 @@ from ml_core.training import TrainConfig, TrainExample, TrainingCancelled, Train
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.signals import submission_finished
 from workers import engine_host
+from workers.batching import AdaptiveBatches
 from workers.celery_app import app
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ FINAL = (Submission.Status.SCORED, Submission.Status.FAILED)
 
 
 @app.task(
-    base=Batches,
+    base=AdaptiveBatches,
     name="workers.tasks.score_submission",
     flush_every=settings.SCORING_BATCH_SIZE,
     flush_interval=settings.SCORING_BATCH_WAIT_SECONDS,
