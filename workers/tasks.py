@@ -186,6 +186,15 @@ def _score_submissions(submission_ids: Sequence[str]) -> dict[str, str]:
     return outcome
 
 
+def _claim_for_training(version_id: int) -> bool:
+    """Mark a pending (or redelivered, half-done) version as training; False if it is not."""
+    return bool(
+        ModelVersion.objects.filter(
+            pk=version_id, status__in=[ModelVersion.Status.PENDING, ModelVersion.Status.TRAINING]
+        ).update(status=ModelVersion.Status.TRAINING, error="")
+    )
+
+
 @shared_task(
     bind=True,
     name="workers.tasks.train_model_version",
@@ -196,10 +205,7 @@ def train_model_version(self, version_id: int, activate: bool = True) -> str:  #
     """Train a pending model version on its item's scored answers."""
     from scoring_plugin.services import training_examples
 
-    claimed = ModelVersion.objects.filter(
-        pk=version_id, status__in=[ModelVersion.Status.PENDING, ModelVersion.Status.TRAINING]
-    ).update(status=ModelVersion.Status.TRAINING, error="")
-    if not claimed:
+    if not _claim_for_training(version_id):
         return "not pending"
     version = ModelVersion.objects.select_related("item").get(pk=version_id)
     return run_training(version, activate=activate, examples=training_examples(version.item))
@@ -274,10 +280,7 @@ def run_training(
 )
 def distill_model_version(self, version_id: int, activate: bool = False) -> str:  # type: ignore[no-untyped-def]
     """Distill a pending ``distilled`` version from its teacher (``parent``)."""
-    claimed = ModelVersion.objects.filter(
-        pk=version_id, status__in=[ModelVersion.Status.PENDING, ModelVersion.Status.TRAINING]
-    ).update(status=ModelVersion.Status.TRAINING, error="")
-    if not claimed:
+    if not _claim_for_training(version_id):
         return "not pending"
     version = ModelVersion.objects.select_related("item", "parent__item").get(pk=version_id)
     return run_distillation(version, activate=activate)

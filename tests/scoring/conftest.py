@@ -6,36 +6,18 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
-from transformers import BertConfig, BertModel, BertTokenizer
 
 from scoring_plugin.models import Item, ModelVersion
 from scoring_plugin.services import create_model_version, training_examples
+from tests.ml_core.conftest import make_tiny_backbone
 from tests.scoring.factories import ItemFactory, ScoredAnswerFactory, UserFactory
 from workers import engine_host
 
+# The ml_core tests' tiny BERT: its word vocabulary holds every word these answers use.
 WORDS = "tcp udp the a is and not of to in has no yes because data layer network".split()
-
-
-def build_tiny_backbone(folder: Path) -> Path:
-    """A 2-layer, 32-wide BERT with a word vocabulary, saved like a Hugging Face model."""
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(str(folder))
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(str(folder))
-    return folder
+build_tiny_backbone = make_tiny_backbone
 
 
 @pytest.fixture(scope="session")
