@@ -60,6 +60,11 @@ for _ in $(seq 1 120); do
 done
 curl -fsS "http://$host:$port/health/" >/dev/null || { echo "demo: web server did not start (var/log/web.log)" >&2; exit 1; }
 
+# The scoring worker loads the backbone and every active model once, before its first answer.
+for _ in $(seq 1 240); do
+  if grep -q "scoring engine ready" var/log/scoring-worker.log 2>/dev/null; then break; fi
+  sleep 0.5
+done
 token=$(printf '%s\n' "$login" | sed -n 's/^api token: //p')
 echo "demo: scoring one answer end to end (web -> queue -> worker -> database)"
 $py scripts/submit_one.py "http://$host:$port" "$token" "$bank" || echo "demo: the check answer was not scored; see var/log/scoring-worker.log" >&2
