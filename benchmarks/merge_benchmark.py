@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import random
 import sys
 import time
 from collections import defaultdict
@@ -59,7 +58,7 @@ from ml_core.merge.pipeline import (  # noqa: E402
     refit_own_heads,
 )
 from ml_core.merge.plans import MergePlan, make_plan, plan_cost, random_plan  # noqa: E402
-from ml_core.training import TrainConfig, TrainExample, split_examples, train_item  # noqa: E402
+from ml_core.training import TrainConfig, TrainExample, fix_splits, train_item  # noqa: E402
 
 
 def _parse() -> argparse.Namespace:
@@ -112,27 +111,6 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--train-only", action="store_true", help="train the item models and stop")
     parser.add_argument("--seed", type=int, default=13)
     return parser.parse_args()
-
-
-def prepare_examples(
-    examples: list[TrainExample], cap: int | None, seed: int
-) -> list[TrainExample]:
-    """Explicit splits for every answer (the dataset's own where given) and at most ``cap``
-    training answers; val and test answers are never dropped."""
-    split = split_examples(examples, TrainConfig(seed=seed))
-    names = {
-        **{i: "train" for i in split.train},
-        **{i: "val" for i in split.val},
-        **{i: "test" for i in split.test},
-    }
-    fixed = [
-        TrainExample(e.text, e.label, names[i], e.criteria_labels) for i, e in enumerate(examples)
-    ]
-    if cap is not None:
-        train_rows = [i for i, e in enumerate(fixed) if e.split == "train"]
-        keep = set(random.Random(seed).sample(train_rows, min(cap, len(train_rows))))
-        fixed = [e for i, e in enumerate(fixed) if e.split != "train" or i in keep]
-    return fixed
 
 
 def _train_all(
@@ -194,9 +172,7 @@ def main() -> None:  # noqa: C901 - a linear script
     for response in responses:
         raw[response.item_id].append(TrainExample(response.text, response.score, response.split))
     chosen = list(args.items_only or sorted(raw))
-    examples = {
-        item: prepare_examples(raw[item], args.max_train_per_item, args.seed) for item in chosen
-    }
+    examples = {item: fix_splits(raw[item], args.max_train_per_item, args.seed) for item in chosen}
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     training = _train_all(args, chosen, examples, {i: item_bank[i].max_score for i in chosen})

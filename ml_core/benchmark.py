@@ -24,7 +24,7 @@ from ml_core.data import ItemRecord, read_items_csv, read_responses_csv
 from ml_core.engine import ScoreRequest, ScoringEngine
 from ml_core.evaluation import examples_by_item, num_labels_for
 from ml_core.metrics import classification_report, paired_t_test
-from ml_core.training import TrainConfig, TrainExample, split_examples, train_item
+from ml_core.training import TrainConfig, TrainExample, fix_splits, train_item
 
 logger = logging.getLogger(__name__)
 
@@ -64,24 +64,6 @@ class BenchmarkConfig:
     )
 
 
-def _fix_splits(examples: list[TrainExample], cap: int | None, seed: int) -> list[TrainExample]:
-    """Give every example an explicit split (so all kinds see the same data) and cap training rows."""
-    split = split_examples(examples, TrainConfig(seed=seed))
-    names = {
-        **{i: "train" for i in split.train},
-        **{i: "val" for i in split.val},
-        **{i: "test" for i in split.test},
-    }
-    fixed = [
-        TrainExample(e.text, e.label, names[i], e.criteria_labels) for i, e in enumerate(examples)
-    ]
-    if cap is not None:
-        train_rows = [i for i, e in enumerate(fixed) if e.split == "train"]
-        keep = set(random.Random(seed).sample(train_rows, min(cap, len(train_rows))))
-        fixed = [e for i, e in enumerate(fixed) if e.split != "train" or i in keep]
-    return fixed
-
-
 def _interleaved(
     first: Callable[[], object], second: Callable[[], object], repeats: int
 ) -> tuple[float, float]:
@@ -115,7 +97,7 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] = print) -
     missing = set(config.items_only) - set(grouped)
     if missing:
         raise ValueError(f"items not in {config.responses}: {sorted(missing)}")
-    data = {i: _fix_splits(grouped[i], config.max_train_per_item, config.seed) for i in item_ids}
+    data = {i: fix_splits(grouped[i], config.max_train_per_item, config.seed) for i in item_ids}
 
     report: dict[str, object] = {
         "backbone": backbone_label(config.backbone),

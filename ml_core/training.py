@@ -233,6 +233,26 @@ def split_examples(examples: Sequence[TrainExample], config: TrainConfig) -> Spl
     return Split(train=sorted(train), val=sorted(val), test=sorted(test))
 
 
+def fix_splits(examples: list[TrainExample], cap: int | None, seed: int) -> list[TrainExample]:
+    """Every example with an explicit split (the dataset's own where given), at most ``cap``
+    training answers; val and test answers are never dropped. Benchmarks use it so that every
+    kind and every merge plan sees the same answers."""
+    split = split_examples(examples, TrainConfig(seed=seed))
+    names = {
+        **{i: "train" for i in split.train},
+        **{i: "val" for i in split.val},
+        **{i: "test" for i in split.test},
+    }
+    fixed = [
+        TrainExample(e.text, e.label, names[i], e.criteria_labels) for i, e in enumerate(examples)
+    ]
+    if cap is not None:
+        train_rows = [i for i, e in enumerate(fixed) if e.split == "train"]
+        keep = set(random.Random(seed).sample(train_rows, min(cap, len(train_rows))))
+        fixed = [e for i, e in enumerate(fixed) if e.split != "train" or i in keep]
+    return fixed
+
+
 def class_weights(labels: Sequence[int], num_labels: int) -> torch.Tensor:
     """Inverse-frequency weights normalised to mean 1 over the classes present.
 
