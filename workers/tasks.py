@@ -186,6 +186,18 @@ def _score_submissions(submission_ids: Sequence[str]) -> dict[str, str]:
     return outcome
 
 
+def set_progress(version_ids: Sequence[int], values: dict[str, object]) -> None:
+    """Store the progress the admin pages poll, on every version of a training job."""
+    ModelVersion.objects.filter(pk__in=list(version_ids)).update(progress=values)
+
+
+def cancel_requested(version_ids: Sequence[int]) -> bool:
+    """Whether an admin cancelled any version of a training job."""
+    return ModelVersion.objects.filter(
+        pk__in=list(version_ids), status=ModelVersion.Status.CANCELLED
+    ).exists()
+
+
 def _claim_for_training(version_id: int) -> bool:
     """Mark a pending (or redelivered, half-done) version as training; False if it is not."""
     return bool(
@@ -228,14 +240,12 @@ def run_training(
 
     def progress(p: TrainProgress) -> None:
         percent = round(100.0 * ((p.epoch - 1) * p.steps + p.step) / max(1, p.epochs * p.steps), 1)
-        ModelVersion.objects.filter(pk=version.pk).update(
-            progress={"percent": percent, "epoch": p.epoch, "epochs": p.epochs, **p.metric}
+        set_progress(
+            [version.pk], {"percent": percent, "epoch": p.epoch, "epochs": p.epochs, **p.metric}
         )
 
     def should_stop() -> bool:
-        return ModelVersion.objects.filter(
-            pk=version.pk, status=ModelVersion.Status.CANCELLED
-        ).exists()
+        return cancel_requested([version.pk])
 
     try:
         artifact = train_item(
