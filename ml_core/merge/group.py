@@ -26,9 +26,16 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from ml_core.artifact import WEIGHTS_FILE, ArtifactError, Criterion, read_manifest, write_artifact
+from ml_core.artifact import (
+    WEIGHTS_FILE,
+    ArtifactError,
+    Criterion,
+    load_artifact,
+    read_manifest,
+    write_artifact,
+)
 from ml_core.backbone import backbone_fingerprint
-from ml_core.engine import ScoreResult
+from ml_core.engine import ScoreRequest, ScoreResult
 from ml_core.merge.models import Encoder, StateDict, artifact_hash, fold_deltas
 
 GROUP_KIND = "merged"
@@ -129,9 +136,15 @@ def write_group(
 
 
 def load_group(path: Path) -> MergedGroup:
-    """Load a group folder written by :func:`write_group` (raises ``ArtifactError`` if not one)."""
+    """Load a group folder written by :func:`write_group` (raises ``ArtifactError`` if not one).
+
+    A ``full`` item artifact loads as a group of one (its own backbone and head), so one scorer
+    serves merged groups and the unmerged full models they came from (rolling back).
+    """
     path = Path(path)
     manifest = read_manifest(path)
+    if manifest.get("kind") == "full":
+        return _full_artifact_group(path, manifest)
     if manifest.get("kind") != GROUP_KIND:
         raise ArtifactError(f"{path} is not a merged group (kind {manifest.get('kind')!r})")
     try:
@@ -164,14 +177,36 @@ def load_group(path: Path) -> MergedGroup:
         raise ArtifactError(f"merged group {path} is malformed: {exc}") from exc
 
 
+def _full_artifact_group(path: Path, manifest: dict[str, object]) -> MergedGroup:
+    artifact = load_artifact(path)
+    heads = tuple(artifact.head_tensors(i) for i in range(len(artifact.criteria)))
+    return MergedGroup(
+        path=path,
+        group_id=artifact.item_id,
+        merged_kind="full",
+        backbone=artifact.backbone,
+        backbone_fingerprint=artifact.backbone_fingerprint,
+        pooling=artifact.pooling,
+        items=(GroupItem(artifact.item_id, artifact.criteria, heads),),
+        manifest=manifest,
+        shared={k: v for k, v in artifact.tensors.items() if k.startswith("backbone.")},
+    )
+
+
 def item_version(group_path: Path, item_id: str) -> str:
     """The model version of one item served from a group: ``<group_id>@<hash>/<item_id>``."""
     manifest = read_manifest(Path(group_path))
-    return f"{manifest['group_id']}@{artifact_hash(Path(group_path))}/{item_id}"
+    group_id = manifest.get("group_id") or manifest.get("item_id")  # a full artifact: itself
+    return f"{group_id}@{artifact_hash(Path(group_path))}/{item_id}"
 
 
 class GroupScorer:
-    """Scores answers of any item of one merged group with the shared extractor + its heads."""
+    """Scores answers of any item of one merged group with the shared extractor + its heads.
+
+    Holds one backbone instance with the group's weights loaded (the group file's tensors and the
+    pretrained weights are not kept); :meth:`score_requests` scores a mix of the group's items in
+    one forward pass. ``device`` as for :class:`~ml_core.merge.models.Encoder`.
+    """
 
     def __init__(
         self,
@@ -180,23 +215,39 @@ class GroupScorer:
         *,
         max_length: int = 256,
         batch_size: int = 32,
+        device: str | None = None,
     ) -> None:
-        self.group = load_group(Path(group_path))
+        self.path = Path(group_path)
+        self.group = load_group(self.path)
         fingerprint = backbone_fingerprint(backbone)
         if self.group.backbone_fingerprint != fingerprint:
             raise ArtifactError(
                 f"merged group {group_path} was made on backbone {self.group.backbone_fingerprint}, "
                 f"not {fingerprint}"
             )
+        lora = self.group.merged_kind == "lora"
         self.encoder = Encoder(
-            backbone, pooling=self.group.pooling, max_length=max_length, batch_size=batch_size
+            backbone,
+            pooling=self.group.pooling,
+            max_length=max_length,
+            batch_size=batch_size,
+            device=device,
+            keep_base=lora,  # a lora group folds its adapter into the pretrained weights
         )
         self.encoder.load(
             self.group.extractor_state(self.encoder.base_state), tag=f"group:{self.group.group_id}"
         )
+        # the model now holds the weights: drop the file's copy and the pretrained copy
+        self.group.shared.clear()
+        self.encoder.base_state = {}
+        self.max_length = max_length
         self.versions = {
-            item.item_id: item_version(Path(group_path), item.item_id) for item in self.group.items
+            item.item_id: item_version(self.path, item.item_id) for item in self.group.items
         }
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return tuple(item.item_id for item in self.group.items)
 
     def probabilities(
         self, item_id: str, texts: Sequence[str], features: np.ndarray | None = None
@@ -208,32 +259,130 @@ class GroupScorer:
 
     def score(self, item_id: str, texts: Sequence[str]) -> list[ScoreResult]:
         """One :class:`~ml_core.engine.ScoreResult` per answer, like the engine's ``score``."""
-        item = self.group.item(item_id)
-        per_criterion = self.probabilities(item_id, texts)
-        results = []
-        for row in range(len(texts)):
-            chosen = {
-                c.name: int(c.labels[int(p[row].argmax())])
-                for c, p in zip(item.criteria, per_criterion, strict=False)
-            }
-            probabilities = tuple(float(v) for p in per_criterion for v in p[row])
-            results.append(
-                ScoreResult(
-                    item_key=item_id,
-                    score=sum(chosen.values()),
-                    probabilities=probabilities,
-                    confidence=float(min(p[row].max() for p in per_criterion)),
-                    model_version=self.versions[item_id],
-                    criteria=chosen if len(item.criteria) > 1 else None,
-                    criteria_probabilities={
-                        c.name: tuple(float(v) for v in p[row])
-                        for c, p in zip(item.criteria, per_criterion, strict=False)
-                    }
-                    if len(item.criteria) > 1
-                    else None,
-                )
-            )
-        return results
+        self.group.item(item_id)  # KeyError for an item of another group
+        return self.score_requests([ScoreRequest(item_id, text) for text in texts])
+
+    def score_requests(
+        self, requests: Sequence[ScoreRequest], versions: Mapping[str, str] | None = None
+    ) -> list[ScoreResult]:
+        """Score any mix of this group's items in one forward pass; one result per request.
+
+        Never raises for bad input: an item outside the group, or an empty or non-text answer,
+        gives a result with ``error`` set. ``versions`` (item -> label) overrides the
+        ``model_version`` reported (a server reports its own version labels).
+        """
+        labels = {**self.versions, **dict(versions or {})}
+        known = {item.item_id: item for item in self.group.items}
+        results: list[ScoreResult | None] = [None] * len(requests)
+        pending: list[int] = []
+        texts: list[str] = []
+        for position, request in enumerate(requests):
+            key = str(getattr(request, "item_key", ""))
+            text, problem = clean_text(getattr(request, "text", None))
+            if key not in known:
+                problem = f"item {key!r} is not in merged group {self.group.group_id!r}"
+            if problem is not None:
+                results[position] = _error(key, problem, labels.get(key, ""))
+            else:
+                pending.append(position)
+                texts.append(text)
+        if pending:
+            token_ids, truncated = self._tokenize(texts)
+            try:
+                features = torch.as_tensor(self.encoder.encode([], token_ids=token_ids))
+            except Exception as exc:  # noqa: BLE001 - report per answer, keep serving
+                for position in pending:
+                    key = requests[position].item_key
+                    results[position] = _error(key, f"scoring failed: {exc}", labels.get(key, ""))
+                features = None
+            if features is not None:
+                for row, position in enumerate(pending):
+                    key = requests[position].item_key
+                    results[position] = _item_result(
+                        known[key], features[row : row + 1], labels[key], truncated[row]
+                    )
+        return [r if r is not None else _error("", "internal error") for r in results]
+
+    def _tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
+        """Token ids cut to the window, and whether each answer was longer than the window."""
+        limit = self.max_length * _MAX_CHARS_PER_TOKEN
+        clipped = [t[:limit] for t in texts]
+        token_ids = self.encoder.tokenize(clipped)
+        truncated = [len(t) > limit for t in texts]
+        full_window = [i for i, ids in enumerate(token_ids) if len(ids) >= self.max_length]
+        if full_window:
+            # only answers that fill the window can have been cut: count their tokens uncut
+            lengths = self.encoder.tokenizer(
+                [clipped[i] for i in full_window], truncation=False, return_length=True
+            )["length"]
+            for i, length in zip(full_window, lengths, strict=True):
+                truncated[i] = truncated[i] or int(length) > self.max_length
+        return token_ids, truncated
+
+
+# Characters kept before tokenizing, as in the engine: bounds the cost of absurdly long input.
+_MAX_CHARS_PER_TOKEN = 32
+
+
+def clean_text(text: object) -> tuple[str, str | None]:
+    """(text, problem): decode bytes; reject non-text, undecodable and empty answers."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return "", f"answer is not valid UTF-8 (byte {exc.start})"
+    if not isinstance(text, str):
+        return "", f"answer must be text, got {type(text).__name__}"
+    text = text.replace("\x00", "")
+    if not text.strip():
+        return "", "empty answer"
+    return text, None
+
+
+def _error(item_key: str, error: str, version: str = "") -> ScoreResult:
+    return ScoreResult(
+        item_key=item_key,
+        score=None,
+        probabilities=(),
+        confidence=0.0,
+        model_version=version,
+        error=error,
+    )
+
+
+def _item_result(
+    item: GroupItem, features: torch.Tensor, version: str, truncated: bool
+) -> ScoreResult:
+    per_criterion = [torch.softmax(features @ w.T + b, dim=-1)[0].numpy() for w, b in item.heads]
+    chosen = {
+        c.name: int(c.labels[int(p.argmax())])
+        for c, p in zip(item.criteria, per_criterion, strict=True)
+    }
+    multi = len(item.criteria) > 1
+    return ScoreResult(
+        item_key=item.item_id,
+        score=sum(chosen.values()),
+        probabilities=tuple(float(v) for p in per_criterion for v in p),
+        confidence=float(min(p.max() for p in per_criterion)),
+        model_version=version,
+        truncated=truncated,
+        criteria=chosen if multi else None,
+        criteria_probabilities={
+            c.name: tuple(float(v) for v in p)
+            for c, p in zip(item.criteria, per_criterion, strict=True)
+        }
+        if multi
+        else None,
+    )
+
+
+def is_group_folder(path: Path) -> bool:
+    """Whether :class:`GroupScorer` serves ``path``: a merged group or a ``full`` item artifact
+    (rather than an artifact for the multi-item engine)."""
+    try:
+        return read_manifest(Path(path)).get("kind") in (GROUP_KIND, "full")
+    except ArtifactError:
+        return False
 
 
 def export_lora_items(group_path: Path, out_root: Path) -> dict[str, Path]:

@@ -92,7 +92,9 @@ def head_tensors(artifact: Artifact) -> list[tuple[torch.Tensor, torch.Tensor]]:
 class Encoder:
     """Pooled sentence vectors of answers under a swappable backbone state dict.
 
-    ``threads`` caps torch's intra-op threads (``None`` leaves the process setting alone).
+    ``device`` is a torch device (``None``: CUDA when available, else CPU); the model runs there,
+    state dicts and returned features stay on the CPU. ``keep_base=False`` drops the copy of the
+    pretrained weights (a server that loads one state and never merges saves a model's memory).
     """
 
     def __init__(
@@ -102,14 +104,18 @@ class Encoder:
         pooling: str = "mean",
         max_length: int = 256,
         batch_size: int = 32,
+        device: str | None = None,
+        keep_base: bool = True,
     ) -> None:
         resolved = resolve_backbone(backbone)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.tokenizer: PreTrainedTokenizerBase = load_tokenizer(resolved)
         self.model: PreTrainedModel = load_backbone_model(resolved)
-        # a private copy: load_state_dict writes into these tensors in place
-        self.base_state: StateDict = {
-            k: v.detach().clone() for k, v in self.model.state_dict().items()
-        }
+        # a private CPU copy: load_state_dict writes into the model's tensors in place
+        self.base_state: StateDict = (
+            {k: v.detach().clone() for k, v in self.model.state_dict().items()} if keep_base else {}
+        )
+        self.model.to(self.device)  # type: ignore[arg-type]
         self.pooling = pooling
         self.max_length = max_length
         self.batch_size = batch_size
@@ -155,9 +161,9 @@ class Encoder:
         order = sorted(range(len(ids_list)), key=lambda i: len(ids_list[i]))
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            ids, mask = collate([ids_list[i] for i in batch], self._pad_id)
+            ids, mask = collate([ids_list[i] for i in batch], self._pad_id, self.device)
             hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-            out[batch] = pool(hidden, mask, self.pooling).float().numpy()
+            out[batch] = pool(hidden, mask, self.pooling).float().cpu().numpy()
         return out
 
 

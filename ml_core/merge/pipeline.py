@@ -125,9 +125,17 @@ class GroupResult:
     method: str
     head_refits: dict[str, list[dict[str, float]]]
     seconds: float
-    # merged features of each item's train and test answers, rows indexed like the item's
-    # examples (validation rows are zeros: never encoded)
+    # merged features of each item's answers (train, validation and test), rows indexed like
+    # the item's examples; empty unless merge_group was asked to encode everything
     features: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    # every item's heads as written (re-fitted or kept), one (weight, bias) per criterion
+    heads: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = field(
+        repr=False, default_factory=dict
+    )
+
+    def predictions(self, item: ItemData, indices: Sequence[int]) -> np.ndarray:
+        """``[len(indices), criteria]`` class indices of the merged model on ``item``'s rows."""
+        return predict_heads(self.features[item.item_id][list(indices)], self.heads[item.item_id])
 
 
 def merged_extractor(
@@ -178,7 +186,8 @@ def merge_group(
     """Merge a group's extractors, re-fit each head on the merged features, write the folder.
 
     Heads are re-fitted on each item's training answers only. With ``encode_all`` the merged
-    features of each item's train and test answers are returned (evaluation without re-encoding).
+    features of all of each item's answers are returned (evaluation on the validation and test
+    splits without re-encoding).
     """
     config.validate()
     started = time.perf_counter()
@@ -202,9 +211,10 @@ def merge_group(
     items: list[GroupItem] = []
     refits: dict[str, list[dict[str, float]]] = {}
     for item in group:
-        # validation answers are needed by neither the re-fit nor the evaluation
         wanted = (
-            sorted(item.split.train + item.split.test) if encode_all else list(item.split.train)
+            sorted(item.split.train + item.split.val + item.split.test)
+            if encode_all
+            else list(item.split.train)
         )
         encoded = encode_indices(encoder, item, wanted)
         by_index = dict(zip(wanted, range(len(wanted)), strict=True))
@@ -263,6 +273,7 @@ def merge_group(
         refits,
         time.perf_counter() - started,
         features,
+        {item.item_id: list(item.heads) for item in items},
     )
 
 

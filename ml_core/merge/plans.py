@@ -10,6 +10,7 @@ restarts of a swap local search. A human plan is read from JSON or CSV and valid
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import math
@@ -18,11 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ml_core.merge.config import PlanConfig
-from ml_core.merge.distances import DistanceMatrix
+
+if TYPE_CHECKING:  # POT imports torch; plans are also read and checked by the web process
+    from ml_core.merge.distances import DistanceMatrix
 
 
 class PlanError(ValueError):
@@ -173,37 +177,62 @@ def random_plan(item_ids: Sequence[str], group_size: int, seed: int) -> MergePla
 def read_plan_file(
     path: Path, item_ids: Sequence[str] | None = None, max_group_size: int | None = None
 ) -> MergePlan:
-    """Read a human plan and validate it against ``item_ids`` (when given).
-
-    JSON: ``{"groups": [["a", "b"], ["c"]]}`` or a bare list of lists. CSV: columns
-    ``item_id,group`` (one row per item; rows with the same ``group`` value merge). Raises
-    :class:`PlanError` for an unknown or repeated item, a missing item, an empty group, or a group
-    larger than ``max_group_size``.
-    """
+    """Read a human plan file (``.json`` or ``.csv``, see :func:`parse_plan_text`) and validate it."""
     path = Path(path)
     if not path.is_file():
         raise PlanError(f"plan file {path} does not exist")
+    try:
+        return parse_plan_text(
+            path.read_text(encoding="utf-8-sig"),
+            item_ids,
+            max_group_size,
+            csv_format=path.suffix.lower() == ".csv",
+        )
+    except PlanError as exc:
+        raise PlanError(f"{path}: {exc}") from exc
+
+
+def parse_plan_text(
+    text: str,
+    item_ids: Sequence[str] | None = None,
+    max_group_size: int | None = None,
+    *,
+    csv_format: bool | None = None,
+) -> MergePlan:
+    """Parse a human plan and validate it against ``item_ids`` (when given).
+
+    JSON: ``{"groups": [["a", "b"], ["c"]]}`` or a bare list of lists. CSV: columns
+    ``item_id,group`` (one row per item; rows with the same ``group`` value merge).
+    ``csv_format`` None guesses: text starting with ``{`` or ``[`` is JSON. Raises
+    :class:`PlanError` for an unknown or repeated item, a missing item, an empty group, or a group
+    larger than ``max_group_size``.
+    """
+    text = text.lstrip("\ufeff")
+    if csv_format is None:
+        csv_format = not text.lstrip().startswith(("{", "["))
     groups: list[list[str]]
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None or not {"item_id", "group"} <= set(reader.fieldnames):
-                raise PlanError(f"{path}: a CSV plan needs the columns item_id and group")
-            by_group: dict[str, list[str]] = {}
-            for row_number, row in enumerate(reader, start=2):
-                item, group = (row.get("item_id") or "").strip(), (row.get("group") or "").strip()
-                if not item or not group:
-                    raise PlanError(f"{path} row {row_number}: item_id and group must not be empty")
-                by_group.setdefault(group, []).append(item)
-            groups = list(by_group.values())
+    if csv_format:
+        reader = csv.DictReader(io.StringIO(text.strip()))
+        if reader.fieldnames is None or not {"item_id", "group"} <= {
+            name.strip() for name in reader.fieldnames
+        }:
+            raise PlanError("a CSV plan needs the columns item_id and group")
+        by_group: dict[str, list[str]] = {}
+        for row_number, row in enumerate(reader, start=2):
+            row = {(k or "").strip(): v for k, v in row.items()}
+            item, group = (row.get("item_id") or "").strip(), (row.get("group") or "").strip()
+            if not item or not group:
+                raise PlanError(f"row {row_number}: item_id and group must not be empty")
+            by_group.setdefault(group, []).append(item)
+        groups = list(by_group.values())
     else:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise PlanError(f"{path} is not valid JSON: {exc}") from exc
+            raise PlanError(f"not valid JSON: {exc}") from exc
         raw = data.get("groups") if isinstance(data, dict) else data
         if not isinstance(raw, list) or not all(isinstance(g, list) for g in raw):
-            raise PlanError(f'{path}: expected {{"groups": [[item, ...], ...]}} or a list of lists')
+            raise PlanError('expected {"groups": [[item, ...], ...]} or a list of lists')
         groups = [[str(item) for item in g] for g in raw]
     return validate_plan(
         MergePlan(tuple(tuple(g) for g in groups), "human"), item_ids, max_group_size

@@ -136,11 +136,11 @@ def test_lora_group_exports_artifacts_the_engine_serves(
         assert np.allclose(from_engine, from_group, atol=1e-4)
 
 
-def test_loading_an_item_artifact_as_a_group_fails_clearly(
-    full_items: dict[str, tuple[Path, list[TrainExample]]],
+def test_loading_a_lora_item_artifact_as_a_group_fails_clearly(
+    lora_items: dict[str, tuple[Path, list[TrainExample]]],
 ) -> None:
     with pytest.raises(ArtifactError, match="not a merged group"):
-        load_group(next(iter(full_items.values()))[0])
+        load_group(next(iter(lora_items.values()))[0])
 
 
 def test_unmerged_models_with_refitted_heads_predict_every_test_answer(
