@@ -23,12 +23,17 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from ml_core.merge.plans import PlanError, parse_plan_text
 from scoring_plugin import audit, charts, importing, review
 from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
 from scoring_plugin.services import (
+    MERGE_METHODS,
     ImportError_,
+    MergeOptions,
     import_item_bank,
+    merge_sources,
     start_distillation,
+    start_merge,
     start_training,
 )
 
@@ -75,6 +80,74 @@ class ImportForm(forms.Form):
         return data
 
 
+class MergeForm(forms.Form):
+    """Settings of a merge job started from the item list (``Merge (GW plan)``)."""
+
+    group_size = forms.IntegerField(
+        min_value=2,
+        max_value=8,
+        initial=3,
+        help_text="Largest group: 2 = pairs, 3 = trios. Groups differ in size by at most one.",
+    )
+    method = forms.ChoiceField(
+        choices=[("", "default (TIES for full models, SVD for LoRA)")]
+        + [(m, m) for methods in MERGE_METHODS.values() for m in methods],
+        required=False,
+    )
+    plan_text = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "cols": 60}),
+        label="Human plan (optional)",
+        help_text='Instead of the GW plan: JSON {"groups": [["item-a", "item-b"], ...]} or CSV '
+        "with the columns item_id,group.",
+    )
+    plan_file = forms.FileField(
+        required=False, label="or a plan file", help_text=".json or .csv, as above."
+    )
+    feature_answers = forms.IntegerField(
+        min_value=8,
+        max_value=2000,
+        initial=64,
+        help_text="Training answers per item embedded for the distances.",
+    )
+
+    def __init__(self, *args: object, item_keys: list[str], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.item_keys = item_keys
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        upload = data.get("plan_file")
+        text = str(data.get("plan_text") or "").strip()
+        if upload is not None:
+            if upload.size > 1024 * 1024:  # type: ignore[union-attr]
+                self.add_error("plan_file", "A plan file is at most 1 MB.")
+                return data
+            try:
+                text = upload.read().decode("utf-8-sig").strip()  # type: ignore[union-attr]
+            except UnicodeDecodeError:
+                self.add_error("plan_file", "The plan file is not UTF-8 text.")
+                return data
+        data["plan"] = None
+        if text and data.get("group_size"):
+            try:
+                plan = parse_plan_text(text, self.item_keys, int(data["group_size"]))  # type: ignore[call-overload]
+            except PlanError as exc:
+                self.add_error("plan_file" if upload is not None else "plan_text", str(exc))
+            else:
+                data["plan"] = [list(g) for g in plan.groups]
+        return data
+
+    def options(self, kind: str) -> MergeOptions:
+        data = self.cleaned_data
+        return MergeOptions(
+            group_size=int(data["group_size"]),
+            method=str(data.get("method") or MERGE_METHODS[kind][0]),
+            plan=data.get("plan"),
+            feature_answers=int(data["feature_answers"]),
+        )
+
+
 def _actor(request: HttpRequest) -> str:
     user = request.user
     return f"admin:{user.get_username()}" if user.is_authenticated else "admin:?"
@@ -113,6 +186,54 @@ def version_report(version: ModelVersion) -> dict[str, object]:
     }
 
 
+def merge_report(version: ModelVersion) -> dict[str, object] | None:
+    """What a merged version's page shows: its group, plan, before/after metrics, storage."""
+    metrics = version.metrics if isinstance(version.metrics, dict) else {}
+    merge = metrics.get("merge")
+    if version.kind != ModelVersion.Kind.MERGED or not isinstance(merge, dict):
+        return None
+    before = metrics.get("before") if isinstance(metrics.get("before"), dict) else {}
+    summary = merge.get("job_summary") if isinstance(merge.get("job_summary"), dict) else {}
+    job_before, job_after = summary.get("before") or {}, summary.get("after") or {}
+
+    def fmt(value: object) -> str:
+        return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+    rows = [
+        {"metric": label, "before": fmt(before.get(key)), "after": fmt(metrics.get(key))}  # type: ignore[union-attr]
+        for key, label in (
+            ("micro_f1", "micro F1"),
+            ("macro_f1", "macro F1"),
+            ("qwk", "QWK"),
+            ("accuracy", "accuracy"),
+        )
+    ]
+    job_rows = [
+        {"metric": label, "before": fmt(job_before.get(key)), "after": fmt(job_after.get(key))}
+        for key, label in (
+            ("micro_f1_pooled", "micro F1 (all answers)"),
+            ("macro_f1_item_mean", "macro F1 (item mean)"),
+            ("qwk_item_mean", "QWK (item mean)"),
+            ("accuracy_item_mean", "accuracy (item mean)"),
+        )
+    ]
+    storage_before = merge.get("storage_before_bytes") or 0
+    storage_after = merge.get("storage_after_bytes") or 0
+    siblings = ModelVersion.objects.filter(
+        kind=ModelVersion.Kind.MERGED, metrics__merge__job=merge.get("job")
+    ).select_related("item")
+    return {
+        "info": merge,
+        "rows": rows,
+        "job_rows": job_rows,
+        "storage_before_mb": f"{storage_before / 1e6:.1f}",
+        "storage_after_mb": f"{storage_after / 1e6:.1f}",
+        "storage_ratio": f"{storage_before / storage_after:.2f}x" if storage_after else "-",
+        "group_versions": [v for v in siblings if v.item.key in merge.get("group_items", [])],
+        "job_versions": list(siblings),
+    }
+
+
 def progress_payload(version: ModelVersion) -> dict[str, object]:
     """The JSON the progress poller reads."""
     progress = version.progress if isinstance(version.progress, dict) else {}
@@ -134,6 +255,55 @@ def progress_payload(version: ModelVersion) -> dict[str, object]:
     }
 
 
+def merge_page(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    items: list[Item],
+    selected: list[int],
+) -> HttpResponse | None:
+    """The "Merge (GW plan)" action: a page with the job's settings; "Start merging" enqueues it.
+
+    ``selected`` are the primary keys the action was called with (items or versions), posted
+    back with the form.
+    """
+    items = sorted(set(items), key=lambda i: i.key)
+    keys = [item.key for item in items]
+    problem = ""
+    kind = ""
+    try:
+        kind = next(iter(merge_sources(items).values())).kind
+    except ValidationError as exc:
+        problem = " ".join(exc.messages)
+    if request.POST.get("apply") and not problem:
+        form = MergeForm(request.POST, request.FILES, item_keys=keys)
+        if form.is_valid():
+            try:
+                versions = start_merge(items, form.options(kind))
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                model_admin.message_user(
+                    request,
+                    f"Merge job {versions[0].progress.get('job')} queued for {len(versions)} "
+                    "item(s); its versions appear under each item, inactive, when it is done.",
+                )
+                return None
+    else:
+        form = MergeForm(item_keys=keys)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "title": "Merge the selected items' models (GW plan)",
+        "items": [(item, item.active_version) for item in items],
+        "selected": selected,
+        "form": form,
+        "problem": problem,
+        "action_name": "merge_gw",
+        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/scoring_plugin/item/merge.html", context)
+
+
 class ModelVersionInline(admin.TabularInline):
     model = ModelVersion
     extra = 0
@@ -153,7 +323,14 @@ class ItemAdmin(admin.ModelAdmin):
     search_fields = ["key", "prompt"]
     fields = ["key", "prompt", "reference_answer", "language", "max_score", "review_threshold"]
     inlines = [ModelVersionInline]
-    actions = ["train_head", "train_lora", "train_full", "roll_back", "retrain_with_reviewed"]
+    actions = [
+        "train_head",
+        "train_lora",
+        "train_full",
+        "merge_gw",
+        "roll_back",
+        "retrain_with_reviewed",
+    ]
     change_list_template = "admin/scoring_plugin/item/change_list.html"
     change_form_template = "admin/scoring_plugin/item/change_form.html"
 
@@ -318,6 +495,10 @@ class ItemAdmin(admin.ModelAdmin):
     def train_full(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
         self._train(request, queryset, ModelVersion.Kind.FULL)
 
+    @admin.action(description="Merge (GW plan): merge the selected items' models into groups")
+    def merge_gw(self, request: HttpRequest, queryset: QuerySet[Item]) -> HttpResponse | None:
+        return merge_page(self, request, list(queryset), [i.pk for i in queryset])
+
     @admin.action(description="Roll back to the previously active model version")
     def roll_back(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
         for item in queryset:
@@ -376,7 +557,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "created_at",
         "trained_at",
     ]
-    actions = ["activate", "cancel", "distill"]
+    actions = ["activate", "cancel", "distill", "merge_gw"]
     list_select_related = ["item"]
     change_form_template = "admin/scoring_plugin/modelversion/change_form.html"
 
@@ -407,6 +588,11 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "<int:version_id>/student.onnx",
                 self.admin_site.admin_view(self.download_student_view),
                 name="scoring_plugin_modelversion_student",
+            ),
+            path(
+                "<int:version_id>/merge-heatmap.png",
+                self.admin_site.admin_view(self.merge_heatmap_view),
+                name="scoring_plugin_modelversion_merge_heatmap",
             ),
         ]
         return custom + super().get_urls()
@@ -440,7 +626,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
         version = self.get_object(request, object_id)
         if version is not None:
             extra["report"] = version_report(version)
+            extra["merge"] = merge_report(version)
         return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def merge_heatmap_view(self, request: HttpRequest, version_id: int) -> HttpResponse:
+        """The GW distance heatmap of the merge job that made a merged version."""
+        version = get_object_or_404(ModelVersion, pk=version_id)
+        if not self.has_view_permission(request, version):
+            return HttpResponse("You may not view models.", status=403)
+        merge = version.metrics.get("merge") if isinstance(version.metrics, dict) else None
+        heatmap = Path(str(merge.get("heatmap", ""))) if isinstance(merge, dict) else None
+        root = Path(settings.ARTIFACTS_DIR).resolve()
+        if heatmap is None or not heatmap.resolve().is_relative_to(root) or not heatmap.is_file():
+            raise Http404("This version has no merge heatmap.")
+        return FileResponse(heatmap.open("rb"), content_type="image/png")
 
     @admin.action(description="Activate (this version scores its item from now on)")
     def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
@@ -481,6 +680,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 f"Distillation queued for {started} version(s); activate a student when it is "
                 "ready.",
             )
+
+    @admin.action(description="Merge (GW plan): merge these versions' items (their active models)")
+    def merge_gw(
+        self, request: HttpRequest, queryset: QuerySet[ModelVersion]
+    ) -> HttpResponse | None:
+        versions = list(queryset.select_related("item"))
+        return merge_page(self, request, [v.item for v in versions], [v.pk for v in versions])
 
     @admin.action(description="Cancel training")
     def cancel(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:

@@ -7,8 +7,10 @@ worker never looks for a row that is not there yet.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -25,6 +27,7 @@ from ml_core.data import (
     read_items_csv,
     read_responses_csv,
 )
+from ml_core.merge.plans import MergePlan, PlanError, validate_plan  # numpy only, no torch
 from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission
 from workers import dispatch
 
@@ -153,6 +156,99 @@ def activate_version(version: ModelVersion) -> None:
         ).update(is_active=False)
         ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
     version.is_active = True
+
+
+# --- Merging (issue 4; ADR 0005) -------------------------------------------------------------
+
+MERGE_METHODS = {
+    "full": ("ties", "task_arithmetic", "average"),
+    "lora": ("svd", "concat"),
+}
+
+
+@dataclass
+class MergeOptions:
+    """The settings of one merge job, as they travel to the training worker (JSON)."""
+
+    job: str = ""
+    group_size: int = 3
+    method: str = "ties"
+    # a human plan (groups of item keys); None = plan from the GW distances
+    plan: list[list[str]] | None = None
+    feature_answers: int = 64
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> MergeOptions:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)  # type: ignore[arg-type]
+
+
+def merge_sources(items: Sequence[Item]) -> dict[Item, ModelVersion]:
+    """The active version of every item, checked to be mergeable: ready, same kind, full or lora.
+
+    Raises ``ValidationError`` saying which item is not.
+    """
+    if len(items) < 2:
+        raise ValidationError("Select at least two items to merge.")
+    sources: dict[Item, ModelVersion] = {}
+    for item in items:
+        version = item.active_version
+        if version is None or version.status != ModelVersion.Status.READY:
+            raise ValidationError(f"Item '{item.key}' has no active model to merge.")
+        if version.kind not in MERGE_METHODS:
+            raise ValidationError(
+                f"Item '{item.key}' is scored by a {version.kind} model; only full and LoRA "
+                "models can be merged (train them first)."
+            )
+        sources[item] = version
+    kinds = {v.kind for v in sources.values()}
+    if len(kinds) > 1:
+        raise ValidationError(
+            f"The selected items' active models mix kinds ({', '.join(sorted(kinds))}); "
+            "merge one kind at a time."
+        )
+    return sources
+
+
+def start_merge(items: Sequence[Item], options: MergeOptions) -> list[ModelVersion]:
+    """One pending ``merged`` version per item (its ``parent`` is the item's active version),
+    and the merge job enqueued on the training queue. Nothing is activated.
+    """
+    items = sorted(items, key=lambda i: i.key)
+    sources = merge_sources(items)
+    kind = next(iter(sources.values())).kind
+    if options.method not in MERGE_METHODS[kind]:
+        raise ValidationError(
+            f"Method {options.method!r} does not merge {kind} models; "
+            f"use one of {', '.join(MERGE_METHODS[kind])}."
+        )
+    if options.group_size < 2:
+        raise ValidationError("The group size must be at least 2.")
+    if options.plan is not None:
+        try:
+            validate_plan(
+                MergePlan(tuple(tuple(g) for g in options.plan), "human"),
+                [i.key for i in items],
+                options.group_size,
+            )
+        except PlanError as exc:
+            raise ValidationError(f"The plan is not usable: {exc}") from exc
+    options.job = options.job or f"merge-{timezone.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    with transaction.atomic():
+        versions = []
+        for item in items:
+            version = create_model_version(item, ModelVersion.Kind.MERGED)
+            version.parent = sources[item]
+            version.progress = {"percent": 0.0, "stage": "queued", "job": options.job}
+            version.save(update_fields=["parent", "progress"])
+            versions.append(version)
+        ids = [v.pk for v in versions]
+        payload = options.to_json()
+        transaction.on_commit(lambda: dispatch.send_merge(ids, payload))
+    return versions
 
 
 # --- Import ---------------------------------------------------------------------------------

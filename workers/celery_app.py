@@ -77,6 +77,10 @@ def configure(app: Celery) -> None:
                 "queue": "training",
                 "routing_key": "training",
             },
+            "workers.merge_tasks.merge_model_versions": {
+                "queue": "training",
+                "routing_key": "training",
+            },
             "workers.tasks.sweep_stuck_submissions": {"queue": "lms", "routing_key": "lms"},
         },
         # A message is acknowledged after its task ran, and requeued if the worker process dies.
@@ -97,7 +101,8 @@ def configure(app: Celery) -> None:
     )
 
 
-app = Celery("scorebridge")
+# workers.tasks is found by autodiscovery; other task modules are listed here.
+app = Celery("scorebridge", include=["workers.merge_tasks"])
 configure(app)
 # lti.tasks holds grade passback (the lms queue); it is found when the lti app is installed.
 app.autodiscover_tasks(["workers", "lti"])

@@ -26,3 +26,10 @@ def send_distillation(version_id: int, activate: bool) -> None:
     app.send_task(
         "workers.tasks.distill_model_version", args=[version_id, activate], queue="training"
     )
+
+
+def send_merge(version_ids: list[int], options: dict[str, object]) -> None:
+    """A merge job (one pending ``merged`` version per item) to the training queue."""
+    app.send_task(
+        "workers.merge_tasks.merge_model_versions", args=[version_ids, options], queue="training"
+    )

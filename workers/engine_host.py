@@ -4,6 +4,12 @@ The backbone is loaded once per worker process, after fork (``worker_process_ini
 the parent: a forked copy of torch's thread pools misbehaves, and the parent must stay light.
 Before scoring, the host compares the item's active model version in the database with what the
 engine holds and loads the new one, so an activation reaches every worker without a restart.
+
+Three places serve an item, by its active version: the multi-item engine (``head``, ``lora``, and
+merged LoRA groups exported per item), a distilled student (ONNX), or a merged ``full`` group (and
+an unmerged ``full`` model, a group of one): one :class:`~ml_core.merge.GroupScorer` per folder (a
+whole encoder, ~90 MB), loaded on first use and dropped as soon as none of its items is served
+from it any more.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from celery.signals import celeryd_after_setup, worker_process_init
@@ -19,6 +27,7 @@ from django.conf import settings
 
 from ml_core.distill.scorer import DistilledScorer
 from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
+from ml_core.merge.group import GroupScorer, is_group_folder
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +35,24 @@ _engine: ScoringEngine | None = None
 # Distilled students run apart from the engine (ONNX, no backbone): item key -> (version, scorer).
 _students: dict[str, tuple[str, DistilledScorer]] = {}
 _lock = threading.Lock()
+
+
+@dataclass
+class _HeldGroup:
+    """A merged group's scorer and the items (key -> version label) served from it."""
+
+    scorer: GroupScorer
+    items: dict[str, str] = field(default_factory=dict)
+
+
+# Merged full groups, by resolved folder; and item key -> (label, folder) of items they serve.
+_groups: dict[str, _HeldGroup] = {}
+_merged: dict[str, tuple[str, str]] = {}
+# Whether an artifact folder is a merged group, by path (read once; folders never change).
+_is_group: dict[str, bool] = {}
+# How often the groups of items whose version changed while no answer came are dropped.
+GROUP_PRUNE_SECONDS = 30.0
+_last_prune = 0.0
 # Set in the worker's parent before fork: whether this worker consumes the scoring queue.
 _preload = os.environ.get("SCOREBRIDGE_PRELOAD_ENGINE", "auto")
 
@@ -79,27 +106,131 @@ def ensure_student(item_key: str, version_label: str, artifact_path: str) -> Dis
 def ensure_version(item_key: str, version_label: str, kind: str, artifact_path: str) -> None:
     """Load a model version of any kind where it is served."""
     if kind == "distilled":
+        _leave_group(item_key)
         ensure_student(item_key, version_label, artifact_path)
+    elif kind in ("merged", "full") and _group_folder(artifact_path):
+        # a merged full group, or an unmerged full model (a group of one)
+        ensure_group_item(item_key, version_label, artifact_path)
     else:
+        _leave_group(item_key)
         with _lock:
             _students.pop(item_key, None)
         ensure_loaded(item_key, version_label, artifact_path)
 
 
+def _group_folder(artifact_path: str) -> bool:
+    if artifact_path not in _is_group:
+        _is_group[artifact_path] = is_group_folder(Path(artifact_path))
+    return _is_group[artifact_path]
+
+
+def ensure_group_item(item_key: str, version_label: str, group_path: str) -> GroupScorer:
+    """Serve the item from the merged group at ``group_path`` (its scorer loaded once)."""
+    folder = str(Path(group_path).resolve())
+    if _merged.get(item_key) == (version_label, folder):
+        return _groups[folder].scorer
+    with _lock:
+        held = _groups.get(folder)
+        if held is None:
+            logger.info("loading merged group %s for %s", folder, version_label)
+            scorer = GroupScorer(
+                Path(folder),
+                settings.SCORING_BACKBONE or None,
+                device=settings.SCORING_DEVICE or None,
+            )
+            held = _groups[folder] = _HeldGroup(scorer)
+        if item_key not in held.scorer.item_ids:
+            if not held.items:
+                del _groups[folder]
+            raise ValueError(f"item {item_key!r} is not in the merged group at {folder}")
+        _students.pop(item_key, None)
+        _leave_group_locked(item_key, keep=folder)
+        held.items[item_key] = version_label
+        _merged[item_key] = (version_label, folder)
+    if _engine is not None and item_key in _engine.loaded():
+        _engine.remove_item(item_key)  # its adapter and heads would only take memory
+    return held.scorer
+
+
+def _leave_group(item_key: str) -> None:
+    if item_key in _merged:
+        with _lock:
+            _leave_group_locked(item_key)
+
+
+def _leave_group_locked(item_key: str, keep: str | None = None) -> None:
+    """Stop serving the item from its group; drop the group when it serves nothing else."""
+    held_by = _merged.pop(item_key, None)
+    if held_by is None:
+        return
+    folder = held_by[1]
+    group = _groups.get(folder)
+    if group is None:
+        return
+    group.items.pop(item_key, None)
+    if not group.items and folder != keep:
+        logger.info("dropping merged group %s: no item is served from it", folder)
+        del _groups[folder]
+
+
+def held_groups() -> dict[str, dict[str, str]]:
+    """Group folder -> {item key: version label} of the merged groups this process holds."""
+    return {folder: dict(group.items) for folder, group in _groups.items()}
+
+
+def prune_groups() -> int:
+    """Drop items (and emptied groups) whose group version is no longer active; returns how many.
+
+    An activation is noticed when the item's next answer arrives; this catches items that got
+    no answer since, so their group's encoder does not stay resident.
+    """
+    global _last_prune
+    from scoring_plugin.models import ModelVersion
+
+    _last_prune = time.monotonic()
+    if not _merged:
+        return 0
+    active = {
+        f"{key}@v{number}"
+        for key, number in ModelVersion.objects.filter(
+            item__key__in=list(_merged),
+            is_active=True,
+            status=ModelVersion.Status.READY,
+            kind__in=[ModelVersion.Kind.MERGED, ModelVersion.Kind.FULL],
+        ).values_list("item__key", "number")
+    }
+    stale = [key for key, (label, _) in list(_merged.items()) if label not in active]
+    with _lock:
+        for key in stale:
+            _leave_group_locked(key)
+    return len(stale)
+
+
 def score(requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
-    """Score answers of any mix of items: the engine's items in one call, students per item.
+    """Score answers of any mix of items: the engine's items in one call, each merged group's
+    items in one call, students per item.
 
     Each item must have been loaded with :func:`ensure_version` first.
     """
     results: list[ScoreResult | None] = [None] * len(requests)
     by_student: dict[str, list[int]] = {}
+    by_group: dict[str, list[int]] = {}
+    on_engine: list[int] = []
     for index, request in enumerate(requests):
         if request.item_key in _students:
             by_student.setdefault(request.item_key, []).append(index)
-    on_engine = [i for i in range(len(requests)) if requests[i].item_key not in _students]
+        elif request.item_key in _merged:
+            by_group.setdefault(_merged[request.item_key][1], []).append(index)
+        else:
+            on_engine.append(index)
     if on_engine:
         scored = engine().score([requests[i] for i in on_engine])
         for index, result in zip(on_engine, scored, strict=True):
+            results[index] = result
+    for folder, indexes in by_group.items():
+        group = _groups[folder]
+        scored = group.scorer.score_requests([requests[i] for i in indexes], group.items)
+        for index, result in zip(indexes, scored, strict=True):
             results[index] = result
     for item_key, indexes in by_student.items():
         label, student = _students[item_key]
@@ -115,6 +246,11 @@ def score(requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
                 truncated=result.truncated,
                 error=result.error,
             )
+    if _merged and time.monotonic() - _last_prune > GROUP_PRUNE_SECONDS:
+        try:
+            prune_groups()
+        except Exception:  # a database hiccup must not lose the scores of this batch
+            logger.exception("cannot check merged groups")
     return [r for r in results if r is not None]
 
 
@@ -141,6 +277,9 @@ def reset() -> None:
     with _lock:
         _engine = None
         _students.clear()
+        _groups.clear()
+        _merged.clear()
+        _is_group.clear()
 
 
 @celeryd_after_setup.connect
