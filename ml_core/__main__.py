@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--reuse", action="store_true", help="reuse artifacts already in OUT/artifacts"
     )
+    bench.add_argument(
+        "--seed", type=int, default=13, help="seed for splits, initialisation and sampling"
+    )
     bench.add_argument("--out", type=Path, required=True)
     return parser
 
@@ -229,6 +232,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         latency_samples=args.latency_samples,
         reuse=args.reuse,
         epochs=args.epochs,
+        seed=args.seed,
     )
     run_benchmark(config, log=lambda line: print(line, flush=True))
     print((args.out / "report.md").read_text())

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 import random
 import statistics
 import time
@@ -23,7 +25,7 @@ from ml_core.backbone import backbone_fingerprint, backbone_label
 from ml_core.data import ItemRecord, read_items_csv, read_responses_csv
 from ml_core.engine import ScoreRequest, ScoringEngine
 from ml_core.evaluation import examples_by_item, num_labels_for
-from ml_core.metrics import classification_report, paired_t_test
+from ml_core.metrics import classification_report, confusion_matrix, paired_t_test
 from ml_core.training import TrainConfig, TrainExample, fix_splits, train_item
 
 logger = logging.getLogger(__name__)
@@ -58,7 +60,7 @@ class BenchmarkConfig:
     reuse: bool = field(
         default=False, metadata={"help": "reuse artifacts already in out/artifacts"}
     )
-    seed: int = field(default=13, metadata={"help": "seed for splits and sampling"})
+    seed: int = field(default=13, metadata={"help": "seed for splits, initialisation and sampling"})
     epochs: int | None = field(
         default=None, metadata={"help": "override TrainConfig.epochs (engine-only runs)"}
     )
@@ -269,6 +271,13 @@ def _measure_backend(
         engine.encode_plain([request.text])
         plain_latencies.append(time.perf_counter() - start)
     backbone_bytes = resident["backbone"]
+    rss = measure_resident_memory(
+        config.backbone,
+        backend,
+        {i: config.out / "artifacts" / "lora" / i for i in item_ids},
+        [r.text for r in mixed],
+        [r.item_key for r in mixed],
+    )
     return {
         "mixed_batch_seconds": multi_s,
         "plain_batch_seconds": plain_s,
@@ -284,25 +293,104 @@ def _measure_backend(
         "bytes_per_item": resident["items"] / max(1, len(item_ids)),
         "resident_ratio": (backbone_bytes + resident["items"]) / backbone_bytes,
         "one_full_model_per_item_bytes": len(item_ids) * backbone_bytes,
+        **rss,
+        "rss_ratio": (rss["rss_backbone_bytes"] + rss["rss_items_bytes"])
+        / rss["rss_backbone_bytes"],
         "threads": engine.threads,
         **_engine_quality(engine, tests, item_bank),
     }
+
+
+def _rss_bytes() -> int:
+    """Resident set size of this process (Linux ``/proc``; ``ru_maxrss`` elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _rss_probe(
+    backbone: str | None,
+    backend: str,
+    artifacts: dict[str, str],
+    texts: list[str],
+    item_keys: list[str],
+) -> dict[str, int]:
+    """Run in a fresh process: RSS after the backbone alone, then with every item loaded.
+
+    Both states have scored the same batch (the first without adapters), so runtime buffers
+    for activations are counted in both and the difference is what the items hold.
+    """
+    import gc
+
+    engine = ScoringEngine(backbone, backend=backend)
+    gc.collect()
+    before = _rss_bytes()
+    engine.embed(texts)
+    gc.collect()
+    backbone_only = _rss_bytes()
+    for key, path in artifacts.items():
+        engine.load_item(key, Path(path), "rss")
+    engine.score([ScoreRequest(k, t) for k, t in zip(item_keys, texts, strict=True)])
+    gc.collect()
+    with_items = _rss_bytes()
+    return {
+        "rss_process_before_backbone_bytes": before,
+        "rss_backbone_bytes": backbone_only,
+        "rss_items_bytes": with_items - backbone_only,
+    }
+
+
+def measure_resident_memory(
+    backbone: str | None,
+    backend: str,
+    artifacts: dict[str, Path],
+    texts: Sequence[str],
+    item_keys: Sequence[str],
+) -> dict[str, int]:
+    """Process RSS of one engine with the backbone alone, and what loading ``artifacts`` adds.
+
+    Measured in a fresh ``spawn`` process so that nothing this process holds is counted.
+    ``rss_backbone_bytes`` is the whole process (interpreter, libraries, tokenizer, backbone and
+    runtime buffers): the honest denominator for "the memory of the backbone alone".
+    """
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(
+            _rss_probe,
+            (
+                backbone,
+                backend,
+                {k: str(v) for k, v in artifacts.items()},
+                list(texts),
+                list(item_keys),
+            ),
+        )
 
 
 def _engine_quality(
     engine: ScoringEngine, tests: dict[str, list[TrainExample]], item_bank: dict[str, ItemRecord]
 ) -> dict[str, object]:
     qwks: dict[str, float] = {}
+    confusions: dict[str, list[list[int]]] = {}
     for item_id, examples in tests.items():
         if not examples:
             continue
         results = engine.score([ScoreRequest(item_id, e.text) for e in examples])
         predictions = [r.score if r.score is not None else 0 for r in results]
         labels = num_labels_for(item_bank.get(item_id), examples)
-        qwks[item_id] = classification_report(
-            [e.label for e in examples], predictions, num_labels=labels
-        )["qwk"]
-    return {"mean_qwk": float(np.mean(list(qwks.values()))), "qwk_per_item": qwks}
+        truth = [e.label for e in examples]
+        qwks[item_id] = classification_report(truth, predictions, num_labels=labels)["qwk"]
+        confusions[item_id] = confusion_matrix(truth, predictions, labels).tolist()
+    return {
+        "mean_qwk": float(np.mean(list(qwks.values()))),
+        "qwk_per_item": qwks,
+        # rows: human score, columns: served score, on each item's test split
+        "confusion_per_item": confusions,
+    }
 
 
 def _fmt(value: object, digits: int = 3) -> str:
@@ -360,16 +448,37 @@ def render_markdown(report: dict[str, object]) -> str:
             f"\n## Engine ({engine['items_loaded']} items loaded; mixed batch of {engine['mixed_batch_answers']} answers over {engine['mixed_batch_items']} items)\n"
         )
         lines += [
-            "| backend | mixed/plain cost | answers/s (plain) | p50 ms (plain) | p95 ms (plain) | backbone MB | all items MB | per item KB | resident ratio | one full model per item MB | mean QWK |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "| backend | threads | mixed/plain cost | answers/s (plain) | p50 ms (plain) | p95 ms (plain) | weights MB | all items MB | per item KB | weights ratio | process RSS MB | items RSS MB | RSS ratio | one full model per item MB | mean QWK |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for name, b in engine["backends"].items():
             lines.append(
-                f"| {name} | {b['mixed_batch_cost_ratio']:.3f} | {b['answers_per_second']:.0f} ({b['plain_answers_per_second']:.0f}) | "
+                f"| {name} | {b['threads']} | {b['mixed_batch_cost_ratio']:.3f} | {b['answers_per_second']:.0f} ({b['plain_answers_per_second']:.0f}) | "
                 f"{b['latency_p50_ms']:.1f} ({b['plain_latency_p50_ms']:.1f}) | {b['latency_p95_ms']:.1f} ({b['plain_latency_p95_ms']:.1f}) | "
                 f"{b['backbone_bytes'] / 1e6:.1f} | {b['items_bytes'] / 1e6:.2f} | {b['bytes_per_item'] / 1e3:.0f} | {b['resident_ratio']:.3f} | "
+                f"{b['rss_backbone_bytes'] / 1e6:.0f} | {b['rss_items_bytes'] / 1e6:.1f} | {b['rss_ratio']:.3f} | "
                 f"{b['one_full_model_per_item_bytes'] / 1e6:.0f} | {b['mean_qwk']:.3f} |"
             )
+        lines.append(
+            "\nweights: the backbone's weights as held by the backend, and the items' LoRA tables and "
+            "heads; process RSS: a fresh process with the backbone loaded and one batch scored "
+            "(interpreter, libraries and runtime buffers included), then what loading every item "
+            "and scoring the mixed batch added."
+        )
+        served = {n: b.get("qwk_per_item", {}) for n, b in engine["backends"].items()}
+        names = [n for n in served if served[n]]
+        if names:
+            lines += [
+                "\n### Served QWK per item (test split, through the engine)\n",
+                "| item | " + " | ".join(names) + " |",
+                "|---|" + "---|" * len(names),
+            ]
+            for item_id in served[names[0]]:
+                lines.append(
+                    f"| {item_id} | "
+                    + " | ".join(_fmt(served[n].get(item_id)) for n in names)
+                    + " |"
+                )
         if "int8_mean_qwk_shift" in engine:
             lines.append(f"\nint8 vs fp32 mean QWK shift: {engine['int8_mean_qwk_shift']:+.4f}")
     return "\n".join(lines) + "\n"

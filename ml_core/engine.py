@@ -417,9 +417,17 @@ class ScoringEngine:
 
     # benchmark hook: the same forward without any adapter (plain backbone)
     def encode_plain(self, texts: Sequence[str]) -> np.ndarray:
-        """Pooled vectors from the plain backbone (no adapters), for comparisons."""
+        """Pooled vectors from the plain backbone graph (no adapter machinery), for comparisons."""
+        return self._encode_batches(texts, serving=False)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Pooled backbone vectors (no adapter) through the serving path, as head items get them."""
+        return self._encode_batches(texts, serving=True)
+
+    def _encode_batches(self, texts: Sequence[str], *, serving: bool) -> np.ndarray:
         tokenized = self._tokenize(texts)
         out = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
+        tables = self._snapshot.tables
         for batch in self._plan_batches([len(t.ids) for t in tokenized]):
             toks = [tokenized[i] for i in batch]
             width = max(len(t.ids) for t in toks)
@@ -428,7 +436,11 @@ class ScoringEngine:
             for row, tok in enumerate(toks):
                 ids[row, : len(tok.ids)] = tok.ids
                 mask[row, : len(tok.ids)] = 1
-            out[batch] = self._backend.encode_plain(ids, mask)
+            if serving:
+                zeros = np.zeros(len(toks), dtype=np.int64)
+                out[batch] = self._backend.encode(ids, mask, zeros, tables)
+            else:
+                out[batch] = self._backend.encode_plain(ids, mask)
         return out
 
 

@@ -3,8 +3,14 @@
 The graph takes ``input_ids``, ``attention_mask``, ``item_index`` and the stacked LoRA tables as
 inputs, so loading, replacing or removing items never re-exports anything: the engine passes the
 current tables with every run. A second, plain graph (backbone only) serves batches in which no
-row has an adapter. ``int8`` applies ONNX Runtime dynamic quantization to the weight matrices only
-(``MatMulConstBOnly``), so the gathered LoRA matrices stay fp32.
+row has an adapter; only benchmarks load it (``encode_plain``): serving runs every batch through the
+multi graph (slot 0 is a zero adapter), so the backbone's weights are held once.
+
+``int8`` applies ONNX Runtime dynamic quantization to the weight matrices of ``MatMul`` nodes only
+(``MatMulConstBOnly``), with one scale per output channel: per-tensor scales moved pooled vectors
+of SAF answers to a mean cosine of 0.85 against fp32, per-channel scales to 0.99. The gathered
+LoRA matrices and the word-embedding lookup stay fp32 (a quantized lookup dequantizes the whole
+table on every run and saves only memory).
 
 Exported graphs are cached under ``SCORING_ONNX_CACHE`` (default ``~/.cache/scorebridge/onnx``)
 in a folder named after the backbone fingerprint; they are written to a temporary name and
@@ -31,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 CACHE_ENV = "SCORING_ONNX_CACHE"
 OPSET = 17
-EXPORT_VERSION = 2
+EXPORT_VERSION = 3
 """Bumped whenever the exported graphs' inputs or outputs change (names the cache folder)."""
 _export_lock = threading.Lock()
 
@@ -139,7 +145,8 @@ def _quantize(source: Path, target: Path) -> None:
             str(source),
             str(staging),
             weight_type=QuantType.QInt8,
-            per_channel=False,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
             # only weight matrices: activations x activations (attention, gathered LoRA) stay fp32
             extra_options={"MatMulConstBOnly": True},
         )
@@ -181,9 +188,11 @@ class OnnxBackend(EncoderBackend):
         self.multi = ort.InferenceSession(
             str(paths[f"multi{suffix}"]), options, providers=providers
         )
-        self.plain = ort.InferenceSession(
-            str(paths[f"plain{suffix}"]), options, providers=providers
-        )
+        self._plain_path = paths[f"plain{suffix}"]
+        self._options = options
+        self._providers = providers
+        self._plain: ort.InferenceSession | None = None
+        self._plain_lock = threading.Lock()
         self.providers = self.multi.get_providers()
         self.paths = paths
         self.quantized = quantize
@@ -217,8 +226,7 @@ class OnnxBackend(EncoderBackend):
         item_index: np.ndarray,
         tables: LoraTables,
     ) -> np.ndarray:
-        if tables.slots <= 1 or not item_index.any():
-            return self.encode_plain(input_ids, attention_mask)
+        # rows without an adapter gather slot 0 (zeros): one session serves every batch
         feeds = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
@@ -228,8 +236,17 @@ class OnnxBackend(EncoderBackend):
         return np.asarray(self.multi.run(["pooled"], feeds)[0], dtype=np.float32)
 
     def encode_plain(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        """The plain graph, loaded on first use (benchmarks compare against it; serving never does)."""
+        if self._plain is None:
+            import onnxruntime as ort
+
+            with self._plain_lock:
+                if self._plain is None:
+                    self._plain = ort.InferenceSession(
+                        str(self._plain_path), self._options, providers=self._providers
+                    )
         return np.asarray(
-            self.plain.run(["pooled"], {"input_ids": input_ids, "attention_mask": attention_mask})[
+            self._plain.run(["pooled"], {"input_ids": input_ids, "attention_mask": attention_mask})[
                 0
             ],
             dtype=np.float32,
