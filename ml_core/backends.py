@@ -91,6 +91,8 @@ class EncoderBackend(ABC):
 
     hidden_size: int
     module_names: Sequence[str]
+    device_type: str
+    """``"cpu"`` or ``"cuda"``: where the forward passes run."""
 
     @abstractmethod
     def module_shape(self, name: str) -> tuple[int, int]:
@@ -139,6 +141,7 @@ class TorchBackend(EncoderBackend):
         dtype: torch.dtype | None = None,
     ) -> None:
         self.device = pick_device(device)
+        self.device_type = self.device.type
         if self.device.type == "cpu":
             torch.set_num_threads(threads)
             self.dtype = torch.float32  # CPU half precision is slower and less exact than fp32

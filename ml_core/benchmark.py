@@ -261,15 +261,11 @@ def _measure_backend(
         lambda: engine.encode_plain(texts),
         max(2, config.repeats // 5),
     )
-    latencies = []
-    plain_latencies = []
-    for request in stream[: config.latency_samples]:
-        start = time.perf_counter()
-        engine.score([request])
-        latencies.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        engine.encode_plain([request.text])
-        plain_latencies.append(time.perf_counter() - start)
+    # one loop per path: alternating two runtimes call by call makes each one's idle spinning
+    # threads compete with the other's work, which serving never does
+    samples = stream[: config.latency_samples]
+    latencies = _latencies(lambda request: engine.score([request]), samples)
+    plain_latencies = _latencies(lambda request: engine.encode_plain([request.text]), samples)
     backbone_bytes = resident["backbone"]
     rss = measure_resident_memory(
         config.backbone,
@@ -301,6 +297,20 @@ def _measure_backend(
     }
 
 
+def _latencies(
+    call: Callable[[ScoreRequest], object], samples: Sequence[ScoreRequest]
+) -> list[float]:
+    """Seconds of one call per sample, after three warm-up calls."""
+    for request in samples[:3]:
+        call(request)
+    timings = []
+    for request in samples:
+        start = time.perf_counter()
+        call(request)
+        timings.append(time.perf_counter() - start)
+    return timings
+
+
 def _rss_bytes() -> int:
     """Resident set size of this process (Linux ``/proc``; ``ru_maxrss`` elsewhere)."""
     try:
@@ -321,20 +331,25 @@ def _rss_probe(
 ) -> dict[str, int]:
     """Run in a fresh process: RSS after the backbone alone, then with every item loaded.
 
-    Both states have scored the same batch (the first without adapters), so runtime buffers
-    for activations are counted in both and the difference is what the items hold.
+    Both states have scored the same batch three times (the first without adapters), so the
+    runtime's buffers for activations are counted in both and the difference is what the items
+    hold.
     """
     import gc
 
     engine = ScoringEngine(backbone, backend=backend)
     gc.collect()
     before = _rss_bytes()
-    engine.embed(texts)
+    # runtimes grow their buffer pools over the first runs; measure both states once settled
+    for _ in range(3):
+        engine.embed(texts)
     gc.collect()
     backbone_only = _rss_bytes()
     for key, path in artifacts.items():
         engine.load_item(key, Path(path), "rss")
-    engine.score([ScoreRequest(k, t) for k, t in zip(item_keys, texts, strict=True)])
+    requests = [ScoreRequest(k, t) for k, t in zip(item_keys, texts, strict=True)]
+    for _ in range(3):
+        engine.score(requests)
     gc.collect()
     with_items = _rss_bytes()
     return {

@@ -194,6 +194,7 @@ class OnnxBackend(EncoderBackend):
         self._plain: ort.InferenceSession | None = None
         self._plain_lock = threading.Lock()
         self.providers = self.multi.get_providers()
+        self.device_type = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         self.paths = paths
         self.quantized = quantize
         # module geometry comes from the torch module once; the graph inputs follow the same order
