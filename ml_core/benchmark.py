@@ -352,11 +352,19 @@ def _rss_probe(
         engine.score(requests)
     gc.collect()
     with_items = _rss_bytes()
-    return {
+    measured = {
         "rss_process_before_backbone_bytes": before,
         "rss_backbone_bytes": backbone_only,
         "rss_items_bytes": with_items - backbone_only,
     }
+    if engine._backend.device_type == "cuda":
+        import torch
+
+        # what the GPU holds for weights and tables (buffers of a pass are freed after it)
+        torch.cuda.synchronize()
+        measured["gpu_allocated_bytes"] = int(torch.cuda.memory_allocated())
+        measured["gpu_peak_allocated_bytes"] = int(torch.cuda.max_memory_allocated())
+    return measured
 
 
 def measure_resident_memory(
