@@ -1,21 +1,30 @@
 """Merging per-item models guided by GW distance (GW-SMM) vs unmerged models and baseline plans.
 
-For the chosen items: train one model per item (``--kind full`` or ``lora``; cached under
-``OUT/models``), embed each item's training answers with its own model, compute all-pairs
-Gromov-Wasserstein, centroid-cosine and random distances, plan groups (trios by default) from
-each, merge every group (several methods for the GW plan, the main method for the others), re-fit
-the heads, and compare test metrics, storage and latency with the unmerged models.
+For the chosen items: train one model per item (``--kind full`` or ``lora``), or reuse the ones in
+``--models-dir``; embed each item's training answers with its own model (and with the pretrained
+backbone), compute the distances, plan groups (trios by default) with every planner, merge every
+group (TIES by default), re-fit the heads, and compare the unmerged models, every structured plan
+and ``--random-plans`` random plans (mean and standard deviation) on the test answers.
+
+Planners: ``gw`` (GW on each item's own features, max-normalized intra-set distances: the
+research method), ``gw-mean`` (mean-normalized, scale-free), ``gw-labels`` (label-aware GW: the
+intra-set cost mixes feature and score differences), ``gw-pretrained`` (GW on pretrained-backbone
+features), ``centroid_cosine`` (own features) and ``centroid-pretrained`` (one shared space).
+``val-select`` is the structured plan whose merged models score best on the *validation* answers;
+its test figures are reported like the others (the test answers choose nothing).
+
 Writes ``report.json``, ``report.md`` and the heatmaps to ``--out``.
 
+    # 30 SAF items, trained once into a reusable folder, on a GPU if torch sees one
     .venv/bin/python benchmarks/merge_benchmark.py \
         --responses ../shared/datasets/saf/responses.csv --items ../shared/datasets/saf/items.csv \
-        --out var/merge-bench --kind full --max-train-per-item 64 --epochs 2 --feature-answers 48 \
-        --random-plans 2 --items-only saf-de-1 saf-de-3 saf-de-4 saf-en-10.1_TC saf-en-10.2_TC \
-        saf-en-10.3_TC saf-en-12.1_PE saf-en-12.2_PE saf-en-12.3_PE
-    # the same with --refit-baseline-only adds "unmerged, heads re-fitted" to that report
+        --out var/merge-bench-30 --models-dir var/merge-models/full --kind full --device auto \
+        --random-plans 8
 
-Trained models and distance matrices are reused from ``OUT`` when present. Results of this run
-are in ``docs/decisions/0005-merge-item-models-gw-guided.md``.
+``--models-dir`` holds one artifact folder per item (``<models-dir>/<item_id>/manifest.json``
+plus ``weights.safetensors``) and ``benchmark-data.json`` (the answer cap and seed they were
+trained with: the splits are rebuilt from it, so a reuse with other data settings is refused).
+Items missing there are trained into it; ``--train-only`` stops after training.
 """
 
 from __future__ import annotations
@@ -23,10 +32,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import statistics
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -39,13 +49,9 @@ from ml_core.artifact import load_artifact  # noqa: E402
 from ml_core.backbone import backbone_label  # noqa: E402
 from ml_core.data import read_items_csv, read_responses_csv  # noqa: E402
 from ml_core.merge.config import DistanceConfig, FeatureConfig, MergeConfig, PlanConfig  # noqa: E402
-from ml_core.merge.distances import (  # noqa: E402
-    DistanceMatrix,
-    cached_matrix,
-    draw_heatmap,
-)
+from ml_core.merge.distances import DistanceMatrix, cached_matrix, draw_heatmap  # noqa: E402
 from ml_core.merge.group import GroupScorer  # noqa: E402
-from ml_core.merge.models import Encoder, head_tensors, item_state  # noqa: E402
+from ml_core.merge.models import Encoder, head_tensors, item_state, weights_bytes  # noqa: E402
 from ml_core.merge.pipeline import (  # noqa: E402
     GroupResult,
     ItemData,
@@ -55,10 +61,22 @@ from ml_core.merge.pipeline import (  # noqa: E402
     pooled_report,
     predict_heads,
     prepare_item,
+    pretrained_features,
     refit_own_heads,
+    sample_scores,
 )
 from ml_core.merge.plans import MergePlan, make_plan, plan_cost, random_plan  # noqa: E402
 from ml_core.training import TrainConfig, TrainExample, fix_splits, train_item  # noqa: E402
+
+STRUCTURED = (
+    "gw",
+    "gw-mean",
+    "gw-labels",
+    "gw-pretrained",
+    "centroid_cosine",
+    "centroid-pretrained",
+)
+DATA_FILE = "benchmark-data.json"
 
 
 def _parse() -> argparse.Namespace:
@@ -69,9 +87,19 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--items", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument(
+        "--models-dir",
+        type=Path,
+        default=None,
+        help="per-item artifacts to reuse (and to train missing ones into); "
+        "default OUT/models/<kind>",
+    )
+    parser.add_argument(
         "--items-only", nargs="*", default=None, help="item ids to run (default: all)"
     )
     parser.add_argument("--kind", choices=("full", "lora"), default="full")
+    parser.add_argument(
+        "--device", default="auto", help="auto (cuda when torch sees a GPU) | cpu | cuda | cuda:N"
+    )
     parser.add_argument(
         "--max-train-per-item", type=int, default=None, help="cap training answers per item"
     )
@@ -86,14 +114,17 @@ def _parse() -> argparse.Namespace:
     parser.add_argument(
         "--methods",
         default=None,
-        help="comma list; default: average,task_arithmetic,ties (full) / svd,concat (lora)",
+        help="comma list run on the GW plan; default: average,task_arithmetic,ties (full) / "
+        "svd,concat (lora)",
     )
     parser.add_argument(
         "--main-method",
         default=None,
-        help="method used for the baseline plans (default: ties / svd)",
+        help="method used for every plan (default: ties / svd)",
     )
-    parser.add_argument("--random-plans", type=int, default=3, help="random plans to average")
+    parser.add_argument(
+        "--random-plans", type=int, default=5, help="random plans (mean and std reported)"
+    )
     parser.add_argument(
         "--feature-answers",
         type=int,
@@ -101,9 +132,10 @@ def _parse() -> argparse.Namespace:
         help="training answers per item for the distances",
     )
     parser.add_argument(
-        "--refit-baseline-only",
-        action="store_true",
-        help="add the unmerged + re-fitted heads baseline to an existing OUT/report.json and stop",
+        "--label-weight",
+        type=float,
+        default=0.5,
+        help="weight of score differences in the gw-labels intra-set cost",
     )
     parser.add_argument(
         "--fp16-run", action="store_true", help="also merge the GW plan with float16 shared weights"
@@ -113,19 +145,48 @@ def _parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def _device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {name}: torch sees no GPU")
+    return name
+
+
+def _check_data_settings(models_dir: Path, args: argparse.Namespace) -> None:
+    """Refuse to reuse models trained on other answers (their splits would not match)."""
+    wanted = {"max_train_per_item": args.max_train_per_item, "seed": args.seed, "kind": args.kind}
+    path = models_dir / DATA_FILE
+    if path.is_file():
+        found = json.loads(path.read_text())
+        differs = {k: (found.get(k), v) for k, v in wanted.items() if found.get(k) != v}
+        if differs:
+            raise SystemExit(
+                f"{models_dir} was trained with {found}; this run asks {wanted}. Use the same "
+                "--max-train-per-item/--seed/--kind, or another --models-dir."
+            )
+    else:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**wanted, "epochs": args.epochs}, indent=2) + "\n")
+
+
 def _train_all(
     args: argparse.Namespace,
+    models_dir: Path,
     chosen: Sequence[str],
     examples: dict[str, list[TrainExample]],
     max_scores: dict[str, int],
+    device: str,
 ) -> dict[str, dict[str, float]]:
     info: dict[str, dict[str, float]] = {}
     for number, item_id in enumerate(chosen, 1):
-        out_dir = args.out / "models" / args.kind / item_id
+        out_dir = models_dir / item_id
         if (out_dir / "manifest.json").is_file():
             info[item_id] = {"cached": 1.0}
             continue
-        config = TrainConfig(kind=args.kind, seed=args.seed, max_length=args.max_length)
+        config = TrainConfig(
+            kind=args.kind, seed=args.seed, max_length=args.max_length, device=device
+        )
         if args.epochs:
             config.epochs = args.epochs
         started = time.perf_counter()
@@ -142,14 +203,18 @@ def _train_all(
             "micro_f1": result.metrics.get("micro_f1", 0.0),
         }
         print(
-            f"[train {number}/{len(chosen)}] {item_id}: {info[item_id]['train_seconds']:.0f}s micro F1 {info[item_id]['micro_f1']:.3f}",
+            f"[train {number}/{len(chosen)}] {item_id}: {info[item_id]['train_seconds']:.0f}s "
+            f"micro F1 {info[item_id]['micro_f1']:.3f}",
             flush=True,
         )
     return info
 
 
 def _latency(
-    encoder: Encoder, items: Sequence[ItemData], load_state: object, repeats: int = 3
+    encoder: Encoder,
+    items: Sequence[ItemData],
+    load_state: Callable[[ItemData], None],
+    repeats: int = 3,
 ) -> float:
     """Seconds per answer to score every item's test answers (batched), best of ``repeats``."""
     best = float("inf")
@@ -157,14 +222,25 @@ def _latency(
     for _ in range(repeats):
         started = time.perf_counter()
         for item in items:
-            load_state(item)  # type: ignore[operator]
+            load_state(item)
             encoder.encode([], token_ids=[item.token_ids[i] for i in item.split.test])
         best = min(best, time.perf_counter() - started)
     return best / max(1, total)
 
 
+def _summaries(
+    items: Sequence[ItemData], predictions: dict[str, dict[str, np.ndarray]]
+) -> dict[str, object]:
+    return {
+        "summary": pooled_report(items, predictions["test"]),
+        "val_summary": pooled_report(items, predictions["val"], "val"),
+        "per_item": {i.item_id: item_report(i, predictions["test"][i.item_id]) for i in items},
+    }
+
+
 def main() -> None:  # noqa: C901 - a linear script
     args = _parse()
+    device = _device(args.device)
     torch.manual_seed(args.seed)
     item_bank = {item.item_id: item for item in read_items_csv(args.items)}
     responses = read_responses_csv(args.responses, item_bank)
@@ -172,94 +248,112 @@ def main() -> None:  # noqa: C901 - a linear script
     for response in responses:
         raw[response.item_id].append(TrainExample(response.text, response.score, response.split))
     chosen = list(args.items_only or sorted(raw))
+    unknown = [i for i in chosen if i not in raw]
+    if unknown:
+        raise SystemExit(f"no answers for {unknown} in {args.responses}")
     examples = {item: fix_splits(raw[item], args.max_train_per_item, args.seed) for item in chosen}
     args.out.mkdir(parents=True, exist_ok=True)
+    models_dir = args.models_dir or args.out / "models" / args.kind
+    _check_data_settings(models_dir, args)
     started = time.perf_counter()
-    training = _train_all(args, chosen, examples, {i: item_bank[i].max_score for i in chosen})
+    print(f"device {device}; models in {models_dir}; {len(chosen)} items", flush=True)
+    training = _train_all(
+        args, models_dir, chosen, examples, {i: item_bank[i].max_score for i in chosen}, device
+    )
     if args.train_only:
         return
     report: dict[str, object] = {
         "args": {k: str(v) for k, v in vars(args).items()},
+        "device": device,
         "training": training,
     }
 
     feature_config = FeatureConfig(
         max_answers=args.feature_answers, max_length=args.max_length, seed=args.seed
     )
-    distance_config = DistanceConfig()
     plan_config = PlanConfig(group_size=args.group_size, seed=args.seed)
-    encoder = Encoder(args.backbone, max_length=args.max_length)
-    items = [
-        prepare_item(
-            load_artifact(args.out / "models" / args.kind / item_id), examples[item_id], encoder
-        )
-        for item_id in chosen
-    ]
+    encoder = Encoder(args.backbone, max_length=args.max_length, device=device)
+    items = []
+    for item_id in chosen:
+        artifact = load_artifact(models_dir / item_id)
+        if artifact.kind != args.kind:
+            raise SystemExit(f"{models_dir / item_id} is a {artifact.kind} model, not {args.kind}")
+        items.append(prepare_item(artifact, examples[item_id], encoder))
     by_id = {item.item_id: item for item in items}
 
-    # the fair baseline: unmerged models with their heads re-fitted like the merged ones
-    report["unmerged_refit"] = _refit_baseline(items, encoder)
-    if args.refit_baseline_only:
-        old = json.loads((args.out / "report.json").read_text())
-        old["unmerged_refit"] = report["unmerged_refit"]
-        _write(args, old, old.get("methods", []), old.get("main_method", "ties"))
-        print((args.out / "report.md").read_text())
-        return
-
-    # 1. features under each item's own model; the unmerged baseline on the test answers
+    # 1. features: each item's own model (and its test answers), and the pretrained backbone
     samples, tests, feature_seconds = own_features(items, encoder, feature_config, with_test=True)
-    unmerged_pred = {
-        item.item_id: predict_heads(tests[item.item_id], head_tensors(item.artifact))
-        for item in items
-    }
-    unmerged = {
-        "per_item": {i.item_id: item_report(i, unmerged_pred[i.item_id]) for i in items},
-        "summary": pooled_report(items, unmerged_pred),
-    }
+    shared_samples, shared_seconds = pretrained_features(items, encoder, feature_config)
+    scores = sample_scores(items, feature_config)
+    unmerged_pred: dict[str, dict[str, np.ndarray]] = {"test": {}, "val": {}}
+    for item in items:
+        heads = head_tensors(item.artifact)
+        unmerged_pred["test"][item.item_id] = predict_heads(tests[item.item_id], heads)
+    # validation answers under each item's own model (not part of own_features' output)
+    for item in items:
+        encoder.load(
+            item_state(item.artifact, encoder.base_state), tag=f"item:{item.item_id}:{item.hash}"
+        )
+        features = encoder.encode([], token_ids=[item.token_ids[i] for i in item.split.val])
+        unmerged_pred["val"][item.item_id] = predict_heads(features, head_tensors(item.artifact))
+    unmerged = _summaries(items, unmerged_pred)
     print(
-        f"features: {feature_seconds:.1f}s; unmerged pooled micro F1 {unmerged['summary']['micro_f1_pooled']:.3f}",
+        f"features: own {feature_seconds:.1f}s, pretrained {shared_seconds:.1f}s; unmerged pooled "
+        f"micro F1 {unmerged['summary']['micro_f1_pooled']:.3f}",  # type: ignore[index]
         flush=True,
     )
 
     # 2. distances (cached) and heatmaps
     hashes = {item.item_id: item.hash for item in items}
+    feature_settings = asdict(feature_config)
+    specs: dict[str, tuple[str, dict[str, np.ndarray], DistanceConfig, str, bool]] = {
+        "gw": ("gw", samples, DistanceConfig(), "own", False),
+        "gw-mean": ("gw", samples, DistanceConfig(normalize="mean"), "own", False),
+        "gw-labels": ("gw", samples, DistanceConfig(label_weight=args.label_weight), "own", True),
+        "gw-pretrained": ("gw", shared_samples, DistanceConfig(), "pretrained", False),
+        "centroid_cosine": ("centroid_cosine", samples, DistanceConfig(), "own", False),
+        "centroid-pretrained": (
+            "centroid_cosine",
+            shared_samples,
+            DistanceConfig(),
+            "pretrained",
+            False,
+        ),
+    }
     matrices: dict[str, DistanceMatrix] = {}
     distance_info: dict[str, object] = {}
-    for kind in ("gw", "centroid_cosine"):
+    for name, (kind, features, config, extractor, with_labels) in specs.items():
         matrix, hit = cached_matrix(
             kind,
-            samples,
+            features,
             hashes,
             args.out / "cache",
-            config=distance_config,
-            feature_settings=asdict(feature_config),
+            config=config,
+            feature_settings={**feature_settings, "extractor": extractor},
+            labels=scores if with_labels else None,
         )
-        if not hit:
-            draw_heatmap(matrix, args.out / f"heatmap-{kind}.png")
-        matrices[kind] = matrix
-        distance_info[kind] = {
+        draw_heatmap(matrix, args.out / f"heatmap-{name}.png", title=f"{name} distance")
+        matrices[name] = matrix
+        distance_info[name] = {
             "seconds": matrix.seconds,
             "cached": hit,
             "pairs": len(items) * (len(items) - 1) // 2,
         }
-        print(f"{kind}: {matrix.seconds:.2f}s{' (cached)' if hit else ''}", flush=True)
-    # GW alone on 30 synthetic items of the same shape: the 30-item timing target
+        print(f"{name}: {matrix.seconds:.2f}s{' (cached)' if hit else ''}", flush=True)
+    # GW alone on 30 items of the same shape: the 30-item timing target (60 s on 2 cores)
     synthetic = {
         f"s{i}": np.random.default_rng(i)
         .standard_normal((args.feature_answers, encoder.hidden_size))
         .astype(np.float32)
         for i in range(30)
     }
-    gw30 = cached_matrix(
-        "gw",
-        synthetic,
-        {k: k for k in synthetic},
-        args.out / "cache-synthetic",
-        config=distance_config,
-    )[0]
+    gw30, _ = cached_matrix(
+        "gw", synthetic, {k: k for k in synthetic}, args.out / "cache-synthetic"
+    )
     distance_info["gw_30_items_seconds"] = gw30.seconds
-    print(f"gw on 30 synthetic items: {gw30.seconds:.1f}s", flush=True)
+    print(f"all-pairs GW on 30 items x {args.feature_answers} answers: {gw30.seconds:.1f}s")
     distance_info["feature_seconds"] = feature_seconds
+    distance_info["pretrained_feature_seconds"] = shared_seconds
     report["distances"] = distance_info
     report["distance_matrices"] = {
         k: {"item_ids": list(m.item_ids), "values": m.values.round(6).tolist()}
@@ -268,12 +362,11 @@ def main() -> None:  # noqa: C901 - a linear script
 
     # 3. plans
     plans: dict[str, MergePlan] = {
-        "gw": make_plan(matrices["gw"], plan_config, "gw"),
-        "centroid_cosine": make_plan(matrices["centroid_cosine"], plan_config, "centroid_cosine"),
+        name: make_plan(matrices[name], plan_config, name) for name in STRUCTURED
     }
-    for r in range(args.random_plans):
-        plans[f"random-{r}"] = random_plan(chosen, args.group_size, args.seed + r)
-    # language / topic of each item is a natural human plan: the SAF item id prefix names the topic
+    random_names = [f"random-{r}" for r in range(args.random_plans)]
+    for r, name in enumerate(random_names):
+        plans[name] = random_plan(chosen, args.group_size, args.seed + r)
     report["plans"] = {
         name: {
             **plan.to_json(),
@@ -285,7 +378,7 @@ def main() -> None:  # noqa: C901 - a linear script
     for name, plan in plans.items():
         print(f"plan {name}: {[list(g) for g in plan.groups]}", flush=True)
 
-    # 4. merge + evaluate
+    # 4. merge + evaluate (each distinct group is merged once)
     full = args.kind == "full"
     methods = (
         args.methods.split(",")
@@ -296,87 +389,99 @@ def main() -> None:  # noqa: C901 - a linear script
     if main_method not in methods:
         methods.insert(0, main_method)
     report["methods"], report["main_method"] = methods, main_method
-    # (plan, method, storage dtype): every method on the GW plan, the main method on the others,
-    # and the main method with float16 shared weights
-    # the comparisons that answer the targets first, so a cut-short run still reports them
+    # the comparisons that answer the question first, so a cut-short run still reports them
     runs = (
-        [("gw", main_method, "float32")]
-        + [(name, main_method, "float32") for name in plans if name != "gw"]
+        [(name, main_method, "float32") for name in plans]
         + [("gw", m, "float32") for m in methods if m != main_method]
         + ([("gw", main_method, "float16")] if args.fp16_run else [])
     )
     report["unmerged"] = unmerged
-    report["storage"] = {
-        "unmerged_bytes": sum(
-            sum(f.stat().st_size for f in item.artifact.path.iterdir() if f.is_file())
-            for item in items
-        )
-    }
+    report["unmerged_refit"] = _refit_baseline(items, encoder)
+    report["storage"] = {"unmerged_bytes": sum(weights_bytes(i.artifact.path) for i in items)}
     group_cache: dict[tuple[tuple[str, ...], str, str], GroupResult] = {}
-    results: dict[str, object] = {}
+    results: dict[str, dict[str, object]] = {}
     for plan_name, method, dtype in runs:
         plan = plans[plan_name]
         config = MergeConfig(method=method, shared_dtype=dtype)
         label = f"{plan_name}/{method}" + ("/fp16" if dtype == "float16" else "")
         run_started = time.perf_counter()
-        merged_pred: dict[str, np.ndarray] = {}
+        merged_pred: dict[str, dict[str, np.ndarray]] = {"test": {}, "val": {}}
         stale_pred: dict[str, np.ndarray] = {}
         groups: list[GroupResult] = []
-        for _index, group in enumerate(plan.groups):
+        for group in plan.groups:
             key = (tuple(group), method, dtype)
             if key not in group_cache:
-                group_id = f"{method}-" + "+".join(group)
                 digest = hashlib.sha256(repr(key).encode()).hexdigest()[:10]
-                out_dir = args.out / "merged" / f"{method}-{dtype}" / f"group-{digest}"
                 group_cache[key] = merge_group(
                     [by_id[i] for i in group],
                     encoder,
-                    out_dir,
-                    group_id=group_id,
+                    args.out / "merged" / f"{method}-{dtype}" / f"group-{digest}",
+                    group_id=f"{method}-" + "+".join(group),
                     config=config,
                     backbone_label=backbone_label(args.backbone),
                 )
             result = group_cache[key]
             groups.append(result)
-            scorer_heads = _heads_of(result)
             for item_id in group:
                 item = by_id[item_id]
-                test_features = result.features[item_id][list(item.split.test)]
-                merged_pred[item_id] = predict_heads(test_features, scorer_heads[item_id])
-                stale_pred[item_id] = predict_heads(test_features, head_tensors(item.artifact))
+                merged_pred["test"][item_id] = result.predictions(item, item.split.test)
+                merged_pred["val"][item_id] = result.predictions(item, item.split.val)
+                stale_pred[item_id] = predict_heads(
+                    result.features[item_id][list(item.split.test)], head_tensors(item.artifact)
+                )
         merged_items = [by_id[i] for i in plan.item_ids]
         results[label] = {
             "plan": plan_name,
             "method": method,
             "shared_dtype": dtype,
-            "summary": pooled_report(merged_items, merged_pred),
+            **_summaries(merged_items, merged_pred),
             "summary_without_refit": pooled_report(merged_items, stale_pred),
-            "per_item": {i: item_report(by_id[i], merged_pred[i]) for i in plan.item_ids},
             "storage_bytes": sum(g.size_bytes for g in groups),
             "groups": [
-                {
-                    "items": list(g.item_ids),
-                    "path": str(g.path),
-                    "bytes": g.size_bytes,
-                    "head_refits": g.head_refits,
-                }
+                {"items": list(g.item_ids), "path": str(g.path), "bytes": g.size_bytes}
                 for g in groups
             ],
             "seconds": time.perf_counter() - run_started,
         }
-        s = results[label]["summary"]  # type: ignore[index]
+        s = results[label]["summary"]
+        v = results[label]["val_summary"]
         print(
-            f"merged {label}: pooled micro F1 {s['micro_f1_pooled']:.3f} ({time.perf_counter() - run_started:.0f}s)",
+            f"merged {label}: test micro F1 {s['micro_f1_pooled']:.3f}, "  # type: ignore[index]
+            f"val {v['micro_f1_pooled']:.3f} ({time.perf_counter() - run_started:.0f}s)",  # type: ignore[index]
             flush=True,
         )
         report["merged"] = results
         report["seconds"] = time.perf_counter() - started
-        _write(args, report, methods, main_method)
+        _write(args, report)
 
-    # 5. latency, and a check that a written group folder serves what was evaluated
-    gw_main = results[f"gw/{main_method}"]  # type: ignore[index]
+    # 5. the plan chosen on the validation answers, and the random plans' spread (test)
+    candidates = [f"{name}/{main_method}" for name in STRUCTURED]
+    chosen_by_val = max(
+        candidates,
+        key=lambda label: (results[label]["val_summary"]["micro_f1_pooled"], label == "gw"),  # type: ignore[index]
+    )
+    random_test = [
+        results[f"{name}/{main_method}"]["summary"]["micro_f1_pooled"]  # type: ignore[index]
+        for name in random_names
+    ]
+    random_val = [
+        results[f"{name}/{main_method}"]["val_summary"]["micro_f1_pooled"]  # type: ignore[index]
+        for name in random_names
+    ]
+    report["selection"] = {
+        "val_selected": chosen_by_val,
+        "val_selected_test_micro_f1": results[chosen_by_val]["summary"]["micro_f1_pooled"],  # type: ignore[index]
+        "random_test_micro_f1_mean": statistics.fmean(random_test) if random_test else None,
+        "random_test_micro_f1_std": statistics.stdev(random_test) if len(random_test) > 1 else None,
+        "random_val_micro_f1_mean": statistics.fmean(random_val) if random_val else None,
+        "random_test_micro_f1": random_test,
+    }
+    print(f"chosen on validation: {chosen_by_val}", flush=True)
+
+    # 6. latency, and a check that a written group folder serves what was evaluated
+    gw_main = results[f"gw/{main_method}"]
     first_group = Path(gw_main["groups"][0]["path"])  # type: ignore[index]
-    scorer = GroupScorer(first_group, args.backbone, max_length=args.max_length)
+    scorer = GroupScorer(first_group, args.backbone, max_length=args.max_length, device=device)
     group_items = [by_id[g.item_id] for g in scorer.group.items]
     unmerged_latency = _latency(
         encoder,
@@ -407,21 +512,20 @@ def main() -> None:  # noqa: C901 - a linear script
         "evaluated_micro_f1": evaluated["micro_f1"],
     }
     report["seconds"] = time.perf_counter() - started
-    _write(args, report, methods, main_method)
+    _write(args, report)
     print((args.out / "report.md").read_text())
 
 
-def _write(
-    args: argparse.Namespace, report: dict[str, object], methods: Sequence[str], main_method: str
-) -> None:
+def _write(args: argparse.Namespace, report: dict[str, object]) -> None:
     (args.out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (args.out / "report.md").write_text(render_markdown(report, methods, main_method))
+    (args.out / "report.md").write_text(render_markdown(report))
 
 
 def _refit_baseline(items: Sequence[ItemData], encoder: Encoder) -> dict[str, object]:
     predictions, seconds = refit_own_heads(items, encoder, MergeConfig())
     print(
-        f"unmerged + re-fitted heads: pooled micro F1 {pooled_report(items, predictions)['micro_f1_pooled']:.3f} ({seconds:.0f}s)",
+        "unmerged + re-fitted heads: pooled micro F1 "
+        f"{pooled_report(items, predictions)['micro_f1_pooled']:.3f} ({seconds:.0f}s)",
         flush=True,
     )
     return {
@@ -431,56 +535,92 @@ def _refit_baseline(items: Sequence[ItemData], encoder: Encoder) -> dict[str, ob
     }
 
 
-def _heads_of(result: GroupResult) -> dict[str, list[tuple[torch.Tensor, torch.Tensor]]]:
-    from ml_core.merge.group import load_group
-
-    group = load_group(result.path)
-    return {item.item_id: list(item.heads) for item in group.items}
-
-
 def _f(value: object, digits: int = 3) -> str:
     return f"{float(value):.{digits}f}" if isinstance(value, (int, float)) else str(value)  # type: ignore[arg-type]
 
 
-def render_markdown(report: dict[str, object], methods: Sequence[str], main_method: str) -> str:
+def render_markdown(report: dict[str, object]) -> str:  # noqa: C901 - one table after another
     unmerged = report["unmerged"]["summary"]  # type: ignore[index]
+    base = unmerged["micro_f1_pooled"]
     before = report["storage"]["unmerged_bytes"]  # type: ignore[index]
     lines = [
         "# Merge benchmark (GW-SMM and baselines)",
         "",
-        f"Arguments: `{json.dumps(report['args'])}`",
+        f"Arguments: `{json.dumps(report['args'])}`; device {report.get('device')}",
         "",
-        "| plan / method | pooled micro F1 | change (points) | item-mean micro F1 | item-mean macro F1 | item-mean QWK | micro F1 without head re-fit | storage MB | storage reduction |",
-        "|---|---|---|---|---|---|---|---|---|",
-        f"| unmerged | {_f(unmerged['micro_f1_pooled'])} | - | {_f(unmerged['micro_f1_item_mean'])} | {_f(unmerged['macro_f1_item_mean'])} | {_f(unmerged['qwk_item_mean'])} | - | {before / 1e6:.1f} | 1.00x |",  # type: ignore[index]
+        "| plan / method | test micro F1 (pooled) | change (points) | item-mean macro F1 | "
+        "item-mean QWK | item-mean accuracy | val micro F1 | micro F1 without head re-fit | "
+        "storage MB | reduction |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| unmerged | {_f(base)} | - | {_f(unmerged['macro_f1_item_mean'])} | "
+        f"{_f(unmerged['qwk_item_mean'])} | {_f(unmerged['accuracy_item_mean'])} | "
+        f"{_f(report['unmerged']['val_summary']['micro_f1_pooled'])} | - | "  # type: ignore[index]
+        f"{before / 1e6:.1f} | 1.00x |",
     ]
     refit = report.get("unmerged_refit")
     if refit:
         r = refit["summary"]  # type: ignore[index]
         lines.append(
-            f"| unmerged, heads re-fitted | {_f(r['micro_f1_pooled'])} | {100 * (r['micro_f1_pooled'] - unmerged['micro_f1_pooled']):+.1f} | {_f(r['micro_f1_item_mean'])} | {_f(r['macro_f1_item_mean'])} | {_f(r['qwk_item_mean'])} | - | {before / 1e6:.1f} | 1.00x |"
+            f"| unmerged, heads re-fitted | {_f(r['micro_f1_pooled'])} | "
+            f"{100 * (r['micro_f1_pooled'] - base):+.1f} | {_f(r['macro_f1_item_mean'])} | "
+            f"{_f(r['qwk_item_mean'])} | {_f(r['accuracy_item_mean'])} | - | - | "
+            f"{before / 1e6:.1f} | 1.00x |"
         )
     for name, run in report["merged"].items():  # type: ignore[union-attr]
         s = run["summary"]
         lines.append(
-            f"| {name} | {_f(s['micro_f1_pooled'])} | {100 * (s['micro_f1_pooled'] - unmerged['micro_f1_pooled']):+.1f} | {_f(s['micro_f1_item_mean'])} | {_f(s['macro_f1_item_mean'])} | {_f(s['qwk_item_mean'])} | "
-            f"{_f(run['summary_without_refit']['micro_f1_pooled'])} | {run['storage_bytes'] / 1e6:.1f} | {before / run['storage_bytes']:.2f}x |"
+            f"| {name} | {_f(s['micro_f1_pooled'])} | {100 * (s['micro_f1_pooled'] - base):+.1f} | "
+            f"{_f(s['macro_f1_item_mean'])} | {_f(s['qwk_item_mean'])} | "
+            f"{_f(s['accuracy_item_mean'])} | {_f(run['val_summary']['micro_f1_pooled'])} | "
+            f"{_f(run['summary_without_refit']['micro_f1_pooled'])} | "
+            f"{run['storage_bytes'] / 1e6:.1f} | {before / run['storage_bytes']:.2f}x |"
         )
-    main = report["merged"].get(f"gw/{main_method}")  # type: ignore[union-attr]
-    if main:
+    selection = report.get("selection")
+    if selection:
+        mean, std = (
+            selection["random_test_micro_f1_mean"],  # type: ignore[index]
+            selection["random_test_micro_f1_std"],  # type: ignore[index]
+        )
+        lines += ["", "## Structured plans against random plans (test, pooled micro F1)", ""]
+        if mean is not None:
+            lines.append(
+                f"- random plans: mean {_f(mean)} +- {_f(std)} (std over "
+                f"{len(selection['random_test_micro_f1'])} plans: "  # type: ignore[index]
+                f"{', '.join(_f(v) for v in selection['random_test_micro_f1'])})"  # type: ignore[index]
+            )
+        main = report["main_method"]
+        for name in STRUCTURED:
+            run = report["merged"].get(f"{name}/{main}")  # type: ignore[union-attr]
+            if run is None:
+                continue
+            value = run["summary"]["micro_f1_pooled"]
+            versus = (
+                f"{100 * (value - mean):+.1f} points vs random mean"
+                + (f" ({(value - mean) / std:+.2f} std)" if std else "")
+                if mean is not None
+                else ""
+            )
+            lines.append(f"- {name}: {_f(value)} {versus}")
+        lines.append(
+            f"- chosen on the validation answers: **{selection['val_selected']}**, test "  # type: ignore[index]
+            f"{_f(selection['val_selected_test_micro_f1'])}"  # type: ignore[index]
+        )
+    main_run = report["merged"].get(f"gw/{report['main_method']}")  # type: ignore[union-attr]
+    if main_run:
         per_before = report["unmerged"]["per_item"]  # type: ignore[index]
         lines += [
             "",
-            f"## Per item: unmerged vs gw/{main_method} (test split)",
+            f"## Per item: unmerged vs gw/{report['main_method']} (test split)",
             "",
             "| item | n test | micro F1 before | after | macro F1 before | after | QWK before | after |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for item_id, after in main["per_item"].items():
+        for item_id, after in main_run["per_item"].items():
             b = per_before[item_id]
             lines.append(
-                f"| {item_id} | {int(after['n_test'])} | {_f(b['micro_f1'])} | {_f(after['micro_f1'])} | "
-                f"{_f(b['macro_f1'])} | {_f(after['macro_f1'])} | {_f(b['qwk'])} | {_f(after['qwk'])} |"
+                f"| {item_id} | {int(after['n_test'])} | {_f(b['micro_f1'])} | "
+                f"{_f(after['micro_f1'])} | {_f(b['macro_f1'])} | {_f(after['macro_f1'])} | "
+                f"{_f(b['qwk'])} | {_f(after['qwk'])} |"
             )
     d = report["distances"]
     lines += [
@@ -492,18 +632,27 @@ def render_markdown(report: dict[str, object], methods: Sequence[str], main_meth
     ]
     for name, plan in report["plans"].items():  # type: ignore[union-attr]
         lines.append(
-            f"| {name} | {_f(plan['gw_cost'])} | {_f(plan['cosine_cost'])} | {'; '.join(' + '.join(g) for g in plan['groups'])} |"
+            f"| {name} | {_f(plan['gw_cost'])} | {_f(plan['cosine_cost'])} | "
+            f"{'; '.join(' + '.join(g) for g in plan['groups'])} |"
         )
     lat = report.get("latency") or {}
+    gw = d["gw"]  # type: ignore[index]
     lines += [
         "",
         "## Time",
         "",
-        f"- features under each item's own model: {_f(d['feature_seconds'], 1)} s",  # type: ignore[index]
-        f"- all-pairs GW on these items: {_f(d['gw']['seconds'], 2)} s ({d['gw']['pairs']} pairs{', cached' if d['gw']['cached'] else ''})",  # type: ignore[index]
-        f"- all-pairs GW on 30 synthetic items of the same shape: {_f(d['gw_30_items_seconds'], 2)} s",  # type: ignore[index]
-        f"- scoring, seconds per answer (one group's test answers): unmerged with model switching {_f(lat.get('unmerged_seconds_per_answer_switching_models'), 4)}, merged {_f(lat.get('merged_seconds_per_answer'), 4)}",  # type: ignore[union-attr]
-        f"- the written group folder served its first item's test answers with micro F1 {_f(lat.get('served_micro_f1'))} (evaluation in memory: {_f(lat.get('evaluated_micro_f1'))}), version `{lat.get('served_model_version')}`",  # type: ignore[union-attr]
+        f"- features under each item's own model: {_f(d['feature_seconds'], 1)} s; under the "  # type: ignore[index]
+        f"pretrained backbone: {_f(d['pretrained_feature_seconds'], 1)} s",  # type: ignore[index]
+        f"- all-pairs GW on these items: {_f(gw['seconds'], 2)} s ({gw['pairs']} pairs"
+        f"{', cached' if gw['cached'] else ''})",
+        f"- all-pairs GW on 30 items of the same shape (435 pairs): "
+        f"{_f(d['gw_30_items_seconds'], 2)} s",  # type: ignore[index]
+        "- scoring, seconds per answer (one group's test answers): unmerged with model switching "
+        f"{_f(lat.get('unmerged_seconds_per_answer_switching_models'), 4)}, merged "  # type: ignore[union-attr]
+        f"{_f(lat.get('merged_seconds_per_answer'), 4)}",  # type: ignore[union-attr]
+        "- the written group folder served its first item's test answers with micro F1 "
+        f"{_f(lat.get('served_micro_f1'))} (evaluation in memory: "  # type: ignore[union-attr]
+        f"{_f(lat.get('evaluated_micro_f1'))}), version `{lat.get('served_model_version')}`",  # type: ignore[union-attr]
         f"- whole benchmark: {_f(report['seconds'], 0)} s",
         "",
     ]

@@ -43,12 +43,22 @@ class DistanceConfig:
     )
     max_iter: int = field(default=200, metadata={"help": "GW solver iterations"})
     tol: float = field(default=1e-7, metadata={"help": "GW solver relative tolerance"})
+    label_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of the score difference (scores as a fraction of the item's maximum) "
+            "in each intra-set cost: 0 = features only; >0 compares how answers are arranged "
+            "with respect to their scores (label-aware GW)"
+        },
+    )
 
     def validate(self) -> None:
         if self.metric not in ("euclidean", "cosine"):
             raise ValueError("DistanceConfig.metric must be euclidean or cosine")
         if self.normalize not in ("max", "mean"):
             raise ValueError("DistanceConfig.normalize must be max or mean")
+        if not 0.0 <= self.label_weight <= 1.0:
+            raise ValueError("DistanceConfig.label_weight must be in [0, 1]")
 
 
 @dataclass

@@ -38,8 +38,14 @@ class DistanceMatrix:
         return self.item_ids.index(item_id)
 
 
-def intra_distances(features: np.ndarray, config: DistanceConfig) -> np.ndarray:
-    """Normalized ``[n, n]`` distance matrix inside one feature set."""
+def intra_distances(
+    features: np.ndarray, config: DistanceConfig, labels: np.ndarray | None = None
+) -> np.ndarray:
+    """Normalized ``[n, n]`` distance matrix inside one feature set.
+
+    With ``config.label_weight`` > 0 and ``labels`` (each answer's score as a fraction of the
+    item's maximum, in [0, 1]) the cost is ``(1 - w) * features + w * |score difference|``.
+    """
     x = np.asarray(features, dtype=np.float64)
     if config.metric == "cosine":
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
@@ -52,7 +58,14 @@ def intra_distances(features: np.ndarray, config: DistanceConfig) -> np.ndarray:
     scale = (
         matrix.max() if config.normalize == "max" else matrix[~np.eye(len(x), dtype=bool)].mean()
     )
-    return matrix / scale if scale > 0 else matrix
+    matrix = matrix / scale if scale > 0 else matrix
+    if labels is not None and config.label_weight > 0:
+        y = np.asarray(labels, dtype=np.float64).reshape(-1)
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"{y.shape[0]} labels for {x.shape[0]} feature rows")
+        w = config.label_weight
+        matrix = (1.0 - w) * matrix + w * np.abs(y[:, None] - y[None, :])
+    return matrix
 
 
 def gw_distance(
@@ -76,14 +89,23 @@ def _gw_from_intra(c1: np.ndarray, c2: np.ndarray, config: DistanceConfig) -> fl
 
 
 def gw_matrix(
-    features: Mapping[str, np.ndarray], config: DistanceConfig | None = None
+    features: Mapping[str, np.ndarray],
+    config: DistanceConfig | None = None,
+    labels: Mapping[str, np.ndarray] | None = None,
 ) -> DistanceMatrix:
-    """All-pairs GW distances; intra-set matrices are computed once per item."""
+    """All-pairs GW distances; intra-set matrices are computed once per item.
+
+    ``labels`` (item -> score fractions of the feature rows) are used when
+    ``config.label_weight`` > 0.
+    """
     config = config or DistanceConfig()
     config.validate()
     started = time.perf_counter()
     item_ids = tuple(features)
-    intra = [intra_distances(features[item], config) for item in item_ids]
+    intra = [
+        intra_distances(features[item], config, labels.get(item) if labels else None)
+        for item in item_ids
+    ]
     values = np.zeros((len(item_ids), len(item_ids)))
     for i, j in itertools.combinations(range(len(item_ids)), 2):
         values[i, j] = values[j, i] = _gw_from_intra(intra[i], intra[j], config)
@@ -116,10 +138,11 @@ def distance_matrix(
     features: Mapping[str, np.ndarray],
     config: DistanceConfig | None = None,
     seed: int = 0,
+    labels: Mapping[str, np.ndarray] | None = None,
 ) -> DistanceMatrix:
     """Dispatch on ``kind`` (one of :data:`~ml_core.merge.config.DISTANCES`)."""
     if kind == "gw":
-        return gw_matrix(features, config)
+        return gw_matrix(features, config, labels)
     if kind == "centroid_cosine":
         return centroid_cosine_matrix(features)
     if kind == "random":
@@ -180,15 +203,25 @@ def cached_matrix(
     config: DistanceConfig | None = None,
     feature_settings: Mapping[str, object] | None = None,
     seed: int = 0,
+    labels: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[DistanceMatrix, bool]:
-    """The matrix from ``cache_dir`` if its key matches, else computed and cached; (matrix, hit)."""
+    """The matrix from ``cache_dir`` if its key matches, else computed and cached; (matrix, hit).
+
+    ``feature_settings`` must say everything that decides the features (and labels) besides the
+    artifacts, e.g. which model embedded them.
+    """
     config = config or DistanceConfig()
-    settings = {"distance": asdict(config), "features": dict(feature_settings or {}), "seed": seed}
+    settings = {
+        "distance": asdict(config),
+        "features": dict(feature_settings or {}),
+        "seed": seed,
+        "labels": labels is not None and config.label_weight > 0,
+    }
     key = cache_key(kind, {i: item_hashes[i] for i in features}, settings)
     path = Path(cache_dir) / f"distances-{kind}-{key}"
     if path.with_suffix(".npz").is_file():
         return load_matrix(path), True
-    matrix = distance_matrix(kind, features, config, seed)
+    matrix = distance_matrix(kind, features, config, seed, labels)
     save_matrix(matrix, path, {"key": key, "item_hashes": dict(item_hashes), "settings": settings})
     return matrix, False
 

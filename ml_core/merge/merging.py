@@ -35,20 +35,29 @@ def _check_same_keys(states: Sequence[Mapping[str, torch.Tensor]]) -> None:
             raise ValueError(f"model {index} has other parameters than model 0; cannot merge")
 
 
-def average_states(states: Sequence[Mapping[str, torch.Tensor]]) -> StateDict:
-    """Parameter-wise mean (integer buffers are taken from the first model)."""
+def average_states(
+    states: Sequence[Mapping[str, torch.Tensor]], device: torch.device | None = None
+) -> StateDict:
+    """Parameter-wise mean (integer buffers are taken from the first model).
+
+    ``device`` is where the arithmetic runs (results come back to the CPU).
+    """
     _check_same_keys(states)
     merged: StateDict = {}
     for key, first in states[0].items():
         if not first.is_floating_point():
             merged[key] = first.clone()
             continue
-        merged[key] = torch.stack([s[key].float() for s in states]).mean(dim=0).to(first.dtype)
+        stacked = torch.stack([s[key].to(device).float() for s in states])
+        merged[key] = stacked.mean(dim=0).to(first.dtype).cpu()
     return merged
 
 
 def task_arithmetic(
-    states: Sequence[Mapping[str, torch.Tensor]], base: Mapping[str, torch.Tensor], scaling: float
+    states: Sequence[Mapping[str, torch.Tensor]],
+    base: Mapping[str, torch.Tensor],
+    scaling: float,
+    device: torch.device | None = None,
 ) -> StateDict:
     """``base + scaling * sum of task vectors``; a model merged with itself (scaling 1) is itself."""
     _check_same_keys(states)
@@ -57,9 +66,9 @@ def task_arithmetic(
         if not first.is_floating_point() or key not in base:
             merged[key] = first.clone()
             continue
-        origin = base[key].float()
-        total = sum((s[key].float() - origin for s in states), torch.zeros_like(origin))
-        merged[key] = (origin + scaling * total).to(first.dtype)
+        origin = base[key].to(device).float()
+        total = sum((s[key].to(device).float() - origin for s in states), torch.zeros_like(origin))
+        merged[key] = (origin + scaling * total).to(first.dtype).cpu()
     return merged
 
 
@@ -80,6 +89,7 @@ def ties_merge(
     *,
     density: float,
     scaling: float,
+    device: torch.device | None = None,
 ) -> StateDict:
     """TIES-merging relative to ``base``: trim, elect sign, disjoint mean, scale."""
     _check_same_keys(states)
@@ -88,13 +98,13 @@ def ties_merge(
         if not first.is_floating_point() or key not in base:
             merged[key] = first.clone()
             continue
-        origin = base[key].float()
-        trimmed = torch.stack([_trim(s[key].float() - origin, density) for s in states])
+        origin = base[key].to(device).float()
+        trimmed = torch.stack([_trim(s[key].to(device).float() - origin, density) for s in states])
         sign = torch.sign(trimmed.sum(dim=0))
         agree = (torch.sign(trimmed) == sign) & (trimmed != 0)
         count = agree.sum(dim=0).clamp(min=1)
         mean = (trimmed * agree).sum(dim=0) / count
-        merged[key] = (origin + scaling * mean).to(first.dtype)
+        merged[key] = (origin + scaling * mean).to(first.dtype).cpu()
     return merged
 
 
@@ -102,17 +112,21 @@ def merge_full(
     states: Sequence[Mapping[str, torch.Tensor]],
     base: Mapping[str, torch.Tensor],
     config: MergeConfig,
+    device: torch.device | None = None,
 ) -> StateDict:
-    """Merge fully fine-tuned backbones with ``config.method`` (a LoRA method means average)."""
+    """Merge fully fine-tuned backbones with ``config.method`` (a LoRA method means average).
+
+    ``device`` (e.g. a GPU) is where the arithmetic runs; the merged tensors are on the CPU.
+    """
     method = config.method if config.method in FULL_METHODS else "average"
     scaling = config.scaling if config.scaling is not None else _DEFAULT_SCALING[method]
     if len(states) == 1:
         return {k: v.clone() for k, v in states[0].items()}
     if method == "average":
-        return average_states(states)
+        return average_states(states, device)
     if method == "task_arithmetic":
-        return task_arithmetic(states, base, scaling)
-    return ties_merge(states, base, density=config.ties_density, scaling=scaling)
+        return task_arithmetic(states, base, scaling, device)
+    return ties_merge(states, base, density=config.ties_density, scaling=scaling, device=device)
 
 
 def merge_lora(

@@ -110,6 +110,29 @@ def own_features(
     return samples, tests, time.perf_counter() - started
 
 
+def pretrained_features(
+    items: Sequence[ItemData], encoder: Encoder, config: FeatureConfig
+) -> tuple[dict[str, np.ndarray], float]:
+    """Per item: features of its training sample under the pretrained backbone (one shared
+    space for all items); (features, seconds)."""
+    started = time.perf_counter()
+    encoder.load_base()
+    samples = {
+        item.item_id: encode_indices(encoder, item, feature_sample(item, config)) for item in items
+    }
+    return samples, time.perf_counter() - started
+
+
+def sample_scores(items: Sequence[ItemData], config: FeatureConfig) -> dict[str, np.ndarray]:
+    """Per item: the first criterion's class of each answer of its feature sample, as a fraction
+    of the item's highest class (0..1), so items with different score ranges compare."""
+    out = {}
+    for item in items:
+        top = max(1, item.artifact.criteria[0].num_labels - 1)
+        out[item.item_id] = item.labels(feature_sample(item, config))[:, 0].astype(np.float64) / top
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Merging one group
 
@@ -139,9 +162,15 @@ class GroupResult:
 
 
 def merged_extractor(
-    group: Sequence[ItemData], base: Mapping[str, torch.Tensor], config: MergeConfig
+    group: Sequence[ItemData],
+    base: Mapping[str, torch.Tensor],
+    config: MergeConfig,
+    device: torch.device | None = None,
 ) -> tuple[str, dict[str, torch.Tensor], str]:
-    """(merged kind, tensors to store, method used) for one group of same-kind artifacts."""
+    """(merged kind, tensors to store, method used) for one group of same-kind artifacts.
+
+    ``device`` is where full models are merged (the tensors returned are on the CPU).
+    """
     kinds = {item.artifact.kind for item in group}
     if len(kinds) != 1:
         raise ArtifactError(
@@ -150,7 +179,7 @@ def merged_extractor(
     kind = kinds.pop()
     if kind == "full":
         method = config.method if config.method in FULL_METHODS else "average"
-        merged = merge_full([backbone_state(item.artifact) for item in group], base, config)
+        merged = merge_full([backbone_state(item.artifact) for item in group], base, config, device)
         return "full", merged, method
     if kind == "lora":
         artifacts = [item.artifact for item in group]
@@ -191,7 +220,9 @@ def merge_group(
     """
     config.validate()
     started = time.perf_counter()
-    merged_kind, tensors, method = merged_extractor(group, encoder.base_state, config)
+    merged_kind, tensors, method = merged_extractor(
+        group, encoder.base_state, config, encoder.device
+    )
     if merged_kind == "full":
         state = dict(tensors)
     else:
@@ -289,9 +320,10 @@ def predict_heads(
     return np.stack([(x @ w.float().T + b.float()).argmax(dim=1).numpy() for w, b in heads], axis=1)
 
 
-def item_report(item: ItemData, predictions: np.ndarray) -> dict[str, float]:
-    """Test metrics of one item: QWK, accuracy, micro/macro F1, exact match, per-label accuracy."""
-    truth = item.labels(item.split.test)
+def item_report(item: ItemData, predictions: np.ndarray, split: str = "test") -> dict[str, float]:
+    """Metrics of one item on ``split`` (test or val): QWK, accuracy, micro/macro F1, exact match,
+    per-label accuracy."""
+    truth = item.labels(getattr(item.split, split))
     counts = [c.num_labels for c in item.artifact.criteria]
     report = classification_report(
         truth, predictions, num_labels=counts, criteria=[c.name for c in item.artifact.criteria]
@@ -310,11 +342,12 @@ def item_report(item: ItemData, predictions: np.ndarray) -> dict[str, float]:
 
 
 def pooled_report(
-    items: Sequence[ItemData], predictions: Mapping[str, np.ndarray]
+    items: Sequence[ItemData], predictions: Mapping[str, np.ndarray], split: str = "test"
 ) -> dict[str, float]:
-    """Metrics over the test answers of all items together (micro) and averaged per item (macro)."""
-    per_item = [item_report(item, predictions[item.item_id]) for item in items]
-    truth = np.concatenate([item.labels(item.split.test)[:, 0] for item in items])
+    """Metrics over the answers of ``split`` (test or val) of all items together (micro) and
+    averaged per item (macro)."""
+    per_item = [item_report(item, predictions[item.item_id], split) for item in items]
+    truth = np.concatenate([item.labels(getattr(item.split, split))[:, 0] for item in items])
     pred = np.concatenate([predictions[item.item_id][:, 0] for item in items])
     # pooled micro F1 = share of all test answers scored right (single-label classification)
     out = {
