@@ -22,7 +22,8 @@ from ml_core.modeling import MultiItemEncoder, load_backbone_model
 
 logger = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+BACKENDS: tuple[str, ...] = ("auto", "torch", "onnx", "onnx-int8")
+"""``auto`` is torch (fp16) on CUDA and onnx-int8 on CPU: see :func:`resolve_backend_name`."""
 TABLE_DTYPE = torch.float16
 """Resident LoRA tables are fp16: half the memory per item, and the low-rank update is small
 relative to the frozen weights, so fp16 rounding of A/B moves scores far less than int8 does."""
@@ -196,6 +197,19 @@ class TorchBackend(EncoderBackend):
         return sum(p.numel() * p.element_size() for p in self.encoder.parameters())
 
 
+def resolve_backend_name(name: str, device: str | None) -> str:
+    """The concrete backend for ``name``: ``auto`` becomes ``torch`` on CUDA, else ``onnx-int8``.
+
+    On 2 CPU cores with SAF answers, onnx-int8 scored one answer in 4 ms against 38 ms for torch
+    fp32 and moved mean QWK by less than 0.01 (benchmarks/README.md, issue 3).
+    """
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {name!r}")
+    if name != "auto":
+        return name
+    return "torch" if pick_device(device).type == "cuda" else "onnx-int8"
+
+
 def create_backend(
     name: str,
     resolved: str,
@@ -208,6 +222,7 @@ def create_backend(
     gpu_dtype: str = "float16",
 ) -> EncoderBackend:
     """Build the backend called ``name`` (one of :data:`BACKENDS`)."""
+    name = resolve_backend_name(name, device)
     if name == "torch":
         if gpu_dtype not in ("float16", "bfloat16"):
             raise ValueError(f"gpu_dtype must be float16 or bfloat16, got {gpu_dtype!r}")

@@ -23,7 +23,7 @@ import torch
 
 from ml_core.artifact import Artifact, ArtifactError, load_artifact
 from ml_core.backbone import backbone_fingerprint, default_threads, resolve_backbone
-from ml_core.backends import BACKENDS, EncoderBackend, LoraTables, create_backend
+from ml_core.backends import EncoderBackend, LoraTables, create_backend, resolve_backend_name
 from ml_core.modeling import load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,8 @@ class _Tokenized:
 class ScoringEngine:
     """Scores answers for any loaded items; thread-safe.
 
-    ``backend`` is ``"torch"`` or ``"onnx"`` (fp32) or ``"onnx-int8"`` (dynamically quantized).
+    ``backend`` is ``"torch"`` or ``"onnx"`` (fp32) or ``"onnx-int8"`` (dynamically quantized), or
+    ``"auto"``: torch on CUDA, onnx-int8 on CPU.
     ``device`` ``None`` picks CUDA when available (torch: fp16 there) and falls back to CPU.
     ``gpu_dtype`` (``"float16"`` or ``"bfloat16"``) is the torch precision on CUDA.
     ``threads`` defaults to the cores divided by ``SCORING_WORKER_PROCESSES``. ``token_budget``
@@ -120,8 +121,7 @@ class ScoringEngine:
         cache_dir: Path | None = None,
         gpu_dtype: str = "float16",
     ) -> None:
-        if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        backend = resolve_backend_name(backend, device)
         if max_length < 4:
             raise ValueError("max_length must be >= 4")
         self.backbone = resolve_backbone(backbone)

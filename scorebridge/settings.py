@@ -179,7 +179,9 @@ SPECTACULAR_SETTINGS = {
 # --- Scoring --------------------------------------------------------------------------------
 # Any Hugging Face model name or local folder; empty means the packaged all-MiniLM-L6-v2.
 SCORING_BACKBONE = env_str("SCORING_BACKBONE", "")
-SCORING_BACKEND = env_choice("SCORING_BACKEND", "torch", ("torch", "onnx", "onnx-int8"))
+SCORING_BACKEND = env_choice(
+    "SCORING_BACKEND", "auto", ("auto", "torch", "onnx", "onnx-int8")
+)  # auto: torch (fp16) on CUDA, onnx-int8 on CPU
 SCORING_DEVICE = env_str("SCORING_DEVICE", "")  # "" = cuda when available, else cpu
 SCORING_MAX_ANSWER_CHARS = env_int("SCORING_MAX_ANSWER_CHARS", 10_000, minimum=1)
 # Micro-batching: a scoring worker scores what it gathered once it has this many answers or

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ml_core.engine import ScoreRequest, ScoringEngine
 from ml_core.training import TrainConfig, train_item
@@ -14,6 +15,8 @@ from tests.ml_core.conftest import make_examples
 # fp32 graphs differ from torch only by kernel summation order; int8 rounds every weight matrix
 FP32_TOLERANCE = 1e-4
 INT8_TOLERANCE = 0.05
+# probabilities through a half-precision forward on CUDA (bf16 keeps 8 mantissa bits, fp16 11)
+HALF_TOLERANCE = {"float16": 5e-3, "bfloat16": 3e-2}
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +57,33 @@ def _scores(engine: ScoringEngine, items: dict[str, Path]) -> np.ndarray:
 def test_onnx_matches_torch_within_tolerance(
     tiny_backbone: Path, items: dict[str, Path], tmp_path: Path, backend: str, tolerance: float
 ) -> None:
-    reference = _scores(ScoringEngine(str(tiny_backbone)), items)
+    reference = _scores(ScoringEngine(str(tiny_backbone), device="cpu"), items)
     onnx_scores = _scores(
-        ScoringEngine(str(tiny_backbone), backend=backend, cache_dir=tmp_path), items
+        ScoringEngine(str(tiny_backbone), backend=backend, device="cpu", cache_dir=tmp_path), items
     )
     np.testing.assert_allclose(onnx_scores, reference, atol=tolerance)
+
+
+def test_auto_backend_serves_int8_on_cpu(
+    tiny_backbone: Path, items: dict[str, Path], tmp_path: Path
+) -> None:
+    engine = ScoringEngine(str(tiny_backbone), backend="auto", device="cpu", cache_dir=tmp_path)
+    assert engine.backend_name == "onnx-int8"
+    reference = _scores(ScoringEngine(str(tiny_backbone), device="cpu"), items)
+    np.testing.assert_allclose(_scores(engine, items), reference, atol=INT8_TOLERANCE)
+
+
+def test_unknown_backend_is_refused(tiny_backbone: Path) -> None:
+    with pytest.raises(ValueError, match="backend must be one of"):
+        ScoringEngine(str(tiny_backbone), backend="tensorrt")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (run on GPU hosts)")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_cuda_half_precision_matches_cpu_fp32(
+    tiny_backbone: Path, items: dict[str, Path], dtype: str
+) -> None:
+    reference = _scores(ScoringEngine(str(tiny_backbone), device="cpu"), items)
+    gpu = ScoringEngine(str(tiny_backbone), backend="auto", device="cuda", gpu_dtype=dtype)
+    assert gpu.backend_name == "torch"
+    np.testing.assert_allclose(_scores(gpu, items), reference, atol=HALF_TOLERANCE[dtype])
