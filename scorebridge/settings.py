@@ -194,6 +194,9 @@ SCORING_BATCH_WAIT_SECONDS = env_float("SCORING_BATCH_WAIT_SECONDS", 0.02, minim
 SCORING_WORKER_PROCESSES = env_int("SCORING_WORKER_PROCESSES", 1, minimum=1)
 SCORING_THREADS = env_int("SCORING_THREADS", 0, minimum=0)
 SCORING_TRAIN_KIND = env_choice("SCORING_TRAIN_KIND", "head", ("head", "lora", "full"))
+# A worker serves its own Prometheus metrics on this port (0: not served); one port per worker.
+SCORING_METRICS_PORT = env_int("SCORING_METRICS_PORT", 0, minimum=0)
+SCORING_METRICS_ADDR = env_str("SCORING_METRICS_ADDR", "127.0.0.1")
 
 # --- Celery ---------------------------------------------------------------------------------
 # No broker configured: kombu's filesystem transport under var/broker, a real broker with no

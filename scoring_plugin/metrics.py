@@ -1,11 +1,17 @@
-"""Prometheus metrics, read from the database (the source of truth), served at ``/metrics``.
+"""Prometheus metrics served at ``/metrics``: from the database, the broker and the workers.
 
-Queue depth is what waits in the database, not what a broker holds: it counts the same on
-every broker, and includes answers whose message was lost and wait for the sweeper.
+``scorebridge_queue_depth`` is what waits in the database (the source of truth): it counts the
+same on every broker, and includes answers whose message was lost and wait for the sweeper.
+``scorebridge_broker_queue_messages`` is what each broker queue holds, and
+``scorebridge_workers_responding`` how many workers answered a ping; both are asked with short
+timeouts, and a broker that does not answer sets ``scorebridge_broker_up`` to 0 instead of
+failing the scrape. Each worker also serves its own metrics (``workers.worker_metrics``).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -17,8 +23,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 
 from scoring_plugin.models import ModelVersion, Submission
+from workers import monitoring
+from workers.celery_app import QUEUES
+
+logger = logging.getLogger(__name__)
 
 LATENCY_WINDOW = timedelta(minutes=5)
+BROKER_TIMEOUT_SECONDS = 1.0
+PING_TIMEOUT_SECONDS = 0.5
 
 
 class DatabaseCollector:
@@ -85,10 +97,50 @@ class DatabaseCollector:
         yield versions
 
 
+class BrokerCollector:
+    """Asks the broker for its queue depths and pings the workers, on every scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        started = time.monotonic()
+        try:
+            found: monitoring.BrokerProbe | None = monitoring.probe(
+                BROKER_TIMEOUT_SECONDS, PING_TIMEOUT_SECONDS
+            )
+        except Exception as exc:  # kombu raises several types for a broker that is away
+            logger.warning("metrics: broker unavailable: %s", exc)
+            found = None
+        yield GaugeMetricFamily(
+            "scorebridge_broker_up",
+            "1 when the broker answered this scrape; 0 when it did not (no queue depths then).",
+            value=1.0 if found else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "scorebridge_broker_probe_seconds",
+            "How long asking the broker and pinging the workers took.",
+            value=time.monotonic() - started,
+        )
+        depth = GaugeMetricFamily(
+            "scorebridge_broker_queue_messages",
+            "Messages waiting in each broker queue (not yet delivered to a worker).",
+            labels=["queue"],
+        )
+        if found is not None:
+            for queue in QUEUES:
+                depth.add_metric([queue], found.queue_sizes.get(queue, 0))
+        yield depth
+        yield GaugeMetricFamily(
+            "scorebridge_workers_responding",
+            f"Workers that answered a ping within {PING_TIMEOUT_SECONDS} s (0 when the broker "
+            "is away).",
+            value=len(found.workers) if found else 0,
+        )
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     token = settings.SCOREBRIDGE_METRICS_TOKEN
     if token and request.headers.get("Authorization") != f"Bearer {token}":
         return HttpResponse("metrics need the bearer token\n", status=401)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector())  # type: ignore[arg-type]
+    registry.register(BrokerCollector())  # type: ignore[arg-type]
     return HttpResponse(generate_latest(registry), content_type="text/plain; version=0.0.4")

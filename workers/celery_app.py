@@ -62,7 +62,12 @@ def configure(app: Celery) -> None:
         broker_url=settings.CELERY_BROKER_URL,
         broker_transport=broker_transport(settings.CELERY_BROKER_URL),
         broker_transport_options=broker_transport_options(settings.CELERY_BROKER_URL),
+        # A worker whose broker goes away waits for it to come back, however long that takes,
+        # instead of exiting after Celery's default 100 attempts; the web's sends do not retry
+        # (the sweeper sends an answer again once the broker is back).
         broker_connection_retry_on_startup=True,
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
         # The database holds every result; Celery's result store would only duplicate it.
         task_ignore_result=True,
         result_backend=None,

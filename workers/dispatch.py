@@ -6,14 +6,46 @@ the ML code into every web worker (seconds of start-up and hundreds of MB each).
 
 from __future__ import annotations
 
+import threading
+import time
+
 from workers.celery_app import app
+
+# After the broker failed a send, answers are not offered to it for this long: they wait as
+# received for the sweeper, and a request with many answers does not wait on each in turn.
+BROKER_RETRY_AFTER_SECONDS = 2.0
+_broker_down_until = 0.0
+_broker_lock = threading.Lock()
+
+
+class BrokerUnavailable(ConnectionError):
+    """The broker failed a send moments ago; this one was not tried."""
 
 
 def send_score(submission_id: str) -> None:
-    """One answer to the scoring queue (workers gather them into micro-batches)."""
-    app.send_task(
-        "workers.tasks.score_submission", args=[submission_id], queue="scoring", retry=False
-    )
+    """One answer to the scoring queue (workers gather them into micro-batches).
+
+    One connection attempt, no retry: raises at once when the broker is away (kombu's own
+    loop would hold the request for seconds per answer); the caller leaves the answer for the
+    sweeper.
+    """
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        raise BrokerUnavailable("the broker failed a send moments ago")
+    try:
+        with app.pool.acquire(block=True) as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+            app.send_task(
+                "workers.tasks.score_submission",
+                args=[submission_id],
+                queue="scoring",
+                retry=False,
+                connection=conn,
+            )
+    except Exception:
+        with _broker_lock:
+            _broker_down_until = time.monotonic() + BROKER_RETRY_AFTER_SECONDS
+        raise
 
 
 def send_training(version_id: int, activate: bool) -> None:

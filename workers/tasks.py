@@ -13,26 +13,21 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from celery import shared_task
 from celery_batches import SimpleRequest
 from django.conf import settings
-from django.db import (
-    DatabaseError,
-    InterfaceError,
-    close_old_connections,
-    connection,
-    transaction,
-)
+from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
 from ml_core.engine import ScoreRequest
 from ml_core.training import TrainConfig, TrainExample, TrainingCancelled, TrainProgress, train_item
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.signals import submission_finished
-from workers import engine_host
+from workers import engine_host, worker_metrics
 from workers.batching import AdaptiveBatches
 from workers.celery_app import app
 
@@ -42,43 +37,94 @@ logger = logging.getLogger(__name__)
 FINAL = (Submission.Status.SCORED, Submission.Status.FAILED)
 
 
+class ScoringBatches(AdaptiveBatches):
+    """Micro-batches whose outcome the worker's own metrics count (in the worker's main
+    process, where its exporter serves them)."""
+
+    def batch_returned(self, result: object) -> None:
+        worker_metrics.record_batch(result)
+
+    def batch_raised(self, error: object) -> None:
+        worker_metrics.record_batch_error(error)
+
+
 @app.task(
-    base=AdaptiveBatches,
+    base=ScoringBatches,
     name="workers.tasks.score_submission",
     flush_every=settings.SCORING_BATCH_SIZE,
     flush_interval=settings.SCORING_BATCH_WAIT_SECONDS,
     acks_late=True,
 )
-def score_submission(requests: Sequence[SimpleRequest]) -> None:
+def score_submission(requests: Sequence[SimpleRequest]) -> dict[str, object]:
     """Score every answer the worker gathered (by count or by time) in one engine call.
 
     Each message carries one submission id (``score_submission.delay(id)``); messages are
     acknowledged after the batch is written. A message lost with a dying worker leaves its row
-    queued, and the sweeper enqueues it again.
+    queued, and the sweeper enqueues it again. Returns the batch's summary for the metrics.
     """
+    started = time.monotonic()
     ids = [str(request.args[0]) for request in requests if request.args]
-    score_submissions(ids)
+    outcome = score_batch(ids)
+    return outcome.summary(time.monotonic() - started)
+
+
+@dataclass
+class BatchOutcome:
+    statuses: dict[str, str]
+    """Each id's state afterwards: scored, failed, missing, or deferred (database away)."""
+    latencies: list[float] = field(default_factory=list)
+    """Submit-to-scored seconds of the answers this call scored (not earlier deliveries)."""
+    failed: int = 0
+    """Answers this call marked failed."""
+
+    def summary(self, seconds: float) -> dict[str, object]:
+        """Plain values, for the worker's main process (the pool pickles them)."""
+        deferred = sum(1 for status in self.statuses.values() if status == "deferred")
+        return {
+            "answers": len(self.statuses),
+            "scored": len(self.latencies),
+            "failed": self.failed,
+            "deferred": deferred,
+            "latencies": self.latencies,
+            "seconds": seconds,
+        }
 
 
 def score_submissions(submission_ids: Sequence[str]) -> dict[str, str]:
-    """Score the submissions not yet final; returns each id's outcome. Idempotent.
+    """Score the submissions not yet final; returns each id's outcome. Idempotent."""
+    return score_batch(submission_ids).statuses
 
-    A database that is briefly away is waited for (backoff with jitter); if it stays away the
-    rows stay queued for the sweeper: nothing is lost, nothing scored twice.
+
+def score_batch(submission_ids: Sequence[str]) -> BatchOutcome:
+    """Score the submissions not yet final. Idempotent.
+
+    A database that is briefly away is waited for (backoff with jitter, the connection dropped
+    and opened again); if it stays away the rows stay queued for the sweeper: nothing is lost,
+    nothing scored twice.
     """
     for attempt in range(DB_ATTEMPTS):
         try:
             return _score_submissions(submission_ids)
         except (DatabaseError, InterfaceError) as exc:
             logger.warning("database unavailable (attempt %d): %s", attempt + 1, exc)
-            if not connection.in_atomic_block:
-                close_old_connections()  # reconnect on the next query
+            _drop_broken_connection()
             if attempt + 1 < DB_ATTEMPTS:
                 time.sleep(random.uniform(0.5, 1.0) * min(8.0, 2.0**attempt))
     logger.error(
         "database still unavailable; %d answer(s) left for the sweeper", len(submission_ids)
     )
-    return {pk: "deferred" for pk in submission_ids}
+    return BatchOutcome({pk: "deferred" for pk in submission_ids})
+
+
+def _drop_broken_connection() -> None:
+    """Close this process's database connection after an error, so the next query opens a new
+    one (a connection the server or network dropped stays broken otherwise)."""
+    if connection.in_atomic_block:
+        return
+    try:
+        connection.close()
+    except (DatabaseError, InterfaceError):
+        pass
 
 
 DB_ATTEMPTS = 6
@@ -103,7 +149,7 @@ def _finish_failed(submission_id: str, reason: str) -> None:
     logger.warning("submission=%s failed: %s", submission_id, reason)
 
 
-def _score_submissions(submission_ids: Sequence[str]) -> dict[str, str]:
+def _score_submissions(submission_ids: Sequence[str]) -> BatchOutcome:
     outcome: dict[str, str] = {pk: "missing" for pk in submission_ids}
     rows = [
         row
@@ -113,7 +159,7 @@ def _score_submissions(submission_ids: Sequence[str]) -> dict[str, str]:
     for row in Submission.objects.filter(pk__in=set(submission_ids), status__in=FINAL):
         outcome[str(row.pk)] = row.status
     if not rows:
-        return outcome
+        return BatchOutcome(outcome)
     versions = {
         v.item_id: v
         for v in ModelVersion.objects.select_related("item").filter(
@@ -176,14 +222,20 @@ def _score_submissions(submission_ids: Sequence[str]) -> dict[str, str]:
             ["status", "score", "probabilities", "confidence", "truncated", "model_version",
              "error", "scored_at"],
         )  # fmt: skip
+    report = BatchOutcome(outcome)
     for row in changed:
+        latency = (now - row.created_at).total_seconds()
+        if row.status == Submission.Status.SCORED:
+            report.latencies.append(latency)
+        else:
+            report.failed += 1
         logger.info(
             "submission=%s item=%s status=%s score=%s version=%s latency_ms=%.0f",
             row.pk, row.item.key, row.status, row.score,
             row.model_version.label if row.model_version else "-",
-            (now - row.created_at).total_seconds() * 1000,
+            latency * 1000,
         )  # fmt: skip
-    return outcome
+    return report
 
 
 def set_progress(version_ids: Sequence[int], values: dict[str, object]) -> None:

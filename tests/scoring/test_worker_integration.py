@@ -8,115 +8,23 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from scoring_plugin.models import Item, Submission
 from tests.scoring.factories import SubmissionFactory
+from tests.scoring.realworker import broker, wait_until_finished, worker_process
 from workers import tasks
-from workers.celery_app import app, broker_transport, broker_transport_options
 
 BROKERS = [pytest.param("filesystem://", id="filesystem")]
 for _variable, _name in (("REDIS_URL", "redis"), ("AMQP_URL", "rabbitmq")):
     if os.environ.get(_variable):
         BROKERS.append(pytest.param(os.environ[_variable], id=_name))
-
-
-def database_url() -> str:
-    """The test database, as the worker process must open it."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def _drop_connections() -> None:
-    app.close()
-    # Celery caches its producer pool apart from the connection pool; drop it too, or messages
-    # keep going to the broker of the previous test.
-    app.amqp._producer_pool = None
-
-
-@contextmanager
-def broker(url: str) -> Iterator[None]:
-    """Point this process's Celery app at ``url`` and empty its queues."""
-    previous = (
-        app.conf.broker_url,
-        app.conf.broker_transport_options,
-        app.conf.broker_transport,
-    )
-    app.conf.broker_url = url
-    app.conf.broker_transport_options = broker_transport_options(url)
-    app.conf.broker_transport = broker_transport(url)
-    _drop_connections()
-    try:
-        app.control.purge()
-        yield
-    finally:
-        (
-            app.conf.broker_url,
-            app.conf.broker_transport_options,
-            app.conf.broker_transport,
-        ) = previous
-        _drop_connections()
-
-
-@contextmanager
-def worker_process(url: str, backbone: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "scorebridge.settings",
-        "SCOREBRIDGE_VAR_DIR": str(settings.VAR_DIR),
-        "DATABASE_URL": database_url(),
-        "CELERY_BROKER_URL": url,
-        "SCORING_BACKBONE": str(backbone),
-        "HF_HUB_OFFLINE": "1",
-    }
-    command = [
-        sys.executable, "-m", "celery", "-A", "workers", "worker",
-        "-Q", "scoring,training,lms", "--concurrency", "1", "--pool", "prefork",
-        "--prefetch-multiplier", "64",
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-        "-n", f"test-{uuid.uuid4().hex[:8]}@localhost", "--loglevel", "INFO",
-    ]  # fmt: skip
-    with log.open("wb") as output:
-        # Its own process group, so a test can SIGKILL the worker with its pool processes.
-        process = subprocess.Popen(
-            command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
-
-
-def wait_until_finished(ids: list[str], timeout: float, log: Path) -> list[Submission]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = list(Submission.objects.filter(pk__in=ids))
-        if all(r.status in ("scored", "failed") for r in rows):
-            return rows
-        time.sleep(0.2)
-    states = list(Submission.objects.filter(pk__in=ids).values_list("status", "error"))
-    pytest.fail(f"not scored in {timeout} s: {states}\n--- worker log ---\n{log.read_text()}")
 
 
 @pytest.mark.integration
