@@ -3,18 +3,25 @@
 Loopback only, bounded in count and time. Two phases:
 
 1. low load: answers sent one at a time, each waited for; prints p50/p95 submit-to-scored.
-2. burst: N answers across every item with an active model, sent by several threads at once;
-   prints the sustained throughput (answers scored per second, first submit to last score),
-   p50/p95 submit-to-scored latency, and checks every answer was scored exactly once.
+2. burst: N answers spread evenly over the items (every item with an active model, or those
+   ``--items`` names), sent by several threads at once; prints the sustained throughput
+   (answers scored per second, first submit to last score), p50/p95 submit-to-scored latency,
+   and checks every answer was scored exactly once.
 
     python scripts/load_test.py --url http://127.0.0.1:8000 --token TOKEN \
-        [--burst 2000] [--single 50] [--responses responses.csv] [--deadline 600]
+        [--burst 2000] [--single 50] [--responses responses.csv] [--split test] \
+        [--items 'saf-en-*,saf-de-*'] [--deadline 600]
+
+With the SAF data set imported and trained (``scripts/demo.sh ../shared/datasets/saf``), give
+``--responses ../shared/datasets/saf/responses.csv --items 'saf-*'`` to spread the burst over
+its 30 items with their own students' answers.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import random
 import sys
 import time
@@ -25,6 +32,7 @@ from urllib.parse import urlparse
 import requests
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+FALLBACK = ["I think it is because of the temperature.", "No idea.", "It depends on density."]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -59,15 +67,24 @@ class Client:
         return response.json()
 
 
-def answers_for(items: list[str], path: str | None) -> dict[str, list[str]]:
+def select_items(items: list[str], patterns: str | None) -> list[str]:
+    """The items matching any comma-separated shell pattern (all of them without patterns)."""
+    if not patterns:
+        return items
+    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
+    return [key for key in items if any(fnmatch.fnmatchcase(key, p) for p in wanted)]
+
+
+def answers_for(items: list[str], path: str | None, split: str | None) -> dict[str, list[str]]:
     texts: dict[str, list[str]] = {key: [] for key in items}
     if path:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             for row in csv.DictReader(handle):
+                if split and row.get("split", "") != split:
+                    continue
                 if row["item_id"] in texts and row["text"].strip():
                     texts[row["item_id"]].append(row["text"])
-    fallback = ["I think it is because of the temperature.", "No idea.", "It depends on density."]
-    return {key: (values or fallback) for key, values in texts.items()}
+    return {key: (values or FALLBACK) for key, values in texts.items()}
 
 
 def wait_all(client: Client, ids: list[str], deadline: float) -> dict[str, dict[str, object]]:
@@ -144,6 +161,10 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=2000)
     parser.add_argument("--single", type=int, default=50)
     parser.add_argument("--responses", help="responses.csv to draw answer texts from")
+    parser.add_argument("--split", help="only answers of this split of --responses (e.g. test)")
+    parser.add_argument(
+        "--items", help="comma-separated item keys or shell patterns (default: every trained item)"
+    )
     parser.add_argument("--deadline", type=float, default=600.0, help="seconds, whole run")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
@@ -154,11 +175,13 @@ def main() -> int:
         parser.error("--burst must be between 1 and 20000")
     deadline = time.monotonic() + args.deadline
     client = Client(args.url, args.token)
-    items = client.items()
+    items = select_items(client.items(), args.items)
     if not items:
-        parser.error("no item has an active model; train some first")
+        parser.error("no item (matching --items) has an active model; train some first")
     rng = random.Random(args.seed)
-    texts = answers_for(items, args.responses)
+    texts = answers_for(items, args.responses, args.split)
+    from_file = sum(1 for key in items if texts[key] is not FALLBACK)
+    print(f"{len(items)} item(s), {from_file} with answers from --responses")
     if args.single:
         low_load(client, texts, args.single, rng)
     return burst(client, texts, args.burst, rng, deadline)
