@@ -3,6 +3,7 @@ and a real worker's own exporter (answers, submit-to-scored latency histogram, b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,13 @@ from tests.scoring.realworker import (
     worker_metrics,
     worker_process,
 )
+from workers import dispatch, monitoring
 from workers.celery_app import app
+
+BROKERS = [pytest.param("filesystem://", id="filesystem")]
+for _variable, _name in (("REDIS_URL", "redis"), ("AMQP_URL", "rabbitmq")):
+    if os.environ.get(_variable):
+        BROKERS.append(pytest.param(os.environ[_variable], id=_name))
 
 
 def web_metrics(client) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -64,6 +71,17 @@ def test_metrics_say_the_broker_is_down_instead_of_failing(client) -> None:  # t
     assert not [name for name in metrics if name.startswith("scorebridge_broker_queue_messages")]
     assert metrics["scorebridge_broker_probe_seconds"] < 5
     assert "scorebridge_queue_depth" in metrics  # the database's part is still there
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("broker_url", BROKERS)
+def test_queue_depths_are_read_from_the_broker(broker_url: str) -> None:
+    with broker(broker_url):
+        assert monitoring.probe().queue_sizes == {"scoring": 0, "training": 0, "lms": 0}
+        for number in range(3):
+            dispatch.send_score(f"not-a-submission-{number}")
+        assert monitoring.probe().queue_sizes == {"scoring": 3, "training": 0, "lms": 0}
+        app.control.purge()
 
 
 @pytest.mark.integration
