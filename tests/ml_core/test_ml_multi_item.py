@@ -76,7 +76,7 @@ def _reference_probabilities(backbone: Path, artifact_dir: Path, text: str) -> n
 def test_mixed_batch_matches_each_item_scored_alone(
     tiny_backbone: Path, lora_items: dict[str, Path]
 ) -> None:
-    engine = ScoringEngine(str(tiny_backbone))
+    engine = ScoringEngine(str(tiny_backbone), device="cpu")  # exactness, not GPU precision
     for key, path in lora_items.items():
         engine.load_item(key, path, "v1")
     texts = [e.text for e in make_examples(12, seed=5)]
@@ -90,7 +90,7 @@ def test_mixed_batch_matches_each_item_scored_alone(
 
 
 def test_adapters_change_the_scores(tiny_backbone: Path, lora_items: dict[str, Path]) -> None:
-    engine = ScoringEngine(str(tiny_backbone))
+    engine = ScoringEngine(str(tiny_backbone), device="cpu")  # exactness, not GPU precision
     for key, path in lora_items.items():
         engine.load_item(key, path, "v1")
     text = "tcp udp header"
@@ -106,7 +106,7 @@ def test_adapters_change_the_scores(tiny_backbone: Path, lora_items: dict[str, P
 def test_items_are_added_replaced_and_removed_while_serving(
     tiny_backbone: Path, lora_items: dict[str, Path]
 ) -> None:
-    engine = ScoringEngine(str(tiny_backbone))
+    engine = ScoringEngine(str(tiny_backbone), device="cpu")  # exactness, not GPU precision
     engine.load_item("a", lora_items["item0"], "v1")
     text = "tcp udp header port"
     first = engine.score([ScoreRequest("a", text)])[0]
@@ -126,7 +126,7 @@ def test_items_are_added_replaced_and_removed_while_serving(
 def test_concurrent_scoring_and_reloading_never_fails(
     tiny_backbone: Path, lora_items: dict[str, Path]
 ) -> None:
-    engine = ScoringEngine(str(tiny_backbone))
+    engine = ScoringEngine(str(tiny_backbone), device="cpu")  # exactness, not GPU precision
     for key, path in lora_items.items():
         engine.load_item(key, path, "v0")
     errors: list[str] = []

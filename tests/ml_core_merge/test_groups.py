@@ -122,7 +122,7 @@ def test_lora_group_exports_artifacts_the_engine_serves(
     )
     assert load_group(result.path).merged_kind == "lora"
     exported = export_lora_items(result.path, tmp_path / "engine-artifacts")
-    engine = ScoringEngine(str(tiny_backbone))
+    engine = ScoringEngine(str(tiny_backbone), device="cpu")  # exactness, not GPU precision
     scorer = GroupScorer(result.path, str(tiny_backbone))
     for item in items[:2]:
         engine.load_item(
