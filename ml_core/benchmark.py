@@ -15,6 +15,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -380,18 +381,15 @@ def measure_resident_memory(
     ``rss_backbone_bytes`` is the whole process (interpreter, libraries, tokenizer, backbone and
     runtime buffers): the honest denominator for "the memory of the backbone alone".
     """
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        return pool.apply(
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(
             _rss_probe,
-            (
-                backbone,
-                backend,
-                {k: str(v) for k, v in artifacts.items()},
-                list(texts),
-                list(item_keys),
-            ),
-        )
+            backbone,
+            backend,
+            {k: str(v) for k, v in artifacts.items()},
+            list(texts),
+            list(item_keys),
+        ).result()
 
 
 def _engine_quality(
