@@ -76,7 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--input", type=Path, default=None, help="CSV with item_key,text (default: stdin)"
     )
-    score.add_argument("--backend", default="torch")
+    score.add_argument(
+        "--backend",
+        default="auto",
+        help="auto (torch on CUDA, onnx-int8 on CPU), torch, onnx, onnx-int8",
+    )
     _add_backbone(score)
 
     bench = commands.add_parser(

@@ -58,12 +58,17 @@ def graph_folder_name(fingerprint: str, pooling: str) -> str:
 
 
 def export_encoder(
-    resolved: str, out_dir: Path, *, pooling: str = "mean", quantize: bool = True
+    resolved: str,
+    out_dir: Path,
+    *,
+    pooling: str = "mean",
+    quantize: bool = True,
+    graphs: tuple[str, ...] = ("multi", "plain"),
 ) -> dict[str, Path]:
-    """Export ``multi.onnx`` (with LoRA tables as inputs) and ``plain.onnx``; optionally ``*.int8.onnx``.
+    """Export ``multi.onnx`` (LoRA tables as inputs) and/or ``plain.onnx``; optionally ``*.int8.onnx``.
 
-    Returns the paths by name (``multi``, ``plain``, ``multi.int8``, ``plain.int8``). Existing
-    files are reused.
+    Returns the paths by name (``multi``, ``plain``, ``multi.int8``, ``plain.int8``); only the
+    ``graphs`` asked for are written. Existing files are reused.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -73,16 +78,17 @@ def export_encoder(
         "plain.int8": out_dir / "plain.int8.onnx",
     }
     with _export_lock:
-        if not (paths["multi"].is_file() and paths["plain"].is_file()):
+        missing = [name for name in graphs if not paths[name].is_file()]
+        if missing:
             # eager attention traces to plain MatMul/Softmax with the padding mask as data, which
             # every ONNX Runtime provider runs; sdpa's tracing path is less portable
             backbone = load_backbone_model(resolved)
             backbone.set_attn_implementation("eager")
             encoder = MultiItemEncoder(backbone, pooling=pooling).eval()
-            _export(encoder, paths["multi"], with_tables=True)
-            _export(encoder, paths["plain"], with_tables=False)
+            for name in missing:
+                _export(encoder, paths[name], with_tables=name == "multi")
         if quantize:
-            for name in ("multi", "plain"):
+            for name in graphs:
                 if not paths[f"{name}.int8"].is_file():
                     _quantize(paths[name], paths[f"{name}.int8"])
     return paths
@@ -173,7 +179,11 @@ class OnnxBackend(EncoderBackend):
         import onnxruntime as ort
 
         folder = (cache_dir or default_cache_dir()) / graph_folder_name(fingerprint, pooling)
-        paths = export_encoder(resolved, folder, pooling=pooling, quantize=quantize)
+        # serving needs only the multi graph; the plain one is exported when a benchmark asks
+        paths = export_encoder(
+            resolved, folder, pooling=pooling, quantize=quantize, graphs=("multi",)
+        )
+        self._export_args = (resolved, folder, pooling, quantize)
         suffix = ".int8" if quantize else ""
         providers = ["CPUExecutionProvider"]
         if (
@@ -243,6 +253,10 @@ class OnnxBackend(EncoderBackend):
 
             with self._plain_lock:
                 if self._plain is None:
+                    resolved, folder, pooling, quantize = self._export_args
+                    export_encoder(
+                        resolved, folder, pooling=pooling, quantize=quantize, graphs=("plain",)
+                    )
                     self._plain = ort.InferenceSession(
                         str(self._plain_path), self._options, providers=self._providers
                     )
