@@ -229,3 +229,28 @@ def test_items_without_mergeable_models_are_refused(db, scoring_settings, queued
     page = start(items)
     assert "only full and LoRA models can be merged" in page.content.decode()
     assert not queued and not ModelVersion.objects.filter(kind="merged").exists()
+
+
+def test_merged_lora_versions_are_served_by_the_shared_engine(
+    db, scoring_settings, queued, start
+) -> None:  # type: ignore[no-untyped-def]
+    items = []
+    for key in ("l-1", "l-2"):
+        item = ItemFactory(key=key)
+        add_scored_answers(item, 30)
+        _train(item, ModelVersion.Kind.LORA)
+        items.append(item)
+    start(items, group_size=2)
+    ((ids, options),) = queued
+    assert options["method"] == "svd"
+    assert merge_tasks.merge_model_versions(ids, options) == "ready"
+    merged = ModelVersion.objects.get(pk=ids[0])
+    assert merged.metrics["merge"]["method"] == "svd"
+    assert merged.artifact_path != merged.metrics["merge"]["group_path"]  # exported per item
+    from scoring_plugin.services import activate_version
+
+    activate_version(merged)
+    (row,) = _score((merged.item, "tcp udp"))
+    assert row.status == "scored" and row.model_version == merged
+    assert engine_host.engine().loaded()[merged.item.key] == merged.label
+    assert not engine_host.held_groups()
