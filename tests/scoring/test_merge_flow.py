@@ -254,3 +254,28 @@ def test_merged_lora_versions_are_served_by_the_shared_engine(
     assert row.status == "scored" and row.model_version == merged
     assert engine_host.engine().loaded()[merged.item.key] == merged.label
     assert not engine_host.held_groups()
+
+
+def test_merge_can_start_from_the_selected_active_versions(
+    full_items, admin_client, queued, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    versions = [i.active_version.pk for i in full_items]
+    page = admin_client.post(
+        "/admin/scoring_plugin/modelversion/",
+        {"action": "merge_gw", "_selected_action": versions},
+    )
+    assert "Start merging" in page.content.decode() and "net-c" in page.content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(
+            "/admin/scoring_plugin/modelversion/",
+            {
+                "action": "merge_gw",
+                "_selected_action": versions,
+                "apply": "Start merging",
+                "group_size": 3,
+                "feature_answers": 16,
+            },
+        )
+    ((ids, _),) = queued
+    merged = ModelVersion.objects.filter(pk__in=ids)
+    assert sorted(v.parent_id for v in merged) == sorted(versions)
