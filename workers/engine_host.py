@@ -234,17 +234,17 @@ def score(requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
             results[index] = result
     for item_key, indexes in by_student.items():
         label, student = _students[item_key]
-        for index, result in zip(
+        for index, answer in zip(
             indexes, student.score([requests[i].text for i in indexes]), strict=True
         ):
             results[index] = ScoreResult(
                 item_key=item_key,
-                score=result.score,
-                probabilities=result.probabilities,
-                confidence=result.confidence,
+                score=answer.score,
+                probabilities=answer.probabilities,
+                confidence=answer.confidence,
                 model_version=label,
-                truncated=result.truncated,
-                error=result.error,
+                truncated=answer.truncated,
+                error=answer.error,
             )
     if _merged and time.monotonic() - _last_prune > GROUP_PRUNE_SECONDS:
         try:
