@@ -10,8 +10,11 @@ Planners: ``gw`` (GW on each item's own features, max-normalized intra-set dista
 research method), ``gw-mean`` (mean-normalized, scale-free), ``gw-labels`` (label-aware GW: the
 intra-set cost mixes feature and score differences), ``gw-pretrained`` (GW on pretrained-backbone
 features), ``centroid_cosine`` (own features) and ``centroid-pretrained`` (one shared space).
-``val-select`` is the structured plan whose merged models score best on the *validation* answers;
-its test figures are reported like the others (the test answers choose nothing).
+``val-select`` is the structured plan whose merged models score best on the *validation* answers,
+``cv-select`` the one whose re-fitted heads score best in k-fold cross-validation on the training
+answers (many more answers than validation); their test figures are reported like the others (the
+test answers choose nothing). The report also gives, over all plans, the rank correlation of each
+selection signal (validation, cross-validation, low GW cost) with the test result.
 
 Writes ``report.json``, ``report.md`` and the heatmaps to ``--out``.
 
@@ -51,6 +54,7 @@ from ml_core.data import read_items_csv, read_responses_csv  # noqa: E402
 from ml_core.merge.config import DistanceConfig, FeatureConfig, MergeConfig, PlanConfig  # noqa: E402
 from ml_core.merge.distances import DistanceMatrix, cached_matrix, draw_heatmap  # noqa: E402
 from ml_core.merge.group import GroupScorer  # noqa: E402
+from ml_core.merge.heads import cross_validated_correct  # noqa: E402
 from ml_core.merge.models import Encoder, head_tensors, item_state, weights_bytes  # noqa: E402
 from ml_core.merge.pipeline import (  # noqa: E402
     GroupResult,
@@ -136,6 +140,12 @@ def _parse() -> argparse.Namespace:
         type=float,
         default=0.5,
         help="weight of score differences in the gw-labels intra-set cost",
+    )
+    parser.add_argument(
+        "--cv-folds",
+        type=int,
+        default=5,
+        help="folds of the cross-validated head accuracy on training answers (0: off)",
     )
     parser.add_argument(
         "--fp16-run", action="store_true", help="also merge the GW plan with float16 shared weights"
@@ -399,6 +409,7 @@ def main() -> None:  # noqa: C901 - a linear script
     report["unmerged_refit"] = _refit_baseline(items, encoder)
     report["storage"] = {"unmerged_bytes": sum(weights_bytes(i.artifact.path) for i in items)}
     group_cache: dict[tuple[tuple[str, ...], str, str], GroupResult] = {}
+    cv_cache: dict[tuple[tuple[tuple[str, ...], str, str], str], int] = {}
     results: dict[str, dict[str, object]] = {}
     for plan_name, method, dtype in runs:
         plan = plans[plan_name]
@@ -424,6 +435,16 @@ def main() -> None:  # noqa: C901 - a linear script
             groups.append(result)
             for item_id in group:
                 item = by_id[item_id]
+                if args.cv_folds and (key, item_id) not in cv_cache:
+                    weight, bias = head_tensors(item.artifact)[0]
+                    cv_cache[(key, item_id)] = cross_validated_correct(
+                        result.features[item_id][list(item.split.train)],
+                        item.labels(item.split.train)[:, 0],
+                        weight,
+                        bias,
+                        folds=args.cv_folds,
+                        seed=args.seed,
+                    )
                 merged_pred["test"][item_id] = result.predictions(item, item.split.test)
                 merged_pred["val"][item_id] = result.predictions(item, item.split.val)
                 stale_pred[item_id] = predict_heads(
@@ -436,6 +457,12 @@ def main() -> None:  # noqa: C901 - a linear script
             "shared_dtype": dtype,
             **_summaries(merged_items, merged_pred),
             "summary_without_refit": pooled_report(merged_items, stale_pred),
+            "cv_accuracy": (
+                sum(cv_cache[((tuple(g), method, dtype), i)] for g in plan.groups for i in g)
+                / max(1, sum(len(by_id[i].split.train) for i in plan.item_ids))
+                if args.cv_folds
+                else None
+            ),
             "storage_bytes": sum(g.size_bytes for g in groups),
             "groups": [
                 {"items": list(g.item_ids), "path": str(g.path), "bytes": g.size_bytes}
@@ -445,9 +472,11 @@ def main() -> None:  # noqa: C901 - a linear script
         }
         s = results[label]["summary"]
         v = results[label]["val_summary"]
+        cv = results[label]["cv_accuracy"]
         print(
             f"merged {label}: test micro F1 {s['micro_f1_pooled']:.3f}, "  # type: ignore[index]
-            f"val {v['micro_f1_pooled']:.3f} ({time.perf_counter() - run_started:.0f}s)",  # type: ignore[index]
+            f"val {v['micro_f1_pooled']:.3f}, train CV {_f(cv)} "  # type: ignore[index]
+            f"({time.perf_counter() - run_started:.0f}s)",
             flush=True,
         )
         report["merged"] = results
@@ -468,15 +497,28 @@ def main() -> None:  # noqa: C901 - a linear script
         results[f"{name}/{main_method}"]["val_summary"]["micro_f1_pooled"]  # type: ignore[index]
         for name in random_names
     ]
+    chosen_by_cv = (
+        max(candidates, key=lambda label: (results[label]["cv_accuracy"], label == "gw"))  # type: ignore[arg-type,return-value]
+        if args.cv_folds
+        else None
+    )
     report["selection"] = {
         "val_selected": chosen_by_val,
         "val_selected_test_micro_f1": results[chosen_by_val]["summary"]["micro_f1_pooled"],  # type: ignore[index]
+        "cv_selected": chosen_by_cv,
+        "cv_selected_test_micro_f1": (
+            results[chosen_by_cv]["summary"]["micro_f1_pooled"] if chosen_by_cv else None  # type: ignore[index]
+        ),
+        "rank_correlation_with_test": _signal_correlations(
+            [results[f"{name}/{main_method}"] for name in plans],
+            [report["plans"][name]["gw_cost"] for name in plans],  # type: ignore[index]
+        ),
         "random_test_micro_f1_mean": statistics.fmean(random_test) if random_test else None,
         "random_test_micro_f1_std": statistics.stdev(random_test) if len(random_test) > 1 else None,
         "random_val_micro_f1_mean": statistics.fmean(random_val) if random_val else None,
         "random_test_micro_f1": random_test,
     }
-    print(f"chosen on validation: {chosen_by_val}", flush=True)
+    print(f"chosen on validation: {chosen_by_val}; by training CV: {chosen_by_cv}", flush=True)
 
     # 6. latency, and a check that a written group folder serves what was evaluated
     gw_main = results[f"gw/{main_method}"]
@@ -521,6 +563,28 @@ def _write(args: argparse.Namespace, report: dict[str, object]) -> None:
     (args.out / "report.md").write_text(render_markdown(report))
 
 
+def _signal_correlations(
+    runs: Sequence[dict[str, object]], gw_costs: Sequence[float]
+) -> dict[str, float | None]:
+    """Spearman correlation, over all plans, of each selection signal with test micro F1."""
+    from scipy.stats import spearmanr
+
+    test = [r["summary"]["micro_f1_pooled"] for r in runs]  # type: ignore[index]
+    signals = {
+        "val_micro_f1": [r["val_summary"]["micro_f1_pooled"] for r in runs],  # type: ignore[index]
+        "train_cv_accuracy": [r["cv_accuracy"] for r in runs],
+        "low_gw_cost": [-c for c in gw_costs],
+    }
+    out: dict[str, float | None] = {}
+    for name, values in signals.items():
+        if len(runs) < 3 or any(v is None for v in values) or len(set(values)) < 2:
+            out[name] = None
+            continue
+        rho = float(spearmanr(values, test).statistic)
+        out[name] = None if np.isnan(rho) else rho
+    return out
+
+
 def _refit_baseline(items: Sequence[ItemData], encoder: Encoder) -> dict[str, object]:
     predictions, seconds = refit_own_heads(items, encoder, MergeConfig())
     print(
@@ -549,12 +613,12 @@ def render_markdown(report: dict[str, object]) -> str:  # noqa: C901 - one table
         f"Arguments: `{json.dumps(report['args'])}`; device {report.get('device')}",
         "",
         "| plan / method | test micro F1 (pooled) | change (points) | item-mean macro F1 | "
-        "item-mean QWK | item-mean accuracy | val micro F1 | micro F1 without head re-fit | "
-        "storage MB | reduction |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "item-mean QWK | item-mean accuracy | val micro F1 | train CV accuracy | "
+        "micro F1 without head re-fit | storage MB | reduction |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         f"| unmerged | {_f(base)} | - | {_f(unmerged['macro_f1_item_mean'])} | "
         f"{_f(unmerged['qwk_item_mean'])} | {_f(unmerged['accuracy_item_mean'])} | "
-        f"{_f(report['unmerged']['val_summary']['micro_f1_pooled'])} | - | "  # type: ignore[index]
+        f"{_f(report['unmerged']['val_summary']['micro_f1_pooled'])} | - | - | "  # type: ignore[index]
         f"{before / 1e6:.1f} | 1.00x |",
     ]
     refit = report.get("unmerged_refit")
@@ -563,7 +627,7 @@ def render_markdown(report: dict[str, object]) -> str:  # noqa: C901 - one table
         lines.append(
             f"| unmerged, heads re-fitted | {_f(r['micro_f1_pooled'])} | "
             f"{100 * (r['micro_f1_pooled'] - base):+.1f} | {_f(r['macro_f1_item_mean'])} | "
-            f"{_f(r['qwk_item_mean'])} | {_f(r['accuracy_item_mean'])} | - | - | "
+            f"{_f(r['qwk_item_mean'])} | {_f(r['accuracy_item_mean'])} | - | - | - | "
             f"{before / 1e6:.1f} | 1.00x |"
         )
     for name, run in report["merged"].items():  # type: ignore[union-attr]
@@ -572,7 +636,7 @@ def render_markdown(report: dict[str, object]) -> str:  # noqa: C901 - one table
             f"| {name} | {_f(s['micro_f1_pooled'])} | {100 * (s['micro_f1_pooled'] - base):+.1f} | "
             f"{_f(s['macro_f1_item_mean'])} | {_f(s['qwk_item_mean'])} | "
             f"{_f(s['accuracy_item_mean'])} | {_f(run['val_summary']['micro_f1_pooled'])} | "
-            f"{_f(run['summary_without_refit']['micro_f1_pooled'])} | "
+            f"{_f(run.get('cv_accuracy'))} | {_f(run['summary_without_refit']['micro_f1_pooled'])} | "
             f"{run['storage_bytes'] / 1e6:.1f} | {before / run['storage_bytes']:.2f}x |"
         )
     selection = report.get("selection")
@@ -604,6 +668,17 @@ def render_markdown(report: dict[str, object]) -> str:  # noqa: C901 - one table
         lines.append(
             f"- chosen on the validation answers: **{selection['val_selected']}**, test "  # type: ignore[index]
             f"{_f(selection['val_selected_test_micro_f1'])}"  # type: ignore[index]
+        )
+        if selection.get("cv_selected"):  # type: ignore[union-attr]
+            lines.append(
+                f"- chosen by cross-validation on the training answers: "
+                f"**{selection['cv_selected']}**, test "  # type: ignore[index]
+                f"{_f(selection['cv_selected_test_micro_f1'])}"  # type: ignore[index]
+            )
+        correlations = selection.get("rank_correlation_with_test") or {}  # type: ignore[union-attr]
+        lines.append(
+            "- rank correlation with test micro F1 over all plans (Spearman): "
+            + ", ".join(f"{k} {_f(v, 2)}" for k, v in correlations.items())
         )
     main_run = report["merged"].get(f"gw/{report['main_method']}")  # type: ignore[union-attr]
     if main_run:

@@ -153,6 +153,8 @@ def test_benchmark_script_reports_plans_against_random_and_reuses_models(
     )
     assert report["selection"]["val_selected"].endswith("/ties")
     assert report["selection"]["random_test_micro_f1_std"] is not None
+    assert report["selection"]["cv_selected"].endswith("/ties")
+    assert 0.0 < report["merged"]["gw/ties"]["cv_accuracy"] <= 1.0
     assert "random plans: mean" in (tmp_path / "out1" / "report.md").read_text()
     # a second run trains nothing; other data settings are refused
     second = subprocess.run(
@@ -171,3 +173,20 @@ def test_benchmark_script_reports_plans_against_random_and_reuses_models(
         env=env,
     )
     assert refused.returncode != 0 and "was trained with" in refused.stderr
+
+
+def test_cross_validated_head_accuracy_prefers_features_that_carry_the_score() -> None:
+    import torch
+
+    from ml_core.merge.heads import cross_validated_correct
+
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 90)
+    informative = rng.standard_normal((90, 6)).astype(np.float32)
+    informative[:, 0] += 4.0 * labels  # the score is readable from the features
+    noise = rng.standard_normal((90, 6)).astype(np.float32)
+    start = (torch.zeros(3, 6), torch.zeros(3))
+    good = cross_validated_correct(informative, labels, *start)
+    bad = cross_validated_correct(noise, labels, *start)
+    assert good > 0.8 * 90 and bad < 0.5 * 90
+    assert cross_validated_correct(noise[:3], labels[:3], *start) == 0  # fewer than 5 answers
