@@ -22,7 +22,9 @@ Writes ``report.json``, ``report.md`` and the heatmaps to ``--out``.
     .venv/bin/python benchmarks/merge_benchmark.py \
         --responses ../shared/datasets/saf/responses.csv --items ../shared/datasets/saf/items.csv \
         --out var/merge-bench-30 --models-dir var/merge-models/full --kind full --device auto \
-        --random-plans 8
+        --random-plans 10
+    # the same models, groups of six: add --group-size 6 --out var/merge-bench-30-g6
+    # (train only: --train-only; results of record: docs/decisions/0005-*.md)
 
 ``--models-dir`` holds one artifact folder per item (``<models-dir>/<item_id>/manifest.json``
 plus ``weights.safetensors``) and ``benchmark-data.json`` (the answer cap and seed they were
