@@ -112,7 +112,7 @@ def test_answers_survive_a_redis_broker_restart_mid_burst(
             # Its micro-batching did not stall on the batch whose messages it could not ack.
             wait_for(
                 lambda: worker_metrics(port)["scorebridge_worker_batches_in_flight"] == 0,
-                10,
+                30,
                 "the worker's batches to return",
                 log,
             )
