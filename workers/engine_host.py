@@ -118,6 +118,11 @@ def ensure_version(item_key: str, version_label: str, kind: str, artifact_path: 
         ensure_loaded(item_key, version_label, artifact_path)
 
 
+def is_group_artifact(artifact_path: str) -> bool:
+    """Whether the artifact is served by its own encoder (a full model or a merged group)."""
+    return _group_folder(str(Path(artifact_path).resolve()))
+
+
 def _group_folder(artifact_path: str) -> bool:
     if artifact_path not in _is_group:
         _is_group[artifact_path] = is_group_folder(Path(artifact_path))

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
-from ml_core.engine import ScoreRequest
+from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
 from ml_core.training import TrainConfig, TrainExample, TrainingCancelled, TrainProgress, train_item
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.signals import submission_finished
@@ -352,6 +352,22 @@ def distill_model_version(self, version_id: int, activate: bool = False) -> str:
 MAX_UNLABELLED_ANSWERS = 5000
 
 
+class _GroupTeacher:
+    """A full model or merged group as a distillation teacher (the engine's ``score`` shape)."""
+
+    def __init__(self, artifact_path: str) -> None:
+        from ml_core.merge.group import GroupScorer
+
+        self._scorer = GroupScorer(
+            Path(artifact_path),
+            settings.SCORING_BACKBONE or None,
+            device=settings.SCORING_DEVICE or None,
+        )
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        return self._scorer.score_requests(requests)
+
+
 def run_distillation(version: ModelVersion, *, activate: bool) -> str:
     """Teach a tiny student from the teacher's class probabilities on the item's answers."""
     from ml_core.distill.api import distill_item
@@ -377,9 +393,14 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
             .values_list("text", flat=True)[:MAX_UNLABELLED_ANSWERS]
             if text not in labelled
         ]
-        scorer = engine_host.engine()
-        scorer.load_item(teacher_key, Path(teacher.artifact_path), teacher.label)
         texts = [a.text for a in answers]
+        scorer: ScoringEngine | _GroupTeacher
+        if engine_host.is_group_artifact(teacher.artifact_path):
+            # a full model or a merged group: its own encoder, loaded for this job only
+            scorer, teacher_key = _GroupTeacher(teacher.artifact_path), item.key
+        else:
+            scorer = engine_host.engine()
+            scorer.load_item(teacher_key, Path(teacher.artifact_path), teacher.label)
         soft = teacher_probabilities(scorer, texts, teacher_key)
         soft_unlabelled = (
             teacher_probabilities(scorer, unlabelled, teacher_key) if unlabelled else None
@@ -408,8 +429,9 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
         )
         return "failed"
     finally:
-        if teacher_key and engine_host.engine_if_loaded() is not None:
-            engine_host.engine_if_loaded().remove_item(teacher_key)
+        held = engine_host.engine_if_loaded()
+        if teacher_key and held is not None and teacher_key in held.loaded():
+            held.remove_item(teacher_key)
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY,
         artifact_path=str(artifact.path),

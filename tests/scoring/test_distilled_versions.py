@@ -99,3 +99,22 @@ def test_admin_distills_and_the_student_downloads_as_one_file(
         client.get(f"/admin/scoring_plugin/modelversion/{teacher.pk}/student.onnx").status_code
         == 404
     )
+
+
+def test_a_full_model_teaches_a_student(trained_item) -> None:  # type: ignore[no-untyped-def]
+    from tests.scoring.conftest import training_examples
+
+    teacher = create_model_version(trained_item, ModelVersion.Kind.FULL)
+    examples = training_examples(trained_item)
+    assert tasks.run_training(teacher, activate=True, examples=examples) == "ready"
+    teacher.refresh_from_db()
+
+    student = _distilled_from(teacher)
+    assert tasks.run_distillation(student, activate=True) == "ready", student.error
+    student.refresh_from_db()
+    assert student.is_active and student.parent == teacher
+    assert "teacher_qwk" in student.metrics
+    answer = SubmissionFactory(item=trained_item, text="tcp udp")
+    assert tasks.score_submissions([str(answer.pk)]) == {str(answer.pk): "scored"}
+    answer.refresh_from_db()
+    assert answer.model_version == student
