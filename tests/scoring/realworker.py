@@ -27,6 +27,7 @@ from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from scoring_plugin.models import Submission
+from workers import dispatch
 from workers.celery_app import app, broker_transport, broker_transport_options
 
 
@@ -46,6 +47,7 @@ def _drop_connections() -> None:
     # Celery caches its producer pool apart from the connection pool; drop it too, or messages
     # keep going to the broker of the previous test.
     app.amqp._producer_pool = None
+    dispatch.forget_broker_failures()
 
 
 @contextmanager

@@ -12,7 +12,8 @@ import pytest
 from django.db.models import F
 
 from scoring_plugin.models import Item, Submission
-from scoring_plugin.services import submit_answer
+from scoring_plugin.services import enqueue_submission, submit_answer
+from tests.scoring.factories import SubmissionFactory
 from tests.scoring.realworker import (
     broker,
     free_port,
@@ -60,6 +61,24 @@ def unreachable_broker() -> Iterator[None]:
         app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options = previous
         app.close()
         app.amqp._producer_pool = None
+        dispatch.forget_broker_failures()
+
+
+@pytest.mark.django_db
+def test_the_web_does_not_wait_on_a_broker_that_is_away() -> None:
+    answer = SubmissionFactory()
+    with unreachable_broker():
+        assert enqueue_submission(str(answer.pk)) is False  # one attempt, refused
+        # Moments later the broker is not even tried: the answer waits for the sweeper.
+        with pytest.raises(dispatch.BrokerUnavailable):
+            dispatch.send_score(str(answer.pk))
+    answer.refresh_from_db()
+    assert answer.status == "received"
+    assert "broker unavailable" in answer.error
+    with broker("filesystem://"):
+        assert enqueue_submission(str(answer.pk)) is True
+        assert monitoring.probe().queue_sizes["scoring"] == 1
+        app.control.purge()
 
 
 @pytest.mark.django_db
