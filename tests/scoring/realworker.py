@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -196,8 +197,9 @@ def free_port() -> int:
 class CuttableProxy:
     """A TCP proxy in a thread of the test process that a test can cut and restore.
 
-    ``cut()`` closes every connection through it and refuses new ones (its port stops
-    listening); ``restore()`` listens on the same port again.
+    ``cut()`` resets every connection through it and, until ``restore()``, resets each new one
+    as soon as it arrives, before any byte reaches the server: to a client, the server is gone.
+    The proxy keeps its port all along, so restoring cannot fail on a port still in use.
     """
 
     def __init__(self, upstream: tuple[str, int]) -> None:
@@ -205,56 +207,59 @@ class CuttableProxy:
         self.connections = 0
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
-        self._listener: socket.socket | None = None
-        self.port = 0
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        listener.settimeout(0.05)
-        self.port = int(listener.getsockname()[1])
-        with self._lock:
-            self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        self._cut = False
+        self._closed = False
+        self._listener = socket.socket()
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.05)
+        self.port = int(self._listener.getsockname()[1])
+        threading.Thread(target=self._accept, daemon=True).start()
 
     def cut(self) -> None:
         with self._lock:
-            listener, self._listener = self._listener, None
+            self._cut = True
             open_sockets, self._open = self._open, set()
-        if listener is not None:
-            listener.close()
         for sock in open_sockets:
-            _close(sock)
+            _reset(sock)
+
+    def restore(self) -> None:
+        with self._lock:
+            self._cut = False
 
     def close(self) -> None:
         self.cut()
+        with self._lock:
+            self._closed = True
 
-    def _accept(self, listener: socket.socket) -> None:
+    def _accept(self) -> None:
         while True:
             with self._lock:
-                if self._listener is not listener:
+                if self._closed:
+                    self._listener.close()
                     return
             try:
-                client, _ = listener.accept()
+                client, _ = self._listener.accept()
             except TimeoutError:
                 continue
-            except OSError:
-                return
+            with self._lock:
+                refused = self._cut or self._closed
+            if refused:
+                _reset(client)
+                continue
             try:
                 upstream = socket.create_connection(self.upstream, timeout=5)
             except OSError:
-                _close(client)
+                _reset(client)
                 continue
             client.settimeout(None)
             upstream.settimeout(None)
             with self._lock:
-                if self._listener is not listener:  # cut while connecting
-                    _close(client)
-                    _close(upstream)
-                    return
+                if self._cut or self._closed:  # cut while connecting
+                    _reset(client)
+                    _reset(upstream)
+                    continue
                 self._open |= {client, upstream}
                 self.connections += 1
             for source, target in ((client, upstream), (upstream, client)):
@@ -272,6 +277,15 @@ class CuttableProxy:
                 self._open.discard(target)
             _close(source)
             _close(target)
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close with a TCP reset, as a server that went away does."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    _close(sock)
 
 
 def _close(sock: socket.socket) -> None:

@@ -3,8 +3,8 @@
 * The broker restarts mid-burst: a private ``redis-server`` (append-only, fsync always) of this
   test, killed with SIGKILL and started again on the same port with the same data folder.
 * The database goes away mid-burst: PostgreSQL behind a TCP proxy that the test cuts (every
-  connection closed, new ones refused) and restores; with SQLite, another process holds the
-  database's write lock.
+  connection reset, and each new one as it arrives) and restores; with SQLite, another process
+  holds the database's write lock.
 
 Exactly once is read from the worker's log: it writes one line per score it commits.
 """
