@@ -35,6 +35,10 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 FALLBACK = ["I think it is because of the temperature.", "No idea.", "It depends on density."]
 
 
+WAIT_PROBE = 16
+"""Oldest pending answers polled per round while a burst is scored."""
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -88,18 +92,26 @@ def answers_for(items: list[str], path: str | None, split: str | None) -> dict[s
 
 
 def wait_all(client: Client, ids: list[str], deadline: float) -> dict[str, dict[str, object]]:
-    done: dict[str, dict[str, object]] = {}
+    """Wait until every answer is final, then read them all once.
+
+    Only the oldest few pending answers are polled (answers are scored roughly in order): polling
+    every pending answer each round made the web server, on the same cores, the bottleneck of the
+    measurement. Throughput and latency come from the stored timestamps, not from polling.
+    """
     pending = list(ids)
     with ThreadPoolExecutor(8) as pool:
         while pending and time.monotonic() < deadline:
-            bodies = list(pool.map(client.get, pending))
-            for body in bodies:
-                if body["status"] in ("scored", "failed"):
-                    done[str(body["id"])] = body
-            pending = [i for i in pending if i not in done]
-            if pending:
+            head = pending[:WAIT_PROBE]
+            final = {
+                str(body["id"])
+                for body in pool.map(client.get, head)
+                if body["status"] in ("scored", "failed")
+            }
+            pending = [i for i in pending if i not in final]
+            if len(final) < len(head):
                 time.sleep(0.5)
-    return done
+        bodies = list(pool.map(client.get, ids))
+    return {str(b["id"]): b for b in bodies if b["status"] in ("scored", "failed")}
 
 
 def low_load(client: Client, texts: dict[str, list[str]], count: int, rng: random.Random) -> None:

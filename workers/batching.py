@@ -59,10 +59,22 @@ class AdaptiveBatches(Batches):
 
         def on_message(*args: Any, **kwargs: Any) -> None:
             buffer_message(*args, **kwargs)
-            if not self.in_flight():
+            if not self._pool_busy():
                 self._do_flush()
 
         return on_message
+
+    def _do_flush(self) -> None:
+        # The timer (every flush_interval) and the message counter both call this. While every
+        # pool process has a batch, answers wait in the buffer and go out together when a batch
+        # returns (or once a full batch is waiting): flushing each tick split a burst into
+        # batches of one to three answers, which cost their fixed per-batch work each time.
+        if self._pool_busy() and self._buffer.qsize() < self.flush_every:
+            return
+        super()._do_flush()
+
+    def _pool_busy(self) -> bool:
+        return self.in_flight() >= max(1, int(getattr(self._pool, "limit", 1) or 1))
 
     def flush(self, requests: Collection[Request]) -> Any:
         acks_late = [r for r in requests if r.task.acks_late]
