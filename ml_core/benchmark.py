@@ -241,13 +241,7 @@ def _measure_backend(
         engine.load_item(i, config.out / "artifacts" / "lora" / i, "bench")
     resident = engine.resident_bytes()
     snapshot = engine._snapshot
-    tokens = engine._tokenize([r.text for r in mixed])
-    width = max(len(t.ids) for t in tokens)
-    ids = np.full((len(tokens), width), engine._pad_id, dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for row, tok in enumerate(tokens):
-        ids[row, : len(tok.ids)] = tok.ids
-        mask[row, : len(tok.ids)] = 1
+    ids, mask = engine._pad(engine._tokenize([r.text for r in mixed]))
     index = np.array([snapshot.items[r.item_key].lora_slot for r in mixed], dtype=np.int64)
     encoder = engine._backend
     multi_s, plain_s = _interleaved(

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ml_core.answers import MAX_CHARS_PER_TOKEN, clean_answer_text
 from ml_core.artifact import Artifact, ArtifactError, load_artifact
 from ml_core.backbone import backbone_fingerprint, default_threads, resolve_backbone
 from ml_core.backends import EncoderBackend, LoraTables, create_backend, resolve_backend_name
@@ -29,7 +30,6 @@ from ml_core.modeling import load_tokenizer
 logger = logging.getLogger(__name__)
 
 # Characters kept before tokenizing: bounds the cost of absurdly long input; far above any window.
-_MAX_CHARS_PER_TOKEN = 32
 CPU_TOKEN_BUDGET = 1024
 """Default padded tokens per forward pass on CPU (see ``ScoringEngine``)."""
 GPU_TOKEN_BUDGET = 16384
@@ -330,12 +330,12 @@ class ScoringEngine:
         pending: list[tuple[int, str, _Item]] = []
         for position, request in enumerate(requests):
             key = getattr(request, "item_key", None)
-            text, problem = _clean_text(getattr(request, "text", None))
+            text, problem = clean_answer_text(getattr(request, "text", None))
             item = snapshot.items.get(key) if isinstance(key, str) else None
             if item is None:
-                results[position] = _error_result(str(key), f"unknown item {key!r}")
+                results[position] = error_result(str(key), f"unknown item {key!r}")
             elif problem is not None:
-                results[position] = _error_result(str(key), problem, version=item.version)
+                results[position] = error_result(str(key), problem, version=item.version)
             else:
                 pending.append((position, text, item))
         if pending:
@@ -344,7 +344,7 @@ class ScoringEngine:
             except Exception as exc:  # noqa: BLE001 - a tokenizer failure must not take down the engine
                 logger.exception("tokenization failed")
                 for position, _, item in pending:
-                    results[position] = _error_result(
+                    results[position] = error_result(
                         requests[position].item_key, f"tokenization failed: {exc}", item.version
                     )
                 pending = []
@@ -365,14 +365,14 @@ class ScoringEngine:
                 ):
                     key = requests[position].item_key
                     results[position] = (
-                        _error_result(key, error, item.version)
+                        error_result(key, error, item.version)
                         if out is None
                         else _result(key, item, out, tok.truncated)
                     )
-        return [r if r is not None else _error_result("", "internal error") for r in results]
+        return [r if r is not None else error_result("", "internal error") for r in results]
 
     def _tokenize(self, texts: Sequence[str]) -> list[_Tokenized]:
-        limit = self.max_length * _MAX_CHARS_PER_TOKEN
+        limit = self.max_length * MAX_CHARS_PER_TOKEN
         clipped = [text[:limit] for text in texts]
         encodings = self._tokenizer.encode_batch(clipped)
         return [
@@ -398,15 +398,20 @@ class ScoringEngine:
             batches.append(current)
         return batches
 
-    def _score_batch(
-        self, snapshot: _Snapshot, tokens: Sequence[_Tokenized], items: Sequence[_Item]
-    ) -> list[np.ndarray]:
+    def _pad(self, tokens: Sequence[_Tokenized]) -> tuple[np.ndarray, np.ndarray]:
+        """``(input_ids, attention_mask)`` padded to the longest answer of the batch."""
         width = max(len(t.ids) for t in tokens)
         input_ids = np.full((len(tokens), width), self._pad_id, dtype=np.int64)
         attention_mask = np.zeros((len(tokens), width), dtype=np.int64)
         for row, tok in enumerate(tokens):
             input_ids[row, : len(tok.ids)] = tok.ids
             attention_mask[row, : len(tok.ids)] = 1
+        return input_ids, attention_mask
+
+    def _score_batch(
+        self, snapshot: _Snapshot, tokens: Sequence[_Tokenized], items: Sequence[_Item]
+    ) -> list[np.ndarray]:
+        input_ids, attention_mask = self._pad(tokens)
         item_index = np.array([item.lora_slot for item in items], dtype=np.int64)
         pooled = self._backend.encode(input_ids, attention_mask, item_index, snapshot.tables)
         # heads: one (row, head) pair per criterion, gathered from the stacked head tables
@@ -441,41 +446,17 @@ class ScoringEngine:
         out = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
         tables = self._snapshot.tables
         for batch in self._plan_batches([len(t.ids) for t in tokenized]):
-            toks = [tokenized[i] for i in batch]
-            width = max(len(t.ids) for t in toks)
-            ids = np.full((len(toks), width), self._pad_id, dtype=np.int64)
-            mask = np.zeros((len(toks), width), dtype=np.int64)
-            for row, tok in enumerate(toks):
-                ids[row, : len(tok.ids)] = tok.ids
-                mask[row, : len(tok.ids)] = 1
+            ids, mask = self._pad([tokenized[i] for i in batch])
             if serving:
-                zeros = np.zeros(len(toks), dtype=np.int64)
+                zeros = np.zeros(len(batch), dtype=np.int64)
                 out[batch] = self._backend.encode(ids, mask, zeros, tables)
             else:
                 out[batch] = self._backend.encode_plain(ids, mask)
         return out
 
 
-def _clean_text(text: object) -> tuple[str, str | None]:
-    """(text, problem): decode bytes, reject non-text, undecodable and empty answers."""
-    if isinstance(text, (bytes, bytearray)):
-        try:
-            text = bytes(text).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return "", f"answer is not valid UTF-8 (byte {exc.start})"
-    if not isinstance(text, str):
-        return "", f"answer must be text, got {type(text).__name__}"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates from a lossy decode upstream
-        return "", "answer contains undecodable characters"
-    text = text.replace("\x00", "")
-    if not text.strip():
-        return "", "empty answer"
-    return text, None
-
-
-def _error_result(item_key: str, error: str, version: str = "") -> ScoreResult:
+def error_result(item_key: str, error: str, version: str = "") -> ScoreResult:
+    """A result that carries ``error`` instead of a score."""
     return ScoreResult(
         item_key=item_key,
         score=None,

@@ -12,7 +12,7 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -259,6 +259,32 @@ def _claim_for_training(version_id: int) -> bool:
     )
 
 
+def _finish_ready(
+    version: ModelVersion, artifact_path: Path, metrics: Mapping[str, float], *, activate: bool
+) -> str:
+    """Mark a trained (or distilled) version ready with its artifact; activate it if asked."""
+    from scoring_plugin.services import activate_version
+
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status=ModelVersion.Status.READY,
+        artifact_path=str(artifact_path),
+        metrics=dict(metrics),
+        trained_at=timezone.now(),
+        progress={"percent": 100.0},
+    )
+    if activate:
+        version.refresh_from_db()
+        activate_version(version)
+    return "ready"
+
+
+def _finish_failed_version(version: ModelVersion, exc: Exception) -> None:
+    """Mark a version failed with its reason; the active model stays as it was."""
+    ModelVersion.objects.filter(pk=version.pk).update(
+        status=ModelVersion.Status.FAILED, error=str(exc)[:2000]
+    )
+
+
 @shared_task(
     bind=True,
     name="workers.tasks.train_model_version",
@@ -283,8 +309,6 @@ def run_training(
     show_progress: bool = False,
 ) -> str:
     """Train ``version`` in this process; shared by the task and the ``train_items`` command."""
-    from scoring_plugin.services import activate_version
-
     item = version.item
     out_dir = Path(settings.ARTIFACTS_DIR) / item.key / f"v{version.number}-{version.kind}"
     if out_dir.exists():
@@ -315,23 +339,11 @@ def run_training(
         return "cancelled"
     except Exception as exc:  # the active model stays as it was
         logger.exception("training %s failed", version)
-        ModelVersion.objects.filter(pk=version.pk).update(
-            status=ModelVersion.Status.FAILED, error=str(exc)[:2000]
-        )
+        _finish_failed_version(version, exc)
         shutil.rmtree(out_dir, ignore_errors=True)
         return "failed"
 
-    ModelVersion.objects.filter(pk=version.pk).update(
-        status=ModelVersion.Status.READY,
-        artifact_path=str(artifact.path),
-        metrics=artifact.metrics,
-        trained_at=timezone.now(),
-        progress={"percent": 100.0},
-    )
-    if activate:
-        version.refresh_from_db()
-        activate_version(version)
-    return "ready"
+    return _finish_ready(version, artifact.path, artifact.metrics, activate=activate)
 
 
 @shared_task(
@@ -372,7 +384,6 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
     """Teach a tiny student from the teacher's class probabilities on the item's answers."""
     from ml_core.distill.api import distill_item
     from ml_core.distill.teacher import teacher_probabilities
-    from scoring_plugin.services import activate_version
 
     item, teacher = version.item, version.parent
     out_dir = Path(settings.ARTIFACTS_DIR) / item.key / f"v{version.number}-distilled"
@@ -424,25 +435,13 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
         )
     except Exception as exc:  # the active model stays as it was
         logger.exception("distilling %s failed", version)
-        ModelVersion.objects.filter(pk=version.pk).update(
-            status=ModelVersion.Status.FAILED, error=str(exc)[:2000]
-        )
+        _finish_failed_version(version, exc)
         return "failed"
     finally:
         held = engine_host.engine_if_loaded()
         if teacher_key and held is not None and teacher_key in held.loaded():
             held.remove_item(teacher_key)
-    ModelVersion.objects.filter(pk=version.pk).update(
-        status=ModelVersion.Status.READY,
-        artifact_path=str(artifact.path),
-        metrics=artifact.metrics,
-        trained_at=timezone.now(),
-        progress={"percent": 100.0},
-    )
-    if activate:
-        version.refresh_from_db()
-        activate_version(version)
-    return "ready"
+    return _finish_ready(version, artifact.path, artifact.metrics, activate=activate)
 
 
 @shared_task(name="workers.tasks.sweep_stuck_submissions")

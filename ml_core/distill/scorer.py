@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ml_core.answers import clean_answer_text
 from ml_core.distill.vocabulary import PAD_ID, Vocabulary
 
 METADATA_KEY = "scorebridge.distilled"
@@ -97,7 +98,7 @@ class DistilledScorer:
         results: list[DistilledResult | None] = [None] * len(texts)
         pending: list[tuple[int, list[int], bool]] = []
         for position, raw in enumerate(texts):
-            text, problem = _clean_text(raw)
+            text, problem = clean_answer_text(raw)
             if problem is not None:
                 results[position] = DistilledResult(
                     None, (), 0.0, self.model_version, error=problem
@@ -122,18 +123,3 @@ class DistilledScorer:
             else DistilledResult(None, (), 0.0, self.model_version, error="internal error")
             for r in results
         ]
-
-
-def _clean_text(text: object) -> tuple[str, str | None]:
-    """(text, problem): decode bytes, reject non-text and blank answers (as the engine does)."""
-    if isinstance(text, (bytes, bytearray)):
-        try:
-            text = bytes(text).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return "", f"answer is not valid UTF-8 (byte {exc.start})"
-    if not isinstance(text, str):
-        return "", f"answer must be text, got {type(text).__name__}"
-    text = text.replace("\x00", "")
-    if not text.strip():
-        return "", "empty answer"
-    return text, None

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from ml_core.answers import MAX_CHARS_PER_TOKEN, clean_answer_text
 from ml_core.artifact import (
     WEIGHTS_FILE,
     ArtifactError,
@@ -35,7 +36,7 @@ from ml_core.artifact import (
     write_artifact,
 )
 from ml_core.backbone import backbone_fingerprint
-from ml_core.engine import ScoreRequest, ScoreResult
+from ml_core.engine import ScoreRequest, ScoreResult, error_result
 from ml_core.merge.models import Encoder, StateDict, artifact_hash, fold_deltas
 
 GROUP_KIND = "merged"
@@ -278,11 +279,11 @@ class GroupScorer:
         texts: list[str] = []
         for position, request in enumerate(requests):
             key = str(getattr(request, "item_key", ""))
-            text, problem = clean_text(getattr(request, "text", None))
+            text, problem = clean_answer_text(getattr(request, "text", None))
             if key not in known:
                 problem = f"item {key!r} is not in merged group {self.group.group_id!r}"
             if problem is not None:
-                results[position] = _error(key, problem, labels.get(key, ""))
+                results[position] = error_result(key, problem, labels.get(key, ""))
             else:
                 pending.append(position)
                 texts.append(text)
@@ -293,7 +294,9 @@ class GroupScorer:
             except Exception as exc:  # noqa: BLE001 - report per answer, keep serving
                 for position in pending:
                     key = requests[position].item_key
-                    results[position] = _error(key, f"scoring failed: {exc}", labels.get(key, ""))
+                    results[position] = error_result(
+                        key, f"scoring failed: {exc}", labels.get(key, "")
+                    )
                 features = None
             if features is not None:
                 for row, position in enumerate(pending):
@@ -301,11 +304,11 @@ class GroupScorer:
                     results[position] = _item_result(
                         known[key], features[row : row + 1], labels[key], truncated[row]
                     )
-        return [r if r is not None else _error("", "internal error") for r in results]
+        return [r if r is not None else error_result("", "internal error") for r in results]
 
     def _tokenize(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
         """Token ids cut to the window, and whether each answer was longer than the window."""
-        limit = self.max_length * _MAX_CHARS_PER_TOKEN
+        limit = self.max_length * MAX_CHARS_PER_TOKEN
         clipped = [t[:limit] for t in texts]
         token_ids = self.encoder.tokenize(clipped)
         truncated = [len(t) > limit for t in texts]
@@ -318,36 +321,6 @@ class GroupScorer:
             for i, length in zip(full_window, lengths, strict=True):
                 truncated[i] = truncated[i] or int(length) > self.max_length
         return token_ids, truncated
-
-
-# Characters kept before tokenizing, as in the engine: bounds the cost of absurdly long input.
-_MAX_CHARS_PER_TOKEN = 32
-
-
-def clean_text(text: object) -> tuple[str, str | None]:
-    """(text, problem): decode bytes; reject non-text, undecodable and empty answers."""
-    if isinstance(text, (bytes, bytearray)):
-        try:
-            text = bytes(text).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            return "", f"answer is not valid UTF-8 (byte {exc.start})"
-    if not isinstance(text, str):
-        return "", f"answer must be text, got {type(text).__name__}"
-    text = text.replace("\x00", "")
-    if not text.strip():
-        return "", "empty answer"
-    return text, None
-
-
-def _error(item_key: str, error: str, version: str = "") -> ScoreResult:
-    return ScoreResult(
-        item_key=item_key,
-        score=None,
-        probabilities=(),
-        confidence=0.0,
-        model_version=version,
-        error=error,
-    )
 
 
 def _item_result(
