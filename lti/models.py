@@ -1,11 +1,16 @@
 """What the LTI tool keeps besides django-lti's platform rows: per-item settings, the link from
-a submission to the launch it came through (and its grade passback), and used nonces."""
+a submission to the launch it came through (and its grade passback), used nonces, and the
+one-time links for dynamic registration."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
-from lti_tool.models import LtiContext, LtiResourceLink, LtiUser
+from lti_tool.models import LtiContext, LtiRegistration, LtiResourceLink, LtiUser
 
 from scoring_plugin.models import Item, Submission
 
@@ -130,3 +135,100 @@ class UsedNonce(models.Model):
     def purge_expired(cls) -> int:
         deleted, _ = cls.objects.filter(expires_at__lt=timezone.now()).delete()
         return deleted
+
+
+class RegistrationInvite(models.Model):
+    """A one-time link an administrator makes for LTI Dynamic Registration.
+
+    The link carries a random token; only its SHA-256 is stored. The link works once, before it
+    expires; the registration it creates stays inactive until an administrator approves it,
+    unless ``auto_activate`` is set.
+    """
+
+    note = models.CharField(
+        max_length=200, blank=True, help_text="For whom or which LMS this link is (for admins)."
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    expires_at = models.DateTimeField(help_text="The link cannot be used after this time.")
+    auto_activate = models.BooleanField(
+        default=False,
+        help_text=(
+            "Activate the registration (and its deployment) it creates at once, without an "
+            "administrator's approval. Leave off unless you trust whoever uses the link."
+        ),
+    )
+    used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    registration = models.ForeignKey(
+        LtiRegistration,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        help_text="The registration this link created.",
+    )
+    outcome = models.TextField(
+        blank=True, editable=False, help_text="What happened when the link was used."
+    )
+
+    class Meta:
+        verbose_name = "LTI registration link"
+        verbose_name_plural = "LTI registration links"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.note or f"registration link {self.pk}"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_urlsafe(32)
+
+    @classmethod
+    def create_with_token(cls, **fields: object) -> tuple[RegistrationInvite, str]:
+        """A new invite and its token (shown once; only the hash is kept)."""
+        token = cls.new_token()
+        invite = cls.objects.create(token_hash=cls.hash_token(token), **fields)
+        return invite, token
+
+    @property
+    def state(self) -> str:
+        if self.used_at is not None:
+            return "used"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "open"
+
+    @classmethod
+    def claim(cls, token: str) -> RegistrationInvite | None:
+        """The open invite for ``token``, marked used in one atomic update; else None."""
+        if not token or len(token) > 100:
+            return None
+        now = timezone.now()
+        token_hash = cls.hash_token(token)
+        claimed = cls.objects.filter(
+            token_hash=token_hash, used_at__isnull=True, expires_at__gt=now
+        ).update(used_at=now)
+        if claimed != 1:
+            return None
+        return cls.objects.get(token_hash=token_hash)
+
+    @classmethod
+    def is_open(cls, token: str) -> bool:
+        if not token or len(token) > 100:
+            return False
+        return cls.objects.filter(
+            token_hash=cls.hash_token(token), used_at__isnull=True, expires_at__gt=timezone.now()
+        ).exists()

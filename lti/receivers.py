@@ -15,7 +15,22 @@ def on_submission_finished(sender: object, submission_id: str, status: str, **_:
         enqueue_post_score(str(submission_id))
 
 
+def on_registration_changed(sender: object, **_: object) -> None:
+    """A registration or deployment turned on or off changes the CSP frame-ancestors."""
+    from lti.frames import forget_platform_origins
+
+    forget_platform_origins()
+
+
 def connect() -> None:
+    from django.db.models.signals import post_delete, post_save
+    from lti_tool.models import LtiDeployment, LtiRegistration
+
+    for model in (LtiRegistration, LtiDeployment):
+        post_save.connect(on_registration_changed, sender=model, dispatch_uid=f"lti-csp-{model}")
+        post_delete.connect(
+            on_registration_changed, sender=model, dispatch_uid=f"lti-csp-del-{model}"
+        )
     submission_finished.connect(
         on_submission_finished, sender=Submission, dispatch_uid="lti-grade-passback"
     )

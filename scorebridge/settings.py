@@ -269,6 +269,11 @@ LTI_CLOCK_SKEW_SECONDS = env_int("SCOREBRIDGE_LTI_CLOCK_SKEW_SECONDS", 60, minim
 # A deployment id seen for the first time is recorded inactive until an admin activates it,
 # unless this is on (a trusted single-tenant set-up).
 LTI_AUTO_ACTIVATE_DEPLOYMENTS = env_bool("SCOREBRIDGE_LTI_AUTO_ACTIVATE_DEPLOYMENTS", False)
+# Dynamic registration (through an admin's one-time link) calls the platform only on public
+# addresses over https; this allows http and private/loopback hosts (tests, the demo, a LAN LMS).
+LTI_ALLOW_PRIVATE_REGISTRATION_HOSTS = env_bool(
+    "SCOREBRIDGE_LTI_ALLOW_PRIVATE_REGISTRATION_HOSTS", False
+)
 # Origins allowed to frame tool pages besides the registered platforms (comma-separated),
 # e.g. a Canvas institution domain: https://school.instructure.com
 LTI_EXTRA_FRAME_ANCESTORS = env_list("SCOREBRIDGE_LTI_FRAME_ANCESTORS", [])

@@ -21,6 +21,8 @@ host=${SCOREBRIDGE_HOST:-127.0.0.1}
 
 bash scripts/bootstrap.sh
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
+# A test LMS on this machine may register through an admin's registration link.
+export SCOREBRIDGE_LTI_ALLOW_PRIVATE_REGISTRATION_HOSTS=${SCOREBRIDGE_LTI_ALLOW_PRIVATE_REGISTRATION_HOSTS:-1}
 py=.venv/bin/python
 mkdir -p var/log
 

@@ -79,6 +79,9 @@ class TestPlatform:
     score_failures: list[int] = field(default_factory=list)
     members: list[dict[str, object]] = field(default_factory=list)
     registration_requests: list[dict[str, object]] = field(default_factory=list)
+    # Replaces fields of the served OpenID configuration (a hostile platform's document).
+    openid_overrides: dict[str, object] = field(default_factory=dict)
+    configuration_requests: int = 0
     issued_tokens: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -239,6 +242,7 @@ def _handler_for(platform: TestPlatform) -> type[BaseHTTPRequestHandler]:
             if path == "/jwks":
                 return self._send(200, platform.jwks())
             if path == "/.well-known/openid-configuration":
+                platform.configuration_requests += 1
                 return self._send(
                     200,
                     {
@@ -251,7 +255,8 @@ def _handler_for(platform: TestPlatform) -> type[BaseHTTPRequestHandler]:
                             "product_family_code": "moodle",
                             "version": "4.5",
                         },
-                    },
+                    }
+                    | platform.openid_overrides,
                 )
             if not self._authorized():
                 return self._send(401, {"error": "no valid token"})
