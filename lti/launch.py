@@ -7,16 +7,21 @@ failure into a :class:`LaunchError` with a code and a message a person can act o
 * ``iss`` must be a registered, active platform and ``aud`` must contain its client id;
   with several audiences ``azp`` must be the client id;
 * ``exp`` and ``iat`` are required; ``iat`` may not lie in the future or too far in the past;
-* the nonce must be one this tool issued at login, and it is used up: a second launch with the
-  same id_token is refused (pylti1p3 alone accepts it again until the token expires);
+* the nonce must be the one this tool issued at the login that made the launch's ``state``
+  (state and nonce are stored together at login), and it is used up: a second launch with the
+  same id_token is refused (pylti1p3 alone accepts it again until the token expires, and
+  accepts any nonce it issued with any state);
 * the deployment must be known and active; message type and LTI version must be supported.
 
-Nothing from the token is used before all of this has passed.
+A token whose claims have the wrong JSON types (``iat`` as a string, say) is refused as
+malformed (400), never a server error. Nothing from the token is used before all of this has
+passed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,6 +41,8 @@ from pylti1p3.exception import LtiException
 from pylti1p3.launch_data_storage.base import DisableSessionId
 
 from lti.models import UsedNonce
+
+logger = logging.getLogger(__name__)
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 MESSAGE_TYPE = CLAIM + "message_type"
@@ -59,6 +66,29 @@ class LaunchError(Exception):
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+_STATE_NONCE_PREFIX = "scorebridge-lti-state-nonce-"
+# How long a login's state and nonce wait for the platform's launch.
+STATE_TTL_SECONDS = 15 * 60
+
+
+def _state_key(state: str) -> str:
+    return _STATE_NONCE_PREFIX + hashlib.sha256(state.encode()).hexdigest()
+
+
+def bind_state_to_nonce(state: str, nonce: str) -> None:
+    """At login: remember which nonce was issued together with ``state``."""
+    caches[settings.LTI_CACHE_ALIAS].set(_state_key(state), nonce, STATE_TTL_SECONDS)
+
+
+def nonce_for_state(state: str) -> str | None:
+    value = caches[settings.LTI_CACHE_ALIAS].get(_state_key(state))
+    return value if isinstance(value, str) else None
+
+
+def forget_state(state: str) -> None:
+    caches[settings.LTI_CACHE_ALIAS].delete(_state_key(state))
 
 
 def launch_storage() -> DjangoCacheDataStorage:
@@ -117,6 +147,16 @@ class MessageLaunch(DjangoMessageLaunch):
             self.validate_message()
             self.use_nonce()
             self.save_launch_data()
+        except LaunchError:
+            self._validated = False
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # A claim of the wrong JSON type got past the checks above: a bad request.
+            self._validated = False
+            logger.info("LTI launch with malformed claims: %r", exc)
+            raise LaunchError(
+                "malformed_token", "The launch token's claims have the wrong types."
+            ) from exc
         except Exception:
             self._validated = False
             raise
@@ -144,6 +184,14 @@ class MessageLaunch(DjangoMessageLaunch):
                 "unknown_nonce",
                 "The launch token's nonce was not issued by this tool's login step, or it "
                 "expired. Open the activity again from the course.",
+            )
+        state = self._get_request_param("state")
+        if not state or nonce_for_state(str(state)) != nonce:
+            raise LaunchError(
+                "nonce_state_mismatch",
+                "The launch token's nonce was not issued for this login. Open the activity "
+                "again from the course.",
+                403,
             )
         return self
 
@@ -227,6 +275,12 @@ class MessageLaunch(DjangoMessageLaunch):
             )
         if audiences[0] != client_id and azp is None:
             raise LaunchError("bad_audience", "The launch token's first audience is not this tool.")
+        for claim in ("iat", "exp", "nbf"):
+            value = body.get(claim)
+            if claim in body and (not isinstance(value, int | float) or isinstance(value, bool)):
+                raise LaunchError(
+                    "malformed_token", f"The launch token's '{claim}' claim is not a number."
+                )
         now = timezone.now().timestamp()
         if body["iat"] < now - settings.LTI_MAX_TOKEN_AGE_SECONDS - settings.LTI_CLOCK_SKEW_SECONDS:
             raise LaunchError("too_old", "The launch token was issued too long ago (iat).", 403)
@@ -276,6 +330,7 @@ class MessageLaunch(DjangoMessageLaunch):
         caches[settings.LTI_CACHE_ALIAS].delete(
             storage._prepare_key(self._session_service._get_key("nonce", body["nonce"]))
         )
+        forget_state(str(self._get_request_param("state")))
 
     @property
     def registration_row(self) -> LtiRegistration:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterable
+from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.core.cache import caches
@@ -44,7 +45,14 @@ from pylti1p3.lineitem import LineItem
 
 from lti import keys, platform_services, sessions
 from lti.frames import framed, origin
-from lti.launch import CLAIM, LaunchError, ToolConfig, launch_storage, validate_launch
+from lti.launch import (
+    CLAIM,
+    LaunchError,
+    ToolConfig,
+    bind_state_to_nonce,
+    launch_storage,
+    validate_launch,
+)
 from lti.models import ItemLtiSettings, LtiSubmission
 from lti.passback import grade_for
 from lti.tasks import enqueue_post_score
@@ -87,6 +95,20 @@ def error_page(
 # --- OIDC login, launch, JWKS ---------------------------------------------------------------
 
 
+class StateBoundOIDCLogin(DjangoOIDCLogin):
+    """pylti1p3's login, storing the state and nonce it issues together: the launch must bring
+    back the nonce issued for its own state."""
+
+    def _prepare_redirect_url(self, launch_url: str) -> str:
+        url = super()._prepare_redirect_url(launch_url)
+        params = parse_qs(urlsplit(url).query)
+        state, nonce = params.get("state", [""])[0], params.get("nonce", [""])[0]
+        if not state or not nonce:
+            raise OIDCException("login produced no state or nonce")
+        bind_state_to_nonce(state, nonce)
+        return url
+
+
 @method_decorator(framed, name="dispatch")
 class OidcLoginView(OIDCLoginInitView):
     """Third-party initiated login (GET or POST). Redirects to the platform's auth URL with a
@@ -106,7 +128,7 @@ class OidcLoginView(OIDCLoginInitView):
             return error_page(
                 request, LaunchError("bad_login", "The login request has no target_link_uri.")
             )
-        oidc_login = DjangoOIDCLogin(
+        oidc_login = StateBoundOIDCLogin(
             request,
             ToolConfig(registration_uuid),
             launch_data_storage=launch_storage(),

@@ -155,6 +155,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON nested too deeply is a 400, not a RecursionError (500).
+    "DEFAULT_PARSER_CLASSES": [
+        "scoring_plugin.parsers.SafeJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Rates are per client: per API token or user, per IP address for anonymous requests.
     "DEFAULT_THROTTLE_CLASSES": [
@@ -216,8 +222,10 @@ CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600, minim
 SCOREBRIDGE_REQUEUE_AFTER_SECONDS = env_int("SCOREBRIDGE_REQUEUE_AFTER_SECONDS", 120, minimum=5)
 SCOREBRIDGE_SWEEP_INTERVAL_SECONDS = env_int("SCOREBRIDGE_SWEEP_INTERVAL_SECONDS", 60, minimum=1)
 SCOREBRIDGE_MAX_SCORING_ATTEMPTS = env_int("SCOREBRIDGE_MAX_SCORING_ATTEMPTS", 5, minimum=1)
-# When set, /metrics answers only requests with "Authorization: Bearer <token>".
+# /metrics answers only requests with "Authorization: Bearer <token>"; with no token it is
+# closed (403) unless SCOREBRIDGE_METRICS_PUBLIC opens it explicitly.
 SCOREBRIDGE_METRICS_TOKEN = env_str("SCOREBRIDGE_METRICS_TOKEN", "")
+SCOREBRIDGE_METRICS_PUBLIC = env_bool("SCOREBRIDGE_METRICS_PUBLIC", False)
 SCOREBRIDGE_REVIEW_THRESHOLD = env_float("SCOREBRIDGE_REVIEW_THRESHOLD", 0.6, minimum=0.0)
 
 LOGGING = {

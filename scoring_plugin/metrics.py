@@ -10,6 +10,7 @@ failing the scrape. Each worker also serves its own metrics (``workers.worker_me
 
 from __future__ import annotations
 
+import hmac
 import logging
 import time
 from collections.abc import Iterator
@@ -137,9 +138,18 @@ class BrokerCollector:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Closed unless ``SCOREBRIDGE_METRICS_TOKEN`` is sent as a bearer token, or
+    ``SCOREBRIDGE_METRICS_PUBLIC`` explicitly opens it."""
     token = settings.SCOREBRIDGE_METRICS_TOKEN
-    if token and request.headers.get("Authorization") != f"Bearer {token}":
-        return HttpResponse("metrics need the bearer token\n", status=401)
+    if token:
+        sent = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
+            return HttpResponse("metrics need the bearer token\n", status=401)
+    elif not settings.SCOREBRIDGE_METRICS_PUBLIC:
+        return HttpResponse(
+            "metrics are closed: set SCOREBRIDGE_METRICS_TOKEN (or SCOREBRIDGE_METRICS_PUBLIC=1)\n",
+            status=403,
+        )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector())  # type: ignore[arg-type]
     registry.register(BrokerCollector())  # type: ignore[arg-type]

@@ -25,6 +25,14 @@ export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 export SCOREBRIDGE_LTI_ALLOW_PRIVATE_REGISTRATION_HOSTS=${SCOREBRIDGE_LTI_ALLOW_PRIVATE_REGISTRATION_HOSTS:-1}
 py=.venv/bin/python
 mkdir -p var/log
+# /metrics needs a bearer token (closed without one): one kept in var/metrics_token.
+if [ -z "${SCOREBRIDGE_METRICS_TOKEN:-}" ]; then
+  if [ ! -s var/metrics_token ]; then
+    (umask 077; $py -c 'import secrets; print(secrets.token_urlsafe(24))' >var/metrics_token)
+  fi
+  SCOREBRIDGE_METRICS_TOKEN=$(cat var/metrics_token)
+fi
+export SCOREBRIDGE_METRICS_TOKEN
 
 $py manage.py migrate --noinput -v 0
 $py manage.py collectstatic --noinput -v 0
@@ -77,6 +85,7 @@ Scorebridge is running.
   Start page:  http://$host:$port/
   Admin:       http://$host:$port/admin/
   API:         http://$host:$port/api/v1/items/   (header: Authorization: Token <api token>)
+  Metrics:     http://$host:$port/metrics   (header: Authorization: Bearer $SCOREBRIDGE_METRICS_TOKEN)
 $(printf '%s\n' "$login" | sed 's/^/  /')
   Logs:        var/log/
 Press Ctrl-C to stop.

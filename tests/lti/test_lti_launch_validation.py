@@ -229,3 +229,31 @@ def test_failed_launch_pages_can_be_framed(platform, browser) -> None:
 def test_failed_launch_does_not_create_submissions(platform: TestPlatform, item, browser) -> None:
     browser.launch(platform, roles=[INSTRUCTOR], iat=0)
     assert not LtiSubmission.objects.exists()
+
+
+# --- issue 12, finding 5 ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("claim", ["iat", "exp"])
+def test_time_claim_sent_as_a_numeric_string_is_a_bad_request(
+    claim, platform, item, browser
+) -> None:
+    login = browser.login(platform)
+    now = int(time.time())
+    claims = platform.claims(nonce=login.nonce)
+    claims[claim] = str(now if claim == "iat" else now + 600)
+    refused(browser.post_launch(platform.sign(claims), login.state), "malformed_token", 400)
+    assert not UsedNonce.objects.exists()
+
+
+def test_nonce_of_another_login_is_refused(platform, item, browser) -> None:
+    """Both nonces were issued by the tool to this browser, but a launch must bring back the
+    nonce of the login that issued its state."""
+    first = browser.login(platform)
+    second = browser.login(platform)
+    token = platform.sign(platform.claims(nonce=first.nonce))
+    refused(browser.post_launch(token, second.state), "nonce_state_mismatch", 403)
+    assert not UsedNonce.objects.exists()
+    # each login's own pair still launches
+    token = platform.sign(platform.claims(nonce=second.nonce))
+    assert browser.post_launch(token, second.state).status_code == 302

@@ -109,6 +109,7 @@ def test_metrics_report_queue_depth_and_latency(client, settings) -> None:  # ty
     Submission.objects.filter(status="received").update(
         created_at=timezone.now() - timedelta(seconds=90)
     )
+    settings.SCOREBRIDGE_METRICS_PUBLIC = True
     text = client.get("/metrics").content.decode()
     assert "scorebridge_queue_depth 2.0" in text
     assert 'scorebridge_submissions{status="scored"} 1.0' in text
@@ -118,3 +119,31 @@ def test_metrics_report_queue_depth_and_latency(client, settings) -> None:  # ty
     settings.SCOREBRIDGE_METRICS_TOKEN = "s3cret"
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+
+
+# --- issue 12, finding 5 ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_metrics_are_closed_unless_a_token_or_an_explicit_setting(client, settings) -> None:  # type: ignore[no-untyped-def]
+    assert settings.SCOREBRIDGE_METRICS_TOKEN == "" and not settings.SCOREBRIDGE_METRICS_PUBLIC
+    response = client.get("/metrics")
+    assert response.status_code == 403
+    assert b"scorebridge_" not in response.content
+    settings.SCOREBRIDGE_METRICS_TOKEN = "s3cret"
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret").status_code == 200
+    settings.SCOREBRIDGE_METRICS_TOKEN = ""
+    settings.SCOREBRIDGE_METRICS_PUBLIC = True
+    assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/v1/submissions/batch/", "/api/v1/items/x/submissions/"])
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_deeply_nested_json_is_a_bad_request(api_client, sent, path: str, depth: int) -> None:  # type: ignore[no-untyped-def]
+    ItemFactory(key="x")
+    body = '{"answers": ' + "[" * depth + "]" * depth + "}"
+    response = api_client.post(path, body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert "nested" in response.json()["detail"]
+    assert not sent

@@ -33,8 +33,16 @@ for _variable, _name in (("REDIS_URL", "redis"), ("AMQP_URL", "rabbitmq")):
         BROKERS.append(pytest.param(os.environ[_variable], id=_name))
 
 
+METRICS_TOKEN = "metrics-test-token"
+
+
+@pytest.fixture(autouse=True)
+def _metrics_token(settings):  # type: ignore[no-untyped-def]
+    settings.SCOREBRIDGE_METRICS_TOKEN = METRICS_TOKEN
+
+
 def web_metrics(client) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    response = client.get("/metrics")
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}")
     assert response.status_code == 200
     return parse_metrics(response.content.decode())
 

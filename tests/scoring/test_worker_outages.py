@@ -64,8 +64,16 @@ def sweeper(settings) -> Callable[[], None]:  # type: ignore[no-untyped-def]
     return tasks.sweep_stuck_submissions
 
 
+METRICS_TOKEN = "metrics-test-token"
+
+
+@pytest.fixture(autouse=True)
+def _metrics_token(settings):  # type: ignore[no-untyped-def]
+    settings.SCOREBRIDGE_METRICS_TOKEN = METRICS_TOKEN
+
+
 def scrape(client) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    response = client.get("/metrics")
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}")
     assert response.status_code == 200
     return parse_metrics(response.content.decode())
 
