@@ -6,6 +6,7 @@ with ``ImproperlyConfigured`` naming the variable.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -18,8 +19,38 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Everything a running instance writes (SQLite database, broker folders, model artifacts, the
 # generated secret key) lives under one folder, so one machine needs no other set-up.
-VAR_DIR = Path(env_str("SCOREBRIDGE_VAR_DIR", str(BASE_DIR / "var"))).resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# It holds the database (API token hashes, the tool's LTI private keys), so it is private to
+# the user that runs Scorebridge: folders 0700, the database and key files 0600.
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (mode 0700); an existing folder of ours open to others is tightened."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_mode(path, 0o700)
+    return path
+
+
+def private_mode(path: Path, mode: int = 0o600) -> None:
+    """Take group and other permissions away from ``path`` when this user owns it."""
+    try:
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            path.chmod(mode)
+    except OSError:
+        pass
+
+
+def private_file(path: Path) -> Path:
+    """Create ``path`` empty with mode 0600 unless it exists; tighten it if it does."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except OSError:
+        pass
+    private_mode(path)
+    return path
+
+
+VAR_DIR = private_dir(Path(env_str("SCOREBRIDGE_VAR_DIR", str(BASE_DIR / "var"))).resolve())
 ARTIFACTS_DIR = Path(env_str("SCOREBRIDGE_ARTIFACTS_DIR", str(VAR_DIR / "artifacts"))).resolve()
 
 DEBUG = env_bool("SCOREBRIDGE_DEBUG", False)
@@ -41,14 +72,61 @@ def _secret_key() -> str:
             ) from exc
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+    private_mode(path)
     return path.read_text().strip()
 
 
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env_list("SCOREBRIDGE_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("SCOREBRIDGE_CSRF_TRUSTED_ORIGINS", [])
+
+# --- Production profile (HTTPS) ----------------------------------------------------------------
+# SCOREBRIDGE_SECURE=1 turns on everything below for a site served over https (behind a proxy:
+# set SCOREBRIDGE_PROXY_SSL_HEADER too); each setting can also be given on its own. Under the
+# profile `manage.py check --deploy` reports nothing (tests/scoring/test_settings.py).
+SECURE = env_bool("SCOREBRIDGE_SECURE", False)
+SESSION_COOKIE_SECURE = env_bool("SCOREBRIDGE_SESSION_COOKIE_SECURE", SECURE)
+CSRF_COOKIE_SECURE = env_bool("SCOREBRIDGE_CSRF_COOKIE_SECURE", SECURE)
+SECURE_SSL_REDIRECT = env_bool("SCOREBRIDGE_SSL_REDIRECT", SECURE)
+# Load balancers probe /health/ over plain http.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_HSTS_SECONDS = env_int("SCOREBRIDGE_HSTS_SECONDS", 31_536_000 if SECURE else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SCOREBRIDGE_HSTS_INCLUDE_SUBDOMAINS", SECURE)
+# Preloading is a commitment made for the whole domain (hstspreload.org); off unless asked for.
+SECURE_HSTS_PRELOAD = env_bool("SCOREBRIDGE_HSTS_PRELOAD", False)
+if not SECURE_HSTS_PRELOAD:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+
+def _proxy_ssl_header(value: str) -> tuple[str, str] | None:
+    """``X-Forwarded-Proto: https`` -> ``("HTTP_X_FORWARDED_PROTO", "https")``."""
+    if not value:
+        return None
+    name, sep, expected = value.partition(":")
+    name, expected = name.strip(), expected.strip()
+    if not sep or not name or not expected or not name.replace("-", "").isalnum():
+        raise ImproperlyConfigured(
+            f"SCOREBRIDGE_PROXY_SSL_HEADER={value!r} must look like 'X-Forwarded-Proto: https'"
+        )
+    return "HTTP_" + name.upper().replace("-", "_"), expected
+
+
+# Only behind a proxy that sets this header itself (and drops a client's own copy).
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env_str("SCOREBRIDGE_PROXY_SSL_HEADER", ""))
+# Content-Security-Policy for every page (scorebridge.middleware); LTI pages keep their own
+# frame-ancestors (the registered platforms). Empty: no header (the default without the profile).
+DEFAULT_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'self'"
+)
+CONTENT_SECURITY_POLICY = env_str("SCOREBRIDGE_CSP", DEFAULT_CSP if SECURE else "")
+if CONTENT_SECURITY_POLICY.lower() in ("off", "none"):
+    CONTENT_SECURITY_POLICY = ""
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -68,6 +146,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "scorebridge.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -106,6 +185,10 @@ def _database() -> dict[str, object]:
     except ValueError as exc:
         raise ImproperlyConfigured(f"DATABASE_URL={url!r} is not a database URL: {exc}") from exc
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Created 0600 before SQLite opens it (its -wal and -shm files take the same mode);
+        # scorebridge.apps tightens test databases and files made by older versions.
+        if str(config.get("NAME", "")) not in ("", ":memory:"):
+            private_file(Path(str(config["NAME"])))
         # WAL lets the web server read while a worker writes; IMMEDIATE takes the write lock at
         # the start of a transaction, so two writers wait instead of failing with "locked".
         config["OPTIONS"] = {
@@ -141,7 +224,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("SCOREBRIDGE_STATIC_ROOT", str(VAR_DIR / "static")))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+private_dir(STATIC_ROOT) if STATIC_ROOT.is_relative_to(VAR_DIR) else STATIC_ROOT.mkdir(
+    parents=True, exist_ok=True
+)
 
 # Uploads: a CSV of scored answers for one item bank stays well under this.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(

@@ -1,7 +1,27 @@
+from pathlib import Path
+
 from django.apps import AppConfig
+from django.db.backends.signals import connection_created
+
+
+def _private_sqlite_files(sender: object, connection: object, **_: object) -> None:
+    """A SQLite database (API token hashes, LTI private keys) is readable by its owner only:
+    the file, its -wal and -shm, and the test database Django creates."""
+    if getattr(connection, "vendor", "") != "sqlite":
+        return
+    from scorebridge.settings import private_mode
+
+    name = str(connection.settings_dict.get("NAME") or "")  # type: ignore[attr-defined]
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        private_mode(Path(name + suffix))
 
 
 class ScoringPluginConfig(AppConfig):
     name = "scoring_plugin"
     verbose_name = "Scorebridge scoring"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        connection_created.connect(_private_sqlite_files, dispatch_uid="scorebridge-private-db")
