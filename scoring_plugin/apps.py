@@ -25,3 +25,4 @@ class ScoringPluginConfig(AppConfig):
 
     def ready(self) -> None:
         connection_created.connect(_private_sqlite_files, dispatch_uid="scorebridge-private-db")
+        from scoring_plugin import admin_tokens  # noqa: F401  (registers the token admin)

@@ -233,3 +233,6 @@ class AuditLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor}: {self.get_action_display()}"
+
+
+from scoring_plugin.tokens import ApiToken  # noqa: E402,F401  (API tokens, stored hashed)

@@ -38,7 +38,8 @@ $py manage.py migrate --noinput -v 0
 $py manage.py collectstatic --noinput -v 0
 $py manage.py import_items "$bank"
 $py manage.py train_items --only-untrained
-login=$($py manage.py ensure_admin --new-password)
+# API tokens are stored hashed: a new one is made (and printed) on every start.
+login=$($py manage.py ensure_admin --new-password --new-token)
 
 pids=()
 cleanup() {

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from scoring_plugin.models import Submission
+from scoring_plugin.tokens import ApiToken
 from tests.scoring.factories import ItemFactory, UserFactory
 
 BATCH_URL = "/api/v1/submissions/batch/"
@@ -15,8 +15,8 @@ BATCH_URL = "/api/v1/submissions/batch/"
 @pytest.fixture
 def api(db) -> APIClient:  # type: ignore[no-untyped-def]
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=UserFactory(username="integration"))
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = ApiToken.create_for(UserFactory(username="integration"))
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 
@@ -87,8 +87,8 @@ def test_each_client_has_its_own_rate_limit(settings, db) -> None:
         clients = []
         for name in ("one", "two"):
             c = APIClient()
-            token, _ = Token.objects.get_or_create(user=UserFactory(username=name))
-            c.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            _, key = ApiToken.create_for(UserFactory(username=name))
+            c.credentials(HTTP_AUTHORIZATION=f"Token {key}")
             clients.append(c)
         body = {"answers": [{"item": "a", "text": "tcp"}]}
         codes = [clients[0].post(BATCH_URL, body, format="json").status_code for _ in range(3)]

@@ -6,11 +6,11 @@ import random
 from pathlib import Path
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from scoring_plugin.models import Item, ModelVersion
 from scoring_plugin.services import create_model_version, training_examples
+from scoring_plugin.tokens import ApiToken
 from tests.ml_core.conftest import make_tiny_backbone
 from tests.scoring.factories import ItemFactory, ScoredAnswerFactory, UserFactory
 from workers import engine_host
@@ -73,6 +73,6 @@ def api_user(db):  # type: ignore[no-untyped-def]
 @pytest.fixture()
 def api_client(api_user) -> APIClient:  # type: ignore[no-untyped-def]
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=api_user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, key = ApiToken.create_for(api_user, "tests")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client

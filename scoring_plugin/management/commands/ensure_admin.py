@@ -6,17 +6,28 @@ import secrets
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
-from rest_framework.authtoken.models import Token
+
+from scoring_plugin.tokens import ApiToken
+
+TOKEN_NAME = "ensure_admin"
 
 
 class Command(BaseCommand):
-    help = "Create the admin user if missing (a random password is printed), with an API token."
+    help = (
+        "Create the admin user if missing (a random password is printed), with an API token. "
+        "Tokens are stored hashed, so a token is printed only when it is made."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--username", default="admin")
         parser.add_argument("--password", help="default: keep an existing one, or a random one")
         parser.add_argument(
             "--new-password", action="store_true", help="set a new random password and print it"
+        )
+        parser.add_argument(
+            "--new-token",
+            action="store_true",
+            help="replace this command's API token for the user with a new one and print it",
         )
 
     def handle(self, *args: object, **options: object) -> None:
@@ -30,8 +41,14 @@ class Command(BaseCommand):
             password = str(password or secrets.token_urlsafe(12))
             user.set_password(password)
             user.save()
-        token, _ = Token.objects.get_or_create(user=user)
+        existing = ApiToken.objects.filter(user=user, name=TOKEN_NAME)
+        if options.get("new_token") or not existing.exists():
+            existing.delete()
+            _, key = ApiToken.create_for(user, TOKEN_NAME)
+            shown_token = key
+        else:
+            shown_token = "(unchanged; stored hashed, run with --new-token for a new one)"
         shown = password if password else "(unchanged)"
         self.stdout.write(
-            f"admin user: {username}\nadmin password: {shown}\napi token: {token.key}"
+            f"admin user: {username}\nadmin password: {shown}\napi token: {shown_token}"
         )
