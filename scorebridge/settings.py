@@ -249,9 +249,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Rates are per client: per API token or user, per IP address for anonymous requests.
+    # Counted with atomic increments in the default cache (SCOREBRIDGE_CACHE_URL): shared by
+    # every web process when that cache is Redis.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "scoring_plugin.throttling.AnonRateThrottle",
+        "scoring_plugin.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("SCOREBRIDGE_API_ANON_RATE", "60/minute"),
@@ -330,7 +332,7 @@ LOGGING = {
 LTI_CACHE_ALIAS = "lti"
 
 
-def _lti_cache(url: str) -> dict[str, object]:
+def _cache(variable: str, url: str) -> dict[str, object]:
     if url.startswith(("redis://", "rediss://")):
         return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
     if url.startswith("db://") and len(url) > len("db://"):
@@ -344,15 +346,22 @@ def _lti_cache(url: str) -> dict[str, object]:
             "LOCATION": url[len("file://") :],
             "OPTIONS": {"MAX_ENTRIES": 100_000},
         }
+    if url == "locmem://":
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
     raise ImproperlyConfigured(
-        f"SCOREBRIDGE_LTI_CACHE_URL={url!r} must start with file://, db://, redis:// or rediss://"
+        f"{variable}={url!r} must start with file://, db://, redis:// or rediss://"
+        + (" (or be locmem://)" if variable == "SCOREBRIDGE_CACHE_URL" else "")
     )
 
 
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    LTI_CACHE_ALIAS: _lti_cache(
-        env_str("SCOREBRIDGE_LTI_CACHE_URL", f"file://{VAR_DIR / 'cache' / 'lti'}")
+    # The default cache holds the API rate-limit counters (scoring_plugin.throttling). Unset it
+    # is this process's memory, so each web process counts on its own; SCOREBRIDGE_CACHE_URL
+    # (e.g. redis://redis:6379/2) makes every process and machine count together.
+    "default": _cache("SCOREBRIDGE_CACHE_URL", env_str("SCOREBRIDGE_CACHE_URL", "locmem://")),
+    LTI_CACHE_ALIAS: _cache(
+        "SCOREBRIDGE_LTI_CACHE_URL",
+        env_str("SCOREBRIDGE_LTI_CACHE_URL", f"file://{VAR_DIR / 'cache' / 'lti'}"),
     ),
 }
 # How long a launch stays usable in the LMS frame (answer form, polling, review page).

@@ -9,12 +9,12 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
 from scoring_plugin.api import SubmissionSerializer
 from scoring_plugin.models import Item
 from scoring_plugin.services import clean_answer, submit_answer
+from scoring_plugin.throttling import ScopedRateThrottle, UserRateThrottle
 
 MAX_BATCH = 100
 
