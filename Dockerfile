@@ -16,4 +16,4 @@ RUN SCOREBRIDGE_TORCH_INDEX_URL="$TORCH_INDEX_URL" bash scripts/bootstrap.sh \
     && SCOREBRIDGE_SECRET_KEY=build .venv/bin/python manage.py collectstatic --noinput -v 0
 ENV PATH=/app/.venv/bin:$PATH
 EXPOSE 8000
-CMD ["gunicorn", "scorebridge.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3"]
+CMD ["gunicorn", "scorebridge.wsgi", "-c", "gunicorn.conf.py", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -61,7 +61,7 @@ pids+=($!)
 .venv/bin/celery -A workers beat --loglevel INFO --schedule var/celerybeat-schedule \
   >var/log/beat.log 2>&1 &
 pids+=($!)
-.venv/bin/gunicorn scorebridge.wsgi --bind "$host:$port" --workers 2 --timeout 60 \
+.venv/bin/gunicorn scorebridge.wsgi -c gunicorn.conf.py --bind "$host:$port" --workers 2 --timeout 60 \
   --access-logfile var/log/access.log --error-logfile var/log/web.log &
 pids+=($!)
 
