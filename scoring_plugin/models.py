@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
@@ -13,7 +14,14 @@ from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 from django.utils import timezone
 
-ITEM_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+from ml_core.data import ITEM_ID_PATTERN as ITEM_KEY_PATTERN
+
+
+def slug_for_key(key: str) -> str:
+    """The slug a non-slug key became (migration 0004): each run of other characters is '-'."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-._")[:200] or "item"
+
+
 validate_item_key = RegexValidator(
     ITEM_KEY_PATTERN,
     "An item key starts with a letter or digit and holds only letters, digits, '.', '_' and "

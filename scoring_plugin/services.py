@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Max
 from django.utils import timezone
 
+from ml_core.answers import has_visible_text
 from ml_core.data import (
     DataFormatError,
     ItemRecord,
@@ -40,14 +41,25 @@ logger = logging.getLogger(__name__)
 # --- Submissions ----------------------------------------------------------------------------
 
 
+EMPTY_ANSWER_MESSAGE = (
+    "The answer is empty: it has no visible characters (only spaces or invisible characters "
+    "such as zero-width spaces)."
+)
+
+
 def clean_answer(text: object) -> str:
-    """The answer as it will be stored, or a ``ValidationError`` a student can act on."""
+    """The answer as it will be stored, or a ``ValidationError`` a student can act on.
+
+    Emptiness is ``ml_core.answers``' rule, the one the scorers apply: an answer of only
+    spaces, zero-width or other invisible characters is refused here (API, batch, LTI page)
+    rather than stored and scored.
+    """
     if not isinstance(text, str):
         raise ValidationError("The answer must be text.")
     if "\x00" in text:
         raise ValidationError("The answer contains a NUL character.")
-    if not text.strip():
-        raise ValidationError("The answer is empty.")
+    if not has_visible_text(text):
+        raise ValidationError(EMPTY_ANSWER_MESSAGE)
     limit = settings.SCORING_MAX_ANSWER_CHARS
     if len(text) > limit:
         raise ValidationError(f"The answer is longer than {limit} characters.")
@@ -363,6 +375,7 @@ def parse_item_bank(
             items = read_items_csv(items_source)
         except DataFormatError as exc:
             raise ImportError_("items.csv", exc) from exc
+        _check_max_scores(items)
     responses: list[ResponseRecord] = []
     if responses_source is not None:
         known = {i.item_id: i for i in items}
@@ -379,6 +392,28 @@ def parse_item_bank(
         except DataFormatError as exc:
             raise ImportError_("responses.csv", exc) from exc
     return items, responses
+
+
+def _check_max_scores(items: Sequence[ItemRecord]) -> None:
+    """An existing item's max_score may not drop below its stored scores or its active model's
+    classes (``Item.lowest_max_score``); the error names the row, nothing is imported."""
+    existing = {i.key: i for i in Item.objects.filter(key__in=[r.item_id for r in items])}
+    for record in items:
+        item = existing.get(record.item_id)
+        if item is None or record.max_score >= item.max_score:
+            continue
+        floor = item.lowest_max_score()
+        if record.max_score < floor:
+            raise ImportError_(
+                "items.csv",
+                DataFormatError(
+                    f"item '{record.item_id}' already has scores up to {floor} (human scores, "
+                    f"automatic scores or its active model's classes); max_score cannot drop "
+                    f"to {record.max_score}",
+                    row=record.row or None,
+                    column="max_score",
+                ),
+            )
 
 
 def import_item_bank(items_source: Source | None, responses_source: Source | None) -> ImportSummary:

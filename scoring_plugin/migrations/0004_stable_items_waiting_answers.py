@@ -39,64 +39,129 @@ def record_num_labels(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scoring_plugin', '0003_review_audit'),
+        ("scoring_plugin", "0003_review_audit"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='item',
-            options={'ordering': ['key'], 'permissions': [('train_item', 'Can train, retrain, distill, merge and cancel item models')]},
+            name="item",
+            options={
+                "ordering": ["key"],
+                "permissions": [
+                    ("train_item", "Can train, retrain, distill, merge and cancel item models")
+                ],
+            },
         ),
         migrations.AlterModelOptions(
-            name='modelversion',
-            options={'ordering': ['item', '-number'], 'permissions': [('activate_modelversion', 'Can activate, roll back and archive model versions')]},
+            name="modelversion",
+            options={
+                "ordering": ["item", "-number"],
+                "permissions": [
+                    ("activate_modelversion", "Can activate, roll back and archive model versions")
+                ],
+            },
         ),
         migrations.AlterModelOptions(
-            name='submission',
-            options={'ordering': ['-created_at'], 'permissions': [('rescore_submission', 'Can score answers again')]},
+            name="submission",
+            options={
+                "ordering": ["-created_at"],
+                "permissions": [("rescore_submission", "Can score answers again")],
+            },
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='active_at_start',
-            field=models.ForeignKey(blank=True, help_text="The item's active version when this one was started; training activates its result only if that one is still active.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='scoring_plugin.modelversion'),
+            model_name="modelversion",
+            name="active_at_start",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The item's active version when this one was started; training activates its result only if that one is still active.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="scoring_plugin.modelversion",
+            ),
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='note',
-            field=models.TextField(blank=True, help_text='Why a finished version was not activated.'),
+            model_name="modelversion",
+            name="note",
+            field=models.TextField(
+                blank=True, help_text="Why a finished version was not activated."
+            ),
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='num_labels',
-            field=models.PositiveSmallIntegerField(blank=True, help_text='Score classes the model predicts (max_score + 1).', null=True),
+            model_name="modelversion",
+            name="num_labels",
+            field=models.PositiveSmallIntegerField(
+                blank=True, help_text="Score classes the model predicts (max_score + 1).", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='submission',
-            name='waiting_for',
-            field=models.CharField(blank=True, choices=[('', '-'), ('broker', 'waiting for the scoring queue'), ('worker', 'waiting for a scoring worker'), ('model', 'waiting for an active model')], db_index=True, default='', help_text='What an answer not yet scored is waiting for.', max_length=10),
+            model_name="submission",
+            name="waiting_for",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "-"),
+                    ("broker", "waiting for the scoring queue"),
+                    ("worker", "waiting for a scoring worker"),
+                    ("model", "waiting for an active model"),
+                ],
+                db_index=True,
+                default="",
+                help_text="What an answer not yet scored is waiting for.",
+                max_length=10,
+            ),
         ),
         migrations.RunPython(slugify_item_keys, migrations.RunPython.noop),
         migrations.RunPython(record_num_labels, migrations.RunPython.noop),
         migrations.AlterField(
-            model_name='item',
-            name='key',
-            field=models.CharField(help_text="Identifier, e.g. the item_id of the imported CSV: letters, digits, '.', '_', '-'. Links and pages refer to the item by its numeric id, so a key can be renamed.", max_length=200, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]*$', "An item key starts with a letter or digit and holds only letters, digits, '.', '_' and '-' (no spaces or '/').", code='invalid_item_key')]),
+            model_name="item",
+            name="key",
+            field=models.CharField(
+                help_text="Identifier, e.g. the item_id of the imported CSV: letters, digits, '.', '_', '-'. Links and pages refer to the item by its numeric id, so a key can be renamed.",
+                max_length=200,
+                unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                        "An item key starts with a letter or digit and holds only letters, digits, '.', '_' and '-' (no spaces or '/').",
+                        code="invalid_item_key",
+                    )
+                ],
+            ),
         ),
         migrations.AlterField(
-            model_name='modelversion',
-            name='status',
-            field=models.CharField(choices=[('pending', 'pending'), ('training', 'training'), ('ready', 'ready'), ('failed', 'failed'), ('cancelled', 'cancelled'), ('archived', 'archived (kept: it scored answers)')], default='pending', max_length=10),
+            model_name="modelversion",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "pending"),
+                    ("training", "training"),
+                    ("ready", "ready"),
+                    ("failed", "failed"),
+                    ("cancelled", "cancelled"),
+                    ("archived", "archived (kept: it scored answers)"),
+                ],
+                default="pending",
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='submission',
-            name='attempts',
-            field=models.PositiveSmallIntegerField(default=0, help_text='Times a scoring worker took it (re-sending does not count).'),
+            model_name="submission",
+            name="attempts",
+            field=models.PositiveSmallIntegerField(
+                default=0, help_text="Times a scoring worker took it (re-sending does not count)."
+            ),
         ),
         migrations.AlterField(
-            model_name='submission',
-            name='model_version',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='submissions', to='scoring_plugin.modelversion'),
+            model_name="submission",
+            name="model_version",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="submissions",
+                to="scoring_plugin.modelversion",
+            ),
         ),
     ]

@@ -94,7 +94,9 @@ def world(course, item):  # type: ignore[no-untyped-def]
         )
     audit.record(AuditLog.Action.ACTIVATE, "admin:someone", model_version=active)
     ItemLtiSettings.objects.create(item=item)
-    UsedNonce.objects.create(issuer="https://course.example", nonce="n1", expires_at=scored.created_at)
+    UsedNonce.objects.create(
+        issuer="https://course.example", nonce="n1", expires_at=scored.created_at
+    )
     return item
 
 
@@ -129,7 +131,9 @@ def test_every_named_action_is_checked_and_declares_a_permission() -> None:
 def test_a_view_only_user_cannot_run_the_action(
     viewer_client, model_name: str, action: str, django_capture_on_commit_callbacks
 ) -> None:  # type: ignore[no-untyped-def]
-    app_label = next(m._meta.app_label for m, _ in registered_admins() if m._meta.model_name == model_name)
+    app_label = next(
+        m._meta.app_label for m, _ in registered_admins() if m._meta.model_name == model_name
+    )
     model = apps.get_model(app_label, model_name)
     model_admin = admin.site._registry[model]
     url = reverse(f"admin:{app_label}_{model_name}_changelist")

@@ -105,9 +105,9 @@ def test_sweeper_requeues_stuck_answers_without_counting_or_failing_them(
     many_sends = SubmissionFactory(status="queued", attempts=3)
     fresh = SubmissionFactory(status="queued", attempts=1)
     no_model = SubmissionFactory(status="received", waiting_for="model")
-    Submission.objects.filter(
-        pk__in=[stuck.pk, never_sent.pk, many_sends.pk, no_model.pk]
-    ).update(created_at=old, queued_at=old)
+    Submission.objects.filter(pk__in=[stuck.pk, never_sent.pk, many_sends.pk, no_model.pk]).update(
+        created_at=old, queued_at=old
+    )
     Submission.objects.filter(pk=fresh.pk).update(queued_at=timezone.now())
     assert tasks.sweep_stuck_submissions.run() == 3
     assert sorted(sent) == sorted([str(stuck.pk), str(never_sent.pk), str(many_sends.pk)])
