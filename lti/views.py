@@ -50,7 +50,7 @@ from lti.passback import grade_for
 from lti.tasks import enqueue_post_score
 from scoring_plugin import charts
 from scoring_plugin import review as scoring_review
-from scoring_plugin.models import Item, Submission, slug_for_key
+from scoring_plugin.models import Item, Submission
 from scoring_plugin.services import submit_answer
 
 logger = logging.getLogger(__name__)
@@ -248,7 +248,7 @@ def build_session(lti_launch: LtiLaunch) -> sessions.LaunchSession:
 
 def linked_item(item_id: object, key: object) -> Item | None:
     """The item a resource link names: by stable id, else by key (older links), else by the
-    slug the key became when non-slug keys were renamed (migration 0004)."""
+    key it had before migration 0004 made keys slugs."""
     if str(item_id or "").isdigit():
         found = Item.objects.filter(pk=int(str(item_id))).first()
         if found is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 
 from django.conf import settings
@@ -15,11 +14,6 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from ml_core.data import ITEM_ID_PATTERN as ITEM_KEY_PATTERN
-
-
-def slug_for_key(key: str) -> str:
-    """The slug a non-slug key became (migration 0004): each run of other characters is '-'."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-._")[:200] or "item"
 
 
 validate_item_key = RegexValidator(
@@ -43,6 +37,14 @@ class Item(models.Model):
         validators=[validate_item_key],
         help_text="Identifier, e.g. the item_id of the imported CSV: letters, digits, '.', '_', "
         "'-'. Links and pages refer to the item by its numeric id, so a key can be renamed.",
+    )
+    legacy_key = models.CharField(
+        max_length=200,
+        blank=True,
+        db_index=True,
+        editable=False,
+        help_text="The key before migration 0004 made it a slug; LMS links placed before then "
+        "still name it.",
     )
     prompt = models.TextField(help_text="The question shown to students.")
     reference_answer = models.TextField(blank=True, help_text="Rubric or model answer.")
@@ -141,8 +143,20 @@ class ScoredAnswer(models.Model):
         return f"{self.item.key}/{self.response_key}"
 
 
+class ModelVersionQuerySet(models.QuerySet):
+    def delete(self):  # type: ignore[no-untyped-def]
+        """Refuse, before deleting anything, when the selection holds the active version of an
+        item or a version that scored answers (archive those)."""
+        for version in self.filter(Q(is_active=True) | Q(submissions__isnull=False)).distinct()[:1]:
+            problem = version.deletion_problem()
+            raise models.ProtectedError(problem, {version})
+        return super().delete()
+
+
 class ModelVersion(models.Model):
     """A trained model that can score one item; at most one version per item is active."""
+
+    objects = ModelVersionQuerySet.as_manager()
 
     class Kind(models.TextChoices):
         HEAD = "head", "frozen backbone + head"
@@ -232,8 +246,9 @@ class ModelVersion(models.Model):
 def _refuse_deleting_used_versions(
     sender: type[ModelVersion], instance: ModelVersion, origin: object = None, **kwargs: object
 ) -> None:
-    """Bulk deletes (admin's "delete selected", querysets) skip ``Model.delete``; this guard
-    does not. Deleting the whole item (its versions go with it) is decided by the item."""
+    """The last guard, for deletes that skip ``Model.delete`` and the queryset's check (a
+    cascade from another model). Deleting the whole item (its versions go with it) is decided
+    by the item: its answers protect it."""
     if isinstance(origin, Item) or getattr(origin, "model", None) is Item:
         return
     problem = instance.deletion_problem()

@@ -8,15 +8,15 @@ from django.db import migrations, models
 
 
 def legacy_key_to_slug(key):
-    """The key an item with a non-slug key gets (kept in step with models.slug_for_key)."""
+    """The key an item with a non-slug key gets: each run of other characters becomes '-'."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", key).strip("-._")
     return slug[:200] or "item"
 
 
 def slugify_item_keys(apps, schema_editor):
     """Items whose key is not a slug (a '/' made pages answer 500) get one: every unsafe run of
-    characters becomes '-', and a number is added where that key is taken. Links keep working:
-    new links name the item by id, and a launch naming the old key finds the renamed item."""
+    characters becomes '-', and a number is added where that key is taken. The old key is kept
+    in ``legacy_key``: a launch from a link naming it still finds the item."""
     Item = apps.get_model("scoring_plugin", "Item")
     pattern = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     taken = set(Item.objects.values_list("key", flat=True))
@@ -28,7 +28,7 @@ def slugify_item_keys(apps, schema_editor):
         while candidate in taken:
             candidate, n = f"{base[:190]}-{n}", n + 1
         taken.add(candidate)
-        Item.objects.filter(pk=item.pk).update(key=candidate)
+        Item.objects.filter(pk=item.pk).update(key=candidate, legacy_key=item.key)
 
 
 def record_num_labels(apps, schema_editor):
@@ -110,6 +110,18 @@ class Migration(migrations.Migration):
                 default="",
                 help_text="What an answer not yet scored is waiting for.",
                 max_length=10,
+            ),
+        ),
+        migrations.AddField(
+            model_name="item",
+            name="legacy_key",
+            field=models.CharField(
+                blank=True,
+                db_index=True,
+                editable=False,
+                help_text="The key before migration 0004 made it a slug; LMS links placed before "
+                "then still name it.",
+                max_length=200,
             ),
         ),
         migrations.RunPython(slugify_item_keys, migrations.RunPython.noop),

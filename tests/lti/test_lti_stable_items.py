@@ -103,3 +103,13 @@ def test_an_answer_of_only_invisible_characters_is_refused_as_empty(
     assert response.status_code == 400
     assert response.json()["error"].startswith("The answer is empty")
     assert Submission.objects.count() == 0
+
+
+def test_a_link_naming_a_key_from_before_keys_were_slugs_still_opens_the_item(
+    platform, item, browser
+) -> None:  # type: ignore[no-untyped-def]
+    Item.objects.filter(pk=item.pk).update(key="unit-1-q-2", legacy_key="unit 1/q 2")
+    url = browser.open(platform, sub="student-1", custom={"scorebridge_item": "unit 1/q 2"})
+    assert browser.get(url).status_code == 200
+    assert submit(browser, url, "To put segments in order.").status_code == 201
+    assert Submission.objects.get().item_id == item.pk
