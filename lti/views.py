@@ -256,9 +256,7 @@ def linked_item(item_id: object, key: object) -> Item | None:
     key = str(key or "")
     if not key:
         return None
-    return (
-        Item.objects.filter(key=key).first() or Item.objects.filter(key=slug_for_key(key)).first()
-    )
+    return Item.objects.filter(key=key).first() or Item.objects.filter(legacy_key=key).first()
 
 
 class ItemGone(Exception):

@@ -15,7 +15,6 @@ from django.utils import timezone
 
 from ml_core.data import ITEM_ID_PATTERN as ITEM_KEY_PATTERN
 
-
 validate_item_key = RegexValidator(
     ITEM_KEY_PATTERN,
     "An item key starts with a letter or digit and holds only letters, digits, '.', '_' and "
