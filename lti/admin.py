@@ -58,7 +58,7 @@ class LtiSubmissionAdmin(admin.ModelAdmin):
     ]
     actions = ["send_again"]
 
-    @admin.action(description="Send score to the gradebook again")
+    @admin.action(description="Send score to the gradebook again", permissions=["change"])
     def send_again(self, request: HttpRequest, queryset: QuerySet[LtiSubmission]) -> None:
         queued = sum(enqueue_post_score(str(pk)) for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, f"{queued} score(s) queued.", messages.SUCCESS)

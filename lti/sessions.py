@@ -33,6 +33,8 @@ class LaunchSession:
     is_learner: bool
     resource_link_id: int | None = None
     item_key: str = ""
+    item_id: int | None = None
+    """The item by its stable id (sessions stored before issue 12 have only the key)."""
     line_item_url: str = ""
     line_items_url: str = ""
     ags_scopes: list[str] = field(default_factory=list)

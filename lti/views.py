@@ -64,6 +64,9 @@ from scoring_plugin.services import submit_answer
 logger = logging.getLogger(__name__)
 
 ITEM_CUSTOM_PARAM = "scorebridge_item"
+ITEM_ID_CUSTOM_PARAM = "scorebridge_item_id"
+"""Links name the item by its stable id (renaming a key keeps them working) and by key (links
+placed before issue 12 have only the key)."""
 _STAFF_ROLES = {ContextRole.INSTRUCTOR, ContextRole.ADMINISTRATOR, ContextRole.CONTENT_DEVELOPER}
 
 
@@ -240,8 +243,15 @@ def build_session(lti_launch: LtiLaunch) -> sessions.LaunchSession:
         )
         return session
     session.resource_link_id = lti_launch.resource_link.pk
-    session.item_key = str(lti_launch.get_custom_claim(ITEM_CUSTOM_PARAM) or "")
-    if not session.is_instructor and not Item.objects.filter(key=session.item_key).exists():
+    item = linked_item(
+        lti_launch.get_custom_claim(ITEM_ID_CUSTOM_PARAM),
+        lti_launch.get_custom_claim(ITEM_CUSTOM_PARAM),
+    )
+    session.item_key = (
+        item.key if item else str(lti_launch.get_custom_claim(ITEM_CUSTOM_PARAM) or "")
+    )
+    session.item_id = item.pk if item else None
+    if not session.is_instructor and item is None:
         raise LaunchError(
             "unknown_item",
             "This link does not name a Scorebridge item. An instructor can add the activity "
@@ -256,6 +266,40 @@ def build_session(lti_launch: LtiLaunch) -> sessions.LaunchSession:
         if not session.is_instructor and session.for_user_sub != lti_launch.user.sub:
             raise LaunchError("forbidden", "You can only review your own answers.", 403)
     return session
+
+
+def linked_item(item_id: object, key: object) -> Item | None:
+    """The item a resource link names: by stable id, else by key (older links), else by the
+    key it had before migration 0004 made keys slugs."""
+    if str(item_id or "").isdigit():
+        found = Item.objects.filter(pk=int(str(item_id))).first()
+        if found is not None:
+            return found
+    key = str(key or "")
+    if not key:
+        return None
+    return Item.objects.filter(key=key).first() or Item.objects.filter(legacy_key=key).first()
+
+
+class ItemGone(Exception):
+    """The item a launch opened was deleted since; its pages answer 410, not 500."""
+
+
+def session_item(session: sessions.LaunchSession) -> Item:
+    item = linked_item(session.item_id, session.item_key)
+    if item is None:
+        raise ItemGone(session.item_key)
+    return item
+
+
+def item_gone_page(request: HttpRequest, wants_json: bool = False) -> HttpResponse:
+    message = _(
+        "This activity's item is no longer in Scorebridge. Your answers so far are kept; "
+        "ask your instructor to add the activity again."
+    )
+    if wants_json:
+        return JsonResponse({"error": message, "code": "item_gone"}, status=410)
+    return error_page(request, LaunchError("item_gone", message, 410))
 
 
 @require_GET
@@ -299,11 +343,14 @@ def page(request: HttpRequest, token: str) -> HttpResponse:
         return _render_submission_review(request, session)
     if session.is_instructor:
         return HttpResponseRedirect(reverse("lti:review", kwargs={"token": token}))
-    item = Item.objects.get(key=session.item_key)
+    try:
+        item = session_item(session)
+    except ItemGone:
+        return item_gone_page(request)
     return render(
         request,
         "lti/answer.html",
-        {"session": session, "item": item, "state": _learner_state(session)},
+        {"session": session, "item": item, "state": _learner_state(session, item)},
     )
 
 
@@ -360,8 +407,7 @@ def _learner_links(session: sessions.LaunchSession) -> Iterable[LtiSubmission]:
     )
 
 
-def _learner_state(session: sessions.LaunchSession) -> dict[str, object]:
-    item = Item.objects.get(key=session.item_key)
+def _learner_state(session: sessions.LaunchSession, item: Item) -> dict[str, object]:
     allowed = ItemLtiSettings.for_item(item).max_attempts
     answers = [_feedback(link) for link in _learner_links(session)]
     return {
@@ -380,7 +426,11 @@ def status(request: HttpRequest, token: str) -> JsonResponse:
     session = _session(request, token)
     if session.resource_link_id is None:
         raise Http404("not a resource launch")
-    response = JsonResponse(_learner_state(session))
+    try:
+        item = session_item(session)
+    except ItemGone:
+        return item_gone_page(request, wants_json=True)  # type: ignore[return-value]
+    response = JsonResponse(_learner_state(session, item))
     response["Cache-Control"] = "no-store"
     return response
 
@@ -396,7 +446,10 @@ def submit(request: HttpRequest, token: str) -> HttpResponse:
         raise Http404("not a resource launch")
     if not session.is_learner:
         raise PermissionDenied("Only students of this course can submit answers.")
-    item = Item.objects.get(key=session.item_key)
+    try:
+        item = session_item(session)
+    except ItemGone:
+        return item_gone_page(request, wants_json)
     allowed = ItemLtiSettings.for_item(item).max_attempts
     try:
         with transaction.atomic():
@@ -430,7 +483,7 @@ def submit(request: HttpRequest, token: str) -> HttpResponse:
             {
                 "session": session,
                 "item": item,
-                "state": _learner_state(session),
+                "state": _learner_state(session, item),
                 "error": " ".join(exc.messages),
                 "answer": request.POST.get("answer", ""),
             },
@@ -450,7 +503,11 @@ def deep_link(request: HttpRequest, token: str) -> HttpResponse:
     if session.message_type != "LtiDeepLinkingRequest":
         raise Http404("not a deep linking launch")
     _require_instructor(session)
-    item = get_object_or_404(Item, key=request.POST.get("item", ""))
+    chosen = request.POST.get("item_id", "")
+    if chosen.isdigit():
+        item = get_object_or_404(Item, pk=int(chosen))
+    else:
+        item = get_object_or_404(Item, key=request.POST.get("item", ""))
     title = item.prompt if len(item.prompt) <= 80 else item.prompt[:77] + "..."
     line_item = (
         LineItem()
@@ -463,7 +520,7 @@ def deep_link(request: HttpRequest, token: str) -> HttpResponse:
         DeepLinkResource()
         .set_url(tool_url(request, "launch"))
         .set_title(title)
-        .set_custom_params({ITEM_CUSTOM_PARAM: item.key})
+        .set_custom_params({ITEM_ID_CUSTOM_PARAM: str(item.pk), ITEM_CUSTOM_PARAM: item.key})
         .set_lineitem(line_item)
     )
     registration = session.registration

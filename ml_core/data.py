@@ -15,8 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -27,6 +28,8 @@ LANGUAGES = ("en", "de")
 MAX_SCORE_LIMIT = 100
 MAX_TEXT_CHARS = 20_000
 MAX_ID_CHARS = 200
+ITEM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""Item ids are slugs: they name folders and URL segments, so no '/', spaces or other marks."""
 
 # Answers in the SAF data can be long; the csv module's default field limit (128 KiB) is enough,
 # but raise it so a long field gets our own clear error instead of csv.Error.
@@ -55,6 +58,8 @@ class ItemRecord:
     prompt: str
     reference_answer: str
     max_score: int
+    row: int = field(default=0, compare=False)
+    """The row of ``items.csv`` it came from (0 when not read from a file)."""
 
 
 @dataclass(frozen=True)
@@ -148,9 +153,18 @@ def read_items_csv(source: Source) -> list[ItemRecord]:
         item_id = _required(rec["item_id"], row, "item_id", MAX_ID_CHARS)
         if item_id in seen:
             raise DataFormatError(
-                f"item '{item_id}' already appears in row {seen[item_id]}", row=row, column="item_id"
+                f"item '{item_id}' already appears in row {seen[item_id]}",
+                row=row,
+                column="item_id",
             )
         seen[item_id] = row
+        if not re.match(ITEM_ID_PATTERN, item_id):
+            raise DataFormatError(
+                f"'{item_id}' is not a valid item id: start with a letter or digit and use only "
+                "letters, digits, '.', '_' and '-' (no spaces or '/')",
+                row=row,
+                column="item_id",
+            )
         language = rec["language"].strip().lower()
         if language not in LANGUAGES:
             raise DataFormatError(
@@ -165,6 +179,7 @@ def read_items_csv(source: Source) -> list[ItemRecord]:
                 prompt=_required(rec["prompt"], row, "prompt", MAX_TEXT_CHARS),
                 reference_answer=rec["reference_answer"].strip()[:MAX_TEXT_CHARS],
                 max_score=_integer(rec["max_score"], row, "max_score", 1, MAX_SCORE_LIMIT),
+                row=row,
             )
         )
     if not items:

@@ -32,6 +32,7 @@ from scoring_plugin.services import (
     MergeOptions,
     import_item_bank,
     merge_sources,
+    rescore_submissions,
     start_distillation,
     start_merge,
     start_training,
@@ -146,6 +147,24 @@ class MergeForm(forms.Form):
             plan=data.get("plan"),
             feature_answers=int(data["feature_answers"]),
         )
+
+
+TRAIN_PERMISSION = "scoring_plugin.train_item"
+ACTIVATE_PERMISSION = "scoring_plugin.activate_modelversion"
+RESCORE_PERMISSION = "scoring_plugin.rescore_submission"
+
+
+class ModelPermissions:
+    """``has_train_permission`` and ``has_activate_permission`` for the actions that declare
+    ``permissions=["train"]`` or ``["activate"]``: training, distilling, merging and cancelling
+    need ``train_item``; activating, rolling back and archiving need ``activate_modelversion``.
+    A view-only staff user has neither, so Django admin neither offers nor runs them."""
+
+    def has_train_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm(TRAIN_PERMISSION))
+
+    def has_activate_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm(ACTIVATE_PERMISSION))
 
 
 def _actor(request: HttpRequest) -> str:
@@ -317,7 +336,7 @@ class ModelVersionInline(admin.TabularInline):
 
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
+class ItemAdmin(ModelPermissions, admin.ModelAdmin):
     list_display = ["key", "language", "max_score", "answer_count", "active_model"]
     list_filter = ["language"]
     search_fields = ["key", "prompt"]
@@ -337,6 +356,12 @@ class ItemAdmin(admin.ModelAdmin):
     @admin.display(description="scored answers")
     def answer_count(self, item: Item) -> int:
         return item.scored_answers.count()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Item | None = None) -> bool:
+        # An item students answered is kept: its answers and grades refer to it.
+        if obj is not None and obj.submissions.exists():
+            return False
+        return super().has_delete_permission(request, obj)
 
     @admin.display(description="active model")
     def active_model(self, item: Item) -> str:
@@ -362,7 +387,7 @@ class ItemAdmin(admin.ModelAdmin):
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
         """Step 1 uploads and previews; step 2 (``confirm``) imports the staged files."""
-        if not self.has_add_permission(request):
+        if not (self.has_add_permission(request) and self.has_change_permission(request)):
             return HttpResponse("You may not import items.", status=403)
         context: dict[str, object] = {
             **self.admin_site.each_context(request),
@@ -458,8 +483,8 @@ class ItemAdmin(admin.ModelAdmin):
 
     def rollback_view(self, request: HttpRequest, item_id: int) -> HttpResponse:
         item = get_object_or_404(Item, pk=item_id)
-        if not self.has_change_permission(request, item):
-            return HttpResponse("You may not change this item.", status=403)
+        if not self.has_activate_permission(request):
+            return HttpResponse("You may not roll back model versions.", status=403)
         try:
             target = audit.roll_back(item, _actor(request))
         except ValidationError as exc:
@@ -483,23 +508,30 @@ class ItemAdmin(admin.ModelAdmin):
         if started:
             self.message_user(request, f"Training ({kind}) queued for {started} item(s).")
 
-    @admin.action(description="Train a new model: frozen backbone + head")
+    @admin.action(description="Train a new model: frozen backbone + head", permissions=["train"])
     def train_head(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
         self._train(request, queryset, ModelVersion.Kind.HEAD)
 
-    @admin.action(description="Train a new model: LoRA adapter + head")
+    @admin.action(description="Train a new model: LoRA adapter + head", permissions=["train"])
     def train_lora(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
         self._train(request, queryset, ModelVersion.Kind.LORA)
 
-    @admin.action(description="Train a new model: full fine-tuning (baseline)")
+    @admin.action(
+        description="Train a new model: full fine-tuning (baseline)", permissions=["train"]
+    )
     def train_full(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
         self._train(request, queryset, ModelVersion.Kind.FULL)
 
-    @admin.action(description="Merge (GW plan): merge the selected items' models into groups")
+    @admin.action(
+        description="Merge (GW plan): merge the selected items' models into groups",
+        permissions=["train"],
+    )
     def merge_gw(self, request: HttpRequest, queryset: QuerySet[Item]) -> HttpResponse | None:
         return merge_page(self, request, list(queryset), [i.pk for i in queryset])
 
-    @admin.action(description="Roll back to the previously active model version")
+    @admin.action(
+        description="Roll back to the previously active model version", permissions=["activate"]
+    )
     def roll_back(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
         for item in queryset:
             try:
@@ -508,7 +540,10 @@ class ItemAdmin(admin.ModelAdmin):
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
 
-    @admin.action(description="Retrain with reviewed answers (adds them to the training data)")
+    @admin.action(
+        description="Retrain with reviewed answers (adds them to the training data)",
+        permissions=["train"],
+    )
     def retrain_with_reviewed(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
         for item in queryset:
             created, updated = review.copy_reviewed_answers(item)
@@ -539,8 +574,8 @@ class ScoredAnswerAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "status", "is_active", "qwk", "accuracy", "trained_at"]
+class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
+    list_display = ["__str__", "status", "is_active", "qwk", "accuracy", "trained_at", "note"]
     list_filter = ["status", "kind", "is_active"]
     search_fields = ["item__key"]
     readonly_fields = [
@@ -553,11 +588,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "status",
         "progress",
         "error",
+        "note",
         "is_active",
+        "num_labels",
+        "active_at_start",
         "created_at",
         "trained_at",
     ]
-    actions = ["activate", "cancel", "distill", "merge_gw"]
+    actions = ["activate", "cancel", "distill", "merge_gw", "archive"]
     list_select_related = ["item"]
     change_form_template = "admin/scoring_plugin/modelversion/change_form.html"
 
@@ -571,6 +609,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # versions come from training, started on items
+
+    def has_delete_permission(self, request: HttpRequest, obj: ModelVersion | None = None) -> bool:
+        # The active version, and versions that scored answers (archive those), are kept.
+        if obj is not None and obj.deletion_problem():
+            return False
+        return super().has_delete_permission(request, obj)
 
     def get_urls(self):  # type: ignore[no-untyped-def]
         custom = [
@@ -609,7 +653,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def activate_view(self, request: HttpRequest, version_id: int) -> HttpResponse:
         """The "Activate" button on the item and version pages."""
         version = get_object_or_404(ModelVersion.objects.select_related("item"), pk=version_id)
-        if not self.has_change_permission(request, version):
+        if not self.has_activate_permission(request):
             return HttpResponse("You may not activate model versions.", status=403)
         try:
             audit.activate(version, _actor(request))
@@ -641,7 +685,10 @@ class ModelVersionAdmin(admin.ModelAdmin):
             raise Http404("This version has no merge heatmap.")
         return FileResponse(heatmap.open("rb"), content_type="image/png")
 
-    @admin.action(description="Activate (this version scores its item from now on)")
+    @admin.action(
+        description="Activate (this version scores its item from now on)",
+        permissions=["activate"],
+    )
     def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         for version in queryset.select_related("item"):
             try:
@@ -665,7 +712,9 @@ class ModelVersionAdmin(admin.ModelAdmin):
             content_type="application/octet-stream",
         )
 
-    @admin.action(description="Distill into a tiny student (taught by this version)")
+    @admin.action(
+        description="Distill into a tiny student (taught by this version)", permissions=["train"]
+    )
     def distill(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         started = 0
         for teacher in queryset.select_related("item"):
@@ -681,19 +730,39 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 "ready.",
             )
 
-    @admin.action(description="Merge (GW plan): merge these versions' items (their active models)")
+    @admin.action(
+        description="Merge (GW plan): merge these versions' items (their active models)",
+        permissions=["train"],
+    )
     def merge_gw(
         self, request: HttpRequest, queryset: QuerySet[ModelVersion]
     ) -> HttpResponse | None:
         versions = list(queryset.select_related("item"))
         return merge_page(self, request, [v.item for v in versions], [v.pk for v in versions])
 
-    @admin.action(description="Cancel training")
+    @admin.action(description="Cancel training", permissions=["train"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         count = queryset.filter(
             status__in=[ModelVersion.Status.PENDING, ModelVersion.Status.TRAINING]
         ).update(status=ModelVersion.Status.CANCELLED)
         self.message_user(request, f"Cancelled {count} training job(s).")
+
+    @admin.action(
+        description="Archive (keep an inactive version, with the answers it scored)",
+        permissions=["activate"],
+    )
+    def archive(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        count = (
+            queryset.filter(is_active=False)
+            .exclude(status__in=[ModelVersion.Status.PENDING, ModelVersion.Status.TRAINING])
+            .update(status=ModelVersion.Status.ARCHIVED)
+        )
+        skipped = queryset.count() - count
+        self.message_user(
+            request,
+            f"Archived {count} version(s)"
+            + (f"; {skipped} active or training version(s) left as they were." if skipped else "."),
+        )
 
 
 class SubmissionReviewForm(forms.ModelForm):
@@ -732,19 +801,37 @@ class SubmissionAdmin(admin.ModelAdmin):
         "id",
         "item",
         "status",
+        "waiting_for",
+        "attempts",
         "score",
         "confidence",
         "reviewed_score",
         "model_version",
         "created_at",
     ]
-    list_filter = ["status", ReviewStateFilter, "item"]
+    list_filter = ["status", "waiting_for", ReviewStateFilter, "item"]
     search_fields = ["id", "text", "client_reference"]
     list_select_related = ["item", "model_version__item"]
     form = SubmissionReviewForm
-    actions = ["export_csv"]
+    actions = ["export_csv", "rescore"]
 
-    @admin.action(description="Export the selected answers as CSV")
+    def has_rescore_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perm(RESCORE_PERMISSION))
+
+    @admin.action(
+        description="Score the selected failed answers again (the gradebook follows)",
+        permissions=["rescore"],
+    )
+    def rescore(self, request: HttpRequest, queryset: QuerySet[Submission]) -> None:
+        count = rescore_submissions([str(pk) for pk in queryset.values_list("pk", flat=True)])
+        skipped = queryset.count() - count
+        self.message_user(
+            request,
+            f"{count} failed answer(s) sent to scoring again"
+            + (f"; {skipped} not failed, left as they were." if skipped else "."),
+        )
+
+    @admin.action(description="Export the selected answers as CSV", permissions=["view"])
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Submission]) -> HttpResponse:
         rows = queryset.select_related("item", "model_version__item", "submitted_by")
         response = HttpResponse(
@@ -769,6 +856,7 @@ class SubmissionAdmin(admin.ModelAdmin):
         "confidence",
         "truncated",
         "model_version",
+        "waiting_for",
         "error",
         "attempts",
         "created_at",

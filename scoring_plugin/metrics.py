@@ -57,6 +57,22 @@ class DatabaseCollector:
             "Answers received or queued and not yet scored.",
             value=by_status.get("received", 0) + by_status.get("queued", 0),
         )
+        by_reason = dict(
+            waiting.exclude(waiting_for="")
+            .values_list("waiting_for")
+            .annotate(n=Count("pk"))
+            .order_by()
+        )
+        reasons = GaugeMetricFamily(
+            "scorebridge_submissions_waiting",
+            "Answers not yet scored by what they wait for: broker (the scoring queue), worker "
+            "(no scoring worker took them in time), model (their item has no active model).",
+            labels=["reason"],
+        )
+        for reason in Submission.WaitingFor.values:
+            if reason:
+                reasons.add_metric([reason], by_reason.get(reason, 0))
+        yield reasons
         oldest = waiting.aggregate(t=Min("created_at"))["t"]
         yield GaugeMetricFamily(
             "scorebridge_oldest_waiting_seconds",

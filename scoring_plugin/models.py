@@ -5,9 +5,22 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Max, Q
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
 from django.utils import timezone
+
+from ml_core.data import ITEM_ID_PATTERN as ITEM_KEY_PATTERN
+
+validate_item_key = RegexValidator(
+    ITEM_KEY_PATTERN,
+    "An item key starts with a letter or digit and holds only letters, digits, '.', '_' and "
+    "'-' (no spaces or '/').",
+    code="invalid_item_key",
+)
 
 
 class Item(models.Model):
@@ -20,7 +33,17 @@ class Item(models.Model):
     key = models.CharField(
         max_length=200,
         unique=True,
-        help_text="Stable identifier, e.g. the item_id of the imported CSV.",
+        validators=[validate_item_key],
+        help_text="Identifier, e.g. the item_id of the imported CSV: letters, digits, '.', '_', "
+        "'-'. Links and pages refer to the item by its numeric id, so a key can be renamed.",
+    )
+    legacy_key = models.CharField(
+        max_length=200,
+        blank=True,
+        db_index=True,
+        editable=False,
+        help_text="The key before migration 0004 made it a slug; LMS links placed before then "
+        "still name it.",
     )
     prompt = models.TextField(help_text="The question shown to students.")
     reference_answer = models.TextField(blank=True, help_text="Rubric or model answer.")
@@ -35,6 +58,9 @@ class Item(models.Model):
 
     class Meta:
         ordering = ["key"]
+        permissions = [
+            ("train_item", "Can train, retrain, distill, merge and cancel item models"),
+        ]
 
     def __str__(self) -> str:
         return self.key
@@ -42,6 +68,44 @@ class Item(models.Model):
     @property
     def active_version(self) -> ModelVersion | None:
         return self.model_versions.filter(is_active=True).first()
+
+    def lowest_max_score(self) -> int:
+        """The smallest ``max_score`` this item can have: its human scores, stored automatic
+        scores and the classes of its active model must all stay within 0..max_score."""
+        if self.pk is None:
+            return 0
+        floors = [
+            self.scored_answers.aggregate(m=Max("score"))["m"],
+            self.submissions.aggregate(m=Max("score"))["m"],
+            self.submissions.aggregate(m=Max("reviewed_score"))["m"],
+        ]
+        active = self.active_version
+        if active is not None and active.num_labels:
+            floors.append(active.num_labels - 1)
+        return max((f for f in floors if f is not None), default=0)
+
+    def clean(self) -> None:
+        super().clean()
+        self._check_max_score()
+
+    def _check_max_score(self) -> None:
+        if self.pk is None or self.max_score is None:
+            return
+        floor = self.lowest_max_score()
+        if self.max_score < floor:
+            raise ValidationError(
+                {
+                    "max_score": f"Item '{self.key}' has scores up to {floor} (human scores, "
+                    f"automatic scores or its active model's classes); max_score cannot be "
+                    f"{self.max_score}."
+                }
+            )
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        # Integrity rules hold for every writer (admin, import, shell), not only forms.
+        validate_item_key(self.key)
+        self._check_max_score()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
 class ScoredAnswer(models.Model):
@@ -78,8 +142,20 @@ class ScoredAnswer(models.Model):
         return f"{self.item.key}/{self.response_key}"
 
 
+class ModelVersionQuerySet(models.QuerySet):
+    def delete(self):  # type: ignore[no-untyped-def]
+        """Refuse, before deleting anything, when the selection holds the active version of an
+        item or a version that scored answers (archive those)."""
+        for version in self.filter(Q(is_active=True) | Q(submissions__isnull=False)).distinct()[:1]:
+            problem = version.deletion_problem()
+            raise models.ProtectedError(problem, {version})
+        return super().delete()
+
+
 class ModelVersion(models.Model):
     """A trained model that can score one item; at most one version per item is active."""
+
+    objects = ModelVersionQuerySet.as_manager()
 
     class Kind(models.TextChoices):
         HEAD = "head", "frozen backbone + head"
@@ -94,6 +170,7 @@ class ModelVersion(models.Model):
         READY = "ready", "ready"
         FAILED = "failed", "failed"
         CANCELLED = "cancelled", "cancelled"
+        ARCHIVED = "archived", "archived (kept: it scored answers)"
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="model_versions")
     number = models.PositiveIntegerField(help_text="1, 2, ... per item.")
@@ -113,11 +190,27 @@ class ModelVersion(models.Model):
     progress = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     is_active = models.BooleanField(default=False)
+    active_at_start = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The item's active version when this one was started; training activates its "
+        "result only if that one is still active.",
+    )
+    num_labels = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="Score classes the model predicts (max_score + 1)."
+    )
+    note = models.TextField(blank=True, help_text="Why a finished version was not activated.")
     created_at = models.DateTimeField(auto_now_add=True)
     trained_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["item", "-number"]
+        permissions = [
+            ("activate_modelversion", "Can activate, roll back and archive model versions"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["item", "number"], name="unique_version_number"),
             models.UniqueConstraint(
@@ -133,15 +226,53 @@ class ModelVersion(models.Model):
         """What the engine reports as the model version of a score."""
         return f"{self.item.key}@v{self.number}"
 
+    def deletion_problem(self) -> str:
+        """Why this version must not be deleted ("" when it may be)."""
+        if self.is_active:
+            return f"{self} is active; activate another version first."
+        if self.pk is not None and self.submissions.exists():
+            return f"{self} scored answers; archive it instead of deleting it."
+        return ""
+
+    def delete(self, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        problem = self.deletion_problem()
+        if problem:
+            raise models.ProtectedError(problem, {self})
+        return super().delete(*args, **kwargs)  # type: ignore[arg-type]
+
+
+@receiver(pre_delete, sender=ModelVersion, dispatch_uid="scoring_keep_used_versions")
+def _refuse_deleting_used_versions(
+    sender: type[ModelVersion], instance: ModelVersion, origin: object = None, **kwargs: object
+) -> None:
+    """The last guard, for deletes that skip ``Model.delete`` and the queryset's check (a
+    cascade from another model). Deleting the whole item (its versions go with it) is decided
+    by the item: its answers protect it."""
+    if isinstance(origin, Item) or getattr(origin, "model", None) is Item:
+        return
+    problem = instance.deletion_problem()
+    if problem:
+        raise models.ProtectedError(problem, {instance})
+
 
 class Submission(models.Model):
-    """One student's answer. It moves received -> queued -> scored or failed."""
+    """One student's answer. It moves received -> queued -> scored or failed.
+
+    While it is not scored, ``waiting_for`` says what it waits for; an answer never fails for
+    lack of a worker, a broker or an active model, it waits for them.
+    """
 
     class Status(models.TextChoices):
         RECEIVED = "received", "received"
         QUEUED = "queued", "queued"
         SCORED = "scored", "scored"
         FAILED = "failed", "failed"
+
+    class WaitingFor(models.TextChoices):
+        NOTHING = "", "-"
+        BROKER = "broker", "waiting for the scoring queue"
+        WORKER = "worker", "waiting for a scoring worker"
+        MODEL = "model", "waiting for an active model"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="submissions")
@@ -162,7 +293,15 @@ class Submission(models.Model):
         default=False, help_text="The answer was longer than the model reads; its end was cut."
     )
     model_version = models.ForeignKey(
-        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions"
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="submissions"
+    )
+    waiting_for = models.CharField(
+        max_length=10,
+        choices=WaitingFor.choices,
+        blank=True,
+        default="",
+        db_index=True,
+        help_text="What an answer not yet scored is waiting for.",
     )
     error = models.TextField(blank=True)
     reviewed_score = models.PositiveSmallIntegerField(
@@ -173,7 +312,9 @@ class Submission(models.Model):
     review_comment = models.TextField(blank=True)
     reviewed_by = models.CharField(max_length=200, blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times it was enqueued.")
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Times a scoring worker took it (re-sending does not count)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     scored_at = models.DateTimeField(null=True, blank=True)
@@ -181,6 +322,7 @@ class Submission(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "queued_at"], name="submission_status_queued")]
+        permissions = [("rescore_submission", "Can score answers again")]
 
     def __str__(self) -> str:
         return f"{self.item.key}: {self.id}"
@@ -201,6 +343,7 @@ class Submission(models.Model):
 
     def mark_failed(self, reason: str) -> None:
         self.status = self.Status.FAILED
+        self.waiting_for = self.WaitingFor.NOTHING
         self.error = reason
         self.scored_at = timezone.now()
 

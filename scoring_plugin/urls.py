@@ -13,5 +13,5 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
     path("metrics", metrics.metrics_view, name="metrics"),
-    path("items/<str:key>/try/", views.try_item, name="try-item"),
+    path("items/<int:pk>/try/", views.try_item, name="try-item"),
 ]

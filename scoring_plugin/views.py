@@ -16,9 +16,10 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-def try_item(request: HttpRequest, key: str) -> HttpResponse:
-    """Answer an item as a student would and watch the score arrive (uses the JSON API)."""
-    item = get_object_or_404(Item, key=key)
+def try_item(request: HttpRequest, pk: int) -> HttpResponse:
+    """Answer an item as a student would and watch the score arrive (uses the JSON API).
+    Addressed by the item's stable id, so a renamed key does not break the link."""
+    item = get_object_or_404(Item, pk=pk)
     return render(request, "scoring_plugin/try_item.html", {"item": item})
 
 

@@ -4,6 +4,11 @@
   any mix of items, in one engine call with each item's active model version.
 * ``train_model_version``: trains a pending model version and activates it when asked.
 * ``sweep_stuck_submissions``: re-enqueues answers left received or queued for too long.
+
+An answer never fails for lack of a worker, a broker or an active model: it waits (its
+``waiting_for`` says for what) and is scored when they are back. A scoring attempt is counted
+when a worker takes the answer, not when it is sent; only an answer that workers took
+``SCOREBRIDGE_MAX_SCORING_ATTEMPTS`` times without finishing it (one that kills them) fails.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from celery import shared_task
 from celery_batches import SimpleRequest
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
@@ -35,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 FINAL = (Submission.Status.SCORED, Submission.Status.FAILED)
+WAITING = (Submission.Status.RECEIVED, Submission.Status.QUEUED)
 
 
 class ScoringBatches(AdaptiveBatches):
@@ -71,7 +78,8 @@ def score_submission(requests: Sequence[SimpleRequest]) -> dict[str, object]:
 @dataclass
 class BatchOutcome:
     statuses: dict[str, str]
-    """Each id's state afterwards: scored, failed, missing, or deferred (database away)."""
+    """Each id's state afterwards: scored, failed, missing, deferred (database away) or
+    waiting (no active model)."""
     latencies: list[float] = field(default_factory=list)
     """Submit-to-scored seconds of the answers this call scored (not earlier deliveries)."""
     failed: int = 0
@@ -79,7 +87,7 @@ class BatchOutcome:
 
     def summary(self, seconds: float) -> dict[str, object]:
         """Plain values, for the worker's main process (the pool pickles them)."""
-        deferred = sum(1 for status in self.statuses.values() if status == "deferred")
+        deferred = sum(1 for s in self.statuses.values() if s in ("deferred", "waiting"))
         return {
             "answers": len(self.statuses),
             "scored": len(self.latencies),
@@ -102,9 +110,10 @@ def score_batch(submission_ids: Sequence[str]) -> BatchOutcome:
     and opened again); if it stays away the rows stay queued for the sweeper: nothing is lost,
     nothing scored twice.
     """
+    claimed: set[str] = set()  # taken once per delivery, however often the database retries
     for attempt in range(DB_ATTEMPTS):
         try:
-            return _score_submissions(submission_ids)
+            return _score_submissions(submission_ids, claimed)
         except (DatabaseError, InterfaceError) as exc:
             logger.warning("database unavailable (attempt %d): %s", attempt + 1, exc)
             _drop_broken_connection()
@@ -139,17 +148,32 @@ def _announce(submission_id: str, status: str) -> None:
     )
 
 
-def _finish_failed(submission_id: str, reason: str) -> None:
-    with transaction.atomic():
-        row = Submission.objects.select_for_update().get(pk=submission_id)
-        if row.status not in FINAL:
-            row.mark_failed(reason)
-            row.save()
-            _announce(submission_id, row.status)
-    logger.warning("submission=%s failed: %s", submission_id, reason)
+def _wait_for_model(rows: Sequence[Submission]) -> None:
+    """Answers of items with no active model wait for one (not taken, no attempt counted);
+    activating a version sends them again."""
+    for row in rows:
+        Submission.objects.filter(pk=row.pk, status__in=WAITING).update(
+            status=Submission.Status.RECEIVED,
+            waiting_for=Submission.WaitingFor.MODEL,
+            error=f"waiting for an active model (item '{row.item.key}' has none)",
+        )
+        logger.info("submission=%s item=%s status=waiting reason=model", row.pk, row.item.key)
 
 
-def _score_submissions(submission_ids: Sequence[str]) -> BatchOutcome:
+def _claim(rows: Sequence[Submission], claimed: set[str]) -> None:
+    """Count one scoring attempt for each answer this delivery takes."""
+    fresh = [row for row in rows if str(row.pk) not in claimed]
+    if not fresh:
+        return
+    Submission.objects.filter(pk__in=[r.pk for r in fresh], status__in=WAITING).update(
+        attempts=F("attempts") + 1, waiting_for=Submission.WaitingFor.NOTHING, error=""
+    )
+    for row in fresh:
+        row.attempts += 1
+        claimed.add(str(row.pk))
+
+
+def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> BatchOutcome:
     outcome: dict[str, str] = {pk: "missing" for pk in submission_ids}
     rows = [
         row
@@ -166,7 +190,20 @@ def _score_submissions(submission_ids: Sequence[str]) -> BatchOutcome:
             item_id__in={r.item_id for r in rows}, is_active=True, status=ModelVersion.Status.READY
         )
     }
+    without_model = [row for row in rows if row.item_id not in versions]
+    if without_model:
+        _wait_for_model(without_model)
+        for row in without_model:
+            outcome[str(row.pk)] = "waiting"
+        rows = [row for row in rows if row.item_id in versions]
+        if not rows:
+            return BatchOutcome(outcome)
+    _claim(rows, claimed)
     failures: dict[str, str] = {}
+    limit = settings.SCOREBRIDGE_MAX_SCORING_ATTEMPTS
+    for row in rows:
+        if row.attempts > limit:  # taken this often and never finished: it kills workers
+            failures[str(row.pk)] = f"not scored after {row.attempts - 1} attempts by workers"
     for item_id in {r.item_id for r in rows}:
         version = versions.get(item_id)
         if version is None:
@@ -181,9 +218,6 @@ def _score_submissions(submission_ids: Sequence[str]) -> BatchOutcome:
                 if row.item_id == item_id:
                     failures[str(row.pk)] = f"model {version.label} cannot be loaded: {exc}"
             versions.pop(item_id)
-    for row in rows:
-        if row.item_id not in versions and str(row.pk) not in failures:
-            failures[str(row.pk)] = f"item '{row.item.key}' has no active model"
     to_score = [row for row in rows if str(row.pk) not in failures]
     results = {}
     if to_score:
@@ -213,6 +247,7 @@ def _score_submissions(submission_ids: Sequence[str]) -> BatchOutcome:
                 row.truncated = result.truncated
                 row.model_version = version
                 row.error = ""
+                row.waiting_for = Submission.WaitingFor.NOTHING
                 row.scored_at = now
             changed.append(row)
             outcome[key] = row.status
@@ -220,7 +255,7 @@ def _score_submissions(submission_ids: Sequence[str]) -> BatchOutcome:
         Submission.objects.bulk_update(
             changed,
             ["status", "score", "probabilities", "confidence", "truncated", "model_version",
-             "error", "scored_at"],
+             "error", "waiting_for", "scored_at"],
         )  # fmt: skip
     report = BatchOutcome(outcome)
     for row in changed:
@@ -262,8 +297,9 @@ def _claim_for_training(version_id: int) -> bool:
 def _finish_ready(
     version: ModelVersion, artifact_path: Path, metrics: Mapping[str, float], *, activate: bool
 ) -> str:
-    """Mark a trained (or distilled) version ready with its artifact; activate it if asked."""
-    from scoring_plugin.services import activate_version
+    """Mark a trained (or distilled) version ready with its artifact; activate it if asked and
+    no admin activated another version while it trained."""
+    from scoring_plugin.services import activate_if_still_current
 
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY,
@@ -274,7 +310,7 @@ def _finish_ready(
     )
     if activate:
         version.refresh_from_db()
-        activate_version(version)
+        activate_if_still_current(version)
     return "ready"
 
 
@@ -446,25 +482,30 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
 
 @shared_task(name="workers.tasks.sweep_stuck_submissions")
 def sweep_stuck_submissions() -> int:
-    """Enqueue again answers that sat received or queued too long (a lost message)."""
+    """Send again answers that sat received or queued too long (a lost message, a broker or
+    workers away). Sending is not an attempt, so however long workers are away no answer
+    fails here; one that waited in the queue is marked as waiting for a scoring worker.
+    Answers waiting for an active model are left alone until their item has one."""
     from scoring_plugin.services import enqueue_submission
 
     cutoff = timezone.now() - timedelta(seconds=settings.SCOREBRIDGE_REQUEUE_AFTER_SECONDS)
-    stuck = list(
-        Submission.objects.filter(
-            status__in=[Submission.Status.RECEIVED, Submission.Status.QUEUED],
-            created_at__lt=cutoff,
+    has_model = Exists(
+        ModelVersion.objects.filter(
+            item_id=OuterRef("item_id"), is_active=True, status=ModelVersion.Status.READY
         )
+    )
+    stuck = list(
+        Submission.objects.filter(status__in=WAITING, created_at__lt=cutoff)
         .exclude(queued_at__gte=cutoff)
-        .values_list("pk", "attempts")[:1000]
+        .annotate(has_model=has_model)
+        .exclude(waiting_for=Submission.WaitingFor.MODEL, has_model=False)
+        .values_list("pk", "status")[:1000]
     )
     requeued = 0
-    for pk, attempts in stuck:
-        if attempts >= settings.SCOREBRIDGE_MAX_SCORING_ATTEMPTS:
-            _finish_failed(str(pk), f"not scored after {attempts} attempts")
-            continue
-        enqueue_submission(str(pk))
-        requeued += 1
+    for pk, status in stuck:
+        waiting = Submission.WaitingFor.WORKER if status == Submission.Status.QUEUED else ""
+        if enqueue_submission(str(pk), waiting_for=waiting):
+            requeued += 1
     if requeued:
         logger.warning("re-enqueued %d stuck submission(s)", requeued)
     return requeued

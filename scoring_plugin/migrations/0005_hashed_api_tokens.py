@@ -28,7 +28,7 @@ def hash_plain_tokens(apps, schema_editor):  # type: ignore[no-untyped-def]
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring_plugin', '0003_review_audit'),
+        ('scoring_plugin', '0004_stable_items_waiting_answers'),
         ('authtoken', '0004_alter_tokenproxy_options'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -131,6 +131,7 @@ class TestPlatform:
         context_id: str = "course-1",
         resource_link_id: str = "link-1",
         item_key: str = "item-1",
+        custom: dict[str, str] | None = None,
         line_item: str | None = "",
         with_nrps: bool = True,
         **extra: object,
@@ -155,7 +156,10 @@ class TestPlatform:
         }
         if message_type != "LtiDeepLinkingRequest":
             body[CLAIM + "resource_link"] = {"id": resource_link_id, "title": "Question 1"}
-            body[CLAIM + "custom"] = {"scorebridge_item": item_key}
+            # ``custom``: what a link placed by deep linking carries; by default an old link's
+            body[CLAIM + "custom"] = (
+                custom if custom is not None else {"scorebridge_item": item_key}
+            )
             ags: dict[str, object] = {
                 "scope": SCOPES,
                 "lineitems": f"{self.url}/{context_id}/lineitems",

@@ -165,7 +165,7 @@ def test_empty_answer_is_refused_with_a_message(platform, item, browser) -> None
     url = browser.open(platform)
     response = submit(browser, url, answer="   ")
     assert response.status_code == 400
-    assert response.json()["error"] == "The answer is empty."
+    assert response.json()["error"].startswith("The answer is empty")
 
 
 def test_non_js_form_post_redirects_back_to_the_page(platform, item, browser) -> None:

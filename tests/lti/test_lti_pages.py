@@ -36,13 +36,13 @@ def answer(browser, platform, sub: str, **claims) -> str:  # type: ignore[no-unt
 
 
 def test_deep_linking_returns_a_resource_link_with_the_items_line_item(platform, browser) -> None:
-    ItemFactory(key="tcp-seq", max_score=4)
+    item = ItemFactory(key="tcp-seq", max_score=4)
     url = browser.open(
         platform, sub="teacher-1", roles=[INSTRUCTOR], message_type="LtiDeepLinkingRequest"
     )
     page = browser.get(url).content.decode()
     assert "tcp-seq" in page
-    response = browser.post(f"/lti/s/{token_of(url)}/deep-link/", {"item": "tcp-seq"})
+    response = browser.post(f"/lti/s/{token_of(url)}/deep-link/", {"item_id": str(item.pk)})
     html = response.content.decode()
     assert f'action="{platform.url}/deep-link-return"' in html
     token = re.search(r'name="JWT" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
@@ -62,7 +62,8 @@ def test_deep_linking_returns_a_resource_link_with_the_items_line_item(platform,
     (content,) = claims[DL + "content_items"]
     assert content["type"] == "ltiResourceLink"
     assert content["lineItem"]["scoreMaximum"] == 4
-    assert content["custom"] == {"scorebridge_item": "tcp-seq"}
+    # The stable id names the item; the key is kept for reading.
+    assert content["custom"] == {"scorebridge_item": "tcp-seq", "scorebridge_item_id": str(item.pk)}
     assert content["url"].endswith("/lti/launch/")
 
 

@@ -59,12 +59,15 @@ def test_a_new_active_version_is_used_without_restart(trained_item) -> None:  # 
     assert second.model_version == newer and newer.number == 2
 
 
-def test_item_without_model_fails_with_reason(db, scoring_settings) -> None:  # type: ignore[no-untyped-def]
-    submission = SubmissionFactory(item=ItemFactory(key="untrained"))
-    assert tasks.score_submissions([str(submission.pk)]) == {str(submission.pk): "failed"}
+def test_item_without_model_waits_for_one_and_counts_no_attempt(db, scoring_settings) -> None:  # type: ignore[no-untyped-def]
+    submission = SubmissionFactory(item=ItemFactory(key="untrained"), status="queued")
+    for _ in range(10):
+        assert tasks.score_submissions([str(submission.pk)]) == {str(submission.pk): "waiting"}
     submission.refresh_from_db()
-    assert submission.status == Submission.Status.FAILED
-    assert "no active model" in submission.error
+    assert submission.status == Submission.Status.RECEIVED
+    assert submission.waiting_for == Submission.WaitingFor.MODEL
+    assert "waiting for an active model" in submission.error
+    assert submission.attempts == 0
 
 
 def test_broken_artifact_fails_the_answer_not_the_worker(trained_item, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -89,7 +92,7 @@ def test_only_ready_versions_can_be_activated(db) -> None:  # type: ignore[no-un
         activate_version(version)
 
 
-def test_sweeper_requeues_stuck_answers_and_gives_up_after_max_attempts(
+def test_sweeper_requeues_stuck_answers_without_counting_or_failing_them(
     db, settings, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     sent: list[str] = []
@@ -99,17 +102,20 @@ def test_sweeper_requeues_stuck_answers_and_gives_up_after_max_attempts(
     old = timezone.now() - timedelta(minutes=5)
     stuck = SubmissionFactory(status="queued", attempts=1)
     never_sent = SubmissionFactory(status="received")
-    exhausted = SubmissionFactory(status="queued", attempts=3)
+    many_sends = SubmissionFactory(status="queued", attempts=3)
     fresh = SubmissionFactory(status="queued", attempts=1)
-    Submission.objects.filter(pk__in=[stuck.pk, never_sent.pk, exhausted.pk]).update(
+    no_model = SubmissionFactory(status="received", waiting_for="model")
+    Submission.objects.filter(pk__in=[stuck.pk, never_sent.pk, many_sends.pk, no_model.pk]).update(
         created_at=old, queued_at=old
     )
     Submission.objects.filter(pk=fresh.pk).update(queued_at=timezone.now())
-    assert tasks.sweep_stuck_submissions.run() == 2
-    assert sorted(sent) == sorted([str(stuck.pk), str(never_sent.pk)])
-    exhausted.refresh_from_db()
-    assert exhausted.status == Submission.Status.FAILED
-    assert "after 3 attempts" in exhausted.error
+    assert tasks.sweep_stuck_submissions.run() == 3
+    assert sorted(sent) == sorted([str(stuck.pk), str(never_sent.pk), str(many_sends.pk)])
+    many_sends.refresh_from_db()
+    assert many_sends.status == Submission.Status.QUEUED
+    assert many_sends.attempts == 3  # sending again is not an attempt
+    assert many_sends.waiting_for == Submission.WaitingFor.WORKER
+    assert many_sends.error == "waiting for a scoring worker"
 
 
 def test_a_mixed_batch_is_scored_in_one_call_and_failures_stay_apart(trained_item) -> None:  # type: ignore[no-untyped-def]
@@ -118,7 +124,7 @@ def test_a_mixed_batch_is_scored_in_one_call_and_failures_stay_apart(trained_ite
     orphan = SubmissionFactory(item=untrained)
     ids = [str(s.pk) for s in (*good, orphan)]
     outcome = tasks.score_submissions(ids + ids[:1])  # a duplicate id in the same batch
-    assert outcome == {**{str(s.pk): "scored" for s in good}, str(orphan.pk): "failed"}
+    assert outcome == {**{str(s.pk): "scored" for s in good}, str(orphan.pk): "waiting"}
     assert Submission.objects.filter(status="scored").count() == 3
 
 
@@ -129,11 +135,11 @@ def test_a_database_blip_is_waited_for(trained_item, monkeypatch) -> None:  # ty
     real = tasks._score_submissions
     calls = []
 
-    def flaky(ids):  # type: ignore[no-untyped-def]
+    def flaky(ids, claimed):  # type: ignore[no-untyped-def]
         calls.append(ids)
         if len(calls) == 1:
             raise OperationalError("server closed the connection unexpectedly")
-        return real(ids)
+        return real(ids, claimed)
 
     monkeypatch.setattr(tasks, "_score_submissions", flaky)
     monkeypatch.setattr(tasks.time, "sleep", lambda seconds: None)
@@ -146,7 +152,7 @@ def test_a_database_that_stays_away_leaves_rows_for_the_sweeper(db, monkeypatch)
 
     submission = SubmissionFactory(status="queued")
 
-    def down(ids):  # type: ignore[no-untyped-def]
+    def down(ids, claimed):  # type: ignore[no-untyped-def]
         raise OperationalError("could not connect to server")
 
     monkeypatch.setattr(tasks, "_score_submissions", down)
