@@ -135,7 +135,9 @@ class LtiRegistrationAdmin(BaseLtiRegistrationAdmin):
     list_filter = ["is_active"]
     actions = ["approve", "deactivate"]
 
-    @admin.action(description="Approve: activate the registration and its deployments")
+    @admin.action(
+        description="Approve: activate the registration and its deployments", permissions=["change"]
+    )
     def approve(self, request: HttpRequest, queryset: QuerySet[LtiRegistration]) -> None:
         count = 0
         for registration in queryset:
@@ -146,7 +148,7 @@ class LtiRegistrationAdmin(BaseLtiRegistrationAdmin):
         forget_platform_origins()
         self.message_user(request, f"{count} registration(s) approved.", messages.SUCCESS)
 
-    @admin.action(description="Deactivate the registration")
+    @admin.action(description="Deactivate the registration", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet[LtiRegistration]) -> None:
         count = queryset.update(is_active=False)
         forget_platform_origins()

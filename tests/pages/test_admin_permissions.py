@@ -6,6 +6,8 @@ a POST that runs each one anyway changes nothing; a user given the permission ca
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.apps import apps
 from django.contrib import admin
@@ -13,10 +15,12 @@ from django.contrib.auth.models import Permission
 from django.core import serializers
 from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 
-from lti.models import ItemLtiSettings, LtiSubmission, UsedNonce
+from lti.models import ItemLtiSettings, LtiSubmission, RegistrationInvite, UsedNonce
 from scoring_plugin import audit
 from scoring_plugin.models import AuditLog, ModelVersion, Submission
+from scoring_plugin.tokens import ApiToken
 from tests.scoring.factories import (
     ModelVersionFactory,
     ScoredAnswerFactory,
@@ -24,7 +28,7 @@ from tests.scoring.factories import (
     UserFactory,
 )
 
-APPS = ("scoring_plugin", "lti")
+APPS = ("scoring_plugin", "lti", "lti_tool")
 # Every action the issue names must be among those checked (a renamed action fails here).
 NAMED = {
     ("item", "train_head"),
@@ -40,6 +44,8 @@ NAMED = {
     ("modelversion", "archive"),
     ("submission", "rescore"),
     ("ltisubmission", "send_again"),
+    ("ltiregistration", "approve"),
+    ("ltiregistration", "deactivate"),
 }
 READ_ONLY_ACTIONS = {("submission", "export_csv")}
 
@@ -94,6 +100,8 @@ def world(course, item):  # type: ignore[no-untyped-def]
         )
     audit.record(AuditLog.Action.ACTIVATE, "admin:someone", model_version=active)
     ItemLtiSettings.objects.create(item=item)
+    ApiToken.create_for(UserFactory(username="api-client"), name="client")
+    RegistrationInvite.create_with_token(expires_at=timezone.now() + timedelta(days=1))
     UsedNonce.objects.create(
         issuer="https://course.example", nonce="n1", expires_at=scored.created_at
     )
@@ -102,9 +110,7 @@ def world(course, item):  # type: ignore[no-untyped-def]
 
 def staff_with(*codenames: str):  # type: ignore[no-untyped-def]
     user = UserFactory(username="viewer-" + "-".join(codenames)[:80], is_staff=True)
-    view = Permission.objects.filter(
-        content_type__app_label__in=(*APPS, "lti_tool"), codename__startswith="view_"
-    )
+    view = Permission.objects.filter(content_type__app_label__in=APPS, codename__startswith="view_")
     user.user_permissions.add(*view, *Permission.objects.filter(codename__in=codenames))
     return user
 
