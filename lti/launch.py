@@ -9,7 +9,11 @@ failure into a :class:`LaunchError` with a code and a message a person can act o
 * ``exp`` and ``iat`` are required; ``iat`` may not lie in the future or too far in the past;
 * the nonce must be one this tool issued at login, and it is used up: a second launch with the
   same id_token is refused (pylti1p3 alone accepts it again until the token expires);
-* the deployment must be known and active; message type and LTI version must be supported.
+* the deployment must be known and active; message type and LTI version must be supported;
+* the claims the 1EdTech certification requires are present (``sub``, version, message type,
+  roles, and the resource link id of a resource or submission review launch), each missing one
+  refused as ``missing_claim``; the token header must name its key (``kid``). A roles claim
+  that is an empty list is valid: such a launch opens without rights.
 
 Nothing from the token is used before all of this has passed.
 """
@@ -41,6 +45,8 @@ CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 MESSAGE_TYPE = CLAIM + "message_type"
 VERSION = CLAIM + "version"
 DEPLOYMENT_ID = CLAIM + "deployment_id"
+ROLES = CLAIM + "roles"
+RESOURCE_LINK = CLAIM + "resource_link"
 
 SUPPORTED_MESSAGE_TYPES = (
     "LtiResourceLinkRequest",
@@ -148,6 +154,12 @@ class MessageLaunch(DjangoMessageLaunch):
         return self
 
     def _find_key(self) -> tuple[str, str]:
+        if not self._jwt.get("header", {}).get("kid"):
+            raise LaunchError(
+                "missing_kid",
+                "The launch token's header has no kid, so the platform key that signed it "
+                "cannot be chosen. The platform must name its key.",
+            )
         try:
             return self.get_public_key()
         except LtiException as first:
@@ -240,6 +252,9 @@ class MessageLaunch(DjangoMessageLaunch):
 
     def validate_message(self) -> MessageLaunch:
         body = self._get_jwt_body()
+        for claim, label in ((VERSION, "LTI version"), (MESSAGE_TYPE, "message_type")):
+            if not body.get(claim):
+                raise LaunchError("missing_claim", f"The launch token has no {label} claim.")
         if body.get(VERSION) != "1.3.0":
             raise LaunchError(
                 "bad_version", f"LTI version {body.get(VERSION)!r} is not supported; use 1.3.0."
@@ -249,6 +264,20 @@ class MessageLaunch(DjangoMessageLaunch):
             raise LaunchError(
                 "bad_message_type", f"Message type {message_type!r} is not supported by this tool."
             )
+        if not isinstance(body.get("sub"), str) or not body["sub"]:
+            raise LaunchError("missing_claim", "The launch token has no user (sub).")
+        if not isinstance(body.get(ROLES), list):
+            raise LaunchError(
+                "missing_claim", "The launch token has no roles claim (an empty list is allowed)."
+            )
+        if message_type != "LtiDeepLinkingRequest":
+            link = body.get(RESOURCE_LINK)
+            if not isinstance(link, dict) or not link.get("id"):
+                raise LaunchError("missing_claim", "The launch token has no resource_link id.")
+        if message_type == "LtiSubmissionReviewRequest":
+            # pylti1p3 requires for_user; Moodle's "View External tool results" (the gradebook
+            # column) sends none and means "the class's results": the page handles both.
+            return self
         self._step("invalid_message", super().validate_message)
         return self
 

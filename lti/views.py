@@ -47,6 +47,7 @@ from lti.frames import framed, origin
 from lti.launch import CLAIM, LaunchError, ToolConfig, launch_storage, validate_launch
 from lti.models import ItemLtiSettings, LtiSubmission
 from lti.passback import grade_for
+from lti.people import display_name
 from lti.tasks import enqueue_post_score
 from scoring_plugin import charts
 from scoring_plugin import review as scoring_review
@@ -199,6 +200,7 @@ def build_session(lti_launch: LtiLaunch) -> sessions.LaunchSession:
         user_id=lti_launch.user.pk,
         is_instructor=bool(roles & _STAFF_ROLES),
         is_learner=ContextRole.LEARNER in roles,
+        user_name=display_name(lti_launch.user),
         line_item_url=ags.get("lineitem", ""),
         line_items_url=ags.get("lineitems", ""),
         ags_scopes=list(ags.get("scope", [])),
@@ -506,7 +508,7 @@ def review(request: HttpRequest, token: str) -> HttpResponse:
         rows = scoped.order_by("-submission__created_at")
         response = HttpResponse(
             scoring_review.export_csv(
-                (link.submission, link.lti_user.name or link.lti_user.sub) for link in rows
+                (link.submission, display_name(link.lti_user)) for link in rows
             ),
             content_type="text/csv; charset=utf-8",
         )
