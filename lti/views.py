@@ -229,10 +229,13 @@ def build_session(lti_launch: LtiLaunch) -> sessions.LaunchSession:
             404,
         )
     if message_type == "LtiSubmissionReviewRequest":
-        for_user = body.get(CLAIM + "for_user") or {}
-        session.for_user_sub = str(for_user.get("user_id", ""))
-        if not session.for_user_sub:
-            raise LaunchError("missing_claim", "The submission review launch has no for_user.")
+        # Without for_user (Moodle's gradebook column action "View External tool results") an
+        # instructor sees the class's results for this link, a student their own.
+        for_user = body.get(CLAIM + "for_user")
+        for_user_sub = str(for_user.get("user_id", "")) if isinstance(for_user, dict) else ""
+        if not for_user_sub and not session.is_instructor:
+            for_user_sub = lti_launch.user.sub
+        session.for_user_sub = for_user_sub
         if not session.is_instructor and session.for_user_sub != lti_launch.user.sub:
             raise LaunchError("forbidden", "You can only review your own answers.", 403)
     return session
@@ -547,21 +550,25 @@ def review(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _render_submission_review(request: HttpRequest, session: sessions.LaunchSession):  # type: ignore[no-untyped-def]
-    links = list(
-        _context_links(session)
-        .filter(
-            resource_link_id=session.resource_link_id,
-            lti_user__sub=session.for_user_sub,
-            lti_user__registration_id=session.registration_id,
-        )
-        .order_by("-attempt")
+    """One student's answers for the link (``for_user``), or, for an instructor launch without
+    ``for_user``, every student's answers for the link (the class's results)."""
+    links = _context_links(session).filter(
+        resource_link_id=session.resource_link_id,
+        lti_user__registration_id=session.registration_id,
     )
+    whole_class = not session.for_user_sub
+    if whole_class:
+        _require_instructor(session)
+        links = links.order_by("lti_user__name", "lti_user__sub", "-attempt")
+    else:
+        links = links.filter(lti_user__sub=session.for_user_sub).order_by("-attempt")
     return render(
         request,
         "lti/submission_review.html",
         {
             "session": session,
-            "entries": [(link, _feedback(link)) for link in links],
+            "whole_class": whole_class,
+            "entries": [(link, _feedback(link)) for link in links[:2000]],
         },
     )
 

@@ -205,3 +205,39 @@ def test_launch_data_lives_in_the_shared_cache_not_in_the_process(
 
 def test_expired_or_unknown_launch_token_is_not_found(browser, db) -> None:
     assert browser.get("/lti/s/unknown-token/").status_code == 404
+
+
+def test_submission_review_without_for_user_shows_the_class_results(
+    platform, item, make_browser
+) -> None:
+    """Moodle's gradebook column action "View External tool results" sends no for_user."""
+    first = answer(make_browser(), platform, "student-1", name="Ada")
+    second = answer(make_browser(), platform, "student-2", name="Brendan")
+    elsewhere = answer(make_browser(), platform, "student-3", resource_link_id="link-2")
+    teacher = make_browser()
+    response = teacher.launch(
+        platform,
+        sub="teacher-1",
+        roles=[INSTRUCTOR],
+        message_type="LtiSubmissionReviewRequest",
+    )
+    assert response.status_code == 302, response.content.decode()
+    page = teacher.get(response["Location"])
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-scope="class"' in html
+    assert "answer of student-1" in html and first in html and "Ada" in html
+    assert "answer of student-2" in html and second in html and "Brendan" in html
+    assert elsewhere not in html  # another resource link's answers are not this activity's
+
+
+def test_student_submission_review_without_for_user_shows_their_own(
+    platform, item, make_browser
+) -> None:
+    answer(make_browser(), platform, "student-2")
+    student = make_browser()
+    mine = answer(student, platform, "student-1")
+    url = student.open(platform, sub="student-1", message_type="LtiSubmissionReviewRequest")
+    html = student.get(url).content.decode()
+    assert 'data-scope="student"' in html and mine in html
+    assert "answer of student-2" not in html
