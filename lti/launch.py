@@ -39,6 +39,7 @@ from pylti1p3.deployment import Deployment
 from pylti1p3.exception import LtiException
 from pylti1p3.launch_data_storage.base import DisableSessionId
 
+from lti import client_storage
 from lti.models import UsedNonce
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -67,9 +68,27 @@ class LaunchError(Exception):
         return f"{self.code}: {self.message}"
 
 
+class SharedCacheStorage(DjangoCacheDataStorage):
+    """pylti1p3's cache storage without its ``lti1p3-session-id`` cookie: nonces are random and
+    used once, and the browser is bound to its login by the state (a cookie, or the platform's
+    client-side storage), so a browser that blocks the tool's cookies in the frame can still
+    launch."""
+
+    _session_cookie_name = ""
+
+
 def launch_storage() -> DjangoCacheDataStorage:
     """OIDC state, nonces and launch data, in the cache every process shares."""
-    return DjangoCacheDataStorage(cache_name=settings.LTI_CACHE_ALIAS)
+    return SharedCacheStorage(cache_name=settings.LTI_CACHE_ALIAS)
+
+
+@dataclass
+class NeedsClientStorage(Exception):
+    """The login kept its state in the platform's client-side storage: the browser must read it
+    back (``lti.get_data``) and post it with the id_token before the launch can be checked."""
+
+    state: str
+    record: client_storage.StoredState
 
 
 class ToolConfig(DjangoToolConfig):
@@ -134,6 +153,31 @@ class MessageLaunch(DjangoMessageLaunch):
             check()
         except LtiException as exc:
             raise LaunchError(code, _explain(code, str(exc))) from exc
+
+    def validate_state(self) -> MessageLaunch:
+        """The state cookie, or, when the login stored the state in the platform's client-side
+        storage, the secret read back from there (``lti.client_storage``)."""
+        state = self._get_request_param("state")
+        record = client_storage.recall(state)
+        if record is None:
+            # Only the state cookie: pylti1p3 would also accept a state whose id_token was
+            # launched before (its cache), i.e. a replay from another browser.
+            if not state or self._cookie_service.get_cookie(state) != state:
+                raise LaunchError(
+                    "bad_state", _explain("bad_state", "no state cookie for this launch")
+                )
+            return self
+        secret = self._get_request_param(client_storage.SECRET_FIELD)
+        if not secret:
+            raise NeedsClientStorage(state, record)
+        if not client_storage.matches(record, secret):
+            raise LaunchError(
+                "bad_state",
+                "The login state kept in the course page for this launch does not match. Open "
+                "the activity again from the course.",
+            )
+        client_storage.forget(state)
+        return self
 
     def validate_nonce(self) -> MessageLaunch:
         nonce = self._get_jwt_body().get("nonce")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.conf import settings
 from django.core.cache import caches
@@ -42,9 +43,16 @@ from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.exception import LtiException, OIDCException
 from pylti1p3.lineitem import LineItem
 
-from lti import keys, platform_services, sessions
+from lti import client_storage, keys, platform_services, sessions
 from lti.frames import framed, origin
-from lti.launch import CLAIM, LaunchError, ToolConfig, launch_storage, validate_launch
+from lti.launch import (
+    CLAIM,
+    LaunchError,
+    NeedsClientStorage,
+    ToolConfig,
+    launch_storage,
+    validate_launch,
+)
 from lti.models import ItemLtiSettings, LtiSubmission
 from lti.passback import grade_for
 from lti.people import display_name
@@ -88,18 +96,42 @@ def error_page(
 # --- OIDC login, launch, JWKS ---------------------------------------------------------------
 
 
+#: Login parameters carried to the cookie check's continuation and to a new window.
+_LOGIN_PARAMS = (
+    "iss",
+    "login_hint",
+    "target_link_uri",
+    "lti_message_hint",
+    "lti_deployment_id",
+    "client_id",
+    "lti_storage_target",
+)
+_COOKIE_CHECKED = "sb_cookies"
+_NEW_WINDOW = "lti1p3_new_window"
+
+
+def _login_url(request: HttpRequest, params: Mapping[str, str], **extra: str) -> str:
+    query = {k: params[k] for k in _LOGIN_PARAMS if params.get(k)}
+    query.update(extra)
+    if _NEW_WINDOW in extra:
+        query.pop("lti_storage_target", None)  # a top-level window keeps its own cookies
+    return request.path + "?" + urlencode(query)
+
+
 @method_decorator(framed, name="dispatch")
 class OidcLoginView(OIDCLoginInitView):
-    """Third-party initiated login (GET or POST). Redirects to the platform's auth URL with a
-    fresh state (cookie) and nonce (shared cache). Where the browser blocks cookies in the frame
-    pylti1p3's check page offers to open the tool in a new window."""
+    """Third-party initiated login (GET or POST), in the LMS frame or a new window.
 
-    main_msg = (
-        "Your browser blocks cookies for Scorebridge inside the course page. "
-        "Open Scorebridge in a new window to continue."
-    )
-    click_msg = "Open in a new window"
-    loading_msg = "Loading Scorebridge..."
+    The state that binds the launch to this browser is kept, in this order of preference:
+
+    1. in the platform's client-side storage when the platform offers it
+       (``lti_storage_target``; ``lti.client_storage``): no cookie is needed;
+    2. in a cookie (``SameSite=None; Secure; Partitioned``): a first page checks that the
+       browser keeps a partitioned cookie in the frame, then continues the login;
+    3. when it does not, the page offers to open Scorebridge in a new window, where cookies are
+       first-party; a deep linking response made there comes back to this frame, which posts
+       it to the platform (Moodle expects it from its own frame).
+    """
 
     def get_oidc_response(self, request, registration_uuid, params):  # type: ignore[no-untyped-def]
         keys.signing_key()
@@ -107,15 +139,48 @@ class OidcLoginView(OIDCLoginInitView):
             return error_page(
                 request, LaunchError("bad_login", "The login request has no target_link_uri.")
             )
+        storage_target = str(params.get("lti_storage_target") or "")[:200]
+        in_new_window = bool(params.get(_NEW_WINDOW))
+        if not storage_target and not in_new_window and not params.get(_COOKIE_CHECKED):
+            return render(
+                request,
+                "lti/login_check.html",
+                {
+                    "continue_url": _login_url(request, params, **{_COOKIE_CHECKED: "1"}),
+                    "new_window_url": _login_url(request, params, **{_NEW_WINDOW: "1"}),
+                },
+            )
         oidc_login = DjangoOIDCLogin(
             request,
             ToolConfig(registration_uuid),
             launch_data_storage=launch_storage(),
         )
         try:
-            return oidc_login.enable_check_cookies(
-                self.main_msg, self.click_msg, self.loading_msg
-            ).redirect(tool_url(request, "launch"))
+            if storage_target and not in_new_window:
+                # No cookie: pylti1p3's queued state cookie is never applied to this response.
+                auth_url = oidc_login.get_redirect_object(tool_url(request, "launch"))
+                auth_url = auth_url.get_redirect_url()
+                state = parse_qs(urlsplit(auth_url).query)["state"][0]
+                platform_origin = origin(auth_url)
+                secret = client_storage.remember(state, storage_target, platform_origin)
+                return render(
+                    request,
+                    "lti/storage_login.html",
+                    {
+                        "auth_url": auth_url,
+                        "storage": {
+                            "target": storage_target,
+                            "origin": platform_origin,
+                            "key": client_storage.storage_key(state),
+                            "value": secret,
+                        },
+                        "fallback_url": _login_url(
+                            request,
+                            {k: v for k, v in params.items() if k != "lti_storage_target"},
+                        ),
+                    },
+                )
+            return oidc_login.redirect(tool_url(request, "launch"))
         except (OIDCException, LtiException) as exc:
             return error_page(
                 request,
@@ -137,6 +202,22 @@ class LaunchView(View):
         keys.signing_key()
         try:
             message_launch = validate_launch(request)
+        except NeedsClientStorage as needed:
+            return render(
+                request,
+                "lti/storage_launch.html",
+                {
+                    "launch_url": reverse("lti:launch"),
+                    "id_token": request.POST.get("id_token", ""),
+                    "state": needed.state,
+                    "secret_field": client_storage.SECRET_FIELD,
+                    "storage": {
+                        "target": needed.record.target,
+                        "origin": needed.record.platform_origin,
+                        "key": client_storage.storage_key(needed.state),
+                    },
+                },
+            )
         except LaunchError as error:
             return error_page(
                 request,
@@ -456,7 +537,14 @@ def deep_link(request: HttpRequest, token: str) -> HttpResponse:
         session.deployment.deployment_id,
         session.deep_link_settings,  # type: ignore[arg-type]
     )
-    return HttpResponse(deep_link_service.output_response_form([resource]))
+    return render(
+        request,
+        "lti/deep_link_return.html",
+        {
+            "return_url": session.deep_link_settings["deep_link_return_url"],
+            "jwt": deep_link_service.get_response_jwt([resource]),
+        },
+    )
 
 
 # --- Instructor review ----------------------------------------------------------------------

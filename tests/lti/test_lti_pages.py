@@ -135,7 +135,7 @@ def test_tool_pages_can_be_framed_by_registered_platforms_only(platform, item, b
     assert browser.get("/admin/login/")["X-Frame-Options"] == "DENY"
 
 
-def test_login_cookies_are_samesite_none_and_secure(platform, browser) -> None:
+def test_login_cookies_are_samesite_none_secure_and_partitioned(platform, browser) -> None:
     response = browser.client.get(
         "/lti/login/",
         {
@@ -150,10 +150,11 @@ def test_login_cookies_are_samesite_none_and_secure(platform, browser) -> None:
     state_cookies = [c for name, c in response.cookies.items() if name.startswith("lti1p3-")]
     assert state_cookies
     for cookie in state_cookies:
-        assert cookie["samesite"] == "None" and cookie["secure"]
+        assert cookie["samesite"] == "None; Partitioned" and cookie["secure"]
+        assert "SameSite=None; Partitioned" in cookie.OutputString()
 
 
-def test_session_and_csrf_cookies_under_lti_are_samesite_none(rf, settings) -> None:
+def test_session_and_csrf_cookies_under_lti_are_samesite_none_and_partitioned(rf, settings) -> None:
     from django.http import HttpResponse
 
     from lti.middleware import LtiCookieMiddleware
@@ -167,7 +168,9 @@ def test_session_and_csrf_cookies_under_lti_are_samesite_none(rf, settings) -> N
     middleware = LtiCookieMiddleware(view)
     inside = middleware(rf.get("/lti/s/x/"))
     for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
-        assert inside.cookies[name]["samesite"] == "None" and inside.cookies[name]["secure"]
+        assert inside.cookies[name]["samesite"] == "None; Partitioned"
+        assert inside.cookies[name]["secure"]
+    assert inside["Cross-Origin-Opener-Policy"] == "unsafe-none"  # keeps window.opener
     outside = middleware(rf.get("/admin/"))
     assert outside.cookies[settings.SESSION_COOKIE_NAME]["samesite"] == "Lax"
 
@@ -186,6 +189,8 @@ def test_browser_without_cookies_is_offered_a_new_window(platform, browser) -> N
     html = response.content.decode()
     assert response.status_code == 200
     assert "Open in a new window" in html and "lti1p3_new_window" in html
+    assert "sb_cookies=1" in html  # where the page continues when a partitioned cookie sticks
+    assert not response.cookies  # the state cookie comes only with the continuation
 
 
 def test_launch_data_lives_in_the_shared_cache_not_in_the_process(
