@@ -16,8 +16,8 @@ from lti.tasks import enqueue_post_score
 
 @admin.register(ItemLtiSettings)
 class ItemLtiSettingsAdmin(admin.ModelAdmin):
-    list_display = ["item", "max_attempts", "post_mode"]
-    list_editable = ["max_attempts", "post_mode"]
+    list_display = ["item", "max_attempts", "post_mode", "gradebook_policy"]
+    list_editable = ["max_attempts", "post_mode", "gradebook_policy"]
     autocomplete_fields = ["item"]
 
 

@@ -11,7 +11,11 @@ failure into a :class:`LaunchError` with a code and a message a person can act o
   (state and nonce are stored together at login), and it is used up: a second launch with the
   same id_token is refused (pylti1p3 alone accepts it again until the token expires, and
   accepts any nonce it issued with any state);
-* the deployment must be known and active; message type and LTI version must be supported.
+* the deployment must be known and active; message type and LTI version must be supported;
+* the claims the 1EdTech certification requires are present (``sub``, version, message type,
+  roles, and the resource link id of a resource or submission review launch), each missing one
+  refused as ``missing_claim``; the token header must name its key (``kid``). A roles claim
+  that is an empty list is valid: such a launch opens without rights.
 
 A token whose claims have the wrong JSON types (``iat`` as a string, say) is refused as
 malformed (400), never a server error. Nothing from the token is used before all of this has
@@ -40,6 +44,7 @@ from pylti1p3.deployment import Deployment
 from pylti1p3.exception import LtiException
 from pylti1p3.launch_data_storage.base import DisableSessionId
 
+from lti import client_storage
 from lti.models import UsedNonce
 
 logger = logging.getLogger(__name__)
@@ -48,6 +53,8 @@ CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 MESSAGE_TYPE = CLAIM + "message_type"
 VERSION = CLAIM + "version"
 DEPLOYMENT_ID = CLAIM + "deployment_id"
+ROLES = CLAIM + "roles"
+RESOURCE_LINK = CLAIM + "resource_link"
 
 SUPPORTED_MESSAGE_TYPES = (
     "LtiResourceLinkRequest",
@@ -91,9 +98,27 @@ def forget_state(state: str) -> None:
     caches[settings.LTI_CACHE_ALIAS].delete(_state_key(state))
 
 
+class SharedCacheStorage(DjangoCacheDataStorage):
+    """pylti1p3's cache storage without its ``lti1p3-session-id`` cookie: nonces are random and
+    used once, and the browser is bound to its login by the state (a cookie, or the platform's
+    client-side storage), so a browser that blocks the tool's cookies in the frame can still
+    launch."""
+
+    _session_cookie_name = ""
+
+
 def launch_storage() -> DjangoCacheDataStorage:
     """OIDC state, nonces and launch data, in the cache every process shares."""
-    return DjangoCacheDataStorage(cache_name=settings.LTI_CACHE_ALIAS)
+    return SharedCacheStorage(cache_name=settings.LTI_CACHE_ALIAS)
+
+
+@dataclass
+class NeedsClientStorage(Exception):
+    """The login kept its state in the platform's client-side storage: the browser must read it
+    back (``lti.get_data``) and post it with the id_token before the launch can be checked."""
+
+    state: str
+    record: client_storage.StoredState
 
 
 class ToolConfig(DjangoToolConfig):
@@ -169,6 +194,31 @@ class MessageLaunch(DjangoMessageLaunch):
         except LtiException as exc:
             raise LaunchError(code, _explain(code, str(exc))) from exc
 
+    def validate_state(self) -> MessageLaunch:
+        """The state cookie, or, when the login stored the state in the platform's client-side
+        storage, the secret read back from there (``lti.client_storage``)."""
+        state = self._get_request_param("state")
+        record = client_storage.recall(state)
+        if record is None:
+            # Only the state cookie: pylti1p3 would also accept a state whose id_token was
+            # launched before (its cache), i.e. a replay from another browser.
+            if not state or self._cookie_service.get_cookie(state) != state:
+                raise LaunchError(
+                    "bad_state", _explain("bad_state", "no state cookie for this launch")
+                )
+            return self
+        secret = self._get_request_param(client_storage.SECRET_FIELD)
+        if not secret:
+            raise NeedsClientStorage(state, record)
+        if not client_storage.matches(record, secret):
+            raise LaunchError(
+                "bad_state",
+                "The login state kept in the course page for this launch does not match. Open "
+                "the activity again from the course.",
+            )
+        client_storage.forget(state)
+        return self
+
     def validate_nonce(self) -> MessageLaunch:
         nonce = self._get_jwt_body().get("nonce")
         if not nonce or not isinstance(nonce, str):
@@ -196,6 +246,12 @@ class MessageLaunch(DjangoMessageLaunch):
         return self
 
     def _find_key(self) -> tuple[str, str]:
+        if not self._jwt.get("header", {}).get("kid"):
+            raise LaunchError(
+                "missing_kid",
+                "The launch token's header has no kid, so the platform key that signed it "
+                "cannot be chosen. The platform must name its key.",
+            )
         try:
             return self.get_public_key()
         except LtiException as first:
@@ -294,6 +350,9 @@ class MessageLaunch(DjangoMessageLaunch):
 
     def validate_message(self) -> MessageLaunch:
         body = self._get_jwt_body()
+        for claim, label in ((VERSION, "LTI version"), (MESSAGE_TYPE, "message_type")):
+            if not body.get(claim):
+                raise LaunchError("missing_claim", f"The launch token has no {label} claim.")
         if body.get(VERSION) != "1.3.0":
             raise LaunchError(
                 "bad_version", f"LTI version {body.get(VERSION)!r} is not supported; use 1.3.0."
@@ -303,6 +362,20 @@ class MessageLaunch(DjangoMessageLaunch):
             raise LaunchError(
                 "bad_message_type", f"Message type {message_type!r} is not supported by this tool."
             )
+        if not isinstance(body.get("sub"), str) or not body["sub"]:
+            raise LaunchError("missing_claim", "The launch token has no user (sub).")
+        if not isinstance(body.get(ROLES), list):
+            raise LaunchError(
+                "missing_claim", "The launch token has no roles claim (an empty list is allowed)."
+            )
+        if message_type != "LtiDeepLinkingRequest":
+            link = body.get(RESOURCE_LINK)
+            if not isinstance(link, dict) or not link.get("id"):
+                raise LaunchError("missing_claim", "The launch token has no resource_link id.")
+        if message_type == "LtiSubmissionReviewRequest":
+            # pylti1p3 requires for_user; Moodle's "View External tool results" (the gradebook
+            # column) sends none and means "the class's results": the page handles both.
+            return self
         self._step("invalid_message", super().validate_message)
         return self
 

@@ -1,16 +1,26 @@
-"""Cookies for pages inside the LMS iframe."""
+"""Cookies and window headers for the tool's pages, which live in the LMS's cross-site iframe."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+
+# Python's http.cookies (before 3.14) knows no Partitioned attribute; the SameSite value is
+# written out verbatim, so it carries the flag.
+_SAMESITE_PARTITIONED = "None; Partitioned"
 
 
 class LtiCookieMiddleware:
-    """Session and CSRF cookies set on responses under ``/lti/`` become ``SameSite=None;
-    Secure``: the LMS shows the tool in a cross-site iframe, where a Lax cookie is not sent."""
+    """Every cookie set on a response under ``/lti/`` (OIDC state, session, CSRF) becomes
+    ``SameSite=None; Secure; Partitioned``: the LMS shows the tool in a cross-site iframe, where
+    a Lax cookie is not sent and browsers that block third-party cookies still keep a
+    partitioned one (CHIPS), scoped to the LMS's site.
+
+    Responses under ``/lti/`` also get ``Cross-Origin-Opener-Policy: unsafe-none``: a tool page
+    opened in a new window from the LMS frame must keep ``window.opener`` to send a deep linking
+    response back to that frame (Django's default ``same-origin`` would cut it).
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -19,9 +29,8 @@ class LtiCookieMiddleware:
         response = self.get_response(request)
         if not request.path.startswith("/lti/"):
             return response
-        for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
-            morsel = response.cookies.get(name)
-            if morsel is not None:
-                morsel["samesite"] = "None"
-                morsel["secure"] = True
+        for morsel in response.cookies.values():
+            morsel["samesite"] = _SAMESITE_PARTITIONED
+            morsel["secure"] = True
+        response["Cross-Origin-Opener-Policy"] = "unsafe-none"
         return response

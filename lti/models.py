@@ -22,6 +22,11 @@ class ItemLtiSettings(models.Model):
         WHEN_REVIEWED = "when_reviewed", "post low-confidence scores when reviewed"
         NOW = "now", "post now, overwrite after review"
 
+    class GradebookPolicy(models.TextChoices):
+        LATEST = "latest", "latest graded attempt"
+        HIGHEST = "highest", "highest graded attempt"
+        FIRST = "first", "first attempt"
+
     item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="lti_settings")
     max_attempts = models.PositiveSmallIntegerField(
         default=1, help_text="Answers a student may submit through one resource link (0 = any)."
@@ -34,6 +39,18 @@ class ItemLtiSettings(models.Model):
             "A score under the item's review threshold is sent as PendingManual (no grade) until "
             "an instructor reviews it, or sent now as FullyGraded and overwritten by the review. "
             "Moodle clears the grade for anything but FullyGraded."
+        ),
+    )
+
+    gradebook_policy = models.CharField(
+        max_length=8,
+        choices=GradebookPolicy.choices,
+        default=GradebookPolicy.LATEST,
+        help_text=(
+            "Which attempt's grade the LMS gradebook holds when a student answers more than once: "
+            "the latest graded attempt (default), the highest, or the first. An attempt without "
+            "a score yet (held for review, failed) never replaces a grade already sent; it is "
+            "sent as PendingManual only while no attempt has a score."
         ),
     )
 
@@ -62,6 +79,7 @@ class LtiSubmission(models.Model):
         POSTED = "posted", "posted"
         RETRYING = "retrying", "retrying"
         FAILED = "failed", "failed"
+        OTHER_ATTEMPT = "other", "not sent: the gradebook holds another attempt"
         UNAVAILABLE = "unavailable", "no grade service in the launch"
 
     submission = models.OneToOneField(

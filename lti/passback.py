@@ -10,6 +10,18 @@ Rules (docs/decisions/0003-lti-tool.md):
   for anything but FullyGraded;
 * an answer the engine could not score: ``PendingManual`` without a score.
 
+The gradebook holds one score per student and line item. With several attempts the item's
+gradebook policy (``ItemLtiSettings.gradebook_policy``) picks the attempt whose grade is sent:
+
+* ``latest`` (default): the latest attempt that has a score;
+* ``highest``: the attempt with the highest score (the earliest of equal ones);
+* ``first``: the first attempt, whatever later attempts score.
+
+An attempt without a score (held for review under "post when reviewed", or failed) never
+replaces a score already sent: it is sent as ``PendingManual`` only while no attempt chosen by
+the policy has a score. So a later attempt held for review leaves an earlier 0.00 in place until
+the review gives it a score. The other attempts' rows say "the gradebook holds another attempt".
+
 Every score sent carries a timestamp strictly later than any sent before for the same user and
 line item (Moodle answers 409 to a timestamp that is not newer), even on a retry.
 """
@@ -17,6 +29,7 @@ line item (Moodle answers 409 to a timestamp that is not newer), even on a retry
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -83,6 +96,40 @@ def grade_for(link: LtiSubmission) -> GradeToPost | None:
             None, maximum, PENDING_MANUAL, "Scored automatically; waiting for instructor review."
         )
     return GradeToPost(float(submission.score), maximum, FULLY_GRADED)
+
+
+def _attempts(link: LtiSubmission) -> list[LtiSubmission]:
+    return list(
+        LtiSubmission.objects.filter(
+            lti_user_id=link.lti_user_id, resource_link_id=link.resource_link_id
+        )
+        .select_related("submission__item")
+        .order_by("attempt", "submission__created_at")
+    )
+
+
+def gradebook_grade(
+    link: LtiSubmission, attempts: Sequence[LtiSubmission] | None = None
+) -> tuple[LtiSubmission, GradeToPost] | None:
+    """The attempt whose grade the gradebook should hold for ``link``'s student and resource
+    link under the item's gradebook policy, with that grade; None while there is nothing to
+    send."""
+    attempts = list(attempts) if attempts is not None else _attempts(link)
+    if not attempts:
+        return None
+    policy = ItemLtiSettings.for_item(link.submission.item).gradebook_policy
+    if policy == ItemLtiSettings.GradebookPolicy.FIRST:
+        first = attempts[0]
+        grade = grade_for(first)
+        return (first, grade) if grade is not None else None
+    graded = [(a, g) for a in attempts if (g := grade_for(a)) is not None]
+    with_score = [(a, g) for a, g in graded if g.score_given is not None]
+    if with_score:
+        if policy == ItemLtiSettings.GradebookPolicy.HIGHEST:
+            return max(with_score, key=lambda pair: (pair[1].score_given, -pair[0].attempt))
+        return with_score[-1]
+    # No attempt has a score: the latest one that is held or failed says PendingManual.
+    return graded[-1] if graded else None
 
 
 def next_timestamp(link: LtiSubmission, now: datetime | None = None) -> datetime:
@@ -155,14 +202,33 @@ def post_score(submission_id: str) -> str:
     )
     if link is None:
         return "not an LTI submission"
-    grade = grade_for(link)
-    if grade is None:
+    attempts = _attempts(link)
+    chosen = gradebook_grade(link, attempts)
+    if chosen is None:
         LtiSubmission.objects.filter(pk=link.pk).update(
             passback_status=LtiSubmission.Passback.NOT_SCORED
         )
         return "not scored yet"
+    source, grade = chosen
+    if source.pk != link.pk:
+        # This attempt is not the one the policy sends; the chosen one's row records the post.
+        LtiSubmission.objects.filter(pk=link.pk).update(
+            passback_status=LtiSubmission.Passback.OTHER_ATTEMPT, passback_error=""
+        )
+        link = LtiSubmission.objects.select_related(
+            "submission__item",
+            "context__deployment__registration",
+            "resource_link",
+            "lti_user",
+        ).get(pk=source.pk)
     wanted = asdict(grade)
-    if link.passback_status == LtiSubmission.Passback.POSTED and link.posted_grade == wanted:
+    in_gradebook = [a for a in attempts if a.passback_status == LtiSubmission.Passback.POSTED]
+    if (
+        in_gradebook
+        and in_gradebook[-1].pk == link.pk
+        and link.posted_grade == wanted
+        and len(in_gradebook) == 1
+    ):
         return "already posted"
     if platform_services.SCORE_SCOPE not in link.ags_scopes:
         LtiSubmission.objects.filter(pk=link.pk).update(
@@ -206,16 +272,24 @@ def post_score(submission_id: str) -> str:
         raise PassbackError(f"{exc.__class__.__name__}: {exc}", retry=True) from exc
     except LtiException as exc:
         raise PassbackError(str(exc), retry=False) from exc
-    LtiSubmission.objects.filter(pk=link.pk).update(
-        passback_status=LtiSubmission.Passback.POSTED,
-        passback_error="",
-        posted_grade=wanted,
-        posted_at=timezone.now(),
-    )
+    with transaction.atomic():
+        LtiSubmission.objects.filter(pk=link.pk).update(
+            passback_status=LtiSubmission.Passback.POSTED,
+            passback_error="",
+            posted_grade=wanted,
+            posted_at=timezone.now(),
+        )
+        LtiSubmission.objects.filter(
+            lti_user_id=link.lti_user_id,
+            resource_link_id=link.resource_link_id,
+            passback_status=LtiSubmission.Passback.POSTED,
+        ).exclude(pk=link.pk).update(passback_status=LtiSubmission.Passback.OTHER_ATTEMPT)
     logger.info(
-        "posted score submission=%s progress=%s given=%s",
-        submission_id,
+        "posted score submission=%s attempt=%s progress=%s given=%s (for submission %s)",
+        link.pk,
+        link.attempt,
         grade.grading_progress,
         grade.score_given,
+        submission_id,
     )
     return "posted"

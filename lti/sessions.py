@@ -31,6 +31,7 @@ class LaunchSession:
     user_id: int
     is_instructor: bool
     is_learner: bool
+    user_name: str = ""
     resource_link_id: int | None = None
     item_key: str = ""
     item_id: int | None = None

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Iterable, Mapping
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from django.conf import settings
 from django.core.cache import caches
@@ -43,11 +43,12 @@ from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.exception import LtiException, OIDCException
 from pylti1p3.lineitem import LineItem
 
-from lti import keys, platform_services, sessions
+from lti import client_storage, keys, platform_services, sessions
 from lti.frames import framed, origin
 from lti.launch import (
     CLAIM,
     LaunchError,
+    NeedsClientStorage,
     ToolConfig,
     bind_state_to_nonce,
     launch_storage,
@@ -55,6 +56,7 @@ from lti.launch import (
 )
 from lti.models import ItemLtiSettings, LtiSubmission
 from lti.passback import grade_for
+from lti.people import display_name
 from lti.tasks import enqueue_post_score
 from scoring_plugin import charts
 from scoring_plugin import review as scoring_review
@@ -112,18 +114,42 @@ class StateBoundOIDCLogin(DjangoOIDCLogin):
         return url
 
 
+#: Login parameters carried to the cookie check's continuation and to a new window.
+_LOGIN_PARAMS = (
+    "iss",
+    "login_hint",
+    "target_link_uri",
+    "lti_message_hint",
+    "lti_deployment_id",
+    "client_id",
+    "lti_storage_target",
+)
+_COOKIE_CHECKED = "sb_cookies"
+_NEW_WINDOW = "lti1p3_new_window"
+
+
+def _login_url(request: HttpRequest, params: Mapping[str, str], **extra: str) -> str:
+    query = {k: params[k] for k in _LOGIN_PARAMS if params.get(k)}
+    query.update(extra)
+    if _NEW_WINDOW in extra:
+        query.pop("lti_storage_target", None)  # a top-level window keeps its own cookies
+    return request.path + "?" + urlencode(query)
+
+
 @method_decorator(framed, name="dispatch")
 class OidcLoginView(OIDCLoginInitView):
-    """Third-party initiated login (GET or POST). Redirects to the platform's auth URL with a
-    fresh state (cookie) and nonce (shared cache). Where the browser blocks cookies in the frame
-    pylti1p3's check page offers to open the tool in a new window."""
+    """Third-party initiated login (GET or POST), in the LMS frame or a new window.
 
-    main_msg = (
-        "Your browser blocks cookies for Scorebridge inside the course page. "
-        "Open Scorebridge in a new window to continue."
-    )
-    click_msg = "Open in a new window"
-    loading_msg = "Loading Scorebridge..."
+    The state that binds the launch to this browser is kept, in this order of preference:
+
+    1. in the platform's client-side storage when the platform offers it
+       (``lti_storage_target``; ``lti.client_storage``): no cookie is needed;
+    2. in a cookie (``SameSite=None; Secure; Partitioned``): a first page checks that the
+       browser keeps a partitioned cookie in the frame, then continues the login;
+    3. when it does not, the page offers to open Scorebridge in a new window, where cookies are
+       first-party; a deep linking response made there comes back to this frame, which posts
+       it to the platform (Moodle expects it from its own frame).
+    """
 
     def get_oidc_response(self, request, registration_uuid, params):  # type: ignore[no-untyped-def]
         keys.signing_key()
@@ -131,15 +157,48 @@ class OidcLoginView(OIDCLoginInitView):
             return error_page(
                 request, LaunchError("bad_login", "The login request has no target_link_uri.")
             )
+        storage_target = str(params.get("lti_storage_target") or "")[:200]
+        in_new_window = bool(params.get(_NEW_WINDOW))
+        if not storage_target and not in_new_window and not params.get(_COOKIE_CHECKED):
+            return render(
+                request,
+                "lti/login_check.html",
+                {
+                    "continue_url": _login_url(request, params, **{_COOKIE_CHECKED: "1"}),
+                    "new_window_url": _login_url(request, params, **{_NEW_WINDOW: "1"}),
+                },
+            )
         oidc_login = StateBoundOIDCLogin(
             request,
             ToolConfig(registration_uuid),
             launch_data_storage=launch_storage(),
         )
         try:
-            return oidc_login.enable_check_cookies(
-                self.main_msg, self.click_msg, self.loading_msg
-            ).redirect(tool_url(request, "launch"))
+            if storage_target and not in_new_window:
+                # No cookie: pylti1p3's queued state cookie is never applied to this response.
+                auth_url = oidc_login.get_redirect_object(tool_url(request, "launch"))
+                auth_url = auth_url.get_redirect_url()
+                state = parse_qs(urlsplit(auth_url).query)["state"][0]
+                platform_origin = origin(auth_url)
+                secret = client_storage.remember(state, storage_target, platform_origin)
+                return render(
+                    request,
+                    "lti/storage_login.html",
+                    {
+                        "auth_url": auth_url,
+                        "storage": {
+                            "target": storage_target,
+                            "origin": platform_origin,
+                            "key": client_storage.storage_key(state),
+                            "value": secret,
+                        },
+                        "fallback_url": _login_url(
+                            request,
+                            {k: v for k, v in params.items() if k != "lti_storage_target"},
+                        ),
+                    },
+                )
+            return oidc_login.redirect(tool_url(request, "launch"))
         except (OIDCException, LtiException) as exc:
             return error_page(
                 request,
@@ -161,6 +220,22 @@ class LaunchView(View):
         keys.signing_key()
         try:
             message_launch = validate_launch(request)
+        except NeedsClientStorage as needed:
+            return render(
+                request,
+                "lti/storage_launch.html",
+                {
+                    "launch_url": reverse("lti:launch"),
+                    "id_token": request.POST.get("id_token", ""),
+                    "state": needed.state,
+                    "secret_field": client_storage.SECRET_FIELD,
+                    "storage": {
+                        "target": needed.record.target,
+                        "origin": needed.record.platform_origin,
+                        "key": client_storage.storage_key(needed.state),
+                    },
+                },
+            )
         except LaunchError as error:
             return error_page(
                 request,
@@ -224,6 +299,7 @@ def build_session(lti_launch: LtiLaunch) -> sessions.LaunchSession:
         user_id=lti_launch.user.pk,
         is_instructor=bool(roles & _STAFF_ROLES),
         is_learner=ContextRole.LEARNER in roles,
+        user_name=display_name(lti_launch.user),
         line_item_url=ags.get("lineitem", ""),
         line_items_url=ags.get("lineitems", ""),
         ags_scopes=list(ags.get("scope", [])),
@@ -259,10 +335,13 @@ def build_session(lti_launch: LtiLaunch) -> sessions.LaunchSession:
             404,
         )
     if message_type == "LtiSubmissionReviewRequest":
-        for_user = body.get(CLAIM + "for_user") or {}
-        session.for_user_sub = str(for_user.get("user_id", ""))
-        if not session.for_user_sub:
-            raise LaunchError("missing_claim", "The submission review launch has no for_user.")
+        # Without for_user (Moodle's gradebook column action "View External tool results") an
+        # instructor sees the class's results for this link, a student their own.
+        for_user = body.get(CLAIM + "for_user")
+        for_user_sub = str(for_user.get("user_id", "")) if isinstance(for_user, dict) else ""
+        if not for_user_sub and not session.is_instructor:
+            for_user_sub = lti_launch.user.sub
+        session.for_user_sub = for_user_sub
         if not session.is_instructor and session.for_user_sub != lti_launch.user.sub:
             raise LaunchError("forbidden", "You can only review your own answers.", 403)
     return session
@@ -530,7 +609,14 @@ def deep_link(request: HttpRequest, token: str) -> HttpResponse:
         session.deployment.deployment_id,
         session.deep_link_settings,  # type: ignore[arg-type]
     )
-    return HttpResponse(deep_link_service.output_response_form([resource]))
+    return render(
+        request,
+        "lti/deep_link_return.html",
+        {
+            "return_url": session.deep_link_settings["deep_link_return_url"],
+            "jwt": deep_link_service.get_response_jwt([resource]),
+        },
+    )
 
 
 # --- Instructor review ----------------------------------------------------------------------
@@ -585,7 +671,7 @@ def review(request: HttpRequest, token: str) -> HttpResponse:
         rows = scoped.order_by("-submission__created_at")
         response = HttpResponse(
             scoring_review.export_csv(
-                (link.submission, link.lti_user.name or link.lti_user.sub) for link in rows
+                (link.submission, display_name(link.lti_user)) for link in rows
             ),
             content_type="text/csv; charset=utf-8",
         )
@@ -624,21 +710,25 @@ def review(request: HttpRequest, token: str) -> HttpResponse:
 
 
 def _render_submission_review(request: HttpRequest, session: sessions.LaunchSession):  # type: ignore[no-untyped-def]
-    links = list(
-        _context_links(session)
-        .filter(
-            resource_link_id=session.resource_link_id,
-            lti_user__sub=session.for_user_sub,
-            lti_user__registration_id=session.registration_id,
-        )
-        .order_by("-attempt")
+    """One student's answers for the link (``for_user``), or, for an instructor launch without
+    ``for_user``, every student's answers for the link (the class's results)."""
+    links = _context_links(session).filter(
+        resource_link_id=session.resource_link_id,
+        lti_user__registration_id=session.registration_id,
     )
+    whole_class = not session.for_user_sub
+    if whole_class:
+        _require_instructor(session)
+        links = links.order_by("lti_user__name", "lti_user__sub", "-attempt")
+    else:
+        links = links.filter(lti_user__sub=session.for_user_sub).order_by("-attempt")
     return render(
         request,
         "lti/submission_review.html",
         {
             "session": session,
-            "entries": [(link, _feedback(link)) for link in links],
+            "whole_class": whole_class,
+            "entries": [(link, _feedback(link)) for link in links[:2000]],
         },
     )
 

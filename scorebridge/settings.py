@@ -155,7 +155,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Session and CSRF cookies set under /lti/ become SameSite=None; Secure (LMS iframes).
+    # Cookies set under /lti/ become SameSite=None; Secure; Partitioned (LMS iframes).
     "lti.middleware.LtiCookieMiddleware",
 ]
 

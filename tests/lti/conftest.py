@@ -18,6 +18,7 @@ from lti import keys
 from scoring_plugin.models import Item
 from tests.lti.lti_factories import DeploymentFactory, ItemFactory, RegistrationFactory
 from tests.lti.lti_platform import TestPlatform
+from tests.lti.lti_scoring import CapturedTasks
 
 _TOOL_KEY: list[JWK] = []
 
@@ -119,6 +120,16 @@ class Browser:
 
     def post(self, url: str, data: dict[str, object], **kwargs: object) -> HttpResponse:
         return self.client.post(url, data, secure=True, **kwargs)
+
+
+@pytest.fixture
+def captured(monkeypatch) -> CapturedTasks:  # type: ignore[no-untyped-def]
+    """Grade passback tasks as they are enqueued; ``run_all()`` runs them."""
+    from lti import tasks
+
+    captured = CapturedTasks()
+    monkeypatch.setattr(tasks.post_score, "apply_async", captured.apply_async)
+    return captured
 
 
 @pytest.fixture

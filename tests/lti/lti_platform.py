@@ -4,6 +4,12 @@ It has its own RSA key and JWKS, signs id_tokens, checks the tool's client-crede
 its token endpoint, and keeps AGS line items and the scores posted to them (refusing, like
 Moodle, a score whose timestamp is not newer than the last one for that user). It also answers
 NRPS roster requests and LTI Dynamic Registration.
+
+For browser tests it has pages too (``course_url``): a course page that frames the tool's login
+(optionally offering the LTI client-side postMessage storage, ``lti_storage_target``, in a
+forwarding frame as Canvas does), an OIDC auth endpoint that posts the id_token of a launch
+prepared with :meth:`TestPlatform.prepare`, and a deep linking return page that, like Moodle's,
+calls ``processContentItemReturnData`` on its parent when framed and on itself when top-level.
 """
 
 from __future__ import annotations
@@ -16,8 +22,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -83,6 +90,9 @@ class TestPlatform:
     openid_overrides: dict[str, object] = field(default_factory=dict)
     configuration_requests: int = 0
     issued_tokens: set[str] = field(default_factory=set)
+    prepared: dict[str, dict[str, object]] = field(default_factory=dict)
+    deep_link_returns: list[str] = field(default_factory=list)
+    storage_log: list[dict[str, object]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.private_key, self.private_pem = shared_rsa_key(self.name)
@@ -215,6 +225,26 @@ class TestPlatform:
             }
             return line_item_id
 
+    # --- pages for a real browser ------------------------------------------------------------
+    def prepare(self, login_hint: str, **claims: object) -> str:
+        """Keep the claims of a launch; the auth endpoint signs them for ``login_hint``."""
+        self.prepared[login_hint] = claims
+        return login_hint
+
+    def course_url(
+        self, tool_login_url: str, login_hint: str, *, storage_target: str = "", host: str = ""
+    ) -> str:
+        """A course page that frames the tool's login for the prepared launch ``login_hint``."""
+        query = urlencode(
+            {
+                "login": tool_login_url,
+                "hint": login_hint,
+                "storage": storage_target,
+            }
+        )
+        base = self.url.replace("127.0.0.1", host) if host else self.url
+        return f"{base}/course?{query}"
+
     def scores_for(self, user_id: str) -> list[dict[str, object]]:
         return [s.body for s in self.scores if s.body.get("userId") == user_id]
 
@@ -240,9 +270,48 @@ def _handler_for(platform: TestPlatform) -> type[BaseHTTPRequestHandler]:
             token = auth.removeprefix("Bearer ")
             return token if token in platform.issued_tokens else None
 
+        def _html(self, status: int, html: str, headers: Mapping[str, str] | None = None) -> None:
+            data = html.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _page(self, path: str, query: dict[str, str]) -> tuple[int, str, dict[str, str]] | None:
+            """A browser-facing page (status, HTML, headers); None when ``path`` is not one."""
+            if path == "/course":
+                return 200, _course_page(platform, query), {}
+            if path == "/storage-frame":
+                return 200, f"<!DOCTYPE html><script>{_STORAGE_JS}</script>", {}
+            if path == "/auth":
+                claims = platform.prepared.get(query.get("login_hint", ""))
+                if claims is None:
+                    return 400, "<p id=error>unknown login_hint</p>", {}
+                token = platform.sign(platform.claims(nonce=query.get("nonce", ""), **claims))
+                fields = {"id_token": token, "state": query.get("state", "")}
+                return 200, _auto_post(query.get("redirect_uri", ""), fields), {}
+            # Third-party cookie probe: a cookie set top-level, then looked for in a frame.
+            if path == "/set-cookie":
+                cookie = "sb_plain=1; Path=/; SameSite=None; Secure"
+                return 200, "<p id=set>set</p>", {"Set-Cookie": cookie}
+            if path == "/echo-cookies":
+                return 200, f"<pre id=cookies>{escape(self.headers.get('Cookie', ''))}</pre>", {}
+            if path == "/frame":
+                src = escape(query.get("src", ""), quote=True)
+                return 200, f'<iframe id=probe name=probe src="{src}"></iframe>', {}
+            return None
+
         def do_GET(self) -> None:  # noqa: N802
-            path = urlsplit(self.path).path
+            parts = urlsplit(self.path)
+            path = parts.path
             full = platform.url + path
+            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            page = self._page(path, query)
+            if page is not None:
+                return self._html(*page)
             if path == "/jwks":
                 return self._send(200, platform.jwks())
             if path == "/.well-known/openid-configuration":
@@ -283,6 +352,13 @@ def _handler_for(platform: TestPlatform) -> type[BaseHTTPRequestHandler]:
             raw = self._body()
             if path == "/token":
                 return self._token(parse_qs(raw.decode()))
+            if path == "/deep-link-return":
+                form = {k: v[0] for k, v in parse_qs(raw.decode()).items()}
+                platform.deep_link_returns.append(form.get("JWT", ""))
+                return self._html(200, _DEEP_LINK_RETURN_PAGE)
+            if path == "/storage-log":
+                platform.storage_log.append(json.loads(raw))
+                return self._send(204)
             if path == "/register":
                 request = json.loads(raw)
                 request["_authorization"] = self.headers.get("Authorization", "")
@@ -359,3 +435,84 @@ def _handler_for(platform: TestPlatform) -> type[BaseHTTPRequestHandler]:
             )
 
     return Handler
+
+
+# --- browser pages --------------------------------------------------------------------------
+
+# The platform's side of the LTI client-side postMessage storage (lti.put_data, lti.get_data),
+# one store per tool origin; each message is reported to the platform's storage_log.
+_STORAGE_JS = """
+var store = {};
+function report(entry) {
+  fetch("/storage-log", {method: "POST", body: JSON.stringify(entry), keepalive: true});
+}
+window.addEventListener("message", function (event) {
+  var m = event.data;
+  if (!m || typeof m !== "object" || typeof m.subject !== "string") { return; }
+  var slot = event.origin + " " + m.key;
+  var answer = {message_id: m.message_id, key: m.key};
+  if (m.subject === "lti.put_data") {
+    store[slot] = m.value;
+    answer.subject = "lti.put_data.response";
+    answer.value = m.value;
+  } else if (m.subject === "lti.get_data") {
+    answer.subject = "lti.get_data.response";
+    if (slot in store) { answer.value = store[slot]; }
+    else { answer.error = {code: "bad_request", message: "no such key"}; }
+  } else { return; }
+  report({subject: m.subject, origin: event.origin, key: m.key, found: !answer.error});
+  event.source.postMessage(answer, event.origin);
+});
+"""
+
+
+def _course_page(platform: TestPlatform, query: Mapping[str, str]) -> str:
+    storage_target = query.get("storage", "")
+    params = {
+        "iss": platform.issuer,
+        "client_id": platform.client_id,
+        "login_hint": query.get("hint", ""),
+        "target_link_uri": query.get("login", "").replace("/login/", "/launch/"),
+        "lti_deployment_id": platform.deployment_id,
+    }
+    if storage_target:
+        params["lti_storage_target"] = storage_target
+    src = escape(query.get("login", "") + "?" + urlencode(params), quote=True)
+    forwarding = (
+        f'<iframe name="{escape(storage_target, quote=True)}" src="/storage-frame" hidden></iframe>'
+        if storage_target and storage_target != "_parent"
+        else ""
+    )
+    own_storage = f"<script>{_STORAGE_JS}</script>" if storage_target == "_parent" else ""
+    return f"""<!DOCTYPE html><html><head><title>Course</title></head><body>
+<h1>Course page</h1>
+<p id="dl-result"></p>
+{forwarding}
+<iframe id="tool" name="tool" src="{src}" width="1000" height="700"></iframe>
+{own_storage}
+<script>
+window.processContentItemReturnData = function (data) {{
+  document.getElementById("dl-result").textContent = "item added: " + JSON.stringify(data);
+}};
+</script>
+</body></html>"""
+
+
+def _auto_post(action: str, fields: Mapping[str, str]) -> str:
+    inputs = "".join(
+        f'<input type="hidden" name="{escape(k, quote=True)}" value="{escape(v, quote=True)}">'
+        for k, v in fields.items()
+    )
+    return (
+        f'<!DOCTYPE html><form id="f" method="post" action="{escape(action, quote=True)}">'
+        f"{inputs}</form><script>document.getElementById('f').submit();</script>"
+    )
+
+
+# Moodle's contentitem_return.js: the parent (the course page) when framed, else this window
+# itself, which in a new window has no such function ("is not a function").
+_DEEP_LINK_RETURN_PAGE = """<!DOCTYPE html><p id="returned">returned</p><script>
+var data = {"received": true};
+if (window != top) { parent.processContentItemReturnData(data); }
+else { window.processContentItemReturnData(data); }
+</script>"""

@@ -209,7 +209,7 @@ def test_resource_launch_without_resource_link_is_refused(platform, item, browse
     login = browser.login(platform)
     claims = platform.claims(nonce=login.nonce)
     del claims["https://purl.imsglobal.org/spec/lti/claim/resource_link"]
-    refused(browser.post_launch(platform.sign(claims), login.state), "invalid_message")
+    refused(browser.post_launch(platform.sign(claims), login.state), "missing_claim")
 
 
 def test_student_launch_of_a_link_without_item_is_refused(platform, item, browser) -> None:

@@ -136,7 +136,7 @@ def test_tool_pages_can_be_framed_by_registered_platforms_only(platform, item, b
     assert browser.get("/admin/login/")["X-Frame-Options"] == "DENY"
 
 
-def test_login_cookies_are_samesite_none_and_secure(platform, browser) -> None:
+def test_login_cookies_are_samesite_none_secure_and_partitioned(platform, browser) -> None:
     response = browser.client.get(
         "/lti/login/",
         {
@@ -151,10 +151,11 @@ def test_login_cookies_are_samesite_none_and_secure(platform, browser) -> None:
     state_cookies = [c for name, c in response.cookies.items() if name.startswith("lti1p3-")]
     assert state_cookies
     for cookie in state_cookies:
-        assert cookie["samesite"] == "None" and cookie["secure"]
+        assert cookie["samesite"] == "None; Partitioned" and cookie["secure"]
+        assert "SameSite=None; Partitioned" in cookie.OutputString()
 
 
-def test_session_and_csrf_cookies_under_lti_are_samesite_none(rf, settings) -> None:
+def test_session_and_csrf_cookies_under_lti_are_samesite_none_and_partitioned(rf, settings) -> None:
     from django.http import HttpResponse
 
     from lti.middleware import LtiCookieMiddleware
@@ -168,7 +169,9 @@ def test_session_and_csrf_cookies_under_lti_are_samesite_none(rf, settings) -> N
     middleware = LtiCookieMiddleware(view)
     inside = middleware(rf.get("/lti/s/x/"))
     for name in (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME):
-        assert inside.cookies[name]["samesite"] == "None" and inside.cookies[name]["secure"]
+        assert inside.cookies[name]["samesite"] == "None; Partitioned"
+        assert inside.cookies[name]["secure"]
+    assert inside["Cross-Origin-Opener-Policy"] == "unsafe-none"  # keeps window.opener
     outside = middleware(rf.get("/admin/"))
     assert outside.cookies[settings.SESSION_COOKIE_NAME]["samesite"] == "Lax"
 
@@ -187,6 +190,8 @@ def test_browser_without_cookies_is_offered_a_new_window(platform, browser) -> N
     html = response.content.decode()
     assert response.status_code == 200
     assert "Open in a new window" in html and "lti1p3_new_window" in html
+    assert "sb_cookies=1" in html  # where the page continues when a partitioned cookie sticks
+    assert not response.cookies  # the state cookie comes only with the continuation
 
 
 def test_launch_data_lives_in_the_shared_cache_not_in_the_process(
@@ -206,3 +211,39 @@ def test_launch_data_lives_in_the_shared_cache_not_in_the_process(
 
 def test_expired_or_unknown_launch_token_is_not_found(browser, db) -> None:
     assert browser.get("/lti/s/unknown-token/").status_code == 404
+
+
+def test_submission_review_without_for_user_shows_the_class_results(
+    platform, item, make_browser
+) -> None:
+    """Moodle's gradebook column action "View External tool results" sends no for_user."""
+    first = answer(make_browser(), platform, "student-1", name="Ada")
+    second = answer(make_browser(), platform, "student-2", name="Brendan")
+    elsewhere = answer(make_browser(), platform, "student-3", resource_link_id="link-2")
+    teacher = make_browser()
+    response = teacher.launch(
+        platform,
+        sub="teacher-1",
+        roles=[INSTRUCTOR],
+        message_type="LtiSubmissionReviewRequest",
+    )
+    assert response.status_code == 302, response.content.decode()
+    page = teacher.get(response["Location"])
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-scope="class"' in html
+    assert "answer of student-1" in html and first in html and "Ada" in html
+    assert "answer of student-2" in html and second in html and "Brendan" in html
+    assert elsewhere not in html  # another resource link's answers are not this activity's
+
+
+def test_student_submission_review_without_for_user_shows_their_own(
+    platform, item, make_browser
+) -> None:
+    answer(make_browser(), platform, "student-2")
+    student = make_browser()
+    mine = answer(student, platform, "student-1")
+    url = student.open(platform, sub="student-1", message_type="LtiSubmissionReviewRequest")
+    html = student.get(url).content.decode()
+    assert 'data-scope="student"' in html and mine in html
+    assert "answer of student-2" not in html

@@ -161,9 +161,9 @@ def _find(name: str, *candidates: str) -> str:
     return ""
 
 
-@pytest.fixture
-def chrome():  # type: ignore[no-untyped-def]
-    """Headless Chromium through chromedriver (Debian's chromium + chromium-driver)."""
+def start_chrome(prefs: dict[str, object] | None = None):  # type: ignore[no-untyped-def]
+    """Headless Chromium through chromedriver (Debian's chromium + chromium-driver), with
+    profile ``prefs`` (e.g. cookie settings)."""
     binary = _find("CHROMIUM_BINARY", "/usr/bin/chromium", "chromium", "chromium-browser")
     driver_path = _find("CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver")
     if not binary or not driver_path:
@@ -180,7 +180,16 @@ def chrome():  # type: ignore[no-untyped-def]
     options.binary_location = binary
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
+    if prefs:
+        options.add_experimental_option("prefs", prefs)
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.implicitly_wait(0)
+    return driver
+
+
+@pytest.fixture
+def chrome():  # type: ignore[no-untyped-def]
+    """Headless Chromium through chromedriver (Debian's chromium + chromium-driver)."""
+    driver = start_chrome()
     yield driver
     driver.quit()
