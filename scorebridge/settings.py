@@ -219,6 +219,9 @@ SCOREBRIDGE_MAX_SCORING_ATTEMPTS = env_int("SCOREBRIDGE_MAX_SCORING_ATTEMPTS", 5
 # When set, /metrics answers only requests with "Authorization: Bearer <token>".
 SCOREBRIDGE_METRICS_TOKEN = env_str("SCOREBRIDGE_METRICS_TOKEN", "")
 SCOREBRIDGE_REVIEW_THRESHOLD = env_float("SCOREBRIDGE_REVIEW_THRESHOLD", 0.6, minimum=0.0)
+# Key of the salted hash that stands for an erased student in the audit log (docs/trust.md);
+# empty = SECRET_KEY. Keep it stable: with another salt an erasure can no longer be confirmed.
+SCOREBRIDGE_PRIVACY_SALT = env_str("SCOREBRIDGE_PRIVACY_SALT", "")
 
 LOGGING = {
     "version": 1,

@@ -24,7 +24,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from ml_core.merge.plans import PlanError, parse_plan_text
-from scoring_plugin import audit, charts, importing, review
+from scoring_plugin import admin_trust, audit, charts, importing, review
 from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
 from scoring_plugin.services import (
     MERGE_METHODS,
@@ -806,6 +806,10 @@ class AuditLogAdmin(admin.ModelAdmin):
         "submission",
         "details",
     ]
+    change_list_template = "admin/scoring_plugin/auditlog/change_list.html"
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        return admin_trust.urls(self) + super().get_urls()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -213,6 +213,9 @@ class AuditLog(models.Model):
         ACTIVATE = "activate", "model version activated"
         ROLLBACK = "rollback", "rolled back to the previous version"
         RETRAIN = "retrain", "retraining with reviewed answers"
+        EXPORT = "export", "a student's data exported"
+        ERASE = "erase", "a student's data erased or pseudonymised"
+        PURGE = "purge", "retention purge"
 
     action = models.CharField(max_length=10, choices=Action.choices, db_index=True)
     actor = models.CharField(max_length=200, help_text="Admin username or LTI user.")
@@ -230,6 +233,10 @@ class AuditLog(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        permissions = [
+            ("manage_student_data", "Can export and erase a student's data"),
+            ("export_decision_log", "Can export the decision log"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor}: {self.get_action_display()}"

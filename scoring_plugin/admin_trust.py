@@ -1,0 +1,108 @@
+"""Admin pages for trust duties, mounted under the audit log: a student's data (export, erase)
+and, later in this module, the decision log. Each page checks its own permission."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+
+from scoring_plugin import privacy
+
+
+def _actor(request: HttpRequest) -> str:
+    return f"admin:{request.user.get_username()}"
+
+
+class StudentDataForm(forms.Form):
+    lms_user_id = forms.CharField(
+        max_length=255, label="LMS user id", help_text="The LTI 'sub' of the student."
+    )
+    issuer = forms.CharField(
+        max_length=255,
+        required=False,
+        help_text="The platform's issuer; needed when two platforms know the same id.",
+    )
+    operation = forms.ChoiceField(
+        choices=[
+            ("export_json", "Export as JSON"),
+            ("export_csv", "Export as CSV"),
+            ("pseudonymise", "Pseudonymise (keep scores under a pseudonym, remove text and ids)"),
+            ("erase", "Erase (delete answers, reviews, identity)"),
+        ]
+    )
+    confirm = forms.BooleanField(
+        required=False,
+        help_text="Required to erase or pseudonymise: it cannot be undone.",
+    )
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("operation") in privacy.MODES and not data.get("confirm"):
+            self.add_error("confirm", "Tick to confirm: erasure cannot be undone.")
+        return data
+
+
+def student_data_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    """Find a student by LMS user id; export their data or erase it."""
+    if not request.user.has_perm("scoring_plugin.manage_student_data"):
+        return HttpResponse("You may not export or erase students' data.", status=403)
+    form = StudentDataForm(request.POST or None)
+    report: dict[str, object] | None = None
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        handle = privacy.StudentHandle(data["lms_user_id"], data.get("issuer") or "")
+        try:
+            records = privacy.collect(handle)
+        except ValidationError as exc:
+            form.add_error("lms_user_id", exc)
+        else:
+            operation = data["operation"]
+            if operation.startswith("export_"):
+                fmt = operation.removeprefix("export_")
+                exported = privacy.export_data(records)
+                privacy.record_export(records, _actor(request), fmt)
+                body = (
+                    privacy.export_csv(exported)
+                    if fmt == "csv"
+                    else json.dumps(exported, indent=2, ensure_ascii=False)
+                )
+                response = HttpResponse(
+                    body,
+                    content_type="text/csv; charset=utf-8" if fmt == "csv" else "application/json",
+                )
+                response["Content-Disposition"] = f'attachment; filename="student-data.{fmt}"'
+                response["Cache-Control"] = "no-store"
+                return response
+            result = privacy.erase(records, _actor(request), mode=operation)
+            report = result.to_json()
+            model_admin.message_user(
+                request,
+                f"{operation}: {result.counts.get('answers', 0)} answer(s) of the student done.",
+                messages.SUCCESS,
+            )
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "title": "A student's data: export or erase",
+        "form": form,
+        "report": json.dumps(report, indent=2) if report else "",
+    }
+    return TemplateResponse(request, "admin/scoring_plugin/auditlog/student_data.html", context)
+
+
+def urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
+    """The trust pages, for ``AuditLogAdmin.get_urls``."""
+    site = model_admin.admin_site
+    return [
+        path(
+            "student-data/",
+            site.admin_view(lambda request: student_data_view(model_admin, request)),
+            name="scoring_plugin_auditlog_student_data",
+        ),
+    ]
