@@ -6,6 +6,7 @@ with ``ImproperlyConfigured`` naming the variable.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -219,6 +220,31 @@ SCOREBRIDGE_MAX_SCORING_ATTEMPTS = env_int("SCOREBRIDGE_MAX_SCORING_ATTEMPTS", 5
 # When set, /metrics answers only requests with "Authorization: Bearer <token>".
 SCOREBRIDGE_METRICS_TOKEN = env_str("SCOREBRIDGE_METRICS_TOKEN", "")
 SCOREBRIDGE_REVIEW_THRESHOLD = env_float("SCOREBRIDGE_REVIEW_THRESHOLD", 0.6, minimum=0.0)
+
+
+def _retention_days(key: str, default: int) -> int | None:
+    """Days to keep a kind of data; 0 or empty = keep it forever (None)."""
+    if key in os.environ and not os.environ[key].strip():
+        return None
+    return env_int(key, default, minimum=0) or None
+
+
+# --- Retention (docs/trust.md): days after which the purge task (beat) removes data ----------
+# Answers (with their LTI links, reviews and the training copies made from them) after the
+# answer was submitted; imported training data is not touched.
+RETAIN_ANSWERS_DAYS = _retention_days("SCOREBRIDGE_RETAIN_ANSWERS_DAYS", 730)
+# LTI identities (name, email, memberships) not seen in a launch for this long and with no
+# answers left.
+RETAIN_LTI_IDENTITIES_DAYS = _retention_days("SCOREBRIDGE_RETAIN_LTI_IDENTITIES_DAYS", 730)
+# Log files under var/log (by last change); expired nonces and sessions go on every run.
+RETAIN_LOGS_DAYS = _retention_days("SCOREBRIDGE_RETAIN_LOGS_DAYS", 90)
+# Free text in audit entries (override comments); the entry itself (who, what, when, scores)
+# stays.
+RETAIN_AUDIT_DETAILS_DAYS = _retention_days("SCOREBRIDGE_RETAIN_AUDIT_DETAILS_DAYS", 730)
+SCOREBRIDGE_PURGE_INTERVAL_SECONDS = env_int(
+    "SCOREBRIDGE_PURGE_INTERVAL_SECONDS", 24 * 3600, minimum=1
+)
+LOG_DIR = Path(env_str("SCOREBRIDGE_LOG_DIR", str(VAR_DIR / "log"))).resolve()
 # Key of the salted hash that stands for an erased student in the audit log (docs/trust.md);
 # empty = SECRET_KEY. Keep it stable: with another salt an erasure can no longer be confirmed.
 SCOREBRIDGE_PRIVACY_SALT = env_str("SCOREBRIDGE_PRIVACY_SALT", "")
