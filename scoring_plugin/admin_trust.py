@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
-from scoring_plugin import privacy
+from scoring_plugin import decision_log, privacy
 
 
 def _actor(request: HttpRequest) -> str:
@@ -96,6 +96,43 @@ def student_data_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> Ht
     return TemplateResponse(request, "admin/scoring_plugin/auditlog/student_data.html", context)
 
 
+class DecisionLogForm(forms.Form):
+    start = forms.DateField(label="From", help_text="First day (YYYY-MM-DD), by scoring time.")
+    end = forms.DateField(label="To", help_text="Last day, inclusive.")
+    course = forms.CharField(
+        required=False, help_text="LTI course (context) id or title; empty = all answers."
+    )
+    format = forms.ChoiceField(choices=[("csv", "CSV"), ("json", "JSON")])
+
+    def clean(self) -> dict[str, object]:
+        data = super().clean() or {}
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            self.add_error("end", "The last day is before the first.")
+        return data
+
+
+def decision_log_view(model_admin: admin.ModelAdmin, request: HttpRequest) -> HttpResponse:
+    """Download the decision log for a date range and course."""
+    if not request.user.has_perm("scoring_plugin.export_decision_log"):
+        return HttpResponse("You may not export the decision log.", status=403)
+    form = DecisionLogForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        body, content_type = decision_log.render(
+            decision_log.DecisionQuery(data["start"], data["end"], data["course"]), data["format"]
+        )
+        response = HttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="decision-log.{data["format"]}"'
+        return response
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "title": "Decision log: export for an auditor",
+        "form": form,
+    }
+    return TemplateResponse(request, "admin/scoring_plugin/auditlog/decision_log.html", context)
+
+
 def urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
     """The trust pages, for ``AuditLogAdmin.get_urls``."""
     site = model_admin.admin_site
@@ -104,5 +141,10 @@ def urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
             "student-data/",
             site.admin_view(lambda request: student_data_view(model_admin, request)),
             name="scoring_plugin_auditlog_student_data",
+        ),
+        path(
+            "decision-log/",
+            site.admin_view(lambda request: decision_log_view(model_admin, request)),
+            name="scoring_plugin_auditlog_decision_log",
         ),
     ]

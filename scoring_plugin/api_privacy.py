@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from scoring_plugin import privacy
+from scoring_plugin import decision_log, privacy
 
 
 class StaffWith(BasePermission):
@@ -95,3 +95,41 @@ class StudentDataErase(APIView):
         except DjangoValidationError as exc:
             raise ApiValidationError({"mode": exc.messages}) from exc
         return Response(report.to_json())
+
+
+# --- Decision log ---------------------------------------------------------------------------
+
+
+class ExportsDecisionLog(StaffWith):
+    perm = "scoring_plugin.export_decision_log"
+
+
+class DecisionLogQuery(serializers.Serializer):
+    start = serializers.DateField(help_text="first day (YYYY-MM-DD), by when it was scored")
+    end = serializers.DateField(help_text="last day, inclusive")
+    course = serializers.CharField(required=False, allow_blank=True, default="")
+    # not "format": REST framework reads that query parameter to pick a renderer
+    output = serializers.ChoiceField(choices=["json", "csv"], default="json")
+
+    def validate(self, data: dict[str, object]) -> dict[str, object]:
+        if data["end"] < data["start"]:  # type: ignore[operator]
+            raise serializers.ValidationError({"end": "The last day is before the first."})
+        return data
+
+
+class DecisionLogExport(APIView):
+    permission_classes = [ExportsDecisionLog]
+
+    @extend_schema(parameters=[DecisionLogQuery], responses={200: dict})
+    def get(self, request: Request) -> HttpResponse:
+        """The decision log for a date range (``start``, ``end``) and optionally a course."""
+        query = DecisionLogQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        body, content_type = decision_log.render(
+            decision_log.DecisionQuery(data["start"], data["end"], data["course"]),
+            data["output"],
+        )
+        response = HttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="decision-log.{data["output"]}"'
+        return response

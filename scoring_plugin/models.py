@@ -165,6 +165,17 @@ class Submission(models.Model):
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="submissions"
     )
     error = models.TextField(blank=True)
+    review_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The item's review threshold when the answer was scored (decision log).",
+    )
+    flags = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Why the answer looks like gaming (copies the prompt, key-term list, "
+        "invisible characters); a flagged answer goes to review whatever its confidence.",
+    )
     reviewed_score = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
@@ -187,11 +198,16 @@ class Submission(models.Model):
 
     @property
     def needs_review(self) -> bool:
-        return (
-            self.status == self.Status.SCORED
-            and self.confidence is not None
-            and self.confidence < self.item.review_threshold
+        if self.status != self.Status.SCORED:
+            return False
+        if self.flags:
+            return True
+        threshold = (
+            self.review_threshold
+            if self.review_threshold is not None
+            else self.item.review_threshold
         )
+        return self.confidence is not None and self.confidence < threshold
 
     @property
     def latency_seconds(self) -> float | None:

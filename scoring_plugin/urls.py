@@ -20,6 +20,11 @@ urlpatterns = [
         api_privacy.StudentDataErase.as_view(),
         name="api-student-data-erase",
     ),
+    path(
+        "api/v1/audit/decisions/",
+        api_privacy.DecisionLogExport.as_view(),
+        name="api-decision-log",
+    ),
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
     path("metrics", metrics.metrics_view, name="metrics"),

@@ -212,6 +212,7 @@ def _score_submissions(submission_ids: Sequence[str]) -> BatchOutcome:
                 row.confidence = result.confidence
                 row.truncated = result.truncated
                 row.model_version = version
+                row.review_threshold = version.item.review_threshold  # for the decision log
                 row.error = ""
                 row.scored_at = now
             changed.append(row)
@@ -220,7 +221,7 @@ def _score_submissions(submission_ids: Sequence[str]) -> BatchOutcome:
         Submission.objects.bulk_update(
             changed,
             ["status", "score", "probabilities", "confidence", "truncated", "model_version",
-             "error", "scored_at"],
+             "review_threshold", "error", "scored_at"],
         )  # fmt: skip
     report = BatchOutcome(outcome)
     for row in changed:
