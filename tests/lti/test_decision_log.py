@@ -45,9 +45,7 @@ def decisions(platform, item, make_browser, monkeypatch):  # type: ignore[no-unt
         ids[name] = submit(browser, url, f"secret answer text {name}").json()["id"]
         finish(ids[name], score=score, confidence=confidence)
     Submission.objects.filter(pk=ids["confident"]).update(review_threshold=0.5)
-    Submission.objects.filter(pk=ids["old"]).update(
-        scored_at=timezone.now() - timedelta(days=40)
-    )
+    Submission.objects.filter(pk=ids["old"]).update(scored_at=timezone.now() - timedelta(days=40))
     teacher = make_browser()
     token = token_of(teacher.open(platform, sub="teacher-1", roles=[INSTRUCTOR]))
     response = teacher.post(f"/lti/s/{token}/review/{ids['reviewed']}/", {"score": "2"})
@@ -99,9 +97,7 @@ def test_api_exports_a_courses_decisions_in_a_date_range(decisions) -> None:
 def test_command_and_admin_page_export_csv(decisions) -> None:
     today = timezone.now().date().isoformat()
     out = io.StringIO()
-    call_command(
-        "decision_log", "--from", today, "--to", today, "--course", "course-2", stdout=out
-    )
+    call_command("decision_log", "--from", today, "--to", today, "--course", "course-2", stdout=out)
     (row,) = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert row["submission_id"] == decisions["other-course"]
     assert json.loads(row["probabilities"]) == []
@@ -123,9 +119,7 @@ def test_decision_log_needs_its_permission(decisions) -> None:
     client = APIClient()
     client.force_authenticate(staff)
     today = str(timezone.now().date())
-    assert (
-        client.get("/api/v1/audit/decisions/", {"start": today, "end": today}).status_code == 403
-    )
+    assert client.get("/api/v1/audit/decisions/", {"start": today, "end": today}).status_code == 403
     web = Client()
     web.force_login(staff)
     assert web.get("/admin/scoring_plugin/auditlog/decision-log/").status_code == 403
