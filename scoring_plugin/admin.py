@@ -769,6 +769,8 @@ class SubmissionAdmin(admin.ModelAdmin):
         "confidence",
         "truncated",
         "model_version",
+        "review_threshold",
+        "flags",
         "error",
         "attempts",
         "created_at",
