@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from difflib import SequenceMatcher
 
-ScoreFn = Callable[[Sequence[str]], tuple[Sequence[int], Sequence[float]]]
+# (scores, confidences) per text; None where the scorer could not score that text.
+ScoreFn = Callable[[Sequence[str]], tuple[Sequence[int | None], Sequence[float | None]]]
 
 ATTACKS = (
     "prompt_copy",
@@ -235,17 +236,44 @@ def flag_answer(text: str, prompt: str, terms: Iterable[str], language: str = "e
 
 @dataclass
 class AttackResult:
+    """Rates are over the answers the scorer scored (``answers - errors``); None if none."""
+
     attack: str
     answers: int
-    credit_rate: float
+    errors: int
+    """Answers the scorer returned no score for."""
+    credit_rate: float | None
     """Share of answers scored above 0."""
-    full_credit_rate: float
+    full_credit_rate: float | None
     """Share scored ``max_score``."""
-    mean_score_fraction: float
+    mean_score_fraction: float | None
     """Mean score / max score."""
-    mean_confidence: float
+    mean_confidence: float | None
     flagged_rate: float
-    """Share the run-time check flags (and so routes to review)."""
+    """Share the run-time check flags (and so routes to review), of all generated answers."""
+
+
+def attack_row(result: dict[str, object]) -> str:
+    """One Markdown table row of an ``AttackResult`` (as its JSON)."""
+
+    def pct(value: object) -> str:
+        return f"{value:.0%}" if isinstance(value, (int, float)) else "-"
+
+    mean = result.get("mean_score_fraction")
+    errors = result.get("errors") or 0
+    answers = f"{result['answers']}" + (f" ({errors} not scored)" if errors else "")
+    return (
+        f"| {result['attack']} | {answers} | {pct(result.get('credit_rate'))} "
+        f"| {pct(result.get('full_credit_rate'))} "
+        f"| {f'{mean:.2f}' if isinstance(mean, (int, float)) else '-'} "
+        f"| {pct(result.get('flagged_rate'))} |"
+    )
+
+
+MARKDOWN_HEADER = (
+    "| attack | answers | earn credit | full credit | mean score/max | flagged |\n"
+    "|---|---:|---:|---:|---:|---:|"
+)
 
 
 @dataclass
@@ -255,7 +283,7 @@ class GamingReport:
 
     @property
     def worst_credit_rate(self) -> float:
-        return max((r.credit_rate for r in self.results), default=0.0)
+        return max((r.credit_rate or 0.0 for r in self.results), default=0.0)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -265,16 +293,7 @@ class GamingReport:
         }
 
     def markdown(self) -> str:
-        lines = [
-            "| attack | answers | earn credit | full credit | mean score/max | flagged |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for r in self.results:
-            lines.append(
-                f"| {r.attack} | {r.answers} | {r.credit_rate:.0%} | {r.full_credit_rate:.0%} "
-                f"| {r.mean_score_fraction:.2f} | {r.flagged_rate:.0%} |"
-            )
-        return "\n".join(lines)
+        return "\n".join([MARKDOWN_HEADER, *(attack_row(asdict(r)) for r in self.results)])
 
 
 def gaming_check(item: GamingItem, score: ScoreFn, n: int = 20, seed: int = 0) -> GamingReport:
@@ -291,16 +310,21 @@ def gaming_check(item: GamingItem, score: ScoreFn, n: int = 20, seed: int = 0) -
         idx = [i for i, (a, _) in enumerate(order) if a == attack]
         if not idx:
             continue
-        got = [int(scores[i]) for i in idx]
+        got = [int(s) for s in (scores[i] for i in idx) if s is not None]
+        sure = [float(c) for c in (confidences[i] for i in idx) if c is not None]
         flagged = [bool(flag_answer(order[i][1], item.prompt, terms, item.language)) for i in idx]
+        n_scored = len(got)
         report.results.append(
             AttackResult(
                 attack=attack,
                 answers=len(idx),
-                credit_rate=sum(1 for s in got if s > 0) / len(idx),
-                full_credit_rate=sum(1 for s in got if s >= item.max_score) / len(idx),
-                mean_score_fraction=sum(got) / (len(idx) * top),
-                mean_confidence=sum(float(confidences[i]) for i in idx) / len(idx),
+                errors=len(idx) - n_scored,
+                credit_rate=sum(1 for s in got if s > 0) / n_scored if n_scored else None,
+                full_credit_rate=(
+                    sum(1 for s in got if s >= item.max_score) / n_scored if n_scored else None
+                ),
+                mean_score_fraction=sum(got) / (n_scored * top) if n_scored else None,
+                mean_confidence=sum(sure) / len(sure) if sure else None,
                 flagged_rate=sum(flagged) / len(idx),
             )
         )

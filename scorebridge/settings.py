@@ -245,6 +245,15 @@ SCOREBRIDGE_PURGE_INTERVAL_SECONDS = env_int(
     "SCOREBRIDGE_PURGE_INTERVAL_SECONDS", 24 * 3600, minimum=1
 )
 LOG_DIR = Path(env_str("SCOREBRIDGE_LOG_DIR", str(VAR_DIR / "log"))).resolve()
+# Gaming check after training (docs/trust.md): generated answers per attack, and the highest
+# share of any attack's answers that may earn credit before activation is refused (empty = no
+# limit; e.g. 0.2).
+SCOREBRIDGE_GAMING_ANSWERS = env_int("SCOREBRIDGE_GAMING_ANSWERS", 20, minimum=1)
+SCOREBRIDGE_GAMING_MAX_CREDIT_RATE: float | None = (
+    env_float("SCOREBRIDGE_GAMING_MAX_CREDIT_RATE", 1.0, minimum=0.0)
+    if os.environ.get("SCOREBRIDGE_GAMING_MAX_CREDIT_RATE", "").strip()
+    else None
+)
 # Key of the salted hash that stands for an erased student in the audit log (docs/trust.md);
 # empty = SECRET_KEY. Keep it stable: with another salt an erasure can no longer be confirmed.
 SCOREBRIDGE_PRIVACY_SALT = env_str("SCOREBRIDGE_PRIVACY_SALT", "")

@@ -8,11 +8,13 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
-from scoring_plugin import decision_log, privacy
+from scoring_plugin import decision_log, model_cards, privacy
+from scoring_plugin.models import ModelVersion
 
 
 def _actor(request: HttpRequest) -> str:
@@ -147,4 +149,39 @@ def urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
             site.admin_view(lambda request: decision_log_view(model_admin, request)),
             name="scoring_plugin_auditlog_decision_log",
         ),
+    ]
+
+
+def model_card_view(
+    model_admin: admin.ModelAdmin, request: HttpRequest, version_id: int, fmt: str
+) -> HttpResponse:
+    """A version's model card as a Markdown or JSON download."""
+    version = get_object_or_404(ModelVersion.objects.select_related("item"), pk=version_id)
+    if not model_admin.has_view_permission(request, version):
+        return HttpResponse("You may not view models.", status=403)
+    card = model_cards.build_card(version)
+    if fmt == "json":
+        body, content_type = json.dumps(card, indent=2, sort_keys=True), "application/json"
+    elif fmt == "md":
+        body, content_type = model_cards.card_markdown(card), "text/markdown; charset=utf-8"
+    else:
+        raise Http404("Model cards are .md or .json.")
+    response = HttpResponse(body, content_type=content_type)
+    name = f"{version.item.key}-v{version.number}-model-card.{fmt}"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def model_card_urls(model_admin: admin.ModelAdmin) -> list[URLPattern]:
+    """The card downloads, for ``ModelVersionAdmin.get_urls``."""
+    return [
+        path(
+            "<int:version_id>/model-card.<str:fmt>",
+            model_admin.admin_site.admin_view(
+                lambda request, version_id, fmt: model_card_view(
+                    model_admin, request, version_id, fmt
+                )
+            ),
+            name="scoring_plugin_modelversion_card",
+        )
     ]

@@ -27,7 +27,7 @@ from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
 from ml_core.training import TrainConfig, TrainExample, TrainingCancelled, TrainProgress, train_item
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.signals import submission_finished
-from workers import engine_host, worker_metrics
+from workers import engine_host, trust_hooks, worker_metrics
 from workers.batching import AdaptiveBatches
 from workers.celery_app import app
 
@@ -344,7 +344,9 @@ def run_training(
         shutil.rmtree(out_dir, ignore_errors=True)
         return "failed"
 
-    return _finish_ready(version, artifact.path, artifact.metrics, activate=activate)
+    outcome = _finish_ready(version, artifact.path, artifact.metrics, activate=activate)
+    trust_hooks.after_training(version.pk)  # gaming check + model card (issue 18)
+    return outcome
 
 
 @shared_task(

@@ -10,6 +10,7 @@ from ml_core.gaming import (
     FLAG_KEY_TERMS,
     FLAG_PROMPT_COPY,
     GamingItem,
+    GamingReport,
     adversarial_answers,
     flag_answer,
     gaming_check,
@@ -97,3 +98,17 @@ def test_genuine_answers_are_not_flagged() -> None:
     terms = key_terms(ITEM)
     assert [flag_answer(t, ITEM.prompt, terms) for t in GENUINE] == [[]] * len(GENUINE)
     assert flag_answer("TCP and UDP", "Name two transport protocols.", ["tcp", "udp"]) == []
+
+
+def test_answers_the_scorer_cannot_score_are_counted_apart() -> None:
+    def fails_on_long(texts: Sequence[str]) -> tuple[list[int | None], list[float | None]]:
+        scores, confidences = keyword_scorer(texts)
+        return (
+            [None if len(t) > 500 else s for t, s in zip(texts, scores, strict=True)],
+            [None if len(t) > 500 else c for t, c in zip(texts, confidences, strict=True)],
+        )
+
+    rates = {r.attack: r for r in gaming_check(ITEM, fails_on_long, n=10).results}
+    assert rates["padded"].errors == 10 and rates["padded"].credit_rate is None
+    assert rates["key_terms"].errors == 0 and rates["key_terms"].credit_rate is not None
+    assert "| padded | 10 (10 not scored) | - |" in GamingReport(2, [rates["padded"]]).markdown()
