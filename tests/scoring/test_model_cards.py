@@ -112,3 +112,20 @@ def test_a_version_above_the_gaming_limit_is_not_left_active(trained_item: Item,
     assert blocked.details["limit"] == 0.0
     with pytest.raises(ValidationError, match="gaming answers earn credit"):
         audit.activate(second, "admin:someone")
+
+
+def test_command_writes_cards_and_the_gaming_summary(trained_item: Item, tmp_path: Path) -> None:
+    from django.core.management import call_command
+
+    version = trained_item.active_version
+    assert version is not None
+    # A version trained before the hook existed: the command runs its gaming check.
+    ModelVersion.objects.filter(pk=version.pk).update(
+        metrics={k: v for k, v in version.metrics.items() if k != "gaming"}
+    )
+    call_command("model_cards", "--out", str(tmp_path), "--check")
+    card = json.loads((tmp_path / "transport-protocols-v1.json").read_text())
+    assert [a["attack"] for a in card["gaming_check"]["attacks"]] == ATTACKS
+    readme = (tmp_path / "README.md").read_text()
+    assert "| key_terms |" in readme and "of 1 |" in readme
+    assert (tmp_path / "transport-protocols-v1.md").read_text().startswith("# Model card")
