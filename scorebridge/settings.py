@@ -316,6 +316,43 @@ SCOREBRIDGE_METRICS_TOKEN = env_str("SCOREBRIDGE_METRICS_TOKEN", "")
 SCOREBRIDGE_METRICS_PUBLIC = env_bool("SCOREBRIDGE_METRICS_PUBLIC", False)
 SCOREBRIDGE_REVIEW_THRESHOLD = env_float("SCOREBRIDGE_REVIEW_THRESHOLD", 0.6, minimum=0.0)
 
+
+def _retention_days(key: str, default: int) -> int | None:
+    """Days to keep a kind of data; 0 or empty = keep it forever (None)."""
+    if key in os.environ and not os.environ[key].strip():
+        return None
+    return env_int(key, default, minimum=0) or None
+
+
+# --- Retention (docs/trust.md): days after which the purge task (beat) removes data ----------
+# Answers (with their LTI links, reviews and the training copies made from them) after the
+# answer was submitted; imported training data is not touched.
+RETAIN_ANSWERS_DAYS = _retention_days("SCOREBRIDGE_RETAIN_ANSWERS_DAYS", 730)
+# LTI identities (name, email, memberships) not seen in a launch for this long and with no
+# answers left.
+RETAIN_LTI_IDENTITIES_DAYS = _retention_days("SCOREBRIDGE_RETAIN_LTI_IDENTITIES_DAYS", 730)
+# Log files under var/log (by last change); expired nonces and sessions go on every run.
+RETAIN_LOGS_DAYS = _retention_days("SCOREBRIDGE_RETAIN_LOGS_DAYS", 90)
+# Free text in audit entries (override comments); the entry itself (who, what, when, scores)
+# stays.
+RETAIN_AUDIT_DETAILS_DAYS = _retention_days("SCOREBRIDGE_RETAIN_AUDIT_DETAILS_DAYS", 730)
+SCOREBRIDGE_PURGE_INTERVAL_SECONDS = env_int(
+    "SCOREBRIDGE_PURGE_INTERVAL_SECONDS", 24 * 3600, minimum=1
+)
+LOG_DIR = Path(env_str("SCOREBRIDGE_LOG_DIR", str(VAR_DIR / "log"))).resolve()
+# Gaming check after training (docs/trust.md): generated answers per attack, and the highest
+# share of any attack's answers that may earn credit before activation is refused (empty = no
+# limit; e.g. 0.2).
+SCOREBRIDGE_GAMING_ANSWERS = env_int("SCOREBRIDGE_GAMING_ANSWERS", 20, minimum=1)
+SCOREBRIDGE_GAMING_MAX_CREDIT_RATE: float | None = (
+    env_float("SCOREBRIDGE_GAMING_MAX_CREDIT_RATE", 1.0, minimum=0.0)
+    if os.environ.get("SCOREBRIDGE_GAMING_MAX_CREDIT_RATE", "").strip()
+    else None
+)
+# Key of the salted hash that stands for an erased student in the audit log (docs/trust.md);
+# empty = SECRET_KEY. Keep it stable: with another salt an erasure can no longer be confirmed.
+SCOREBRIDGE_PRIVACY_SALT = env_str("SCOREBRIDGE_PRIVACY_SALT", "")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

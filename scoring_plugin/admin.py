@@ -24,7 +24,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from ml_core.merge.plans import PlanError, parse_plan_text
-from scoring_plugin import audit, charts, importing, review
+from scoring_plugin import admin_trust, audit, charts, importing, model_cards, review
 from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
 from scoring_plugin.services import (
     MERGE_METHODS,
@@ -638,6 +638,7 @@ class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
                 self.admin_site.admin_view(self.merge_heatmap_view),
                 name="scoring_plugin_modelversion_merge_heatmap",
             ),
+            *admin_trust.model_card_urls(self),
         ]
         return custom + super().get_urls()
 
@@ -671,6 +672,7 @@ class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
         if version is not None:
             extra["report"] = version_report(version)
             extra["merge"] = merge_report(version)
+            extra["model_card"] = model_cards.card_markdown(model_cards.build_card(version))
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
     def merge_heatmap_view(self, request: HttpRequest, version_id: int) -> HttpResponse:
@@ -857,6 +859,8 @@ class SubmissionAdmin(admin.ModelAdmin):
         "truncated",
         "model_version",
         "waiting_for",
+        "review_threshold",
+        "flags",
         "error",
         "attempts",
         "created_at",
@@ -894,6 +898,10 @@ class AuditLogAdmin(admin.ModelAdmin):
         "submission",
         "details",
     ]
+    change_list_template = "admin/scoring_plugin/auditlog/change_list.html"
+
+    def get_urls(self):  # type: ignore[no-untyped-def]
+        return admin_trust.urls(self) + super().get_urls()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -45,6 +45,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "probabilities",
             "confidence",
             "needs_review",
+            "flags",
             "truncated",
             "model_version",
             "error",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -36,7 +37,19 @@ def record(
 
 
 def activate(version: ModelVersion, actor: str) -> ModelVersion | None:
-    """Activate ``version``, logging which version it replaced; returns that version."""
+    """Activate ``version``, logging which version it replaced; returns that version.
+
+    Refused for a version whose gaming check (issue 18) found any kind of generated answer
+    earning credit more often than ``SCOREBRIDGE_GAMING_MAX_CREDIT_RATE``.
+    """
+    limit = settings.SCOREBRIDGE_GAMING_MAX_CREDIT_RATE
+    gaming = version.metrics.get("gaming") if isinstance(version.metrics, dict) else None
+    worst = gaming.get("worst_credit_rate") if isinstance(gaming, dict) else None
+    if limit is not None and isinstance(worst, (int, float)) and worst > limit:
+        raise ValidationError(
+            f"{version.label}: generated gaming answers earn credit {worst:.0%} of the time "
+            f"(limit {limit:.0%}); see its model card."
+        )
     with transaction.atomic():
         previous = version.item.model_versions.filter(is_active=True).exclude(pk=version.pk).first()
         activate_version(version)

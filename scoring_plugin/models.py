@@ -304,6 +304,17 @@ class Submission(models.Model):
         help_text="What an answer not yet scored is waiting for.",
     )
     error = models.TextField(blank=True)
+    review_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The item's review threshold when the answer was scored (decision log).",
+    )
+    flags = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Why the answer looks like gaming (copies the prompt, key-term list, "
+        "invisible characters); a flagged answer goes to review whatever its confidence.",
+    )
     reviewed_score = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
@@ -329,11 +340,16 @@ class Submission(models.Model):
 
     @property
     def needs_review(self) -> bool:
-        return (
-            self.status == self.Status.SCORED
-            and self.confidence is not None
-            and self.confidence < self.item.review_threshold
+        if self.status != self.Status.SCORED:
+            return False
+        if self.flags:
+            return True
+        threshold = (
+            self.review_threshold
+            if self.review_threshold is not None
+            else self.item.review_threshold
         )
+        return self.confidence is not None and self.confidence < threshold
 
     @property
     def latency_seconds(self) -> float | None:
@@ -356,6 +372,9 @@ class AuditLog(models.Model):
         ACTIVATE = "activate", "model version activated"
         ROLLBACK = "rollback", "rolled back to the previous version"
         RETRAIN = "retrain", "retraining with reviewed answers"
+        EXPORT = "export", "a student's data exported"
+        ERASE = "erase", "a student's data erased or pseudonymised"
+        PURGE = "purge", "retention purge"
 
     action = models.CharField(max_length=10, choices=Action.choices, db_index=True)
     actor = models.CharField(max_length=200, help_text="Admin username or LTI user.")
@@ -373,6 +392,10 @@ class AuditLog(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+        permissions = [
+            ("manage_student_data", "Can export and erase a student's data"),
+            ("export_decision_log", "Can export the decision log"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor}: {self.get_action_display()}"

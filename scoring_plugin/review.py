@@ -13,7 +13,8 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ml_core.metrics import accuracy, confusion_matrix, quadratic_weighted_kappa
@@ -61,11 +62,11 @@ class ReviewFilter:
     def apply(self, queryset: QuerySet, prefix: str = "") -> QuerySet:  # type: ignore[type-arg]
         p = prefix
         if self.needs_review:
+            # The threshold recorded when it was scored (else the item's), or a gaming flag.
+            threshold = Coalesce(F(f"{p}review_threshold"), F(f"{p}item__review_threshold"))
             queryset = queryset.filter(
-                **{
-                    f"{p}status": Submission.Status.SCORED,
-                    f"{p}confidence__lt": F(f"{p}item__review_threshold"),
-                }
+                Q(**{f"{p}confidence__lt": threshold}) | ~Q(**{f"{p}flags": []}),
+                **{f"{p}status": Submission.Status.SCORED},
             )
         if self.low_confidence is not None:
             queryset = queryset.filter(**{f"{p}confidence__lt": self.low_confidence})

@@ -29,6 +29,7 @@ from ml_core.data import (
     read_responses_csv,
 )
 from ml_core.merge.plans import MergePlan, PlanError, validate_plan  # numpy only, no torch
+from scoring_plugin.gaming_flags import answer_flags
 from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission
 from workers import dispatch
 
@@ -77,6 +78,7 @@ def submit_answer(
             text=answer,
             submitted_by=user if getattr(user, "is_authenticated", False) else None,
             client_reference=client_reference[:200],
+            flags=answer_flags(item, answer),
         )
         transaction.on_commit(lambda: enqueue_submission(str(submission.pk)))
     return submission

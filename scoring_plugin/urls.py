@@ -1,6 +1,6 @@
 from django.urls import path
 
-from scoring_plugin import api, api_batch, metrics, views
+from scoring_plugin import api, api_batch, api_privacy, metrics, views
 
 app_name = "scoring"
 
@@ -10,6 +10,21 @@ urlpatterns = [
     path("api/v1/items/<str:key>/submissions/", api.SubmitAnswer.as_view(), name="api-submit"),
     path("api/v1/submissions/batch/", api_batch.BatchSubmit.as_view(), name="api-submit-batch"),
     path("api/v1/submissions/<uuid:pk>/", api.SubmissionDetail.as_view(), name="api-submission"),
+    path(
+        "api/v1/privacy/student-data/export/",
+        api_privacy.StudentDataExport.as_view(),
+        name="api-student-data-export",
+    ),
+    path(
+        "api/v1/privacy/student-data/erase/",
+        api_privacy.StudentDataErase.as_view(),
+        name="api-student-data-erase",
+    ),
+    path(
+        "api/v1/audit/decisions/",
+        api_privacy.DecisionLogExport.as_view(),
+        name="api-decision-log",
+    ),
     path("", views.home, name="home"),
     path("health/", views.health, name="health"),
     path("metrics", metrics.metrics_view, name="metrics"),

@@ -87,6 +87,7 @@ def configure(app: Celery) -> None:
                 "routing_key": "training",
             },
             "workers.tasks.sweep_stuck_submissions": {"queue": "lms", "routing_key": "lms"},
+            "workers.privacy_tasks.purge_expired_data": {"queue": "lms", "routing_key": "lms"},
         },
         # A message is acknowledged after its task ran, and requeued if the worker process dies.
         task_acks_late=True,
@@ -101,13 +102,17 @@ def configure(app: Celery) -> None:
                 "task": "workers.tasks.sweep_stuck_submissions",
                 "schedule": float(settings.SCOREBRIDGE_SWEEP_INTERVAL_SECONDS),
             },
+            "purge-expired-data": {
+                "task": "workers.privacy_tasks.purge_expired_data",
+                "schedule": float(settings.SCOREBRIDGE_PURGE_INTERVAL_SECONDS),
+            },
         },
         beat_schedule_filename=str(settings.VAR_DIR / "celerybeat-schedule"),
     )
 
 
 # workers.tasks is found by autodiscovery; other task modules are listed here.
-app = Celery("scorebridge", include=["workers.merge_tasks"])
+app = Celery("scorebridge", include=["workers.merge_tasks", "workers.privacy_tasks"])
 configure(app)
 # lti.tasks holds grade passback (the lms queue); it is found when the lti app is installed.
 app.autodiscover_tasks(["workers", "lti"])

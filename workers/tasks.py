@@ -33,7 +33,7 @@ from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
 from ml_core.training import TrainConfig, TrainExample, TrainingCancelled, TrainProgress, train_item
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.signals import submission_finished
-from workers import engine_host, worker_metrics
+from workers import engine_host, trust_hooks, worker_metrics
 from workers.batching import AdaptiveBatches
 from workers.celery_app import app
 
@@ -246,6 +246,7 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
                 row.confidence = result.confidence
                 row.truncated = result.truncated
                 row.model_version = version
+                row.review_threshold = version.item.review_threshold  # for the decision log
                 row.error = ""
                 row.waiting_for = Submission.WaitingFor.NOTHING
                 row.scored_at = now
@@ -255,7 +256,7 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
         Submission.objects.bulk_update(
             changed,
             ["status", "score", "probabilities", "confidence", "truncated", "model_version",
-             "error", "waiting_for", "scored_at"],
+             "review_threshold", "error", "waiting_for", "scored_at"],
         )  # fmt: skip
     report = BatchOutcome(outcome)
     for row in changed:
@@ -379,7 +380,9 @@ def run_training(
         shutil.rmtree(out_dir, ignore_errors=True)
         return "failed"
 
-    return _finish_ready(version, artifact.path, artifact.metrics, activate=activate)
+    outcome = _finish_ready(version, artifact.path, artifact.metrics, activate=activate)
+    trust_hooks.after_training(version.pk)  # gaming check + model card (issue 18)
+    return outcome
 
 
 @shared_task(

@@ -26,7 +26,10 @@ def test_launch_locale_de_shows_the_page_in_german(client, course) -> None:
 
 def test_status_feedback_is_translated(client, course) -> None:
     token = course.launch("s1", locale="de")
-    client.post(f"/lti/s/{token}/answer/", {"answer": "tcp und udp"})
+    client.post(
+        f"/lti/s/{token}/answer/",
+        {"answer": "Weil TCP die Reihenfolge der Segmente sichert und UDP das nicht tut."},
+    )
     submission = Submission.objects.get()
     submission.status, submission.score, submission.confidence = "scored", 2, 0.9
     submission.scored_at = timezone.now()

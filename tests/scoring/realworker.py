@@ -344,3 +344,37 @@ class PrivateRedis:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+
+
+@contextmanager
+def beat_process(
+    url: str, schedule: Path, log: Path, *, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``celery beat`` sending the beat schedule's tasks to ``url`` (intervals from ``env``)."""
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "scorebridge.settings",
+        "SCOREBRIDGE_VAR_DIR": str(settings.VAR_DIR),
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": url,
+        **(env or {}),
+    }
+    command = [
+        sys.executable, "-m", "celery", "-A", "workers", "beat",
+        "-s", str(schedule), "--loglevel", "INFO",
+    ]  # fmt: skip
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, env=environment, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()

@@ -1,0 +1,323 @@
+"""A model card per model version (issue 18), as JSON and Markdown.
+
+Built from what is stored: the version's metrics (test split; a cross-validated evaluation when
+the training stored one), its artifact manifest (training configuration, backbone fingerprint),
+the item's training data counts (per score, per who scored them), the gaming check stored by the
+training hook, and the instructors' reviews of answers this version scored (agreement, the
+agreement-versus-automation curve, calibration, results per answer-length band). Counts and
+rates only: a card never holds an answer's text, so it survives erasure and retention purges.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+from ml_core.gaming import attack_row
+from ml_core.metrics import accuracy, quadratic_weighted_kappa
+from scoring_plugin.models import ModelVersion
+
+INTENDED_USE = (
+    "Suggests a score for students' short answers to this one item, in the item's language, "
+    "as a first reading for an instructor. Scores under the review threshold, and answers "
+    "flagged as possible gaming, go to an instructor before they count; instructors can "
+    "override any score, and every override is logged."
+)
+LIMITS = [
+    "Trained for one item: it does not score other questions, even similar ones.",
+    "Learned from the scored answers counted below: answers unlike them (another language, "
+    "unusual length or style, new correct ideas) are scored less reliably.",
+    "Accuracy figures come from a held-out split of that data; on a small item they carry "
+    "wide intervals (shown).",
+    "It reads only the beginning of a long answer (the backbone's window).",
+    "It must not be the only basis of a high-stakes decision about a student.",
+]
+LENGTH_BANDS = [(0, 10, "1-10 words"), (10, 30, "11-30 words"), (30, 10**9, "over 30 words")]
+AUTOMATION_THRESHOLDS = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+CARD_FILES = ("model_card.json", "model_card.md")
+
+
+def wilson_interval(successes: float, n: float, z: float = 1.96) -> list[float] | None:
+    """95% Wilson score interval of a proportion."""
+    if n <= 0:
+        return None
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
+def _manifest(version: ModelVersion) -> dict[str, object]:
+    path = Path(version.artifact_path or "-") / "manifest.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _evaluation(metrics: dict[str, object]) -> dict[str, object]:
+    def num(key: str) -> float | None:
+        value = metrics.get(key)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    n_test = num("n_test")
+    acc = num("accuracy")
+    cv = {k: v for k, v in metrics.items() if k.startswith("cv_") or k.endswith("_ci95")}
+    per_score: dict[str, float | None] = {}
+    confusion = metrics.get("confusion")
+    if isinstance(confusion, list):
+        for score, row in enumerate(confusion):
+            if isinstance(row, list) and row:
+                total = sum(row)
+                per_score[str(score)] = round(row[score] / total, 4) if total else None
+    return {
+        "source": "cross-validation" if cv else "held-out test split",
+        "n_test": n_test,
+        "qwk": num("qwk"),
+        "accuracy": acc,
+        "accuracy_ci95": cv.get("accuracy_ci95")
+        or (wilson_interval(acc * n_test, n_test) if acc is not None and n_test else None),
+        "macro_f1": num("macro_f1"),
+        "micro_f1": num("micro_f1"),
+        "recall_per_score": per_score,
+        "cross_validation": cv or None,
+    }
+
+
+def _reviews(version: ModelVersion) -> dict[str, object]:
+    """What instructors' reviews of this version's scores say (none before anyone reviews)."""
+    rows = list(
+        version.submissions.filter(reviewed_score__isnull=False, score__isnull=False).values_list(
+            "reviewed_score", "score", "confidence", "text"
+        )
+    )
+    labels = version.item.max_score + 1
+    out: dict[str, object] = {"reviewed_answers": len(rows)}
+    if not rows:
+        return out
+    human = [r[0] for r in rows]
+    auto = [r[1] for r in rows]
+    out["accuracy"] = round(float(accuracy(human, auto)), 4)
+    out["accuracy_ci95"] = wilson_interval(
+        sum(h == a for h, a in zip(human, auto, strict=True)), len(rows)
+    )
+    out["qwk"] = (
+        round(float(quadratic_weighted_kappa(human, auto, labels)), 4) if len(rows) > 1 else None
+    )
+    curve = []
+    for t in AUTOMATION_THRESHOLDS:
+        kept = [(h, a) for h, a, c, _ in rows if (c or 0.0) >= t]
+        curve.append(
+            {
+                "threshold": t,
+                "automated_share": round(len(kept) / len(rows), 4),
+                "agreement": round(sum(h == a for h, a in kept) / len(kept), 4) if kept else None,
+            }
+        )
+    out["agreement_vs_automation"] = curve
+    bins: dict[int, list[tuple[float, bool]]] = {}
+    for h, a, c, _ in rows:
+        if c is not None:
+            bins.setdefault(min(int(c * 5), 4), []).append((c, h == a))
+    out["calibration"] = [
+        {
+            "confidence": f"{b / 5:.1f}-{(b + 1) / 5:.1f}",
+            "answers": len(v),
+            "mean_confidence": round(sum(c for c, _ in v) / len(v), 4),
+            "agreement": round(sum(ok for _, ok in v) / len(v), 4),
+        }
+        for b, v in sorted(bins.items())
+    ]
+    bands = []
+    for low, high, name in LENGTH_BANDS:
+        band = [(h, a) for h, a, _, text in rows if low < len(text.split()) <= high]
+        if band:
+            bands.append(
+                {
+                    "band": name,
+                    "answers": len(band),
+                    "agreement": round(sum(h == a for h, a in band) / len(band), 4),
+                }
+            )
+    out["by_length_band"] = bands
+    return out
+
+
+def build_card(version: ModelVersion) -> dict[str, object]:
+    """The card's content as JSON-ready data."""
+    item = version.item
+    metrics = version.metrics if isinstance(version.metrics, dict) else {}
+    manifest = _manifest(version)
+    training = manifest.get("training") if isinstance(manifest.get("training"), dict) else {}
+    config = {k: v for k, v in (training or {}).items() if k != "history"}  # type: ignore[union-attr]
+    answers = item.scored_answers.values_list("score", "source")
+    by_score = Counter(str(score) for score, _ in answers)
+    by_source = Counter(source for _, source in answers)
+    return {
+        "model_version": version.label,
+        "item": item.key,
+        "kind": version.kind,
+        "status": version.status,
+        "active": version.is_active,
+        "trained_at": version.trained_at.isoformat() if version.trained_at else None,
+        "intended_use": INTENDED_USE,
+        "limits": LIMITS,
+        "human_oversight": {
+            "review_threshold": item.review_threshold,
+            "flagged_answers_go_to_review": True,
+        },
+        "data": {
+            "language": item.language,
+            "max_score": item.max_score,
+            "answers": sum(by_score.values()),
+            "by_score": dict(sorted(by_score.items())),
+            # "import": scores from the imported data set; "review": instructors' reviews
+            "scored_by": dict(sorted(by_source.items())),
+            "splits": manifest.get("split_sizes"),
+        },
+        "evaluation": _evaluation(metrics),
+        "by_language": {item.language: {"accuracy": metrics.get("accuracy")}},
+        "instructor_reviews": _reviews(version),
+        "gaming_check": metrics.get("gaming"),
+        "training_config": {
+            "backbone": manifest.get("backbone") or version.backbone,
+            "backbone_fingerprint": manifest.get("backbone_fingerprint"),
+            "config": config,
+        },
+    }
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def card_markdown(card: dict[str, object]) -> str:
+    """The card as Markdown, for people."""
+    data = card["data"]
+    evaluation = card["evaluation"]
+    reviews = card["instructor_reviews"]
+    gaming = card["gaming_check"]
+    training = card["training_config"]
+    assert isinstance(data, dict) and isinstance(evaluation, dict)
+    assert isinstance(reviews, dict) and isinstance(training, dict)
+    lines = [
+        f"# Model card: {card['model_version']}",
+        "",
+        f"Kind: {card['kind']} · status: {card['status']} · active: {card['active']} · "
+        f"trained: {card['trained_at'] or '-'}",
+        "",
+        "## Intended use",
+        "",
+        str(card["intended_use"]),
+        "",
+        "## Limits",
+        "",
+        *[f"- {limit}" for limit in card["limits"]],  # type: ignore[union-attr]
+        "",
+        "## Data",
+        "",
+        f"{data['answers']} human-scored answers in `{data['language']}`, scores 0-"
+        f"{data['max_score']}; scored by: "
+        + ", ".join(f"{k} {v}" for k, v in data["scored_by"].items()),
+        "",
+        "| score | answers |",
+        "|---:|---:|",
+        *[f"| {k} | {v} |" for k, v in data["by_score"].items()],
+        "",
+        f"Splits: {data['splits'] or '-'}",
+        "",
+        f"## Accuracy ({evaluation['source']})",
+        "",
+        "| metric | value |",
+        "|---|---:|",
+        f"| answers evaluated | {_fmt(evaluation['n_test'])} |",
+        f"| accuracy | {_fmt(evaluation['accuracy'])} "
+        f"(95% CI {_fmt(evaluation['accuracy_ci95'])}) |",
+        f"| QWK | {_fmt(evaluation['qwk'])} |",
+        f"| macro F1 | {_fmt(evaluation['macro_f1'])} |",
+        f"| micro F1 | {_fmt(evaluation['micro_f1'])} |",
+        "",
+        "Recall per score: "
+        + (", ".join(f"{k}: {_fmt(v)}" for k, v in evaluation["recall_per_score"].items()) or "-"),
+        "",
+        "## Instructors' reviews of its scores",
+        "",
+    ]
+    if reviews.get("reviewed_answers"):
+        lines += [
+            f"{reviews['reviewed_answers']} reviewed answers: agreement "
+            f"{_fmt(reviews['accuracy'])} (95% CI {_fmt(reviews['accuracy_ci95'])}), "
+            f"QWK {_fmt(reviews['qwk'])}.",
+            "",
+            "Agreement versus automation (answers at or above a confidence threshold):",
+            "",
+            "| threshold | automated | agreement |",
+            "|---:|---:|---:|",
+            *[
+                f"| {p['threshold']} | {p['automated_share']:.0%} | {_fmt(p['agreement'])} |"
+                for p in reviews["agreement_vs_automation"]
+            ],
+            "",
+            "Calibration:",
+            "",
+            "| confidence | answers | mean confidence | agreement |",
+            "|---|---:|---:|---:|",
+            *[
+                f"| {b['confidence']} | {b['answers']} | {_fmt(b['mean_confidence'])} "
+                f"| {_fmt(b['agreement'])} |"
+                for b in reviews["calibration"]
+            ],
+            "",
+            "Per answer length: "
+            + ", ".join(
+                f"{b['band']}: {_fmt(b['agreement'])} ({b['answers']})"
+                for b in reviews["by_length_band"]
+            ),
+        ]
+    else:
+        lines.append(
+            "No reviews yet: calibration, the agreement-versus-automation curve and results "
+            "per answer length appear once instructors review answers this version scored."
+        )
+    lines += ["", "## Gaming check", ""]
+    if isinstance(gaming, dict) and isinstance(gaming.get("attacks"), list):
+        lines += [
+            "Generated adversarial answers scored by this version (how often they earn credit; "
+            "'flagged' = the run-time check sends them to review):",
+            "",
+            "| attack | answers | earn credit | full credit | mean score/max | flagged |",
+            "|---|---:|---:|---:|---:|---:|",
+            *[attack_row(a) for a in gaming["attacks"]],
+        ]
+    else:
+        lines.append("Not run for this version.")
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"Backbone: `{training['backbone']}` (fingerprint `{training['backbone_fingerprint']}`)",
+        "",
+        "```json",
+        json.dumps(training["config"], indent=1, sort_keys=True),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card_files(version: ModelVersion, folder: Path) -> list[Path]:
+    """Write ``model_card.json`` and ``model_card.md`` into ``folder``."""
+    card = build_card(version)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = (folder / name for name in CARD_FILES)
+    json_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    md_path.write_text(card_markdown(card))
+    return [json_path, md_path]
