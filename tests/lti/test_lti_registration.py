@@ -311,3 +311,20 @@ def test_rotation_keeps_the_old_key_published_until_its_grace_ends(client, setti
     call_command("lti_rotate_keys", stdout=open("/dev/null", "w"))
     assert not Key.objects.get(pk=old.pk).is_active
     assert Key.objects.get(pk=new.pk).is_active  # still in its grace period
+
+
+def test_admin_approves_a_registered_platform(new_platform, client, admin_client) -> None:
+    assert _register(client, new_platform, _invite()).status_code == 200
+    registration = LtiRegistration.objects.get(issuer=new_platform.issuer)
+    response = admin_client.post(
+        "/admin/lti_tool/ltiregistration/",
+        {"action": "approve", "_selected_action": [registration.pk]},
+        follow=True,
+        secure=True,
+    )
+    assert response.status_code == 200
+    registration.refresh_from_db()
+    assert registration.is_active is True
+    assert registration.deployments.get().is_active is True
+    csp = client.get("/lti/register/", secure=True)["Content-Security-Policy"]
+    assert new_platform.url in csp
