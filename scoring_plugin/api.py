@@ -47,6 +47,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "needs_review",
             "truncated",
             "model_version",
+            "waiting_for",
             "error",
             "client_reference",
             "created_at",
