@@ -469,7 +469,10 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
         if item is not None:
             versions = list(item.model_versions.order_by("-number"))
             extra["version_reports"] = [version_report(v) for v in versions]
-            extra["can_roll_back"] = audit.previously_active(item) is not None
+            extra["can_activate"] = self.has_activate_permission(request)
+            extra["can_roll_back"] = (
+                extra["can_activate"] and audit.previously_active(item) is not None
+            )
             extra["rollback_url"] = reverse(
                 "admin:scoring_plugin_item_rollback", kwargs={"item_id": item.pk}
             )
@@ -670,6 +673,7 @@ class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
         extra = dict(extra_context or {})
         version = self.get_object(request, object_id)
         if version is not None:
+            extra["can_activate"] = self.has_activate_permission(request)
             extra["report"] = version_report(version)
             extra["merge"] = merge_report(version)
             extra["model_card"] = model_cards.card_markdown(model_cards.build_card(version))

@@ -48,6 +48,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "flags",
             "truncated",
             "model_version",
+            "waiting_for",
             "error",
             "client_reference",
             "created_at",

@@ -183,6 +183,10 @@ def test_a_view_only_user_cannot_use_the_activate_rollback_and_import_views(
     assert viewer_client.post(rollback).status_code == 403
     assert viewer_client.get("/admin/scoring_plugin/item/import/").status_code == 403
     assert snapshot() == before
+    page = viewer_client.get(reverse("admin:scoring_plugin_item_change", args=[world.pk]))
+    assert page.status_code == 200
+    assert "sb-activate" not in page.content.decode()  # no Activate button offered
+    assert "rollback-form" not in page.content.decode()
 
 
 @pytest.mark.django_db(transaction=False)

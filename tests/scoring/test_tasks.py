@@ -160,3 +160,36 @@ def test_a_database_that_stays_away_leaves_rows_for_the_sweeper(db, monkeypatch)
     assert tasks.score_submissions([str(submission.pk)]) == {str(submission.pk): "deferred"}
     submission.refresh_from_db()
     assert submission.status == "queued"
+
+
+def test_a_failed_answer_scored_again_is_scored_and_announced(
+    trained_item, finished, monkeypatch, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    from scoring_plugin.services import rescore_submissions
+
+    sent: list[str] = []
+    monkeypatch.setattr(dispatch, "send_score", sent.append)
+    failed = SubmissionFactory(item=trained_item, text="tcp udp", status="failed", attempts=5)
+    Submission.objects.filter(pk=failed.pk).update(error="not scored after 5 attempts")
+    scored = SubmissionFactory(item=trained_item, status="scored", score=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert rescore_submissions([str(failed.pk), str(scored.pk)]) == 1  # only failed ones
+    assert sent == [str(failed.pk)]
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts, failed.error) == ("queued", 0, "")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.score_submissions(sent) == {str(failed.pk): "scored"}
+    assert finished == [(str(failed.pk), "scored")]  # the gradebook follows
+
+
+def test_attempts_are_counted_when_a_worker_takes_an_answer(trained_item, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SCOREBRIDGE_MAX_SCORING_ATTEMPTS = 3
+    fresh = SubmissionFactory(item=trained_item, text="tcp", status="queued")
+    # Taken three times already and never finished: it kills the workers that take it.
+    poison = SubmissionFactory(item=trained_item, text="udp", status="queued", attempts=3)
+    outcome = tasks.score_submissions([str(fresh.pk), str(poison.pk)])
+    assert outcome == {str(fresh.pk): "scored", str(poison.pk): "failed"}
+    fresh.refresh_from_db()
+    poison.refresh_from_db()
+    assert fresh.attempts == 1
+    assert poison.error == "not scored after 3 attempts by workers"
