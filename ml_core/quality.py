@@ -151,6 +151,7 @@ def auto_method(cache: EmbeddingCache, backbone: str | None, seed: int) -> Metho
                 config=AutoConfig(seed=seed),
                 reference_answers=item.reference_answers,
                 embed=cache,
+                item_id=item.item_id,
             )
             model = AutoModel.load(folder)
         embeddings = cache(texts) if model.needs_embeddings else None

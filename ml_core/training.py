@@ -49,7 +49,10 @@ _DEFAULT_LEARNING_RATES: dict[str, float] = {"lora": 2e-3, "head": 1e-2, "full":
 class TrainConfig:
     """How one item is trained. Defaults follow the research protocol (issue 3)."""
 
-    kind: str = field(default="lora", metadata={"help": "lora | head | full"})
+    kind: str = field(
+        default="lora",
+        metadata={"help": "lora | head | full (train_item); auto is trained by ml_core.auto"},
+    )
     epochs: int = field(default=5, metadata={"help": "maximum training epochs"})
     patience: int = field(
         default=2, metadata={"help": "stop after this many epochs without a lower validation loss"}
