@@ -74,10 +74,10 @@ class AutoConfig:
         default=(0.25, 0.5, 0.75), metadata={"help": "lexical weights tried by the blend"}
     )
     lexical_c: float = field(
-        default=1.0, metadata={"help": "inverse L2 strength of the lexical regression"}
+        default=4.0, metadata={"help": "inverse L2 strength of the lexical regression"}
     )
     embedding_c: float = field(
-        default=1.0, metadata={"help": "inverse L2 strength of the neural regression"}
+        default=4.0, metadata={"help": "inverse L2 strength of the neural regression"}
     )
     joint_embedding_weight: float = field(
         default=1.0, metadata={"help": "scale of the neural block beside the lexical one (joint)"}
