@@ -93,6 +93,10 @@ class AutoConfig:
         metadata={"help": "stop trying further candidates after this many seconds (None: all)"},
     )
     curve_step: float = field(default=0.05, metadata={"help": "threshold step of the curve"})
+    reference_as_answer: bool = field(
+        default=False,
+        metadata={"help": "add each reference answer as a training answer with the top score"},
+    )
     blas_threads: int = field(
         default=1,
         metadata={
@@ -390,6 +394,10 @@ def _train_auto(
     if unknown or not config.candidates or not config.decoders:
         raise ValueError(f"unknown or no candidates/decoders: {unknown}")
     texts = [e.text for e in examples]
+    if config.reference_as_answer:
+        extra = [r for r in reference_answers if r.strip()]
+        texts = texts + extra
+        labels = np.concatenate([labels, np.full(len(extra), num_labels - 1, dtype=np.int64)])
     stages = 4
     stage = 0
 
