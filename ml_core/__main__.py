@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ml_core", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train items from a responses CSV")
+    train = commands.add_parser(
+        "train", help="train items from a responses CSV (default kind: auto)"
+    )
     train.add_argument("--responses", type=Path, required=True)
     train.add_argument("--items", type=Path, default=None, help="items.csv (max_score per item)")
     train.add_argument("--items-only", type=_csv_list, default=(), help="comma-separated item ids")
@@ -84,14 +86,35 @@ def _parser() -> argparse.ArgumentParser:
     _add_backbone(score)
 
     bench = commands.add_parser(
-        "benchmark", help="quality of lora/head/full and engine cost on a SAF-layout dataset"
+        "benchmark",
+        help="quality of model kinds against the TF-IDF baseline (cross-validated by default); "
+        "engine cost when lora is among the kinds",
     )
     bench.add_argument("--responses", type=Path, required=True)
     bench.add_argument("--items", type=Path, default=None)
     _add_backbone(bench)
     bench.add_argument("--items-only", type=_csv_list, default=())
     bench.add_argument("--max-train-per-item", type=int, default=None)
-    bench.add_argument("--kinds", type=_csv_list, default=("lora", "head", "full"))
+    bench.add_argument(
+        "--kinds",
+        type=_csv_list,
+        default=("auto",),
+        help="comma-separated: auto (default), head, lora, full; the baseline always runs",
+    )
+    bench.add_argument(
+        "--eval",
+        choices=("cv", "split"),
+        default="cv",
+        help="cv: repeated stratified k-fold over all answers (default); split: the data's own",
+    )
+    bench.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    bench.add_argument("--cv-repeats", type=int, default=2, help="cross-validation repeats")
+    bench.add_argument(
+        "--embedding-cache",
+        type=Path,
+        default=None,
+        help="folder caching frozen-backbone vectors between runs (default: OUT/embeddings)",
+    )
     bench.add_argument(
         "--backends",
         type=_csv_list,
@@ -125,19 +148,36 @@ def _train(args: argparse.Namespace) -> int:
         for f in fields(TrainConfig)
         if getattr(args, f.name, None) is not None
     }
-    config = TrainConfig(**overrides)
+    kind = overrides.pop("kind", "auto")
+    config = TrainConfig(kind=kind if kind != "auto" else "lora", **overrides)
     for item_id in args.items_only or sorted(grouped):
         if item_id not in grouped:
             print(f"error: no responses for item {item_id!r}", file=sys.stderr)
             return 2
-        artifact = train_item(
-            grouped[item_id],
-            item_id=item_id,
-            num_labels=num_labels_for(item_bank.get(item_id), grouped[item_id]),
-            out_dir=args.out / item_id,
-            backbone=args.backbone,
-            config=config,
-        )
+        if kind == "auto":
+            from ml_core.auto import AutoConfig, train_auto
+
+            record = item_bank.get(item_id)
+            artifact = train_auto(
+                grouped[item_id],
+                num_labels_for(record, grouped[item_id]),
+                args.out / item_id,
+                backbone=args.backbone,
+                config=AutoConfig(seed=config.seed, pooling=config.pooling),
+                reference_answers=(record.reference_answer,)
+                if record and record.reference_answer
+                else (),
+                item_id=item_id,
+            )
+        else:
+            artifact = train_item(
+                grouped[item_id],
+                item_id=item_id,
+                num_labels=num_labels_for(item_bank.get(item_id), grouped[item_id]),
+                out_dir=args.out / item_id,
+                backbone=args.backbone,
+                config=config,
+            )
         print(
             json.dumps(
                 {
@@ -230,6 +270,10 @@ def _benchmark(args: argparse.Namespace) -> int:
         items_only=args.items_only,
         max_train_per_item=args.max_train_per_item,
         kinds=args.kinds,
+        eval=args.eval,
+        folds=args.folds,
+        cv_repeats=args.cv_repeats,
+        embedding_cache=args.embedding_cache or args.out / "embeddings",
         backends=tuple(b for b in args.backends if b != "none"),
         repeats=args.repeats,
         throughput_answers=args.throughput_answers,

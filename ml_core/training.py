@@ -49,7 +49,10 @@ _DEFAULT_LEARNING_RATES: dict[str, float] = {"lora": 2e-3, "head": 1e-2, "full":
 class TrainConfig:
     """How one item is trained. Defaults follow the research protocol (issue 3)."""
 
-    kind: str = field(default="lora", metadata={"help": "lora | head | full"})
+    kind: str = field(
+        default="lora",
+        metadata={"help": "lora | head | full (train_item); auto is trained by ml_core.auto"},
+    )
     epochs: int = field(default=5, metadata={"help": "maximum training epochs"})
     patience: int = field(
         default=2, metadata={"help": "stop after this many epochs without a lower validation loss"}
@@ -379,6 +382,7 @@ def train_item(
     progress: Callable[[TrainProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     criteria: Sequence[str] | None = None,
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
 ) -> TrainedArtifact:
     """Train one item's scorer and write its artifact folder at ``out_dir``.
 
@@ -388,7 +392,9 @@ def train_item(
     ``accuracy``, ``macro_f1``, ``micro_f1``, ``n_test`` (multi-criterion adds ``exact_match``
     and per-criterion values). ``should_stop`` is polled every step; when it returns True,
     :class:`TrainingCancelled` is raised and nothing is written. The global torch RNG state is
-    left as it was.
+    left as it was. For ``head``, ``embed`` (texts -> ``[n, hidden]`` pooled, unnormalised
+    frozen-backbone vectors, e.g. a cached :func:`ml_core.embeddings.frozen_embedder`) replaces
+    the feature pass, so repeated trainings on the same answers never re-run the backbone.
     """
     config = copy.deepcopy(config) if config is not None else TrainConfig()
     config.validate()
@@ -426,6 +432,7 @@ def train_item(
             config=config,
             progress=progress,
             should_stop=should_stop,
+            embed=embed if config.kind == "head" else None,
         )
 
 
@@ -440,18 +447,28 @@ def _train(
     config: TrainConfig,
     progress: Callable[[TrainProgress], None] | None,
     should_stop: Callable[[], bool] | None,
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
 ) -> TrainedArtifact:
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     resolved = resolve_backbone(backbone)
     fingerprint = backbone_fingerprint(backbone)
-    tokenizer = load_tokenizer(resolved)
-    pad_id = int(tokenizer.pad_token_id or 0)
     split = split_examples(examples, config)
     if not split.train:
         raise ValueError(f"item {item_id!r}: no training examples after splitting")
-    input_ids = _encode(tokenizer, [e.text for e in examples], config.max_length)
+    given_features: torch.Tensor | None = None
+    if embed is not None:
+        # frozen features from the caller's (cached) embedder: no tokenizer, no backbone here
+        given_features = torch.as_tensor(
+            np.asarray(embed([e.text for e in examples]), dtype=np.float32)
+        )
+        pad_id = 0
+        input_ids: list[list[int]] = [[] for _ in examples]
+    else:
+        tokenizer = load_tokenizer(resolved)
+        pad_id = int(tokenizer.pad_token_id or 0)
+        input_ids = _encode(tokenizer, [e.text for e in examples], config.max_length)
     lengths = [len(ids) for ids in input_ids]
     labels = torch.tensor([e.labels() for e in examples], dtype=torch.long)
     weights = [
@@ -463,9 +480,14 @@ def _train(
         for c, n in enumerate(counts)
     ]
 
-    pretrained = load_backbone_model(resolved)
-    hidden_size = int(pretrained.config.hidden_size)
-    model_backbone: nn.Module = pretrained
+    model_backbone: nn.Module
+    if given_features is not None:
+        hidden_size = int(given_features.shape[1])
+        model_backbone = nn.Identity()
+    else:
+        pretrained = load_backbone_model(resolved)
+        hidden_size = int(pretrained.config.hidden_size)
+        model_backbone = pretrained
     heads = ScoringHeads(hidden_size, counts, dropout=config.head_dropout)
     if config.kind == "lora":
         from peft import LoraConfig, get_peft_model
@@ -500,14 +522,77 @@ def _train(
         groups, lr=config.resolved_learning_rate(), weight_decay=config.weight_decay
     )
 
-    features: torch.Tensor | None = None
-    if config.kind == "head":
+    features: torch.Tensor | None = given_features
+    if config.kind == "head" and features is None:
         # frozen backbone: one feature pass serves every epoch
         features = _features(
             model, input_ids, lengths, range(len(examples)), pad_id, device, config.batch_size * 2
         )
 
     generator = torch.Generator().manual_seed(config.seed)
+    previous_threads = torch.get_num_threads()
+    if features is not None and device.type == "cpu":
+        # heads on cached features are tiny ops: one thread; more only wait on each other
+        # (2 cores shared with other work: 10-20 s per item instead of 0.3-0.7 s)
+        torch.set_num_threads(1)
+    try:
+        return _fit_and_write(
+            examples,
+            item_id=item_id,
+            counts=counts,
+            names=names,
+            out_dir=out_dir,
+            backbone=backbone,
+            config=config,
+            progress=progress,
+            should_stop=should_stop,
+            started=started,
+            device=device,
+            fingerprint=fingerprint,
+            split=split,
+            input_ids=input_ids,
+            lengths=lengths,
+            labels=labels,
+            weights=weights,
+            model=model,
+            optimizer=optimizer,
+            regularised=regularised,
+            features=features,
+            pad_id=pad_id,
+            hidden_size=hidden_size,
+            generator=generator,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _fit_and_write(
+    examples: Sequence[TrainExample],
+    *,
+    item_id: str,
+    counts: list[int],
+    names: list[str],
+    out_dir: Path,
+    backbone: str | None,
+    config: TrainConfig,
+    progress: Callable[[TrainProgress], None] | None,
+    should_stop: Callable[[], bool] | None,
+    started: float,
+    device: torch.device,
+    fingerprint: str,
+    split: Split,
+    input_ids: list[list[int]],
+    lengths: list[int],
+    labels: torch.Tensor,
+    weights: list[torch.Tensor],
+    model: _ScoringModel,
+    optimizer: torch.optim.Optimizer,
+    regularised: list[nn.Parameter],
+    features: torch.Tensor | None,
+    pad_id: int,
+    hidden_size: int,
+    generator: torch.Generator,
+) -> TrainedArtifact:
     steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     best_val = math.inf
