@@ -384,6 +384,7 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
     """Teach a tiny student from the teacher's class probabilities on the item's answers."""
     from ml_core.distill.api import distill_item
     from ml_core.distill.teacher import teacher_probabilities
+    from ml_core.merge.group import is_group_folder
 
     item, teacher = version.item, version.parent
     out_dir = Path(settings.ARTIFACTS_DIR) / item.key / f"v{version.number}-distilled"
@@ -406,7 +407,7 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
         ]
         texts = [a.text for a in answers]
         scorer: ScoringEngine | _GroupTeacher
-        if engine_host.is_group_artifact(teacher.artifact_path):
+        if is_group_folder(Path(teacher.artifact_path)):
             # a full model or a merged group: its own encoder, loaded for this job only
             scorer, teacher_key = _GroupTeacher(teacher.artifact_path), item.key
         else:
