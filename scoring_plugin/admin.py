@@ -23,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from ml_core.confidence import CURVE_KEY, CURVE_SOURCE_KEY, ECE_KEY
 from ml_core.merge.plans import PlanError, parse_plan_text
 from scoring_plugin import audit, charts, importing, review
 from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
@@ -158,8 +159,34 @@ def _metric(version: ModelVersion, key: str) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
+def confidence_report(version: ModelVersion) -> dict[str, object]:
+    """The version's agreement-versus-automation curve, ECE and review threshold; what is
+    missing says "not available"."""
+    metrics = version.metrics if isinstance(version.metrics, dict) else {}
+    curve = metrics.get(CURVE_KEY)
+    curve = [p for p in curve if isinstance(p, dict)] if isinstance(curve, list) else []
+    stored = version.review_threshold
+    threshold = stored if stored is not None else float(settings.SCOREBRIDGE_REVIEW_THRESHOLD)
+    ece = metrics.get(ECE_KEY)
+    return {
+        "automation_svg": charts.automation_svg(
+            curve, chosen=threshold, title=f"{version.label}: answers posted vs agreement"
+        )
+        if curve
+        else "",
+        "automation_source": str(metrics.get(CURVE_SOURCE_KEY) or "held-out answers"),
+        "ece": f"{ece:.3f}" if isinstance(ece, (int, float)) else "not available",
+        "review_threshold": f"{threshold:.2f}",
+        "threshold_source": "chosen for the target agreement"
+        if stored is not None
+        else "SCOREBRIDGE_REVIEW_THRESHOLD (this kind stores none)",
+        "item_threshold": version.item.review_threshold,
+    }
+
+
 def version_report(version: ModelVersion) -> dict[str, object]:
-    """What the item page shows for one version: metrics, confusion matrix, training curve."""
+    """What the item page shows for one version: metrics, confusion matrix, training curve,
+    the curve of answers posted automatically against their agreement."""
     matrix, matrix_source = review.version_confusion(version)
     history = review.training_history(version)
     series = {
@@ -183,6 +210,7 @@ def version_report(version: ModelVersion) -> dict[str, object]:
         else "",
         "in_progress": version.status
         in (ModelVersion.Status.PENDING, ModelVersion.Status.TRAINING),
+        "confidence": confidence_report(version),
     }
 
 
@@ -324,6 +352,7 @@ class ItemAdmin(admin.ModelAdmin):
     fields = ["key", "prompt", "reference_answer", "language", "max_score", "review_threshold"]
     inlines = [ModelVersionInline]
     actions = [
+        "train_auto",
         "train_head",
         "train_lora",
         "train_full",
@@ -482,6 +511,10 @@ class ItemAdmin(admin.ModelAdmin):
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
         if started:
             self.message_user(request, f"Training ({kind}) queued for {started} item(s).")
+
+    @admin.action(description="Train a new model (default): auto, lexical + backbone, calibrated")
+    def train_auto(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
+        self._train(request, queryset, ModelVersion.Kind.AUTO)
 
     @admin.action(description="Train a new model: frozen backbone + head")
     def train_head(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:

@@ -27,8 +27,12 @@ class Item(models.Model):
     language = models.CharField(max_length=2, choices=Language.choices, default=Language.ENGLISH)
     max_score = models.PositiveSmallIntegerField(help_text="Highest score; scores run 0..max.")
     review_threshold = models.FloatField(
-        default=0.6,
-        help_text="Auto-scores with a confidence below this are flagged for an instructor.",
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Auto-scores with a confidence below this are flagged for an instructor. "
+        "Empty: the threshold the scoring model chose for the target agreement "
+        "(SCOREBRIDGE_TARGET_AGREEMENT), or SCOREBRIDGE_REVIEW_THRESHOLD for models without one.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -87,6 +91,7 @@ class ModelVersion(models.Model):
         FULL = "full", "fully fine-tuned"
         MERGED = "merged", "merged group (shared layers + this item's head)"
         DISTILLED = "distilled", "distilled student (tiny BiLSTM, ONNX)"
+        AUTO = "auto", "auto: lexical + frozen backbone, stacked and calibrated (default)"
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"
@@ -109,6 +114,12 @@ class ModelVersion(models.Model):
     backbone = models.CharField(max_length=300, blank=True)
     artifact_path = models.CharField(max_length=500, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    review_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The confidence below which this version's scores go to review, chosen at "
+        "training for the target agreement; empty for kinds that do not choose one.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     progress = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
@@ -186,11 +197,22 @@ class Submission(models.Model):
         return f"{self.item.key}: {self.id}"
 
     @property
+    def review_threshold(self) -> float:
+        """The confidence below which this answer goes to review: the item's own threshold if
+        an admin set one, else the one its scoring model chose, else SCOREBRIDGE_REVIEW_THRESHOLD."""
+        if self.item.review_threshold is not None:
+            return self.item.review_threshold
+        version = self.model_version
+        if version is not None and version.review_threshold is not None:
+            return version.review_threshold
+        return float(settings.SCOREBRIDGE_REVIEW_THRESHOLD)
+
+    @property
     def needs_review(self) -> bool:
         return (
             self.status == self.Status.SCORED
             and self.confidence is not None
-            and self.confidence < self.item.review_threshold
+            and self.confidence < self.review_threshold
         )
 
     @property

@@ -11,9 +11,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, FloatField, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ml_core.metrics import accuracy, confusion_matrix, quadratic_weighted_kappa
@@ -64,7 +66,13 @@ class ReviewFilter:
             queryset = queryset.filter(
                 **{
                     f"{p}status": Submission.Status.SCORED,
-                    f"{p}confidence__lt": F(f"{p}item__review_threshold"),
+                    f"{p}confidence__lt": Coalesce(
+                        F(f"{p}item__review_threshold"),
+                        F(f"{p}model_version__review_threshold"),
+                        Value(
+                            float(settings.SCOREBRIDGE_REVIEW_THRESHOLD), output_field=FloatField()
+                        ),
+                    ),
                 }
             )
         if self.low_confidence is not None:

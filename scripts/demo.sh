@@ -27,7 +27,7 @@ mkdir -p var/log
 $py manage.py migrate --noinput -v 0
 $py manage.py collectstatic --noinput -v 0
 $py manage.py import_items "$bank"
-$py manage.py train_items --only-untrained
+$py manage.py train_items --only-untrained --kind "${SCORING_TRAIN_KIND:-auto}"
 login=$($py manage.py ensure_admin --new-password)
 
 pids=()

@@ -23,8 +23,23 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
+from ml_core.confidence import (
+    CURVE_KEY,
+    CURVE_SOURCE_KEY,
+    ECE_KEY,
+    REVIEW_THRESHOLD_KEY,
+    automation_curve,
+    expected_calibration_error,
+)
 from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
-from ml_core.training import TrainConfig, TrainExample, TrainingCancelled, TrainProgress, train_item
+from ml_core.training import (
+    TrainConfig,
+    TrainExample,
+    TrainingCancelled,
+    TrainProgress,
+    split_examples,
+    train_item,
+)
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.signals import submission_finished
 from workers import engine_host, worker_metrics
@@ -260,15 +275,21 @@ def _claim_for_training(version_id: int) -> bool:
 
 
 def _finish_ready(
-    version: ModelVersion, artifact_path: Path, metrics: Mapping[str, float], *, activate: bool
+    version: ModelVersion, artifact_path: Path, metrics: Mapping[str, object], *, activate: bool
 ) -> str:
-    """Mark a trained (or distilled) version ready with its artifact; activate it if asked."""
+    """Mark a trained (or distilled) version ready with its artifact; activate it if asked.
+
+    A ``review_threshold`` in the metrics (chosen at training for the target agreement) becomes
+    the version's review threshold.
+    """
     from scoring_plugin.services import activate_version
 
+    threshold = metrics.get(REVIEW_THRESHOLD_KEY)
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY,
         artifact_path=str(artifact_path),
         metrics=dict(metrics),
+        review_threshold=float(threshold) if isinstance(threshold, (int, float)) else None,
         trained_at=timezone.now(),
         progress={"percent": 100.0},
     )
@@ -324,16 +345,34 @@ def run_training(
         return cancel_requested([version.pk])
 
     try:
-        artifact = train_item(
-            examples,
-            item_id=item.key,
-            num_labels=item.max_score + 1,
-            out_dir=out_dir,
-            backbone=settings.SCORING_BACKBONE or None,
-            config=TrainConfig(kind=version.kind),
-            progress=progress,
-            should_stop=should_stop,
-        )
+        if version.kind == ModelVersion.Kind.AUTO:
+            from ml_core.auto import AutoConfig, train_auto
+
+            reference = item.reference_answer.strip()
+            artifact = train_auto(
+                examples,
+                item.max_score + 1,
+                out_dir,
+                backbone=settings.SCORING_BACKBONE or None,
+                config=AutoConfig(target_agreement=settings.SCOREBRIDGE_TARGET_AGREEMENT),
+                reference_answers=[reference] if reference else (),
+                progress=progress,
+                should_cancel=should_stop,
+            )
+        else:
+            artifact = train_item(
+                examples,
+                item_id=item.key,
+                num_labels=item.max_score + 1,
+                out_dir=out_dir,
+                backbone=settings.SCORING_BACKBONE or None,
+                config=TrainConfig(kind=version.kind),
+                progress=progress,
+                should_stop=should_stop,
+            )
+        metrics: dict[str, object] = dict(artifact.metrics)
+        if CURVE_KEY not in metrics:
+            metrics.update(held_out_confidence(version, examples, artifact.path))
     except TrainingCancelled:
         shutil.rmtree(out_dir, ignore_errors=True)
         return "cancelled"
@@ -343,7 +382,42 @@ def run_training(
         shutil.rmtree(out_dir, ignore_errors=True)
         return "failed"
 
-    return _finish_ready(version, artifact.path, artifact.metrics, activate=activate)
+    return _finish_ready(version, artifact.path, metrics, activate=activate)
+
+
+def held_out_confidence(
+    version: ModelVersion, examples: Sequence[TrainExample], artifact_path: Path
+) -> dict[str, object]:
+    """The automation curve and ECE of a trained ``head``/``lora``/``full`` model on its
+    held-out test answers (the split training left out), for the version's admin page."""
+    from ml_core.merge.group import is_group_folder
+
+    split = split_examples(examples, TrainConfig(kind=version.kind))
+    test = [examples[i] for i in split.test]
+    if not test:
+        return {}
+    item_key = version.item.key
+    scorer: ScoringEngine | _GroupTeacher
+    if is_group_folder(artifact_path):
+        scorer, key = _GroupTeacher(str(artifact_path)), item_key
+    else:
+        scorer, key = engine_host.engine(), f"heldout:{version.label}"
+        scorer.load_item(key, artifact_path, version.label)
+    try:
+        results = scorer.score([ScoreRequest(key, e.text) for e in test])
+    finally:
+        if isinstance(scorer, ScoringEngine):
+            scorer.remove_item(key)
+    scored = [(r, e) for r, e in zip(results, test, strict=True) if r.score is not None]
+    if not scored:
+        return {}
+    confidence = [r.confidence for r, _ in scored]
+    correct = [r.score == e.label for r, e in scored]
+    return {
+        CURVE_KEY: automation_curve(confidence, correct),
+        ECE_KEY: expected_calibration_error(confidence, correct),
+        CURVE_SOURCE_KEY: f"{len(scored)} held-out test answers",
+    }
 
 
 @shared_task(
