@@ -31,6 +31,7 @@ from scoring_plugin.services import (
     MERGE_METHODS,
     ImportError_,
     MergeOptions,
+    activation_warnings,
     import_item_bank,
     merge_sources,
     start_distillation,
@@ -640,10 +641,23 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return response
 
     def activate_view(self, request: HttpRequest, version_id: int) -> HttpResponse:
-        """The "Activate" button on the item and version pages."""
+        """The "Activate" button on the item and version pages; a version measured worse than
+        the active one or the baseline is activated only after a confirmation step."""
         version = get_object_or_404(ModelVersion.objects.select_related("item"), pk=version_id)
         if not self.has_change_permission(request, version):
             return HttpResponse("You may not activate model versions.", status=403)
+        warnings = activation_warnings(version)
+        if warnings and not request.POST.get("confirm"):
+            return self._confirm_activation(
+                request,
+                [(version, warnings)],
+                form_action=reverse(
+                    "admin:scoring_plugin_modelversion_activate", args=[version.pk]
+                ),
+                next_url=next_url
+                if (next_url := request.POST.get("next", "")).startswith("/admin/")
+                else "",
+            )
         try:
             audit.activate(version, _actor(request))
             self.message_user(request, f"{version.label} is now active.")
@@ -674,9 +688,39 @@ class ModelVersionAdmin(admin.ModelAdmin):
             raise Http404("This version has no merge heatmap.")
         return FileResponse(heatmap.open("rb"), content_type="image/png")
 
+    def _confirm_activation(
+        self,
+        request: HttpRequest,
+        flagged: list[tuple[ModelVersion, list[str]]],
+        *,
+        form_action: str = "",
+        next_url: str = "",
+        selected: list[int] | None = None,
+    ) -> HttpResponse:
+        """The confirmation step before activating versions measured worse."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Activate a version that scored worse?",
+            "flagged": flagged,
+            "form_action": form_action,
+            "next_url": next_url,
+            "selected": selected or [],
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/scoring_plugin/modelversion/activate_confirm.html", context
+        )
+
     @admin.action(description="Activate (this version scores its item from now on)")
-    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
-        for version in queryset.select_related("item"):
+    def activate(
+        self, request: HttpRequest, queryset: QuerySet[ModelVersion]
+    ) -> HttpResponse | None:
+        versions = list(queryset.select_related("item"))
+        flagged = [(v, w) for v in versions if (w := activation_warnings(v))]
+        if flagged and not request.POST.get("confirm"):
+            return self._confirm_activation(request, flagged, selected=[v.pk for v in versions])
+        for version in versions:
             try:
                 audit.activate(version, _actor(request))
                 self.message_user(request, f"{version.label} is now active.")

@@ -203,6 +203,11 @@ def _score_submissions(submission_ids: Sequence[str]) -> BatchOutcome:
     results = {}
     if to_score:
         scored = engine_host.score([ScoreRequest(row.item.key, row.text) for row in to_score])
+        logger.info(
+            "batch answers=%d items=%s",
+            len(to_score),
+            ",".join(sorted({row.item.key for row in to_score})),
+        )
         results = {str(row.pk): result for row, result in zip(to_score, scored, strict=True)}
 
     now = timezone.now()
