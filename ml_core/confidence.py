@@ -1,78 +1,68 @@
-"""What a review threshold costs: held-out answers posted automatically vs their agreement.
+"""What a review threshold costs, for every model kind: the agreement-versus-automation curve.
 
-An answer whose confidence is at least the threshold is posted without review. For each
-threshold the curve gives the fraction of answers posted automatically and the exact agreement
-of those answers with the human score; an admin reads off what a threshold costs.
+An answer whose confidence is at least the threshold is posted without review. The curve gives,
+per threshold, the fraction of held-out answers posted automatically (``auto_fraction``) and
+their exact agreement with the human score (``agreement``; NaN when none is posted), in the
+format ``auto`` artifacts store (:func:`ml_core.auto.agreement_curve`). ``auto`` measures it on
+its out-of-fold predictions; other kinds get it from their held-out test answers here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
-CURVE_KEY = "automation_curve"
-"""Metrics key of the curve: a list of ``{"threshold", "automated", "agreement"}``."""
+from ml_core.artifact import ArtifactError, read_manifest
+
+CURVE_KEY = "agreement_curve"
+"""Key of the curve in an ``auto`` manifest and in a version's stored metrics."""
 ECE_KEY = "ece"
-"""Metrics key of the expected calibration error of the held-out answers."""
-CURVE_SOURCE_KEY = "automation_curve_source"
+"""Metrics key of the expected calibration error."""
+CURVE_SOURCE_KEY = "agreement_curve_source"
 """Metrics key saying which answers the curve was measured on."""
 REVIEW_THRESHOLD_KEY = "review_threshold"
 """Metrics key of the review threshold a model chose for the target agreement."""
 
 
-def automation_curve(
-    confidence: Sequence[float] | np.ndarray,
-    correct: Sequence[bool] | np.ndarray,
-    *,
-    points: int = 41,
-) -> list[dict[str, float]]:
-    """Thresholds from 0 to 1 (``points`` steps, plus every distinct confidence when there are
-    few), each with the fraction of answers at or above it and their exact agreement (1.0 when
-    none is posted). Sorted by threshold."""
+def held_out_report(
+    confidence: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray, source: str
+) -> dict[str, object]:
+    """The curve and the ECE of held-out answers (their served confidence, and whether the
+    served score equals the human one), as metrics entries."""
+    from ml_core.auto import agreement_curve
+    from ml_core.crossval import expected_calibration_error
+
     conf = np.asarray(confidence, dtype=np.float64)
     hit = np.asarray(correct, dtype=bool)
-    if len(conf) == 0:
-        return []
-    thresholds = set(np.linspace(0.0, 1.0, points).round(4).tolist())
-    if len(np.unique(conf)) <= 200:
-        thresholds |= set(np.unique(conf).round(4).tolist())
-    curve = []
-    for threshold in sorted(thresholds):
-        posted = conf >= threshold - 1e-9
-        count = int(posted.sum())
-        curve.append(
-            {
-                "threshold": float(threshold),
-                "automated": count / len(conf),
-                "agreement": float(hit[posted].mean()) if count else 1.0,
-            }
-        )
-    return curve
+    return {
+        CURVE_KEY: agreement_curve(conf, hit),
+        ECE_KEY: expected_calibration_error(conf, hit),
+        CURVE_SOURCE_KEY: source,
+    }
 
 
-def threshold_for_agreement(curve: Sequence[dict[str, float]], target: float) -> float | None:
-    """The lowest threshold (most answers posted) whose posted answers agree at least
-    ``target``; None for an empty curve."""
-    for point in sorted(curve, key=lambda p: p["threshold"]):
-        if point["agreement"] >= target:
-            return float(point["threshold"])
-    return None if not curve else 1.0
+def stored_report(artifact_path: Path) -> dict[str, object]:
+    """The curve an artifact stores in its manifest (``auto``), as metrics entries; {} if none."""
+    try:
+        curve = read_manifest(Path(artifact_path)).get(CURVE_KEY)
+    except ArtifactError:
+        return {}
+    if not isinstance(curve, list) or not curve:
+        return {}
+    return {CURVE_KEY: curve, CURVE_SOURCE_KEY: "out-of-fold answers of the cross-validation"}
 
 
-def expected_calibration_error(
-    confidence: Sequence[float] | np.ndarray, correct: Sequence[bool] | np.ndarray, bins: int = 10
-) -> float:
-    """Answer-weighted mean |accuracy - mean confidence| over equal-width confidence bins."""
-    conf = np.asarray(confidence, dtype=np.float64)
-    hit = np.asarray(correct, dtype=np.float64)
-    if len(conf) == 0:
-        return math.nan
-    which = np.clip(np.ceil(conf * bins).astype(int) - 1, 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            total += mask.sum() * abs(hit[mask].mean() - conf[mask].mean())
-    return float(total / len(conf))
+def json_safe(value: object) -> object:
+    """``value`` with NaN and infinities replaced by None (JSON columns reject them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value

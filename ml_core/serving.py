@@ -259,7 +259,9 @@ class AutoModelLike(Protocol):
 
     def probabilities(self, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray: ...
 
-    def decode(self, probabilities: np.ndarray) -> np.ndarray: ...
+    def decode(self, probabilities: np.ndarray) -> np.ndarray:
+        """Class indices of the served scores."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -381,14 +383,14 @@ class AutoScorer:
             truncated = [False] * len(rows_of_item)
             if item.model.needs_embeddings and embedded is not None:
                 picked = [vector_of[position] for position, _ in rows_of_item]
+                # pooled and not normalised, as the model was trained on (it normalises them)
                 vectors = embedded.vectors[picked].astype(np.float32)
-                if item.model.normalize_embeddings:
-                    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-                    vectors = vectors / np.maximum(norms, 1e-12)
                 truncated = [bool(embedded.truncated[j]) for j in picked]
             try:
                 probabilities = np.asarray(item.model.probabilities(texts, vectors), dtype=float)
                 scores = np.asarray(item.model.decode(probabilities)).astype(int)
+                if len(scores) and not 0 <= scores.min() <= scores.max() < len(item.model.labels):
+                    raise ValueError("decoded a class outside the model's labels")
             except Exception as exc:  # noqa: BLE001 - report per answer, keep serving
                 logger.exception("auto model %s failed", item.version)
                 for position, _ in rows_of_item:
@@ -396,14 +398,13 @@ class AutoScorer:
                         key, f"scoring failed: {type(exc).__name__}: {exc}", item.version
                     )
                 continue
-            labels = list(item.model.labels)
+            labels = item.model.labels
             for row, (position, _) in enumerate(rows_of_item):
-                score = int(scores[row])
+                chosen = int(scores[row])  # a class index
                 probs = probabilities[row]
-                chosen = labels.index(score) if score in labels else int(np.argmax(probs))
                 results[position] = ScoreResult(
                     item_key=key,
-                    score=score,
+                    score=int(labels[chosen]),
                     probabilities=tuple(float(p) for p in probs),
                     # the probability of the class posted, not the top one (cut points may differ)
                     confidence=float(probs[chosen]),

@@ -152,9 +152,12 @@ def automation_svg(
     (confidence at or above a threshold), y = their exact agreement with human scores; the
     point of the ``chosen`` threshold is marked."""
     points = [
-        (float(p["automated"]), float(p["agreement"]), float(p["threshold"]))
+        (float(p["auto_fraction"]), float(p["agreement"]), float(p["threshold"]))
         for p in curve
-        if all(isinstance(p.get(k), (int, float)) for k in ("automated", "agreement", "threshold"))
+        if all(
+            isinstance(p.get(k), (int, float)) and p.get(k) == p.get(k)  # NaN: nothing posted
+            for k in ("auto_fraction", "agreement", "threshold")
+        )
     ]
     if not points:
         return mark_safe("")

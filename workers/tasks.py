@@ -25,11 +25,10 @@ from django.utils import timezone
 
 from ml_core.confidence import (
     CURVE_KEY,
-    CURVE_SOURCE_KEY,
-    ECE_KEY,
     REVIEW_THRESHOLD_KEY,
-    automation_curve,
-    expected_calibration_error,
+    held_out_report,
+    json_safe,
+    stored_report,
 )
 from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
 from ml_core.training import (
@@ -290,11 +289,13 @@ def _finish_ready(
     from scoring_plugin.services import activate_version
 
     threshold = metrics.get(REVIEW_THRESHOLD_KEY)
+    if not isinstance(threshold, (int, float)) or threshold != threshold:
+        threshold = None
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY,
         artifact_path=str(artifact_path),
-        metrics=dict(metrics),
-        review_threshold=float(threshold) if isinstance(threshold, (int, float)) else None,
+        metrics=json_safe(dict(metrics)),
+        review_threshold=float(threshold) if threshold is not None else None,
         trained_at=timezone.now(),
         progress={"percent": 100.0},
     )
@@ -375,7 +376,7 @@ def run_training(
                 progress=progress,
                 should_stop=should_stop,
             )
-        metrics: dict[str, object] = dict(artifact.metrics)
+        metrics: dict[str, object] = {**artifact.metrics, **stored_report(artifact.path)}
         if CURVE_KEY not in metrics:
             metrics.update(held_out_confidence(version, examples, artifact.path))
     except TrainingCancelled:
@@ -416,13 +417,11 @@ def held_out_confidence(
     scored = [(r, e) for r, e in zip(results, test, strict=True) if r.score is not None]
     if not scored:
         return {}
-    confidence = [r.confidence for r, _ in scored]
-    correct = [r.score == e.label for r, e in scored]
-    return {
-        CURVE_KEY: automation_curve(confidence, correct),
-        ECE_KEY: expected_calibration_error(confidence, correct),
-        CURVE_SOURCE_KEY: f"{len(scored)} held-out test answers",
-    }
+    return held_out_report(
+        [r.confidence for r, _ in scored],
+        [r.score == e.label for r, e in scored],
+        f"{len(scored)} held-out test answers",
+    )
 
 
 @shared_task(

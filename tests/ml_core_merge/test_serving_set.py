@@ -137,12 +137,12 @@ def test_a_mixed_batch_of_every_kind_is_scored_in_one_call_each_item_by_its_own_
             return full.score_requests([request], {key: "q-c@v1"})[0]
         vectors = engine.embed([text]) if auto.needs_embeddings else None
         probabilities = auto.probabilities([text], vectors)
-        score = int(auto.decode(probabilities)[0])
+        chosen = int(auto.decode(probabilities)[0])
         return ScoreResult(
             "au",
-            score,
+            auto.labels[chosen],
             tuple(float(p) for p in probabilities[0]),
-            float(probabilities[0][list(auto.labels).index(score)]),
+            float(probabilities[0][chosen]),
             "au@v3",
         )
 
