@@ -208,6 +208,11 @@ class ScoringEngine:
                 f"artifact {artifact.path} is a 'full' model (item {artifact.item_id!r}); the "
                 "multi-item engine serves only 'lora' and 'head' artifacts"
             )
+        if artifact.kind not in ("lora", "head"):
+            raise ArtifactError(
+                f"artifact {artifact.path} is a {artifact.kind!r} model; the multi-item engine "
+                "serves only 'lora' and 'head' artifacts"
+            )
         if artifact.pooling != self.pooling:
             raise ArtifactError(
                 f"artifact {artifact.path} uses {artifact.pooling!r} pooling; engine uses {self.pooling!r}"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ml_core.auto import AutoModel, train_auto
 
 from ml_core.artifact import ArtifactError, load_artifact
+from ml_core.auto import AutoConfig, AutoModel, train_auto
 from ml_core.distill.api import distill_item
 from ml_core.distill.scorer import DistilledScorer
 from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
@@ -54,7 +54,14 @@ def artifacts(tiny_backbone: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         item_id="distilled",
         model_version="distilled@v1",
     ).path
-    out["auto"] = train_auto(examples, 3, root / "auto", backbone=str(tiny_backbone)).path
+    # one auto model that reads the backbone (lexical + embedding) and one that does not
+    for name, candidate in (("auto", "joint"), ("auto-lexical", "lexical")):
+        config = AutoConfig(candidates=(candidate,))
+        out[name] = train_auto(
+            examples, 3, root / name, backbone=str(tiny_backbone), config=config
+        ).path
+    assert AutoModel.load(out["auto"]).needs_embeddings
+    assert not AutoModel.load(out["auto-lexical"]).needs_embeddings
     return out
 
 
@@ -107,11 +114,12 @@ def test_a_mixed_batch_of_every_kind_is_scored_in_one_call_each_item_by_its_own_
     served.ensure("l", "lora", "l@v1", artifacts["lora"])
     served.ensure("d", "distilled", "d@v2", artifacts["distilled"])
     served.ensure("au", "auto", "au@v3", artifacts["auto"])
+    served.ensure("al", "auto", "al@v1", artifacts["auto-lexical"])
     served.ensure("q-a", "merged", "q-a@v4", group_folder)
     served.ensure("q-b", "merged", "q-b@v4", group_folder)
     served.ensure("q-c", "full", "q-c@v1", full_items["q-c"][0])
     assert all(isinstance(s, Scorer) for s in served.scorers())
-    keys = ["h", "au", "q-a", "d", "l", "q-c", "au", "q-b", "h", "d", "au", "l"]
+    keys = ["h", "au", "q-a", "d", "l", "q-c", "au", "q-b", "al", "h", "d", "au", "l", "al"]
     requests = [ScoreRequest(k, t) for k, t in zip(keys, _answers(len(keys)), strict=True)]
     requests.append(ScoreRequest("au", "   "))  # bad input: an error for this answer only
     requests.append(ScoreRequest("nobody", "tcp"))
@@ -121,7 +129,10 @@ def test_a_mixed_batch_of_every_kind_is_scored_in_one_call_each_item_by_its_own_
     engine.load_item("h", artifacts["head"], "h@v1")
     engine.load_item("l", artifacts["lora"], "l@v1")
     student = DistilledScorer(artifacts["distilled"])
-    auto = AutoModel.load(artifacts["auto"])
+    autos = {
+        "au": AutoModel.load(artifacts["auto"]),
+        "al": AutoModel.load(artifacts["auto-lexical"]),
+    }
     group = GroupScorer(group_folder, str(tiny_backbone))
     full = GroupScorer(full_items["q-c"][0], str(tiny_backbone))
 
@@ -135,15 +146,16 @@ def test_a_mixed_batch_of_every_kind_is_scored_in_one_call_each_item_by_its_own_
             return group.score_requests([request], {key: f"{key}@v4"})[0]
         if key == "q-c":
             return full.score_requests([request], {key: "q-c@v1"})[0]
+        auto = autos[key]
         vectors = engine.embed([text]) if auto.needs_embeddings else None
         probabilities = auto.probabilities([text], vectors)
         chosen = int(auto.decode(probabilities)[0])
         return ScoreResult(
-            "au",
+            key,
             auto.labels[chosen],
             tuple(float(p) for p in probabilities[0]),
             float(probabilities[0][chosen]),
-            "au@v3",
+            "au@v3" if key == "au" else "al@v1",
         )
 
     expected = [alone(r) for r in requests[:-2]]
@@ -165,9 +177,8 @@ def test_a_mixed_batch_of_every_kind_is_scored_in_one_call_each_item_by_its_own_
     assert results[-2].error == "empty answer" and results[-2].model_version == "au@v3"
     assert results[-1].error and results[-1].score is None
     engine_rows = sum(1 for k in keys if k in ("h", "l"))
-    auto_rows = keys.count("au") if auto.needs_embeddings else 0
-    assert rows_per_pass == [engine_rows + auto_rows]
-    assert set(served.served()) == {"h", "l", "d", "au", "q-a", "q-b", "q-c"}
+    assert rows_per_pass == [engine_rows + keys.count("au")]  # not "al": it reads no vectors
+    assert set(served.served()) == {"h", "l", "d", "au", "al", "q-a", "q-b", "q-c"}
     parts = served.resident_bytes()
     assert parts["ScoringEngine.backbone"] > 0 and parts["GroupServing.encoder"] > 0
 
