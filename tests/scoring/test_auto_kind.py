@@ -146,7 +146,9 @@ def test_every_version_page_shows_the_automation_curve_and_ece_or_says_not_avail
     head = train_active_version(item)
     auto = _train_auto(item)
     assert head.metrics[CURVE_KEY] and head.review_threshold is None
-    distilled = ModelVersionFactory(item=item, kind=ModelVersion.Kind.DISTILLED, metrics={})
+    distilled = ModelVersionFactory(
+        item=item, number=3, kind=ModelVersion.Kind.DISTILLED, metrics={}
+    )
     for version in (head, auto):
         page = admin_client.get(f"/admin/scoring_plugin/modelversion/{version.pk}/change/")
         html = page.content.decode()
