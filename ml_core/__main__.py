@@ -84,14 +84,35 @@ def _parser() -> argparse.ArgumentParser:
     _add_backbone(score)
 
     bench = commands.add_parser(
-        "benchmark", help="quality of lora/head/full and engine cost on a SAF-layout dataset"
+        "benchmark",
+        help="quality of model kinds against the TF-IDF baseline (cross-validated by default); "
+        "engine cost when lora is among the kinds",
     )
     bench.add_argument("--responses", type=Path, required=True)
     bench.add_argument("--items", type=Path, default=None)
     _add_backbone(bench)
     bench.add_argument("--items-only", type=_csv_list, default=())
     bench.add_argument("--max-train-per-item", type=int, default=None)
-    bench.add_argument("--kinds", type=_csv_list, default=("lora", "head", "full"))
+    bench.add_argument(
+        "--kinds",
+        type=_csv_list,
+        default=("auto",),
+        help="comma-separated: auto (default), head, lora, full; the baseline always runs",
+    )
+    bench.add_argument(
+        "--eval",
+        choices=("cv", "split"),
+        default="cv",
+        help="cv: repeated stratified k-fold over all answers (default); split: the data's own",
+    )
+    bench.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    bench.add_argument("--cv-repeats", type=int, default=2, help="cross-validation repeats")
+    bench.add_argument(
+        "--embedding-cache",
+        type=Path,
+        default=None,
+        help="folder caching frozen-backbone vectors between runs (default: OUT/embeddings)",
+    )
     bench.add_argument(
         "--backends",
         type=_csv_list,
@@ -230,6 +251,10 @@ def _benchmark(args: argparse.Namespace) -> int:
         items_only=args.items_only,
         max_train_per_item=args.max_train_per_item,
         kinds=args.kinds,
+        eval=args.eval,
+        folds=args.folds,
+        cv_repeats=args.cv_repeats,
+        embedding_cache=args.embedding_cache or args.out / "embeddings",
         backends=tuple(b for b in args.backends if b != "none"),
         repeats=args.repeats,
         throughput_answers=args.throughput_answers,

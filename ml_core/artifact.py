@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,10 @@ FORMAT_VERSION: int = 1
 MANIFEST_FILE = "manifest.json"
 WEIGHTS_FILE = "weights.safetensors"
 KINDS: tuple[str, ...] = ("lora", "head", "full")
+"""Kinds that :func:`ml_core.training.train_item` trains (torch heads/adapters/backbones)."""
+AUTO_KIND = "auto"
+"""The issue-13 default kind, trained by :func:`ml_core.auto.train_auto`, served by ``AutoModel``."""
+ARTIFACT_KINDS: tuple[str, ...] = (*KINDS, AUTO_KIND)
 
 
 class ArtifactError(ValueError):
@@ -90,12 +95,16 @@ class Artifact:
 
 
 def write_artifact(
-    out_dir: Path, manifest: dict[str, object], tensors: dict[str, torch.Tensor]
+    out_dir: Path,
+    manifest: dict[str, object],
+    tensors: dict[str, torch.Tensor],
+    extra_files: Mapping[str, str] | None = None,
 ) -> int:
     """Write the artifact atomically to ``out_dir`` (replacing it) and return its size in bytes.
 
     Written next to ``out_dir`` first and renamed, so a reader never sees a half-written folder
-    and re-running a training task replaces its earlier output.
+    and re-running a training task replaces its earlier output. ``extra_files`` (file name ->
+    text) are written into the folder too (e.g. an ``auto`` artifact's vocabulary JSON).
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +116,10 @@ def write_artifact(
             str(staging / WEIGHTS_FILE),
         )
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        for name, text in (extra_files or {}).items():
+            if "/" in name or name in (MANIFEST_FILE, WEIGHTS_FILE):
+                raise ValueError(f"extra artifact file name {name!r} is not allowed")
+            (staging / name).write_text(text, encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)
@@ -169,6 +182,6 @@ def load_artifact(path: Path) -> Artifact:
         if isinstance(exc, ArtifactError):
             raise
         raise ArtifactError(f"artifact {path} is malformed: {exc}") from exc
-    if artifact.kind not in KINDS:
+    if artifact.kind not in ARTIFACT_KINDS:
         raise ArtifactError(f"artifact {path} has unknown kind {artifact.kind!r}")
     return artifact

@@ -1,4 +1,5 @@
-"""The issue-3 benchmark: quality of lora/head/full per item, and cost of the multi-item engine.
+"""``python -m ml_core benchmark``: quality of model kinds against the TF-IDF baseline (issue 13),
+and, when ``lora`` is benchmarked, the cost of the multi-item engine (issue 3).
 
 Writes ``report.json`` and ``report.md`` to the output folder. All ratios are measured in one run
 on one machine, with the compared variants interleaved so that load from other processes hits
@@ -26,12 +27,11 @@ from ml_core.backbone import backbone_fingerprint, backbone_label
 from ml_core.data import ItemRecord, read_items_csv, read_responses_csv
 from ml_core.engine import ScoreRequest, ScoringEngine
 from ml_core.evaluation import examples_by_item, num_labels_for
-from ml_core.metrics import classification_report, confusion_matrix, paired_t_test
+from ml_core.metrics import classification_report, confusion_matrix
+from ml_core.quality import render_quality_markdown, run_quality
 from ml_core.training import TrainConfig, TrainExample, fix_splits, train_item
 
 logger = logging.getLogger(__name__)
-
-QUALITY_KEYS: tuple[str, ...] = ("qwk", "accuracy", "macro_f1", "micro_f1")
 
 
 @dataclass
@@ -44,13 +44,24 @@ class BenchmarkConfig:
     backbone: str | None = field(default=None, metadata={"help": "backbone name or path"})
     items_only: tuple[str, ...] = field(default=(), metadata={"help": "restrict to these item ids"})
     max_train_per_item: int | None = field(
-        default=None, metadata={"help": "cap training answers per item"}
+        default=None,
+        metadata={"help": "cap answers per item (cv: all answers; split: training answers)"},
     )
     kinds: tuple[str, ...] = field(
-        default=("lora", "head", "full"), metadata={"help": "kinds to train"}
+        default=("auto",),
+        metadata={"help": "kinds to evaluate (auto, head, lora, full); the baseline always runs"},
+    )
+    eval: str = field(
+        default="cv", metadata={"help": "cv (repeated stratified k-fold) | split (data's own)"}
+    )
+    folds: int = field(default=5, metadata={"help": "cross-validation folds"})
+    cv_repeats: int = field(default=2, metadata={"help": "cross-validation repeats"})
+    embedding_cache: Path | None = field(
+        default=None, metadata={"help": "folder for cached frozen-backbone vectors"}
     )
     backends: tuple[str, ...] = field(
-        default=("torch", "onnx", "onnx-int8"), metadata={"help": "engine backends to time"}
+        default=("torch", "onnx", "onnx-int8"),
+        metadata={"help": "engine backends to time (only when lora is among the kinds)"},
     )
     mixed_batch: int = field(default=32, metadata={"help": "answers in the mixed batch"})
     repeats: int = field(default=15, metadata={"help": "timed repetitions per measurement"})
@@ -59,11 +70,11 @@ class BenchmarkConfig:
         default=256, metadata={"help": "mixed test answers scored end to end for answers/s"}
     )
     reuse: bool = field(
-        default=False, metadata={"help": "reuse artifacts already in out/artifacts"}
+        default=False, metadata={"help": "reuse engine artifacts already in out/artifacts"}
     )
-    seed: int = field(default=13, metadata={"help": "seed for splits, initialisation and sampling"})
+    seed: int = field(default=13, metadata={"help": "seed for folds, splits, initialisation"})
     epochs: int | None = field(
-        default=None, metadata={"help": "override TrainConfig.epochs (engine-only runs)"}
+        default=None, metadata={"help": "override TrainConfig.epochs (head/lora/full)"}
     )
 
 
@@ -86,7 +97,10 @@ def _interleaved(
 
 
 def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] = print) -> dict[str, object]:
-    """Train every selected item in every kind, measure the engine, write the reports."""
+    """Quality of every kind and the baseline on the same folds; the engine when lora is asked.
+
+    Writes ``report.json`` and ``report.md`` to ``config.out``.
+    """
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     item_bank: dict[str, ItemRecord] = (
@@ -100,54 +114,73 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] = print) -
     missing = set(config.items_only) - set(grouped)
     if missing:
         raise ValueError(f"items not in {config.responses}: {sorted(missing)}")
-    data = {i: fix_splits(grouped[i], config.max_train_per_item, config.seed) for i in item_ids}
+    if config.eval == "split":
+        evaluated = {
+            i: fix_splits(grouped[i], config.max_train_per_item, config.seed) for i in item_ids
+        }
+    else:
+        evaluated = {
+            i: _capped(grouped[i], config.max_train_per_item, config.seed) for i in item_ids
+        }
 
     report: dict[str, object] = {
         "backbone": backbone_label(config.backbone),
         "backbone_fingerprint": backbone_fingerprint(config.backbone),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-        "items": {},
     }
-    per_item: dict[str, dict[str, object]] = {}
-    for item_id in item_ids:
-        examples = data[item_id]
-        per_item[item_id] = {
-            "n_train": sum(e.split == "train" for e in examples),
-            "n_test": sum(e.split == "test" for e in examples),
-        }
-        for kind in config.kinds:
-            folder = out / "artifacts" / kind / item_id
-            if config.reuse and (folder / "manifest.json").is_file():
-                metrics = load_artifact(folder).metrics
-                size = sum(f.stat().st_size for f in folder.iterdir())
-            else:
-                trained = train_item(
-                    examples,
-                    item_id=item_id,
-                    num_labels=num_labels_for(item_bank.get(item_id), examples),
-                    out_dir=folder,
-                    backbone=config.backbone,
-                    config=_train_config(kind, config),
-                )
-                metrics, size = trained.metrics, trained.size_bytes
-            per_item[item_id][kind] = {
-                **{k: metrics.get(k, float("nan")) for k in QUALITY_KEYS},
-                "train_seconds": metrics.get("train_seconds"),
-                "epochs_run": metrics.get("epochs_run"),
-                "artifact_bytes": size,
-            }
-            log(
-                f"{item_id} {kind}: qwk={metrics.get('qwk', float('nan')):.3f} acc={metrics.get('accuracy', float('nan')):.3f} in {metrics.get('train_seconds', 0):.1f}s"
-            )
-        report["items"] = per_item
-        (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
-
-    report["quality"] = _quality_summary(per_item, config.kinds)
+    report["quality"] = run_quality(
+        evaluated,
+        item_bank,
+        kinds=config.kinds,
+        eval_mode=config.eval,
+        folds=config.folds,
+        repeats=config.cv_repeats,
+        seed=config.seed,
+        backbone=config.backbone,
+        embedding_cache=config.embedding_cache,
+        epochs=config.epochs,
+        log=log,
+    )
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
     if "lora" in config.kinds and config.backends:
+        data = {i: fix_splits(grouped[i], config.max_train_per_item, config.seed) for i in item_ids}
+        _train_engine_artifacts(config, data, item_bank, log)
         report["engine"] = _engine_benchmarks(config, data, item_bank, log)
     (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
     (out / "report.md").write_text(render_markdown(report))
     return report
+
+
+def _capped(examples: list[TrainExample], cap: int | None, seed: int) -> list[TrainExample]:
+    if cap is None or len(examples) <= cap:
+        return examples
+    keep = sorted(random.Random(seed).sample(range(len(examples)), cap))
+    return [examples[i] for i in keep]
+
+
+def _train_engine_artifacts(
+    config: BenchmarkConfig,
+    data: dict[str, list[TrainExample]],
+    item_bank: dict[str, ItemRecord],
+    log: Callable[[str], None],
+) -> None:
+    """One lora artifact per item on the fixed split, for the engine measurements."""
+    for item_id, examples in data.items():
+        folder = config.out / "artifacts" / "lora" / item_id
+        if config.reuse and (folder / "manifest.json").is_file():
+            load_artifact(folder)
+            continue
+        trained = train_item(
+            examples,
+            item_id=item_id,
+            num_labels=num_labels_for(item_bank.get(item_id), examples),
+            out_dir=folder,
+            backbone=config.backbone,
+            config=_train_config("lora", config),
+        )
+        log(
+            f"engine artifact {item_id} lora: test qwk={trained.metrics.get('qwk', float('nan')):.3f}"
+        )
 
 
 def _train_config(kind: str, config: BenchmarkConfig) -> TrainConfig:
@@ -155,30 +188,6 @@ def _train_config(kind: str, config: BenchmarkConfig) -> TrainConfig:
     if config.epochs:
         train_config.epochs = config.epochs
     return train_config
-
-
-def _quality_summary(
-    per_item: dict[str, dict[str, object]], kinds: Sequence[str]
-) -> dict[str, object]:
-    summary: dict[str, object] = {}
-    for kind in kinds:
-        rows = [per_item[i][kind] for i in per_item if kind in per_item[i]]
-        summary[kind] = {
-            **{f"mean_{k}": float(np.nanmean([r[k] for r in rows])) for k in QUALITY_KEYS},  # type: ignore[index]
-            "mean_train_seconds": float(np.mean([r["train_seconds"] for r in rows])),  # type: ignore[index]
-            "mean_artifact_bytes": float(np.mean([r["artifact_bytes"] for r in rows])),  # type: ignore[index]
-        }
-    tests: dict[str, object] = {}
-    for a, b in (("lora", "full"), ("lora", "head"), ("head", "full")):
-        if a in kinds and b in kinds and len(per_item) >= 2:
-            tests[f"{a}_vs_{b}"] = asdict(
-                paired_t_test(
-                    [per_item[i][a]["qwk"] for i in per_item],  # type: ignore[index]
-                    [per_item[i][b]["qwk"] for i in per_item],  # type: ignore[index]
-                )
-            )
-    summary["paired_t_test_qwk"] = tests
-    return summary
 
 
 def _engine_benchmarks(
@@ -413,50 +422,12 @@ def _fmt(value: object, digits: int = 3) -> str:
 
 
 def render_markdown(report: dict[str, object]) -> str:
-    """The human-readable report."""
+    """The human-readable report: quality against the baseline, then the engine if measured."""
+    quality: dict[str, object] = report["quality"]  # type: ignore[assignment]
     lines = [
-        "# Multi-item scoring benchmark\n",
+        render_quality_markdown(quality, title="Scoring benchmark"),
         f"Backbone: `{report['backbone']}` ({report['backbone_fingerprint']})\n",
     ]
-    items: dict[str, dict[str, dict[str, float]]] = report["items"]  # type: ignore[assignment]
-    quality: dict[str, dict[str, float]] = report.get("quality", {})  # type: ignore[assignment]
-    kinds = [k for k in ("lora", "head", "full") if k in quality]
-    lines.append("## Quality on each item's test split\n")
-    header = (
-        "| item | n_train | n_test | "
-        + " | ".join(f"{k} QWK | {k} acc | {k} F1 | {k} train s" for k in kinds)
-        + " |"
-    )
-    lines += [header, "|" + "---|" * (3 + 4 * len(kinds))]
-    for item_id, row in items.items():
-        cells = [item_id, str(row["n_train"]), str(row["n_test"])]
-        for kind in kinds:
-            m = row.get(kind, {})
-            cells += [
-                _fmt(m.get("qwk")),
-                _fmt(m.get("accuracy")),
-                _fmt(m.get("macro_f1")),
-                _fmt(m.get("train_seconds"), 1),
-            ]
-        lines.append("| " + " | ".join(cells) + " |")
-    cells = ["**mean**", "", ""]
-    for kind in kinds:
-        q = quality[kind]
-        cells += [
-            _fmt(q["mean_qwk"]),
-            _fmt(q["mean_accuracy"]),
-            _fmt(q["mean_macro_f1"]),
-            _fmt(q["mean_train_seconds"], 1),
-        ]
-    lines.append("| " + " | ".join(cells) + " |\n")
-    lines.append(
-        "F1 is macro F1 (micro F1 equals accuracy for single-label scoring; both are in report.json).\n"
-    )
-    tests: dict[str, dict[str, float]] = quality.get("paired_t_test_qwk") or {}  # type: ignore[assignment]
-    for name, test in tests.items():
-        lines.append(
-            f"- paired t-test QWK {name}: mean diff {_fmt(test['mean_difference'])}, t={_fmt(test['t_statistic'], 2)}, p={_fmt(test['p_value'], 4)} (n={test['n']})"
-        )
     engine = report.get("engine")
     if isinstance(engine, dict):
         lines.append(

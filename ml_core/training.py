@@ -379,6 +379,7 @@ def train_item(
     progress: Callable[[TrainProgress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     criteria: Sequence[str] | None = None,
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
 ) -> TrainedArtifact:
     """Train one item's scorer and write its artifact folder at ``out_dir``.
 
@@ -388,7 +389,9 @@ def train_item(
     ``accuracy``, ``macro_f1``, ``micro_f1``, ``n_test`` (multi-criterion adds ``exact_match``
     and per-criterion values). ``should_stop`` is polled every step; when it returns True,
     :class:`TrainingCancelled` is raised and nothing is written. The global torch RNG state is
-    left as it was.
+    left as it was. For ``head``, ``embed`` (texts -> ``[n, hidden]`` pooled, unnormalised
+    frozen-backbone vectors, e.g. a cached :func:`ml_core.embeddings.frozen_embedder`) replaces
+    the feature pass, so repeated trainings on the same answers never re-run the backbone.
     """
     config = copy.deepcopy(config) if config is not None else TrainConfig()
     config.validate()
@@ -426,6 +429,7 @@ def train_item(
             config=config,
             progress=progress,
             should_stop=should_stop,
+            embed=embed if config.kind == "head" else None,
         )
 
 
@@ -440,18 +444,28 @@ def _train(
     config: TrainConfig,
     progress: Callable[[TrainProgress], None] | None,
     should_stop: Callable[[], bool] | None,
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
 ) -> TrainedArtifact:
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     resolved = resolve_backbone(backbone)
     fingerprint = backbone_fingerprint(backbone)
-    tokenizer = load_tokenizer(resolved)
-    pad_id = int(tokenizer.pad_token_id or 0)
     split = split_examples(examples, config)
     if not split.train:
         raise ValueError(f"item {item_id!r}: no training examples after splitting")
-    input_ids = _encode(tokenizer, [e.text for e in examples], config.max_length)
+    given_features: torch.Tensor | None = None
+    if embed is not None:
+        # frozen features from the caller's (cached) embedder: no tokenizer, no backbone here
+        given_features = torch.as_tensor(
+            np.asarray(embed([e.text for e in examples]), dtype=np.float32)
+        )
+        pad_id = 0
+        input_ids: list[list[int]] = [[] for _ in examples]
+    else:
+        tokenizer = load_tokenizer(resolved)
+        pad_id = int(tokenizer.pad_token_id or 0)
+        input_ids = _encode(tokenizer, [e.text for e in examples], config.max_length)
     lengths = [len(ids) for ids in input_ids]
     labels = torch.tensor([e.labels() for e in examples], dtype=torch.long)
     weights = [
@@ -463,9 +477,14 @@ def _train(
         for c, n in enumerate(counts)
     ]
 
-    pretrained = load_backbone_model(resolved)
-    hidden_size = int(pretrained.config.hidden_size)
-    model_backbone: nn.Module = pretrained
+    model_backbone: nn.Module
+    if given_features is not None:
+        hidden_size = int(given_features.shape[1])
+        model_backbone = nn.Identity()
+    else:
+        pretrained = load_backbone_model(resolved)
+        hidden_size = int(pretrained.config.hidden_size)
+        model_backbone = pretrained
     heads = ScoringHeads(hidden_size, counts, dropout=config.head_dropout)
     if config.kind == "lora":
         from peft import LoraConfig, get_peft_model
@@ -500,8 +519,8 @@ def _train(
         groups, lr=config.resolved_learning_rate(), weight_decay=config.weight_decay
     )
 
-    features: torch.Tensor | None = None
-    if config.kind == "head":
+    features: torch.Tensor | None = given_features
+    if config.kind == "head" and features is None:
         # frozen backbone: one feature pass serves every epoch
         features = _features(
             model, input_ids, lengths, range(len(examples)), pad_id, device, config.batch_size * 2

@@ -1,0 +1,676 @@
+"""The ``auto`` kind (issue 13): per item, the best of a lexical and a frozen-encoder channel.
+
+What is trained, chosen by cross-validated QWK on the item's own training answers:
+
+- **lexical channel**: TF-IDF of word 1-2-grams + ``char_wb`` 2-5-grams (:mod:`ml_core.lexical`)
+  -> multinomial logistic regression (balanced class weights);
+- **neural channel**: the frozen packaged backbone's mean-pooled vectors, L2-normalised, centred
+  and scaled -> logistic regression. Vectors are computed once per answer (``embed`` may be a
+  cache) and reused by every inner fold and candidate;
+- **joint**: one logistic regression over both feature sets side by side;
+- **blend**: a weighted mean of the lexical and neural probabilities (weight chosen on
+  out-of-fold predictions: stacking by blending);
+- **decoding**: argmax, or the expected score cut at thresholds tuned on out-of-fold predictions
+  to maximise QWK (ordinal decoding).
+
+Each candidate is scored on out-of-fold predictions of an inner stratified k-fold; the best
+(candidate, decoding) wins. Its out-of-fold probabilities calibrate a temperature (minimum
+negative log-likelihood), the cut points are tuned on the calibrated probabilities, and the same
+predictions give the expected calibration error, the agreement-versus-automation curve and the
+review threshold. Then the chosen channel(s) are refitted on all answers.
+
+All logistic regressions are fitted in the dual of the linear kernel (the L2-penalised optimum
+lies in the span of the training rows), so a TF-IDF model with tens of thousands of columns costs
+an ``n x n`` problem; the primal weights are recovered for serving, which needs only numpy.
+
+The artifact is one folder: ``manifest.json`` (kind ``auto``, backbone fingerprint, pooling,
+labels, chosen candidate, temperature, cut points, metrics, curve), ``weights.safetensors``
+(float32 arrays: idf, coefficients, embedding centring), ``lexical.json`` (the n-gram vocabulary).
+No pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ml_core.artifact import AUTO_KIND, MANIFEST_FILE, WEIGHTS_FILE, read_manifest, write_artifact
+from ml_core.baseline import fit_logistic
+from ml_core.crossval import expected_calibration_error, stratified_folds, t_interval
+from ml_core.embeddings import frozen_embedder as _frozen_embedder
+from ml_core.lexical import LexicalVectorizer, linear_logits, softmax
+from ml_core.metrics import quadratic_weighted_kappa
+from ml_core.training import TrainedArtifact, TrainExample, TrainingCancelled, TrainProgress
+
+LEXICAL_FILE = "lexical.json"
+CANDIDATES: tuple[str, ...] = ("lexical", "embedding", "joint", "blend")
+DECODERS: tuple[str, ...] = ("argmax", "cutpoints")
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class AutoConfig:
+    """How ``auto`` trains one item. Defaults were chosen by cross-validation on SAF (issue 13)."""
+
+    folds: int = field(default=5, metadata={"help": "inner cross-validation folds"})
+    seed: int = field(default=13, metadata={"help": "seed of the inner folds"})
+    target_agreement: float = field(
+        default=0.90,
+        metadata={"help": "exact agreement the auto-posted answers must reach (review threshold)"},
+    )
+    candidates: tuple[str, ...] = field(
+        default=CANDIDATES, metadata={"help": f"candidates compared by inner CV: {CANDIDATES}"}
+    )
+    decoders: tuple[str, ...] = field(
+        default=DECODERS, metadata={"help": f"decodings compared by inner CV: {DECODERS}"}
+    )
+    blend_weights: tuple[float, ...] = field(
+        default=(0.25, 0.5, 0.75), metadata={"help": "lexical weights tried by the blend"}
+    )
+    lexical_c: float = field(
+        default=1.0, metadata={"help": "inverse L2 strength of the lexical regression"}
+    )
+    embedding_c: float = field(
+        default=1.0, metadata={"help": "inverse L2 strength of the neural regression"}
+    )
+    joint_embedding_weight: float = field(
+        default=1.0, metadata={"help": "scale of the neural block beside the lexical one (joint)"}
+    )
+    sublinear_tf: bool = field(default=False, metadata={"help": "TF-IDF with 1 + ln(tf)"})
+    min_df: int = field(default=1, metadata={"help": "drop n-grams in fewer training answers"})
+    class_weight: str | None = field(
+        default="balanced", metadata={"help": "'balanced' or None for the regressions"}
+    )
+    pooling: str = field(default="mean", metadata={"help": "backbone pooling (mean | cls)"})
+    max_seconds: float | None = field(
+        default=None,
+        metadata={"help": "stop trying further candidates after this many seconds (None: all)"},
+    )
+    curve_step: float = field(default=0.05, metadata={"help": "threshold step of the curve"})
+
+
+# --------------------------------------------------------------------------------------------
+# Building blocks
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.asarray(vectors / np.maximum(norms, _EPS), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class _DualModel:
+    """Logistic regression in the dual of a linear kernel: ``logits = K(x, X) @ alpha + b``."""
+
+    alpha: np.ndarray  # [n_train, classes]
+    intercept: np.ndarray  # [classes]
+
+    def logits(self, kernel_rows: np.ndarray) -> np.ndarray:
+        return np.asarray(kernel_rows @ self.alpha + self.intercept)
+
+
+def _fit_dual(
+    kernel: np.ndarray, labels: np.ndarray, num_labels: int, c: float, class_weight: str | None
+) -> _DualModel:
+    """L2-penalised multinomial LR with a linear kernel, exactly (representer theorem)."""
+    values, vectors = np.linalg.eigh(kernel)
+    keep = values > max(float(values.max()) * 1e-10, 1e-12)
+    scale = np.sqrt(values[keep])
+    basis = vectors[:, keep]
+    coef, intercept = fit_logistic(
+        basis * scale, labels, num_labels, C=c, class_weight=class_weight, max_iter=5000
+    )
+    alpha = (basis / scale) @ coef.T
+    return _DualModel(alpha=alpha, intercept=intercept)
+
+
+def _log(probabilities: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(probabilities, _EPS, 1.0))
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """``softmax(log p / T)``: T > 1 softens over-confident probabilities."""
+    return softmax(_log(probabilities) / temperature)
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature minimising the negative log-likelihood of ``labels`` (0.05 .. 20)."""
+    from scipy.optimize import minimize_scalar
+
+    logp = _log(probabilities)
+    rows = np.arange(len(labels))
+
+    def nll(log_t: float) -> float:
+        scaled = logp / math.exp(log_t)
+        scaled = scaled - scaled.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(scaled).sum(axis=1))
+        return float(-(scaled[rows, labels] - log_norm).mean())
+
+    result = minimize_scalar(nll, bounds=(math.log(0.05), math.log(20.0)), method="bounded")
+    return float(math.exp(result.x))
+
+
+def expected_scores(probabilities: np.ndarray) -> np.ndarray:
+    return np.asarray(probabilities @ np.arange(probabilities.shape[1], dtype=np.float64))
+
+
+def decode_with_cuts(probabilities: np.ndarray, cuts: Sequence[float]) -> np.ndarray:
+    """Score = number of cut points below the expected score."""
+    return np.searchsorted(
+        np.asarray(cuts, dtype=np.float64), expected_scores(probabilities), side="right"
+    ).astype(np.int64)
+
+
+def tune_cut_points(
+    probabilities: np.ndarray, labels: np.ndarray, num_labels: int, passes: int = 3
+) -> tuple[float, ...]:
+    """Cut points on the expected score maximising QWK against ``labels`` (coordinate search).
+
+    Starts at the midpoints ``k - 0.5``; each pass moves one cut at a time to the best of up to
+    64 candidate positions between its neighbours (the order of the cuts is kept).
+    """
+    expected = expected_scores(probabilities)
+    cuts = [k + 0.5 for k in range(num_labels - 1)]
+
+    def qwk(candidate: Sequence[float]) -> float:
+        predicted = np.searchsorted(np.asarray(candidate), expected, side="right")
+        return quadratic_weighted_kappa(labels, predicted, num_labels)
+
+    best = qwk(cuts)
+    for _ in range(passes):
+        improved = False
+        for k in range(len(cuts)):
+            low = cuts[k - 1] if k > 0 else 0.0
+            high = cuts[k + 1] if k + 1 < len(cuts) else float(num_labels - 1)
+            inside = np.unique(expected[(expected > low) & (expected < high)])
+            if len(inside) > 64:
+                inside = np.quantile(inside, np.linspace(0, 1, 64))
+            # a cut halfway between neighbouring expected scores separates exactly those answers
+            positions = np.unique(np.concatenate([(inside[:-1] + inside[1:]) / 2, [cuts[k]]]))
+            for position in positions:
+                trial = cuts[:k] + [float(position)] + cuts[k + 1 :]
+                value = qwk(trial)
+                if value > best + 1e-12:
+                    best, cuts, improved = value, trial, True
+        if not improved:
+            break
+    return tuple(cuts)
+
+
+def decode_scores(probabilities: np.ndarray, decoder: str, cuts: Sequence[float]) -> np.ndarray:
+    if decoder == "cutpoints":
+        return decode_with_cuts(probabilities, cuts)
+    return np.asarray(probabilities.argmax(axis=1), dtype=np.int64)
+
+
+def agreement_curve(
+    confidence: np.ndarray, correct: np.ndarray, step: float = 0.05
+) -> list[dict[str, float]]:
+    """Per confidence threshold: share of answers auto-posted (confidence >= threshold) and the
+    exact agreement of those with the human score (nan when none is posted)."""
+    out = []
+    for threshold in np.round(np.arange(0.0, 1.0 + step / 2, step), 6):
+        posted = confidence >= threshold - 1e-12
+        out.append(
+            {
+                "threshold": float(threshold),
+                "auto_fraction": float(posted.mean()) if len(posted) else 0.0,
+                "agreement": float(correct[posted].mean()) if posted.any() else math.nan,
+            }
+        )
+    return out
+
+
+def review_threshold_for(curve: Sequence[dict[str, float]], target: float) -> float:
+    """Lowest curve threshold whose auto-posted answers reach ``target`` exact agreement.
+
+    Returns a value above 1 (nothing auto-posted: every answer goes to review) when none does.
+    """
+    for point in curve:
+        if point["auto_fraction"] > 0 and point["agreement"] >= target:
+            return float(point["threshold"])
+    return 1.01
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+
+
+@dataclass
+class _Channels:
+    """Per-answer features of one training set: TF-IDF rows and prepared embeddings."""
+
+    lexical_kernel: np.ndarray | None
+    embedding_kernel: np.ndarray | None
+
+
+def _prepare_embeddings(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """L2-normalise, centre on the training mean, scale to unit mean squared norm."""
+    unit = _normalise(raw)
+    mean = unit.mean(axis=0)
+    centred = unit - mean
+    scale = float(math.sqrt(max((centred**2).sum(axis=1).mean(), _EPS)))
+    return centred / scale, mean, scale
+
+
+def _candidate_kernel(
+    name: str, channels: _Channels, config: AutoConfig
+) -> tuple[np.ndarray, float] | None:
+    if name == "lexical" and channels.lexical_kernel is not None:
+        return channels.lexical_kernel, config.lexical_c
+    if name == "embedding" and channels.embedding_kernel is not None:
+        return channels.embedding_kernel, config.embedding_c
+    if (
+        name == "joint"
+        and channels.lexical_kernel is not None
+        and channels.embedding_kernel is not None
+    ):
+        return (
+            channels.lexical_kernel + config.joint_embedding_weight**2 * channels.embedding_kernel,
+            config.lexical_c,
+        )
+    return None
+
+
+def _out_of_fold(
+    kernel: np.ndarray,
+    labels: np.ndarray,
+    num_labels: int,
+    c: float,
+    class_weight: str | None,
+    folds: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    probabilities = np.zeros((len(labels), num_labels))
+    for train, test in folds:
+        model = _fit_dual(kernel[np.ix_(train, train)], labels[train], num_labels, c, class_weight)
+        probabilities[test] = softmax(model.logits(kernel[np.ix_(test, train)]))
+    return probabilities
+
+
+@dataclass(frozen=True)
+class _Choice:
+    candidate: str  # lexical | embedding | joint | blend
+    blend_weight: float  # lexical share (blend only)
+    decoder: str
+    qwk: float
+
+
+def train_auto(
+    examples: Sequence[TrainExample],
+    num_labels: int,
+    out_dir: Path,
+    *,
+    backbone: str | None = None,
+    config: AutoConfig = AutoConfig(),  # noqa: B008 - frozen dataclass, never mutated
+    reference_answers: Sequence[str] = (),
+    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+    progress: Callable[[TrainProgress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> TrainedArtifact:
+    """Train the ``auto`` scorer of one item on ``examples`` and write its artifact to ``out_dir``.
+
+    Every example is a training answer (``split`` is ignored: the inner cross-validation holds
+    answers out itself); ``label`` is the score class ``0..num_labels-1``. ``embed`` maps texts to
+    the frozen backbone's **mean-pooled, not normalised** ``float32 [n, hidden]`` vectors (what
+    :func:`frozen_embedder` and ``ScoringEngine.embed`` return; the model normalises them
+    itself); ``None`` loads :func:`frozen_embedder` for ``backbone`` when a neural candidate is
+    tried. ``reference_answers`` are recorded in the manifest. ``should_cancel`` is polled
+    between stages: :class:`~ml_core.training.TrainingCancelled` is raised and nothing is
+    written. The artifact's metrics are the chosen candidate's inner cross-validated figures:
+    ``qwk`` with ``qwk_ci_low``/``qwk_ci_high`` (t-interval over inner folds), ``accuracy``,
+    ``ece`` (after calibration), ``review_threshold``, ``auto_fraction_at_threshold``.
+    """
+    from ml_core.backbone import backbone_fingerprint, backbone_label
+
+    started = time.perf_counter()
+    if num_labels < 2:
+        raise ValueError("num_labels must be >= 2")
+    if not examples:
+        raise ValueError("no examples to train on")
+    labels = np.array([e.label for e in examples], dtype=np.int64)
+    if labels.min() < 0 or labels.max() >= num_labels:
+        raise ValueError(f"labels must be within 0..{num_labels - 1}")
+    unknown = [c for c in config.candidates if c not in CANDIDATES] + [
+        d for d in config.decoders if d not in DECODERS
+    ]
+    if unknown or not config.candidates or not config.decoders:
+        raise ValueError(f"unknown or no candidates/decoders: {unknown}")
+    texts = [e.text for e in examples]
+    stages = 4
+    stage = 0
+
+    def advance(name: str) -> None:
+        nonlocal stage
+        if should_cancel is not None and should_cancel():
+            raise TrainingCancelled(f"auto training cancelled before {name}")
+        stage += 1
+        if progress is not None:
+            progress(
+                TrainProgress(
+                    stage, stages, stage, stages, {"seconds": time.perf_counter() - started}
+                )
+            )
+
+    def out_of_time() -> bool:
+        return config.max_seconds is not None and time.perf_counter() - started > config.max_seconds
+
+    # 1. features, computed once
+    advance("features")
+    vectorizer = LexicalVectorizer(min_df=config.min_df, sublinear_tf=config.sublinear_tf)
+    rows = vectorizer.fit_transform(texts)
+    lexical_matrix = rows.to_scipy()
+    lexical_kernel = np.asarray((lexical_matrix @ lexical_matrix.T).toarray(), dtype=np.float64)  # type: ignore[attr-defined]
+    neural = any(c in ("embedding", "joint", "blend") for c in config.candidates)
+    embedding_features: np.ndarray | None = None
+    embedding_mean = np.zeros(0)
+    embedding_scale = 1.0
+    if neural:
+        embedder = embed or _frozen_embedder(backbone, config.pooling)
+        raw = np.asarray(embedder(texts), dtype=np.float64)
+        embedding_features, embedding_mean, embedding_scale = _prepare_embeddings(raw)
+    channels = _Channels(
+        lexical_kernel=lexical_kernel,
+        embedding_kernel=embedding_features @ embedding_features.T
+        if embedding_features is not None
+        else None,
+    )
+
+    # 2. out-of-fold probabilities of every candidate (inner stratified CV)
+    advance("cross-validation")
+    inner = stratified_folds(labels.tolist(), folds=config.folds, repeats=1, seed=config.seed)
+    fold_index = [(np.array(f.train), np.array(f.test)) for f in inner]
+    oof: dict[str, np.ndarray] = {}
+    for name in ("lexical", "embedding", "joint"):
+        needed = name in config.candidates or (
+            name in ("lexical", "embedding") and "blend" in config.candidates
+        )
+        spec = _candidate_kernel(name, channels, config) if needed else None
+        if spec is None or (oof and out_of_time()):
+            continue
+        oof[name] = _out_of_fold(
+            spec[0], labels, num_labels, spec[1], config.class_weight, fold_index
+        )
+
+    # 3. choose (candidate, decoding) by out-of-fold QWK; calibrate; tune cut points
+    advance("selection")
+    options: list[tuple[str, float, np.ndarray]] = [
+        (name, 1.0 if name == "lexical" else 0.0, p)
+        for name, p in oof.items()
+        if name in config.candidates
+    ]
+    if "blend" in config.candidates and "lexical" in oof and "embedding" in oof:
+        for weight in config.blend_weights:
+            options.append(
+                ("blend", weight, weight * oof["lexical"] + (1 - weight) * oof["embedding"])
+            )
+    best: _Choice | None = None
+    best_probabilities = np.zeros(0)
+    for name, weight, probabilities in options:
+        for decoder in config.decoders:
+            cuts = (
+                tune_cut_points(probabilities, labels, num_labels) if decoder == "cutpoints" else ()
+            )
+            score = quadratic_weighted_kappa(
+                labels, decode_scores(probabilities, decoder, cuts), num_labels
+            )
+            # ties keep the earlier (simpler) option
+            if best is None or score > best.qwk + 1e-9:
+                best = _Choice(name, weight, decoder, score)
+                best_probabilities = probabilities
+    assert best is not None
+    temperature = fit_temperature(best_probabilities, labels)
+    calibrated = apply_temperature(best_probabilities, temperature)
+    cuts = tune_cut_points(calibrated, labels, num_labels) if best.decoder == "cutpoints" else ()
+    decoded = decode_scores(calibrated, best.decoder, cuts)
+    confidence = calibrated[np.arange(len(decoded)), decoded]
+    correct = decoded == labels
+    curve = agreement_curve(confidence, correct, config.curve_step)
+    threshold = review_threshold_for(curve, config.target_agreement)
+    fold_qwks = [
+        quadratic_weighted_kappa(labels[test], decoded[test], num_labels) for _, test in fold_index
+    ]
+    interval = t_interval(fold_qwks)
+    posted = confidence >= threshold
+    metrics: dict[str, float] = {
+        "qwk": interval.mean,
+        "qwk_ci_low": interval.low,
+        "qwk_ci_high": interval.high,
+        "qwk_pooled": quadratic_weighted_kappa(labels, decoded, num_labels),
+        "accuracy": float(correct.mean()),
+        "ece": expected_calibration_error(confidence, correct),
+        "ece_uncalibrated": expected_calibration_error(
+            best_probabilities[
+                np.arange(len(labels)), decode_scores(best_probabilities, best.decoder, cuts)
+            ],
+            decode_scores(best_probabilities, best.decoder, cuts) == labels,
+        ),
+        "temperature": temperature,
+        "review_threshold": threshold,
+        "target_agreement": config.target_agreement,
+        "auto_fraction_at_threshold": float(posted.mean()),
+        "agreement_at_threshold": float(correct[posted].mean()) if posted.any() else math.nan,
+        "n_train": float(len(labels)),
+        "inner_folds": float(len(fold_index)),
+    }
+
+    # 4. refit the chosen channel(s) on every answer; primal weights for numpy serving
+    advance("final fit")
+    arrays: dict[str, np.ndarray] = {}
+    uses_lexical = best.candidate in ("lexical", "joint") or (best.candidate == "blend")
+    uses_embedding = best.candidate in ("embedding", "joint", "blend")
+    if best.candidate == "blend":
+        parts = [("lexical", "lexical"), ("embedding", "embedding")]
+    else:
+        parts = [(best.candidate, best.candidate)]
+    for prefix, name in parts:
+        spec = _candidate_kernel(name, channels, config)
+        assert spec is not None
+        model = _fit_dual(spec[0], labels, num_labels, spec[1], config.class_weight)
+        arrays[f"{prefix}.intercept"] = model.intercept
+        if name in ("lexical", "joint"):
+            arrays[f"{prefix}.lexical_coef"] = np.asarray(lexical_matrix.T @ model.alpha).T  # type: ignore[attr-defined]
+        if name in ("embedding", "joint"):
+            assert embedding_features is not None
+            factor = config.joint_embedding_weight if name == "joint" else 1.0
+            arrays[f"{prefix}.embedding_coef"] = factor * (embedding_features.T @ model.alpha).T
+    description, lexical_arrays = vectorizer.state()
+    if uses_lexical:
+        arrays.update(lexical_arrays)
+    if uses_embedding:
+        arrays["embedding.mean"] = embedding_mean
+        arrays["embedding.scale"] = np.array([embedding_scale])
+    metrics["train_seconds"] = time.perf_counter() - started
+
+    manifest: dict[str, object] = {
+        "item_id": "",
+        "kind": AUTO_KIND,
+        "backbone": backbone_label(backbone),
+        "backbone_fingerprint": backbone_fingerprint(backbone),
+        "criteria": [{"name": "score", "labels": list(range(num_labels))}],
+        "num_labels": num_labels,
+        "labels": list(range(num_labels)),
+        "pooling": config.pooling,
+        "normalize_embeddings": True,
+        "needs_embeddings": uses_embedding,
+        "lora": None,
+        "auto": {
+            "candidate": best.candidate,
+            "blend_weight": best.blend_weight,
+            "decoder": best.decoder,
+            "cut_points": list(cuts),
+            "temperature": temperature,
+            "uses_lexical": uses_lexical,
+            "inner_cv_qwk_by_candidate": {
+                f"{name}{'' if name != 'blend' else f'@{weight}'}": quadratic_weighted_kappa(
+                    labels, p.argmax(axis=1), num_labels
+                )
+                for name, weight, p in options
+            },
+        },
+        "metrics": metrics,
+        "agreement_curve": curve,
+        "reference_answers": list(reference_answers),
+        "training": {**asdict(config), "seconds": metrics["train_seconds"]},
+    }
+    files = {LEXICAL_FILE: json.dumps(description, ensure_ascii=False)} if uses_lexical else {}
+    import torch
+
+    tensors = {
+        k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in arrays.items()
+    }
+    size = write_artifact(Path(out_dir), manifest, tensors, files)
+    return TrainedArtifact(path=Path(out_dir), kind=AUTO_KIND, metrics=metrics, size_bytes=size)
+
+
+# --------------------------------------------------------------------------------------------
+# Serving
+
+
+class AutoModel:
+    """A loaded ``auto`` artifact; needs only numpy (and ``safetensors.numpy``) to score.
+
+    ``probabilities(texts, embeddings)`` takes the frozen backbone's pooled vectors of ``texts``
+    as :func:`frozen_embedder` / ``ScoringEngine.embed`` return them (not normalised; the model
+    L2-normalises them since ``normalize_embeddings`` is True), or ``None`` when
+    ``needs_embeddings`` is False. ``decode`` turns (calibrated) probabilities into the served
+    scores; the served confidence is the probability of the decoded score. Answers whose
+    confidence is at least ``review_threshold`` may be posted without review.
+    """
+
+    version: str
+    num_labels: int
+    labels: tuple[int, ...]
+    pooling: str
+    normalize_embeddings: bool
+    backbone_fingerprint: str
+    review_threshold: float
+    needs_embeddings: bool
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, object],
+        arrays: dict[str, np.ndarray],
+        vectorizer: LexicalVectorizer | None,
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.version = path.name
+        self.num_labels = int(manifest["num_labels"])  # type: ignore[call-overload]
+        self.labels = tuple(int(v) for v in manifest["labels"])  # type: ignore[attr-defined]
+        self.pooling = str(manifest.get("pooling", "mean"))
+        self.normalize_embeddings = bool(manifest.get("normalize_embeddings", True))
+        self.backbone_fingerprint = str(manifest["backbone_fingerprint"])
+        self.needs_embeddings = bool(manifest["needs_embeddings"])
+        auto: dict[str, object] = manifest["auto"]  # type: ignore[assignment]
+        self.candidate = str(auto["candidate"])
+        self.blend_weight = float(auto["blend_weight"])  # type: ignore[arg-type]
+        self.decoder = str(auto["decoder"])
+        self.cut_points = tuple(float(c) for c in auto["cut_points"])  # type: ignore[attr-defined]
+        self.temperature = float(auto["temperature"])  # type: ignore[arg-type]
+        metrics: dict[str, float] = manifest.get("metrics") or {}  # type: ignore[assignment]
+        self.metrics = {str(k): float(v) for k, v in metrics.items()}
+        self.review_threshold = float(self.metrics.get("review_threshold", 1.01))
+        self.agreement_curve: list[dict[str, float]] = list(manifest.get("agreement_curve") or [])  # type: ignore[call-overload]
+        self._arrays = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+        self._vectorizer = vectorizer
+
+    @classmethod
+    def load(cls, artifact_dir: Path) -> AutoModel:
+        """Read an ``auto`` artifact folder (raises ``ArtifactError`` for anything else)."""
+        from safetensors.numpy import load_file
+
+        from ml_core.artifact import ArtifactError
+
+        path = Path(artifact_dir)
+        manifest = read_manifest(path)
+        if manifest.get("kind") != AUTO_KIND:
+            raise ArtifactError(f"{path} is a {manifest.get('kind')!r} artifact, not 'auto'")
+        try:
+            arrays = load_file(str(path / WEIGHTS_FILE))
+            vectorizer = None
+            if (path / LEXICAL_FILE).is_file():
+                description = json.loads((path / LEXICAL_FILE).read_text(encoding="utf-8"))
+                vectorizer = LexicalVectorizer.from_state(description, arrays)
+            return cls(path, manifest, dict(arrays), vectorizer)
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            raise ArtifactError(f"auto artifact {path} is malformed: {exc}") from exc
+
+    def _embedding_rows(self, embeddings: np.ndarray | None, n: int) -> np.ndarray:
+        if embeddings is None:
+            raise ValueError("this auto model needs the backbone's embeddings of the answers")
+        vectors = np.asarray(embeddings, dtype=np.float64)
+        if vectors.shape[0] != n:
+            raise ValueError(f"{vectors.shape[0]} embeddings for {n} answers")
+        if self.normalize_embeddings:
+            vectors = _normalise(vectors)
+        return (vectors - self._arrays["embedding.mean"]) / float(
+            self._arrays["embedding.scale"][0]
+        )
+
+    def _channel_logits(
+        self, prefix: str, texts: Sequence[str], embeddings: np.ndarray | None
+    ) -> np.ndarray:
+        logits = np.tile(self._arrays[f"{prefix}.intercept"], (len(texts), 1))
+        if f"{prefix}.lexical_coef" in self._arrays:
+            assert self._vectorizer is not None
+            rows = self._vectorizer.transform(texts)
+            logits = logits + linear_logits(
+                rows, self._arrays[f"{prefix}.lexical_coef"], np.zeros(self.num_labels)
+            )
+        if f"{prefix}.embedding_coef" in self._arrays:
+            features = self._embedding_rows(embeddings, len(texts))
+            logits = logits + features @ self._arrays[f"{prefix}.embedding_coef"].T
+        return np.asarray(logits)
+
+    def raw_probabilities(self, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray:
+        """Uncalibrated probabilities ``[n, num_labels]`` of the chosen candidate."""
+        if self.candidate == "blend":
+            lexical = softmax(self._channel_logits("lexical", texts, None))
+            neural = softmax(self._channel_logits("embedding", texts, embeddings))
+            return self.blend_weight * lexical + (1 - self.blend_weight) * neural
+        return softmax(self._channel_logits(self.candidate, texts, embeddings))
+
+    def probabilities(self, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray:
+        """Calibrated class probabilities ``[len(texts), num_labels]``."""
+        if not texts:
+            return np.zeros((0, self.num_labels))
+        return apply_temperature(self.raw_probabilities(texts, embeddings), self.temperature)
+
+    def decode(self, probabilities: np.ndarray) -> np.ndarray:
+        """Served scores ``[n]`` (class indices) from :meth:`probabilities`."""
+        return decode_scores(
+            np.asarray(probabilities, dtype=np.float64), self.decoder, self.cut_points
+        )
+
+
+def frozen_embedder(
+    backbone: str | None = None, pooling: str = "mean", threads: int | None = None
+) -> Callable[[Sequence[str]], np.ndarray]:
+    """Texts -> ``float32 [n, hidden]`` frozen-backbone vectors, pooled, **not** normalised.
+
+    Tokenized once per call, length-sorted batches without padding to the window, ``threads``
+    intra-op threads (default: the usable cores). See :mod:`ml_core.embeddings`.
+    """
+    return _frozen_embedder(backbone, pooling, threads)
+
+
+__all__ = [
+    "AutoConfig",
+    "AutoModel",
+    "MANIFEST_FILE",
+    "agreement_curve",
+    "apply_temperature",
+    "decode_with_cuts",
+    "fit_temperature",
+    "frozen_embedder",
+    "review_threshold_for",
+    "train_auto",
+    "tune_cut_points",
+]
