@@ -5,6 +5,7 @@ per threshold, the fraction of held-out answers posted automatically (``auto_fra
 their exact agreement with the human score (``agreement``; NaN when none is posted), in the
 format ``auto`` artifacts store (:func:`ml_core.auto.agreement_curve`). ``auto`` measures it on
 its out-of-fold predictions; other kinds get it from their held-out test answers here.
+Importing this module loads numpy only (the web process reads its keys), no torch.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ml_core.artifact import ArtifactError, read_manifest
-
 CURVE_KEY = "agreement_curve"
 """Key of the curve in an ``auto`` manifest and in a version's stored metrics."""
 ECE_KEY = "ece"
@@ -25,6 +24,9 @@ CURVE_SOURCE_KEY = "agreement_curve_source"
 """Metrics key saying which answers the curve was measured on."""
 REVIEW_THRESHOLD_KEY = "review_threshold"
 """Metrics key of the review threshold a model chose for the target agreement."""
+BASELINE_QWK_KEY = "baseline_qwk"
+"""Metrics key of the TF-IDF + logistic regression baseline's QWK on the folds the model's own
+``qwk`` was measured on (``auto``)."""
 
 
 def held_out_report(
@@ -46,6 +48,8 @@ def held_out_report(
 
 def stored_report(artifact_path: Path) -> dict[str, object]:
     """The curve an artifact stores in its manifest (``auto``), as metrics entries; {} if none."""
+    from ml_core.artifact import ArtifactError, read_manifest
+
     try:
         curve = read_manifest(Path(artifact_path)).get(CURVE_KEY)
     except ArtifactError:

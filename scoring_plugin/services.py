@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from ml_core.confidence import BASELINE_QWK_KEY  # numpy only, no torch
 from ml_core.data import (
     DataFormatError,
     ItemRecord,
@@ -158,10 +159,8 @@ def activate_version(version: ModelVersion) -> None:
     version.is_active = True
 
 
-# Metrics keys of a version's cross-validated (auto) or held-out (other kinds) QWK, best first.
-QUALITY_KEYS = ("cv_qwk", "qwk")
-# Metrics key of the TF-IDF + logistic regression baseline's QWK on the same folds (auto).
-BASELINE_QWK_KEY = "baseline_qwk"
+# Metrics key of a version's QWK: cross-validated (auto) or on held-out test answers.
+QUALITY_KEYS = ("qwk",)
 
 
 def version_quality(version: ModelVersion) -> float | None:

@@ -24,6 +24,7 @@ from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.utils import timezone
 
 from ml_core.confidence import (
+    BASELINE_QWK_KEY,
     CURVE_KEY,
     REVIEW_THRESHOLD_KEY,
     held_out_report,
@@ -350,21 +351,27 @@ def run_training(
     def should_stop() -> bool:
         return cancel_requested([version.pk])
 
+    baseline: float | None = None  # auto: the TF-IDF baseline's QWK on the same folds
     try:
         if version.kind == ModelVersion.Kind.AUTO:
             from ml_core.auto import AutoConfig, train_auto
 
             reference = item.reference_answer.strip()
+            auto_config = AutoConfig(target_agreement=settings.SCOREBRIDGE_TARGET_AGREEMENT)
             artifact = train_auto(
                 examples,
                 item.max_score + 1,
                 out_dir,
                 backbone=settings.SCORING_BACKBONE or None,
-                config=AutoConfig(target_agreement=settings.SCOREBRIDGE_TARGET_AGREEMENT),
+                config=auto_config,
                 reference_answers=[reference] if reference else (),
                 progress=progress,
                 should_cancel=should_stop,
             )
+            if BASELINE_QWK_KEY not in artifact.metrics:
+                baseline = baseline_qwk(
+                    examples, item.max_score + 1, auto_config.folds, auto_config.seed
+                )
         else:
             artifact = train_item(
                 examples,
@@ -377,6 +384,8 @@ def run_training(
                 should_stop=should_stop,
             )
         metrics: dict[str, object] = {**artifact.metrics, **stored_report(artifact.path)}
+        if baseline is not None:
+            metrics[BASELINE_QWK_KEY] = baseline
         if CURVE_KEY not in metrics:
             metrics.update(held_out_confidence(version, examples, artifact.path))
     except TrainingCancelled:
@@ -389,6 +398,30 @@ def run_training(
         return "failed"
 
     return _finish_ready(version, artifact.path, metrics, activate=activate)
+
+
+def baseline_qwk(examples: Sequence[TrainExample], num_labels: int, folds: int, seed: int) -> float:
+    """Mean QWK of the TF-IDF + logistic regression baseline over the same stratified folds
+    ``auto`` cross-validates on (its ``qwk`` is the mean over them too), for the activation
+    warning."""
+    import numpy as np
+
+    from ml_core.baseline import TfidfBaseline
+    from ml_core.crossval import stratified_folds
+    from ml_core.metrics import quadratic_weighted_kappa
+
+    labels = [e.label for e in examples]
+    texts = [e.text for e in examples]
+    values = []
+    for fold in stratified_folds(labels, folds=folds, repeats=1, seed=seed):
+        model = TfidfBaseline(num_labels).fit(
+            [texts[i] for i in fold.train], [labels[i] for i in fold.train]
+        )
+        predicted = model.predict([texts[i] for i in fold.test])
+        values.append(
+            quadratic_weighted_kappa([labels[i] for i in fold.test], predicted, num_labels)
+        )
+    return float(np.mean(values))
 
 
 def held_out_confidence(
