@@ -63,16 +63,18 @@ class ReviewFilter:
     def apply(self, queryset: QuerySet, prefix: str = "") -> QuerySet:  # type: ignore[type-arg]
         p = prefix
         if self.needs_review:
-            queryset = queryset.filter(
+            # annotated, not filtered on directly: a filter would inner-join the model version
+            # and drop answers without one
+            queryset = queryset.annotate(
+                effective_review_threshold=Coalesce(
+                    F(f"{p}item__review_threshold"),
+                    F(f"{p}model_version__review_threshold"),
+                    Value(float(settings.SCOREBRIDGE_REVIEW_THRESHOLD), output_field=FloatField()),
+                )
+            ).filter(
                 **{
                     f"{p}status": Submission.Status.SCORED,
-                    f"{p}confidence__lt": Coalesce(
-                        F(f"{p}item__review_threshold"),
-                        F(f"{p}model_version__review_threshold"),
-                        Value(
-                            float(settings.SCOREBRIDGE_REVIEW_THRESHOLD), output_field=FloatField()
-                        ),
-                    ),
+                    f"{p}confidence__lt": F("effective_review_threshold"),
                 }
             )
         if self.low_confidence is not None:
