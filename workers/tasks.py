@@ -32,6 +32,7 @@ from ml_core.confidence import (
     stored_report,
 )
 from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
+from ml_core.serving import Scorer
 from ml_core.training import (
     TrainConfig,
     TrainExample,
@@ -436,7 +437,7 @@ def held_out_confidence(
     if not test:
         return {}
     item_key = version.item.key
-    scorer: ScoringEngine | _GroupTeacher
+    scorer: ScoringEngine | _Teacher
     if is_group_folder(artifact_path):
         scorer, key = _GroupTeacher(str(artifact_path)), item_key
     else:
@@ -475,20 +476,38 @@ def distill_model_version(self, version_id: int, activate: bool = False) -> str:
 MAX_UNLABELLED_ANSWERS = 5000
 
 
-class _GroupTeacher:
-    """A full model or merged group as a distillation teacher (the engine's ``score`` shape)."""
+class _Teacher:
+    """Any scorer of the serving protocol in the engine's ``score`` shape, for one job."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self._scorer = scorer
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        return self._scorer.score_requests(requests)
+
+
+class _GroupTeacher(_Teacher):
+    """A full model or merged group as a distillation teacher: its own encoder."""
 
     def __init__(self, artifact_path: str) -> None:
         from ml_core.merge.group import GroupScorer
 
-        self._scorer = GroupScorer(
-            Path(artifact_path),
-            settings.SCORING_BACKBONE or None,
-            device=settings.SCORING_DEVICE or None,
+        super().__init__(
+            GroupScorer(
+                Path(artifact_path),
+                settings.SCORING_BACKBONE or None,
+                device=settings.SCORING_DEVICE or None,
+            )
         )
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
-        return self._scorer.score_requests(requests)
+
+def _auto_teacher(key: str, teacher: ModelVersion) -> _Teacher:
+    """An ``auto`` version as a teacher, on this process's engine (no global state)."""
+    from ml_core.serving import AutoScorer
+
+    scorer = AutoScorer(engine_host.engine)
+    scorer.load(key, teacher.label, Path(teacher.artifact_path))
+    return _Teacher(scorer)
 
 
 def run_distillation(version: ModelVersion, *, activate: bool) -> str:
@@ -517,10 +536,12 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
             if text not in labelled
         ]
         texts = [a.text for a in answers]
-        scorer: ScoringEngine | _GroupTeacher
+        scorer: ScoringEngine | _Teacher
         if is_group_folder(Path(teacher.artifact_path)):
             # a full model or a merged group: its own encoder, loaded for this job only
             scorer, teacher_key = _GroupTeacher(teacher.artifact_path), item.key
+        elif teacher.kind == ModelVersion.Kind.AUTO:
+            scorer = _auto_teacher(teacher_key, teacher)
         else:
             scorer = engine_host.engine()
             scorer.load_item(teacher_key, Path(teacher.artifact_path), teacher.label)

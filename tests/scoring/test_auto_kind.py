@@ -206,3 +206,23 @@ def test_admin_asks_before_activating_a_version_worse_than_the_active_one_or_the
     # a better version is activated at once
     done = admin_client.post(f"/admin/scoring_plugin/modelversion/{better.pk}/activate/")
     assert done.status_code == 302 and item.active_version == better
+
+
+@pytest.mark.django_db
+def test_an_auto_version_teaches_a_distilled_student(scoring_settings) -> None:  # type: ignore[no-untyped-def]
+    from scoring_plugin.services import start_distillation
+
+    item = ItemFactory(key="taught")
+    add_scored_answers(item, 45)
+    teacher = _train_auto(item)
+    student = start_distillation(teacher)
+    ModelVersion.objects.filter(pk=student.pk).update(status=ModelVersion.Status.TRAINING)
+    student.refresh_from_db()
+    assert tasks.run_distillation(student, activate=False) == "ready", ModelVersion.objects.get(
+        pk=student.pk
+    ).error
+    student.refresh_from_db()
+    assert student.status == "ready" and (Path(student.artifact_path) / "student.onnx").is_file()
+    assert tasks.engine_host.engine_if_loaded() is None or not any(
+        key.startswith("teacher:") for key in tasks.engine_host.engine().loaded()
+    )
