@@ -584,6 +584,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "backbone",
         "artifact_path",
         "metrics",
+        "review_threshold",
         "status",
         "progress",
         "error",
