@@ -26,6 +26,7 @@ from ml_core.artifact import Artifact, ArtifactError, load_artifact
 from ml_core.backbone import backbone_fingerprint, default_threads, resolve_backbone
 from ml_core.backends import EncoderBackend, LoraTables, create_backend, resolve_backend_name
 from ml_core.modeling import load_tokenizer
+from ml_core.results import ScoreRequest, ScoreResult, error_result
 
 logger = logging.getLogger(__name__)
 
@@ -38,34 +39,12 @@ _PAD_LOGIT = -1e9
 
 
 @dataclass(frozen=True)
-class ScoreRequest:
-    """One answer to score for one item (``item_key`` as passed to ``load_item``)."""
+class Embedded:
+    """Pooled backbone vectors ``[n, hidden]`` (NaN rows: the batch failed) and, per row,
+    whether the text was longer than the window."""
 
-    item_key: str
-    text: str
-
-
-@dataclass(frozen=True)
-class ScoreResult:
-    """The machine score of one answer.
-
-    ``score`` is the predicted score (for multi-criterion items the sum of the criterion scores,
-    which are in ``criteria``); ``probabilities`` are the class probabilities (multi-criterion:
-    the criteria's probabilities concatenated in order, also per criterion in
-    ``criteria_probabilities``); ``confidence`` is the top probability (the lowest over criteria).
-    ``truncated`` says the answer was longer than the window and only its start was scored.
-    On bad input ``error`` is set and ``score`` is None.
-    """
-
-    item_key: str
-    score: int | None
-    probabilities: tuple[float, ...]
-    confidence: float
-    model_version: str
-    truncated: bool = False
-    error: str | None = None
-    criteria: Mapping[str, int] | None = None
-    criteria_probabilities: Mapping[str, tuple[float, ...]] | None = None
+    vectors: np.ndarray
+    truncated: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -229,6 +208,11 @@ class ScoringEngine:
                 f"artifact {artifact.path} is a 'full' model (item {artifact.item_id!r}); the "
                 "multi-item engine serves only 'lora' and 'head' artifacts"
             )
+        if artifact.kind not in ("lora", "head"):
+            raise ArtifactError(
+                f"artifact {artifact.path} is a {artifact.kind!r} model; the multi-item engine "
+                "serves only 'lora' and 'head' artifacts"
+            )
         if artifact.pooling != self.pooling:
             raise ArtifactError(
                 f"artifact {artifact.path} uses {artifact.pooling!r} pooling; engine uses {self.pooling!r}"
@@ -325,9 +309,28 @@ class ScoringEngine:
         ``score`` None. Answers longer than the window are scored on their start and flagged
         ``truncated``.
         """
+        return self.score_and_embed(requests, ())[0]
+
+    # the serving protocol (``ml_core.serving.Scorer``)
+    score_requests = score
+
+    def held(self) -> dict[str, str]:
+        """``item_key -> version`` of every item being served (as :meth:`loaded`)."""
+        return self.loaded()
+
+    def score_and_embed(
+        self, requests: Sequence[ScoreRequest], texts: Sequence[str]
+    ) -> tuple[list[ScoreResult], Embedded]:
+        """Score ``requests`` and pool ``texts`` through the plain backbone in the same forward
+        passes (rows of both are bucketed by length together), for scorers that put their own
+        model on the backbone's pooled vectors (``auto`` items).
+
+        ``texts`` must be cleaned answers (:func:`~ml_core.answers.clean_answer_text`); a row
+        whose batch failed comes back as NaN.
+        """
         snapshot = self._snapshot
         results: list[ScoreResult | None] = [None] * len(requests)
-        pending: list[tuple[int, str, _Item]] = []
+        pending: list[tuple[int, str, _Item | None]] = []
         for position, request in enumerate(requests):
             key = getattr(request, "item_key", None)
             text, problem = clean_answer_text(getattr(request, "text", None))
@@ -338,38 +341,54 @@ class ScoringEngine:
                 results[position] = error_result(str(key), problem, version=item.version)
             else:
                 pending.append((position, text, item))
+        scored_rows = len(pending)
+        # plain rows: no adapter (slot 0), no heads; position = index into ``texts``
+        pending.extend((index, str(text), None) for index, text in enumerate(texts))
+        vectors = np.full((len(texts), self.hidden_size), np.nan, dtype=np.float32)
+        cut = np.zeros(len(texts), dtype=bool)
+        tokenized: list[_Tokenized] = []
+        error = "internal error"
         if pending:
             try:
                 tokenized = self._tokenize([text for _, text, _ in pending])
             except Exception as exc:  # noqa: BLE001 - a tokenizer failure must not take down the engine
                 logger.exception("tokenization failed")
-                for position, _, item in pending:
-                    results[position] = error_result(
-                        requests[position].item_key, f"tokenization failed: {exc}", item.version
-                    )
-                pending = []
+                error = f"tokenization failed: {exc}"
                 tokenized = []
-            for batch in self._plan_batches([len(t.ids) for t in tokenized]):
-                rows = [pending[i] for i in batch]
-                scored: Sequence[np.ndarray | None]
-                try:
-                    scored = self._score_batch(
-                        snapshot, [tokenized[i] for i in batch], [item for _, _, item in rows]
-                    )
-                except Exception as exc:  # noqa: BLE001 - report per answer, keep serving
-                    logger.exception("scoring batch failed")
-                    scored = [None for _ in rows]
-                    error = f"scoring failed: {type(exc).__name__}: {exc}"
-                for (position, _, item), out, tok in zip(
-                    rows, scored, (tokenized[i] for i in batch), strict=False
-                ):
-                    key = requests[position].item_key
-                    results[position] = (
-                        error_result(key, error, item.version)
-                        if out is None
-                        else _result(key, item, out, tok.truncated)
-                    )
-        return [r if r is not None else error_result("", "internal error") for r in results]
+        for batch in self._plan_batches([len(t.ids) for t in tokenized]):
+            rows = [pending[i] for i in batch]
+            scored: Sequence[np.ndarray | None]
+            pooled: np.ndarray | None
+            try:
+                scored, pooled = self._score_batch(
+                    snapshot, [tokenized[i] for i in batch], [item for _, _, item in rows]
+                )
+            except Exception as exc:  # noqa: BLE001 - report per answer, keep serving
+                logger.exception("scoring batch failed")
+                scored, pooled = [None for _ in rows], None
+                error = f"scoring failed: {type(exc).__name__}: {exc}"
+            for row, (index, (position, _, item)) in enumerate(zip(batch, rows, strict=True)):
+                if index >= scored_rows:
+                    if pooled is not None:
+                        vectors[position] = pooled[row]
+                    cut[position] = tokenized[index].truncated
+                    continue
+                assert item is not None
+                key = requests[position].item_key
+                out = scored[row]
+                results[position] = (
+                    error_result(key, error, item.version)
+                    if out is None
+                    else _result(key, item, out, tokenized[index].truncated)
+                )
+        for position, _, item in pending[:scored_rows]:
+            if results[position] is None:  # tokenization failed
+                assert item is not None
+                results[position] = error_result(requests[position].item_key, error, item.version)
+        return (
+            [r if r is not None else error_result("", "internal error") for r in results],
+            Embedded(vectors, cut),
+        )
 
     def _tokenize(self, texts: Sequence[str]) -> list[_Tokenized]:
         limit = self.max_length * MAX_CHARS_PER_TOKEN
@@ -409,28 +428,40 @@ class ScoringEngine:
         return input_ids, attention_mask
 
     def _score_batch(
-        self, snapshot: _Snapshot, tokens: Sequence[_Tokenized], items: Sequence[_Item]
-    ) -> list[np.ndarray]:
+        self,
+        snapshot: _Snapshot,
+        tokens: Sequence[_Tokenized],
+        items: Sequence[_Item | None],
+    ) -> tuple[list[np.ndarray | None], np.ndarray]:
+        """Per row, its heads' probabilities (None for a plain row), and every row's pooled vector."""
         input_ids, attention_mask = self._pad(tokens)
-        item_index = np.array([item.lora_slot for item in items], dtype=np.int64)
+        item_index = np.array([item.lora_slot if item else 0 for item in items], dtype=np.int64)
         pooled = self._backend.encode(input_ids, attention_mask, item_index, snapshot.tables)
         # heads: one (row, head) pair per criterion, gathered from the stacked head tables
         pair_rows = np.array(
-            [row for row, item in enumerate(items) for _ in item.head_slots], dtype=np.int64
+            [row for row, item in enumerate(items) if item for _ in item.head_slots],
+            dtype=np.int64,
         )
-        pair_heads = np.array([slot for item in items for slot in item.head_slots], dtype=np.int64)
+        pair_heads = np.array(
+            [slot for item in items if item for slot in item.head_slots], dtype=np.int64
+        )
+        out: list[np.ndarray | None] = []
+        if len(pair_rows) == 0:
+            return [None for _ in items], pooled
         weight = snapshot.head_weight.numpy()[pair_heads]
         bias = snapshot.head_bias.numpy()[pair_heads]
         logits = np.einsum("ph,plh->pl", pooled[pair_rows].astype(np.float32), weight) + bias
         logits -= logits.max(axis=1, keepdims=True)
         probabilities = np.exp(logits)
         probabilities /= probabilities.sum(axis=1, keepdims=True)
-        out: list[np.ndarray] = []
         start = 0
         for item in items:
+            if item is None:
+                out.append(None)
+                continue
             out.append(probabilities[start : start + len(item.head_slots)])
             start += len(item.head_slots)
-        return out
+        return out, pooled
 
     # benchmark hook: the same forward without any adapter (plain backbone)
     def encode_plain(self, texts: Sequence[str]) -> np.ndarray:
@@ -453,18 +484,6 @@ class ScoringEngine:
             else:
                 out[batch] = self._backend.encode_plain(ids, mask)
         return out
-
-
-def error_result(item_key: str, error: str, version: str = "") -> ScoreResult:
-    """A result that carries ``error`` instead of a score."""
-    return ScoreResult(
-        item_key=item_key,
-        score=None,
-        probabilities=(),
-        confidence=0.0,
-        model_version=version,
-        error=error,
-    )
 
 
 def _result(item_key: str, item: _Item, probabilities: np.ndarray, truncated: bool) -> ScoreResult:

@@ -287,7 +287,7 @@ SCORING_BATCH_WAIT_SECONDS = env_float("SCORING_BATCH_WAIT_SECONDS", 0.02, minim
 # pool spin against itself: on 2 busy cores, 2 threads scored one answer 20x slower than 1.
 SCORING_WORKER_PROCESSES = env_int("SCORING_WORKER_PROCESSES", 1, minimum=1)
 SCORING_THREADS = env_int("SCORING_THREADS", 0, minimum=0)
-SCORING_TRAIN_KIND = env_choice("SCORING_TRAIN_KIND", "head", ("head", "lora", "full"))
+SCORING_TRAIN_KIND = env_choice("SCORING_TRAIN_KIND", "auto", ("auto", "head", "lora", "full"))
 # A worker serves its own Prometheus metrics on this port (0: not served); one port per worker.
 SCORING_METRICS_PORT = env_int("SCORING_METRICS_PORT", 0, minimum=0)
 SCORING_METRICS_ADDR = env_str("SCORING_METRICS_ADDR", "127.0.0.1")
@@ -314,7 +314,15 @@ SCOREBRIDGE_MAX_SCORING_ATTEMPTS = env_int("SCOREBRIDGE_MAX_SCORING_ATTEMPTS", 5
 # closed (403) unless SCOREBRIDGE_METRICS_PUBLIC opens it explicitly.
 SCOREBRIDGE_METRICS_TOKEN = env_str("SCOREBRIDGE_METRICS_TOKEN", "")
 SCOREBRIDGE_METRICS_PUBLIC = env_bool("SCOREBRIDGE_METRICS_PUBLIC", False)
+# Review: an answer whose confidence is below its item's threshold (set in admin), else below the
+# threshold its model chose at training so that the answers posted without review agree exactly
+# with human raters this often (auto models), else below SCOREBRIDGE_REVIEW_THRESHOLD.
 SCOREBRIDGE_REVIEW_THRESHOLD = env_float("SCOREBRIDGE_REVIEW_THRESHOLD", 0.6, minimum=0.0)
+SCOREBRIDGE_TARGET_AGREEMENT = env_float("SCOREBRIDGE_TARGET_AGREEMENT", 0.90, minimum=0.0)
+if SCOREBRIDGE_TARGET_AGREEMENT > 1.0:
+    raise ImproperlyConfigured(
+        f"SCOREBRIDGE_TARGET_AGREEMENT={SCOREBRIDGE_TARGET_AGREEMENT} must be a fraction (0..1)"
+    )
 
 
 def _retention_days(key: str, default: int) -> int | None:

@@ -23,6 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
+from ml_core.confidence import CURVE_KEY, CURVE_SOURCE_KEY, ECE_KEY
 from ml_core.merge.plans import PlanError, parse_plan_text
 from scoring_plugin import admin_trust, audit, charts, importing, model_cards, review
 from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
@@ -30,6 +31,7 @@ from scoring_plugin.services import (
     MERGE_METHODS,
     ImportError_,
     MergeOptions,
+    activation_warnings,
     import_item_bank,
     merge_sources,
     rescore_submissions,
@@ -177,8 +179,34 @@ def _metric(version: ModelVersion, key: str) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
+def confidence_report(version: ModelVersion) -> dict[str, object]:
+    """The version's agreement-versus-automation curve, ECE and review threshold; what is
+    missing says "not available"."""
+    metrics = version.metrics if isinstance(version.metrics, dict) else {}
+    curve = metrics.get(CURVE_KEY)
+    curve = [p for p in curve if isinstance(p, dict)] if isinstance(curve, list) else []
+    stored = version.review_threshold
+    threshold = stored if stored is not None else float(settings.SCOREBRIDGE_REVIEW_THRESHOLD)
+    ece = metrics.get(ECE_KEY)
+    return {
+        "automation_svg": charts.automation_svg(
+            curve, chosen=threshold, title=f"{version.label}: answers posted vs agreement"
+        )
+        if curve
+        else "",
+        "automation_source": str(metrics.get(CURVE_SOURCE_KEY) or "held-out answers"),
+        "ece": f"{ece:.3f}" if isinstance(ece, (int, float)) else "not available",
+        "review_threshold": f"{threshold:.2f}",
+        "threshold_source": "chosen for the target agreement"
+        if stored is not None
+        else "SCOREBRIDGE_REVIEW_THRESHOLD (this kind stores none)",
+        "item_threshold": version.item.review_threshold,
+    }
+
+
 def version_report(version: ModelVersion) -> dict[str, object]:
-    """What the item page shows for one version: metrics, confusion matrix, training curve."""
+    """What the item page shows for one version: metrics, confusion matrix, training curve,
+    the curve of answers posted automatically against their agreement."""
     matrix, matrix_source = review.version_confusion(version)
     history = review.training_history(version)
     series = {
@@ -202,6 +230,7 @@ def version_report(version: ModelVersion) -> dict[str, object]:
         else "",
         "in_progress": version.status
         in (ModelVersion.Status.PENDING, ModelVersion.Status.TRAINING),
+        "confidence": confidence_report(version),
     }
 
 
@@ -343,6 +372,7 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
     fields = ["key", "prompt", "reference_answer", "language", "max_score", "review_threshold"]
     inlines = [ModelVersionInline]
     actions = [
+        "train_auto",
         "train_head",
         "train_lora",
         "train_full",
@@ -511,6 +541,13 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
         if started:
             self.message_user(request, f"Training ({kind}) queued for {started} item(s).")
 
+    @admin.action(
+        description="Train a new model (default): auto, lexical + backbone, calibrated",
+        permissions=["train"],
+    )
+    def train_auto(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
+        self._train(request, queryset, ModelVersion.Kind.AUTO)
+
     @admin.action(description="Train a new model: frozen backbone + head", permissions=["train"])
     def train_head(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
         self._train(request, queryset, ModelVersion.Kind.HEAD)
@@ -588,6 +625,7 @@ class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
         "backbone",
         "artifact_path",
         "metrics",
+        "review_threshold",
         "status",
         "progress",
         "error",
@@ -655,10 +693,23 @@ class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
         return response
 
     def activate_view(self, request: HttpRequest, version_id: int) -> HttpResponse:
-        """The "Activate" button on the item and version pages."""
+        """The "Activate" button on the item and version pages; a version measured worse than
+        the active one or the baseline is activated only after a confirmation step."""
         version = get_object_or_404(ModelVersion.objects.select_related("item"), pk=version_id)
         if not self.has_activate_permission(request):
             return HttpResponse("You may not activate model versions.", status=403)
+        warnings = activation_warnings(version)
+        if warnings and not request.POST.get("confirm"):
+            return self._confirm_activation(
+                request,
+                [(version, warnings)],
+                form_action=reverse(
+                    "admin:scoring_plugin_modelversion_activate", args=[version.pk]
+                ),
+                next_url=next_url
+                if (next_url := request.POST.get("next", "")).startswith("/admin/")
+                else "",
+            )
         try:
             audit.activate(version, _actor(request))
             self.message_user(request, f"{version.label} is now active.")
@@ -691,12 +742,42 @@ class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
             raise Http404("This version has no merge heatmap.")
         return FileResponse(heatmap.open("rb"), content_type="image/png")
 
+    def _confirm_activation(
+        self,
+        request: HttpRequest,
+        flagged: list[tuple[ModelVersion, list[str]]],
+        *,
+        form_action: str = "",
+        next_url: str = "",
+        selected: list[int] | None = None,
+    ) -> HttpResponse:
+        """The confirmation step before activating versions measured worse."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Activate a version that scored worse?",
+            "flagged": flagged,
+            "form_action": form_action,
+            "next_url": next_url,
+            "selected": selected or [],
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(
+            request, "admin/scoring_plugin/modelversion/activate_confirm.html", context
+        )
+
     @admin.action(
         description="Activate (this version scores its item from now on)",
         permissions=["activate"],
     )
-    def activate(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
-        for version in queryset.select_related("item"):
+    def activate(
+        self, request: HttpRequest, queryset: QuerySet[ModelVersion]
+    ) -> HttpResponse | None:
+        versions = list(queryset.select_related("item"))
+        flagged = [(v, w) for v in versions if (w := activation_warnings(v))]
+        if flagged and not request.POST.get("confirm"):
+            return self._confirm_activation(request, flagged, selected=[v.pk for v in versions])
+        for version in versions:
             try:
                 audit.activate(version, _actor(request))
                 self.message_user(request, f"{version.label} is now active.")

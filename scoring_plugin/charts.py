@@ -138,3 +138,72 @@ def bar_svg(
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))
+
+
+def automation_svg(
+    curve: Sequence[Mapping[str, float]],
+    *,
+    chosen: float | None = None,
+    title: str = "Answers posted automatically vs their agreement",
+    width: int = 360,
+    height: int = 220,
+) -> SafeString:
+    """The agreement-versus-automation curve: x = fraction of answers posted without review
+    (confidence at or above a threshold), y = their exact agreement with human scores; the
+    point of the ``chosen`` threshold is marked."""
+    points = [
+        (float(p["auto_fraction"]), float(p["agreement"]), float(p["threshold"]))
+        for p in curve
+        if all(
+            isinstance(p.get(k), (int, float)) and p.get(k) == p.get(k)  # NaN: nothing posted
+            for k in ("auto_fraction", "agreement", "threshold")
+        )
+    ]
+    if not points:
+        return mark_safe("")
+    left, right, top, bottom = 44, 12, 20, 36
+    plot_w, plot_h = width - left - right, height - top - bottom
+    low = min(0.5, min(a for _, a, _ in points))
+
+    def xy(automated: float, agreement: float) -> tuple[float, float]:
+        x = left + plot_w * automated
+        y = top + plot_h * (1 - (agreement - low) / max(1e-9, 1.0 - low))
+        return round(x, 1), round(y, 1)
+
+    ordered = sorted(points)
+    coords = " ".join(f"{x},{y}" for x, y in (xy(a, g) for a, g, _ in ordered))
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="sb-chart sb-automation" role="img" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
+        f"<title>{escape(title)}</title>",
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
+        'stroke="#ccc"/>',
+        f'<text x="{left - 4}" y="{top + 4}" text-anchor="end" font-size="10">1.0</text>',
+        f'<text x="{left - 4}" y="{top + plot_h}" text-anchor="end" font-size="10">{low:.2f}</text>',
+        f'<text x="{left}" y="{top + plot_h + 12}" text-anchor="middle" font-size="10">0%</text>',
+        f'<text x="{left + plot_w}" y="{top + plot_h + 12}" text-anchor="middle" '
+        'font-size="10">100%</text>',
+        f'<text x="{left + plot_w / 2}" y="{height - 6}" text-anchor="middle" font-size="11">'
+        "answers posted without review</text>",
+        f'<text x="12" y="{top + plot_h / 2}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 12 {top + plot_h / 2})">exact agreement</text>',
+        f'<polyline fill="none" stroke="{_LINE_COLOURS[0]}" stroke-width="2" points="{coords}"/>',
+    ]
+    for automated, agreement, threshold in ordered:
+        x, y = xy(automated, agreement)
+        parts.append(
+            f'<circle cx="{x}" cy="{y}" r="2" fill="{_LINE_COLOURS[0]}"><title>threshold '
+            f"{threshold:.2f}: {automated:.0%} posted, agreement {agreement:.3f}</title></circle>"
+        )
+    if chosen is not None:
+        at = min(points, key=lambda p: abs(p[2] - chosen))
+        x, y = xy(at[0], at[1])
+        parts.append(
+            f'<circle class="sb-chosen" cx="{x}" cy="{y}" r="5" fill="none" '
+            f'stroke="{_LINE_COLOURS[1]}" stroke-width="2"><title>review threshold {chosen:.2f}: '
+            f"{at[0]:.0%} posted automatically, agreement {at[1]:.3f}</title></circle>"
+            f'<text x="{min(x + 8, width - 90)}" y="{max(y - 8, top + 10)}" font-size="10" '
+            f'fill="{_LINE_COLOURS[1]}">threshold {chosen:.2f}</text>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))

@@ -87,9 +87,9 @@ def rows(query: DecisionQuery) -> Iterator[dict[str, object]]:
             "probabilities": [round(float(p), 6) for p in s.probabilities or []],
             "auto_score": s.score,
             "confidence": s.confidence,
-            "review_threshold": s.review_threshold if recorded else s.item.review_threshold,
-            # Answers scored before thresholds were recorded show the item's current one.
-            "threshold_source": "recorded" if recorded else "item now",
+            "review_threshold": s.effective_review_threshold,
+            # Answers scored before thresholds were recorded show the one that applies now.
+            "threshold_source": "recorded" if recorded else "current",
             "flags": list(s.flags or []),
             "needs_review": s.needs_review,
             "human_reviewed": reviewed,

@@ -50,8 +50,12 @@ class Item(models.Model):
     language = models.CharField(max_length=2, choices=Language.choices, default=Language.ENGLISH)
     max_score = models.PositiveSmallIntegerField(help_text="Highest score; scores run 0..max.")
     review_threshold = models.FloatField(
-        default=0.6,
-        help_text="Auto-scores with a confidence below this are flagged for an instructor.",
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Auto-scores with a confidence below this are flagged for an instructor. "
+        "Empty: the threshold the scoring model chose for the target agreement "
+        "(SCOREBRIDGE_TARGET_AGREEMENT), or SCOREBRIDGE_REVIEW_THRESHOLD for models without one.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -163,6 +167,7 @@ class ModelVersion(models.Model):
         FULL = "full", "fully fine-tuned"
         MERGED = "merged", "merged group (shared layers + this item's head)"
         DISTILLED = "distilled", "distilled student (tiny BiLSTM, ONNX)"
+        AUTO = "auto", "auto: lexical + frozen backbone, stacked and calibrated (default)"
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"
@@ -186,6 +191,12 @@ class ModelVersion(models.Model):
     backbone = models.CharField(max_length=300, blank=True)
     artifact_path = models.CharField(max_length=500, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
+    review_threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The confidence below which this version's scores go to review, chosen at "
+        "training for the target agreement; empty for kinds that do not choose one.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     progress = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
@@ -339,17 +350,21 @@ class Submission(models.Model):
         return f"{self.item.key}: {self.id}"
 
     @property
+    def effective_review_threshold(self) -> float:
+        """The confidence below which this answer goes to review: the threshold recorded when
+        it was scored, else the item's own threshold if an admin set one, else the one its
+        scoring model chose, else SCOREBRIDGE_REVIEW_THRESHOLD."""
+        if self.review_threshold is not None:
+            return self.review_threshold
+        return review_threshold_for(self.item, self.model_version)
+
+    @property
     def needs_review(self) -> bool:
         if self.status != self.Status.SCORED:
             return False
         if self.flags:
             return True
-        threshold = (
-            self.review_threshold
-            if self.review_threshold is not None
-            else self.item.review_threshold
-        )
-        return self.confidence is not None and self.confidence < threshold
+        return self.confidence is not None and self.confidence < self.effective_review_threshold
 
     @property
     def latency_seconds(self) -> float | None:
@@ -402,3 +417,13 @@ class AuditLog(models.Model):
 
 
 from scoring_plugin.tokens import ApiToken  # noqa: E402,F401  (API tokens, stored hashed)
+
+
+def review_threshold_for(item: Item, version: ModelVersion | None) -> float:
+    """The confidence below which a score goes to review: the item's own threshold if an admin
+    set one, else the one the scoring model chose, else SCOREBRIDGE_REVIEW_THRESHOLD."""
+    if item.review_threshold is not None:
+        return item.review_threshold
+    if version is not None and version.review_threshold is not None:
+        return version.review_threshold
+    return float(settings.SCOREBRIDGE_REVIEW_THRESHOLD)

@@ -11,9 +11,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, FloatField, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -62,10 +63,19 @@ class ReviewFilter:
     def apply(self, queryset: QuerySet, prefix: str = "") -> QuerySet:  # type: ignore[type-arg]
         p = prefix
         if self.needs_review:
-            # The threshold recorded when it was scored (else the item's), or a gaming flag.
-            threshold = Coalesce(F(f"{p}review_threshold"), F(f"{p}item__review_threshold"))
-            queryset = queryset.filter(
-                Q(**{f"{p}confidence__lt": threshold}) | ~Q(**{f"{p}flags": []}),
+            # The threshold recorded when it was scored, else the item's, else its model's,
+            # else the setting; or a gaming flag. Annotated, not filtered on directly: a filter
+            # would inner-join the model version and drop answers without one.
+            queryset = queryset.annotate(
+                effective_review_threshold=Coalesce(
+                    F(f"{p}review_threshold"),
+                    F(f"{p}item__review_threshold"),
+                    F(f"{p}model_version__review_threshold"),
+                    Value(float(settings.SCOREBRIDGE_REVIEW_THRESHOLD), output_field=FloatField()),
+                )
+            ).filter(
+                Q(**{f"{p}confidence__lt": F("effective_review_threshold")})
+                | ~Q(**{f"{p}flags": []}),
                 **{f"{p}status": Submission.Status.SCORED},
             )
         if self.low_confidence is not None:

@@ -20,6 +20,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from ml_core.answers import has_visible_text
+from ml_core.confidence import BASELINE_QWK_KEY  # numpy only, no torch
 from ml_core.data import (
     DataFormatError,
     ItemRecord,
@@ -245,6 +246,44 @@ def activate_if_still_current(version: ModelVersion) -> bool:
             return False
         activate_version(version)
     return True
+
+
+# Metrics key of a version's QWK: cross-validated (auto) or on held-out test answers.
+QUALITY_KEYS = ("qwk",)
+
+
+def version_quality(version: ModelVersion) -> float | None:
+    """The version's cross-validated or held-out QWK, if it has one."""
+    metrics = version.metrics if isinstance(version.metrics, dict) else {}
+    for key in QUALITY_KEYS:
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and value == value:
+            return float(value)
+    return None
+
+
+def activation_warnings(version: ModelVersion) -> list[str]:
+    """Why activating ``version`` may make its item's scores worse: a QWK below the active
+    version's, or below the TF-IDF baseline's measured with it. Empty when nothing is known
+    to be worse."""
+    quality = version_quality(version)
+    if quality is None:
+        return []
+    warnings = []
+    active = version.item.model_versions.filter(is_active=True).exclude(pk=version.pk).first()
+    active_quality = version_quality(active) if active is not None else None
+    if active is not None and active_quality is not None and quality < active_quality:
+        warnings.append(
+            f"{version.label} has QWK {quality:.3f}, worse than the active {active.label} "
+            f"({active_quality:.3f})."
+        )
+    baseline = version.metrics.get(BASELINE_QWK_KEY) if isinstance(version.metrics, dict) else None
+    if isinstance(baseline, (int, float)) and quality < baseline:
+        warnings.append(
+            f"{version.label} has QWK {quality:.3f}, worse than the TF-IDF + logistic regression "
+            f"baseline on the same answers ({baseline:.3f})."
+        )
+    return warnings
 
 
 # --- Merging (issue 4; ADR 0005) -------------------------------------------------------------

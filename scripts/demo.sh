@@ -37,7 +37,7 @@ export SCOREBRIDGE_METRICS_TOKEN
 $py manage.py migrate --noinput -v 0
 $py manage.py collectstatic --noinput -v 0
 $py manage.py import_items "$bank"
-$py manage.py train_items --only-untrained
+$py manage.py train_items --only-untrained --kind "${SCORING_TRAIN_KIND:-auto}"
 # API tokens are stored hashed: a new one is made (and printed) on every start.
 login=$($py manage.py ensure_admin --new-password --new-token)
 

@@ -29,9 +29,25 @@ from django.db import DatabaseError, InterfaceError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
+from ml_core.confidence import (
+    BASELINE_QWK_KEY,
+    CURVE_KEY,
+    REVIEW_THRESHOLD_KEY,
+    held_out_report,
+    json_safe,
+    stored_report,
+)
 from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
-from ml_core.training import TrainConfig, TrainExample, TrainingCancelled, TrainProgress, train_item
-from scoring_plugin.models import ModelVersion, Submission
+from ml_core.serving import Scorer
+from ml_core.training import (
+    TrainConfig,
+    TrainExample,
+    TrainingCancelled,
+    TrainProgress,
+    split_examples,
+    train_item,
+)
+from scoring_plugin.models import ModelVersion, Submission, review_threshold_for
 from scoring_plugin.signals import submission_finished
 from workers import engine_host, trust_hooks, worker_metrics
 from workers.batching import AdaptiveBatches
@@ -222,6 +238,11 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
     results = {}
     if to_score:
         scored = engine_host.score([ScoreRequest(row.item.key, row.text) for row in to_score])
+        logger.info(
+            "batch answers=%d items=%s",
+            len(to_score),
+            ",".join(sorted({row.item.key for row in to_score})),
+        )
         results = {str(row.pk): result for row, result in zip(to_score, scored, strict=True)}
 
     now = timezone.now()
@@ -246,7 +267,7 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
                 row.confidence = result.confidence
                 row.truncated = result.truncated
                 row.model_version = version
-                row.review_threshold = version.item.review_threshold  # for the decision log
+                row.review_threshold = review_threshold_for(version.item, version)  # decision log
                 row.error = ""
                 row.waiting_for = Submission.WaitingFor.NOTHING
                 row.scored_at = now
@@ -296,16 +317,24 @@ def _claim_for_training(version_id: int) -> bool:
 
 
 def _finish_ready(
-    version: ModelVersion, artifact_path: Path, metrics: Mapping[str, float], *, activate: bool
+    version: ModelVersion, artifact_path: Path, metrics: Mapping[str, object], *, activate: bool
 ) -> str:
     """Mark a trained (or distilled) version ready with its artifact; activate it if asked and
-    no admin activated another version while it trained."""
+    no admin activated another version while it trained.
+
+    A ``review_threshold`` in the metrics (chosen at training for the target agreement) becomes
+    the version's review threshold.
+    """
     from scoring_plugin.services import activate_if_still_current
 
+    threshold = metrics.get(REVIEW_THRESHOLD_KEY)
+    if not isinstance(threshold, (int, float)) or threshold != threshold:
+        threshold = None
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY,
         artifact_path=str(artifact_path),
-        metrics=dict(metrics),
+        metrics=json_safe(dict(metrics)),
+        review_threshold=float(threshold) if threshold is not None else None,
         trained_at=timezone.now(),
         progress={"percent": 100.0},
     )
@@ -360,17 +389,43 @@ def run_training(
     def should_stop() -> bool:
         return cancel_requested([version.pk])
 
+    baseline: float | None = None  # auto: the TF-IDF baseline's QWK on the same folds
     try:
-        artifact = train_item(
-            examples,
-            item_id=item.key,
-            num_labels=item.max_score + 1,
-            out_dir=out_dir,
-            backbone=settings.SCORING_BACKBONE or None,
-            config=TrainConfig(kind=version.kind),
-            progress=progress,
-            should_stop=should_stop,
-        )
+        if version.kind == ModelVersion.Kind.AUTO:
+            from ml_core.auto import AutoConfig, train_auto
+
+            reference = item.reference_answer.strip()
+            auto_config = AutoConfig(target_agreement=settings.SCOREBRIDGE_TARGET_AGREEMENT)
+            artifact = train_auto(
+                examples,
+                item.max_score + 1,
+                out_dir,
+                backbone=settings.SCORING_BACKBONE or None,
+                config=auto_config,
+                reference_answers=[reference] if reference else (),
+                progress=progress,
+                should_cancel=should_stop,
+            )
+            if BASELINE_QWK_KEY not in artifact.metrics:
+                baseline = baseline_qwk(
+                    examples, item.max_score + 1, auto_config.folds, auto_config.seed
+                )
+        else:
+            artifact = train_item(
+                examples,
+                item_id=item.key,
+                num_labels=item.max_score + 1,
+                out_dir=out_dir,
+                backbone=settings.SCORING_BACKBONE or None,
+                config=TrainConfig(kind=version.kind),
+                progress=progress,
+                should_stop=should_stop,
+            )
+        metrics: dict[str, object] = {**artifact.metrics, **stored_report(artifact.path)}
+        if baseline is not None:
+            metrics[BASELINE_QWK_KEY] = baseline
+        if CURVE_KEY not in metrics:
+            metrics.update(held_out_confidence(version, examples, artifact.path))
     except TrainingCancelled:
         shutil.rmtree(out_dir, ignore_errors=True)
         return "cancelled"
@@ -380,9 +435,66 @@ def run_training(
         shutil.rmtree(out_dir, ignore_errors=True)
         return "failed"
 
-    outcome = _finish_ready(version, artifact.path, artifact.metrics, activate=activate)
+    outcome = _finish_ready(version, artifact.path, metrics, activate=activate)
     trust_hooks.after_training(version.pk)  # gaming check + model card (issue 18)
     return outcome
+
+
+def baseline_qwk(examples: Sequence[TrainExample], num_labels: int, folds: int, seed: int) -> float:
+    """Mean QWK of the TF-IDF + logistic regression baseline over the same stratified folds
+    ``auto`` cross-validates on (its ``qwk`` is the mean over them too), for the activation
+    warning."""
+    import numpy as np
+
+    from ml_core.baseline import TfidfBaseline
+    from ml_core.crossval import stratified_folds
+    from ml_core.metrics import quadratic_weighted_kappa
+
+    labels = [e.label for e in examples]
+    texts = [e.text for e in examples]
+    values = []
+    for fold in stratified_folds(labels, folds=folds, repeats=1, seed=seed):
+        model = TfidfBaseline(num_labels).fit(
+            [texts[i] for i in fold.train], [labels[i] for i in fold.train]
+        )
+        predicted = model.predict([texts[i] for i in fold.test])
+        values.append(
+            quadratic_weighted_kappa([labels[i] for i in fold.test], predicted, num_labels)
+        )
+    return float(np.mean(values))
+
+
+def held_out_confidence(
+    version: ModelVersion, examples: Sequence[TrainExample], artifact_path: Path
+) -> dict[str, object]:
+    """The automation curve and ECE of a trained ``head``/``lora``/``full`` model on its
+    held-out test answers (the split training left out), for the version's admin page."""
+    from ml_core.merge.group import is_group_folder
+
+    split = split_examples(examples, TrainConfig(kind=version.kind))
+    test = [examples[i] for i in split.test]
+    if not test:
+        return {}
+    item_key = version.item.key
+    scorer: ScoringEngine | _Teacher
+    if is_group_folder(artifact_path):
+        scorer, key = _GroupTeacher(str(artifact_path)), item_key
+    else:
+        scorer, key = engine_host.engine(), f"heldout:{version.label}"
+        scorer.load_item(key, artifact_path, version.label)
+    try:
+        results = scorer.score([ScoreRequest(key, e.text) for e in test])
+    finally:
+        if isinstance(scorer, ScoringEngine):
+            scorer.remove_item(key)
+    scored = [(r, e) for r, e in zip(results, test, strict=True) if r.score is not None]
+    if not scored:
+        return {}
+    return held_out_report(
+        [r.confidence for r, _ in scored],
+        [r.score == e.label for r, e in scored],
+        f"{len(scored)} held-out test answers",
+    )
 
 
 @shared_task(
@@ -403,26 +515,45 @@ def distill_model_version(self, version_id: int, activate: bool = False) -> str:
 MAX_UNLABELLED_ANSWERS = 5000
 
 
-class _GroupTeacher:
-    """A full model or merged group as a distillation teacher (the engine's ``score`` shape)."""
+class _Teacher:
+    """Any scorer of the serving protocol in the engine's ``score`` shape, for one job."""
+
+    def __init__(self, scorer: Scorer) -> None:
+        self._scorer = scorer
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        return self._scorer.score_requests(requests)
+
+
+class _GroupTeacher(_Teacher):
+    """A full model or merged group as a distillation teacher: its own encoder."""
 
     def __init__(self, artifact_path: str) -> None:
         from ml_core.merge.group import GroupScorer
 
-        self._scorer = GroupScorer(
-            Path(artifact_path),
-            settings.SCORING_BACKBONE or None,
-            device=settings.SCORING_DEVICE or None,
+        super().__init__(
+            GroupScorer(
+                Path(artifact_path),
+                settings.SCORING_BACKBONE or None,
+                device=settings.SCORING_DEVICE or None,
+            )
         )
 
-    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
-        return self._scorer.score_requests(requests)
+
+def _auto_teacher(key: str, teacher: ModelVersion) -> _Teacher:
+    """An ``auto`` version as a teacher, on this process's engine (no global state)."""
+    from ml_core.serving import AutoScorer
+
+    scorer = AutoScorer(engine_host.engine)
+    scorer.load(key, teacher.label, Path(teacher.artifact_path))
+    return _Teacher(scorer)
 
 
 def run_distillation(version: ModelVersion, *, activate: bool) -> str:
     """Teach a tiny student from the teacher's class probabilities on the item's answers."""
     from ml_core.distill.api import distill_item
     from ml_core.distill.teacher import teacher_probabilities
+    from ml_core.merge.group import is_group_folder
 
     item, teacher = version.item, version.parent
     out_dir = Path(settings.ARTIFACTS_DIR) / item.key / f"v{version.number}-distilled"
@@ -444,10 +575,12 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
             if text not in labelled
         ]
         texts = [a.text for a in answers]
-        scorer: ScoringEngine | _GroupTeacher
-        if engine_host.is_group_artifact(teacher.artifact_path):
+        scorer: ScoringEngine | _Teacher
+        if is_group_folder(Path(teacher.artifact_path)):
             # a full model or a merged group: its own encoder, loaded for this job only
             scorer, teacher_key = _GroupTeacher(teacher.artifact_path), item.key
+        elif teacher.kind == ModelVersion.Kind.AUTO:
+            scorer = _auto_teacher(teacher_key, teacher)
         else:
             scorer = engine_host.engine()
             scorer.load_item(teacher_key, Path(teacher.artifact_path), teacher.label)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import onnxruntime as ort
 
 from ml_core.answers import clean_answer_text
 from ml_core.distill.vocabulary import PAD_ID, Vocabulary
+from ml_core.results import ScoreRequest, ScoreResult, error_result
 
 METADATA_KEY = "scorebridge.distilled"
 """``metadata_props`` key of the JSON metadata (vocabulary, labels, versions, metrics)."""
@@ -123,3 +124,38 @@ class DistilledScorer:
             else DistilledResult(None, (), 0.0, self.model_version, error="internal error")
             for r in results
         ]
+
+    # the serving protocol (``ml_core.serving.Scorer``)
+    def score_requests(
+        self, requests: Sequence[ScoreRequest], versions: Mapping[str, str] | None = None
+    ) -> list[ScoreResult]:
+        """Score requests for this student's item (``item_id``, or the single key of
+        ``versions``, which maps it to the version label reported); others get an error."""
+        served = dict(versions) if versions else {self.item_id: self.model_version}
+        results: list[ScoreResult | None] = [None] * len(requests)
+        mine = [i for i, r in enumerate(requests) if getattr(r, "item_key", None) in served]
+        for position, request in enumerate(requests):
+            if position not in mine:
+                key = str(getattr(request, "item_key", ""))
+                results[position] = error_result(key, f"unknown item {key!r}")
+        answers = self.score([requests[i].text for i in mine])
+        for position, answer in zip(mine, answers, strict=True):
+            key = requests[position].item_key
+            results[position] = ScoreResult(
+                item_key=key,
+                score=answer.score,
+                probabilities=answer.probabilities,
+                confidence=answer.confidence,
+                model_version=served[key],
+                truncated=answer.truncated,
+                error=answer.error,
+            )
+        return [r if r is not None else error_result("", "internal error") for r in results]
+
+    def held(self) -> Mapping[str, str]:
+        """``{item_id: model_version}``."""
+        return {self.item_id: self.model_version}
+
+    def resident_bytes(self) -> Mapping[str, int]:
+        """The ONNX file's size (the session holds about that much)."""
+        return {"student": self.path.stat().st_size}

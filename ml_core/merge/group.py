@@ -250,6 +250,19 @@ class GroupScorer:
     def item_ids(self) -> tuple[str, ...]:
         return tuple(item.item_id for item in self.group.items)
 
+    def held(self) -> Mapping[str, str]:
+        """Item id -> version of every item of the group (the serving protocol)."""
+        return dict(self.versions)
+
+    def resident_bytes(self) -> Mapping[str, int]:
+        """Bytes of the group's encoder (its weights and heads)."""
+        model = self.encoder.model
+        encoder = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+        heads = sum(
+            w.numel() * 4 + b.numel() * 4 for item in self.group.items for w, b in item.heads
+        )
+        return {"encoder": int(encoder), "heads": int(heads)}
+
     def probabilities(
         self, item_id: str, texts: Sequence[str], features: np.ndarray | None = None
     ) -> list[np.ndarray]:

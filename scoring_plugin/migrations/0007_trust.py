@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scoring_plugin', '0005_hashed_api_tokens'),
+        ('scoring_plugin', '0006_auto_kind'),
     ]
 
     operations = [

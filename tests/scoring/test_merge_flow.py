@@ -71,6 +71,15 @@ def start(admin_client, django_capture_on_commit_callbacks):  # type: ignore[no-
     return post
 
 
+def _held_groups() -> dict[str, dict[str, str]]:
+    """Group folder -> {item: version label} of the merged groups this process serves."""
+    return {
+        str(Path(scorer.scorer.path).resolve()): dict(scorer.held())
+        for scorer in engine_host.serving().scorers()
+        if isinstance(getattr(scorer, "scorer", None), GroupScorer)
+    }
+
+
 def _score(*pairs: tuple[Item, str]) -> list[Submission]:
     rows = [SubmissionFactory(item=item, text=text) for item, text in pairs]
     tasks.score_submissions([str(r.pk) for r in rows])
@@ -149,7 +158,7 @@ def test_admin_merges_and_the_activated_group_scores_then_rolls_back(
     ]
     assert ["net-a", "net-a", "net-b"] in calls
     group = str(Path(merged["net-a"].artifact_path).resolve())
-    assert engine_host.held_groups()[group] == {
+    assert _held_groups()[group] == {
         "net-a": merged["net-a"].label,
         "net-b": merged["net-b"].label,
     }
@@ -158,10 +167,10 @@ def test_admin_merges_and_the_activated_group_scores_then_rolls_back(
     admin_client.post(f"/admin/scoring_plugin/item/{a.pk}/rollback/")
     assert a.active_version == sources["net-a"]
     assert _score((a, "tcp"))[0].model_version == sources["net-a"]
-    assert set(engine_host.held_groups()[group]) == {"net-b"}
+    assert set(_held_groups()[group]) == {"net-b"}
     admin_client.post(f"/admin/scoring_plugin/item/{b.pk}/rollback/")
-    assert engine_host.prune_groups() == 1  # b got no answer since: the check drops it
-    assert group not in engine_host.held_groups()
+    assert engine_host.retire_inactive() == 1  # b got no answer since: the check drops it
+    assert group not in _held_groups()
     assert _score((b, "udp"))[0].model_version == sources["net-b"]
 
 
@@ -253,7 +262,7 @@ def test_merged_lora_versions_are_served_by_the_shared_engine(
     (row,) = _score((merged.item, "tcp udp"))
     assert row.status == "scored" and row.model_version == merged
     assert engine_host.engine().loaded()[merged.item.key] == merged.label
-    assert not engine_host.held_groups()
+    assert not _held_groups()
 
 
 def test_merge_can_start_from_the_selected_active_versions(

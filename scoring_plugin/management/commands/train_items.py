@@ -9,6 +9,14 @@ from scoring_plugin.models import Item, ModelVersion
 from scoring_plugin.services import create_model_version, training_examples
 from workers.tasks import run_training
 
+# Kinds trained from an item's answers (merged and distilled versions come from other versions).
+TRAINABLE_KINDS = [
+    ModelVersion.Kind.AUTO.value,
+    ModelVersion.Kind.HEAD.value,
+    ModelVersion.Kind.LORA.value,
+    ModelVersion.Kind.FULL.value,
+]
+
 
 class Command(BaseCommand):
     help = (
@@ -20,9 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("keys", nargs="*", help="item keys (default: every item)")
         parser.add_argument(
             "--kind",
-            choices=[k.value for k in ModelVersion.Kind],
+            choices=TRAINABLE_KINDS,
             default=None,
-            help="head, lora or full (default: SCORING_TRAIN_KIND)",
+            help="auto, head, lora or full (default: SCORING_TRAIN_KIND, which defaults to auto)",
         )
         parser.add_argument(
             "--only-untrained", action="store_true", help="skip items that have an active model"
