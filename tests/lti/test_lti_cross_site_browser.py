@@ -130,13 +130,15 @@ def test_instructor_sees_the_class_results_in_the_frame(
 
 
 def test_deep_linking_in_the_frame(chrome, live_server, platform) -> None:
-    ItemFactory(key="tcp-seq", max_score=4)
+    item = ItemFactory(key="tcp-seq", max_score=4)
     platform.prepare(
         "teacher-1", sub="teacher-1", roles=[INSTRUCTOR], message_type="LtiDeepLinkingRequest"
     )
     open_course(chrome, platform, live_server, "teacher-1")
-    wait(chrome).until(ec.element_to_be_clickable((By.CSS_SELECTOR, "input[value=tcp-seq]")))
-    chrome.find_element(By.CSS_SELECTOR, "input[value=tcp-seq]").click()
+    wait(chrome).until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, f"input[name=item_id][value='{item.pk}']"))
+    )
+    chrome.find_element(By.CSS_SELECTOR, f"input[name=item_id][value='{item.pk}']").click()
     chrome.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     chrome.switch_to.default_content()
     wait(chrome).until(lambda d: "item added" in d.find_element(By.ID, "dl-result").text)
@@ -149,7 +151,7 @@ def test_deep_linking_from_a_new_window_reaches_the_course_page(
     """Moodle's return page calls its parent's processContentItemReturnData: the response made
     in the new window is posted from the frame, not from the new window."""
     chrome = chrome_without_frame_cookies
-    ItemFactory(key="tcp-seq", max_score=4)
+    item = ItemFactory(key="tcp-seq", max_score=4)
     platform.prepare(
         "teacher-1", sub="teacher-1", roles=[INSTRUCTOR], message_type="LtiDeepLinkingRequest"
     )
@@ -159,9 +161,11 @@ def test_deep_linking_from_a_new_window_reaches_the_course_page(
     wait(chrome).until(lambda d: len(d.window_handles) == 2)
     (new_window,) = [h for h in chrome.window_handles if h != course_window]
     chrome.switch_to.window(new_window)
-    wait(chrome).until(ec.element_to_be_clickable((By.CSS_SELECTOR, "input[value=tcp-seq]")))
+    wait(chrome).until(
+        ec.element_to_be_clickable((By.CSS_SELECTOR, f"input[name=item_id][value='{item.pk}']"))
+    )
     assert chrome.execute_script("return window.top === window.self")  # a real new window
-    chrome.find_element(By.CSS_SELECTOR, "input[value=tcp-seq]").click()
+    chrome.find_element(By.CSS_SELECTOR, f"input[name=item_id][value='{item.pk}']").click()
     chrome.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
     chrome.switch_to.window(course_window)
     chrome.switch_to.default_content()
@@ -172,5 +176,5 @@ def test_deep_linking_from_a_new_window_reaches_the_course_page(
         "LtiDeepLinkingResponse"
     )
     (link,) = claims["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"]
-    assert link["custom"] == {"scorebridge_item": "tcp-seq"}
+    assert link["custom"] == {"scorebridge_item": "tcp-seq", "scorebridge_item_id": str(item.pk)}
     wait(chrome).until(lambda d: len(d.window_handles) == 1)  # the new window closed itself
