@@ -220,12 +220,34 @@ SCOREBRIDGE_MAX_SCORING_ATTEMPTS = env_int("SCOREBRIDGE_MAX_SCORING_ATTEMPTS", 5
 SCOREBRIDGE_METRICS_TOKEN = env_str("SCOREBRIDGE_METRICS_TOKEN", "")
 SCOREBRIDGE_REVIEW_THRESHOLD = env_float("SCOREBRIDGE_REVIEW_THRESHOLD", 0.6, minimum=0.0)
 
+# Application log lines go to stdout (containers collect it) or, with SCOREBRIDGE_LOG_DIR (the
+# demo sets var/log), are appended to <dir>/scorebridge.log by every process; WatchedFileHandler
+# reopens the file after logrotate moves it.
+SCOREBRIDGE_LOG_DIR = env_str("SCOREBRIDGE_LOG_DIR", "")
+if SCOREBRIDGE_LOG_DIR:
+    try:
+        Path(SCOREBRIDGE_LOG_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"SCOREBRIDGE_LOG_DIR={SCOREBRIDGE_LOG_DIR!r} cannot be created: {exc}"
+        ) from exc
+    _log_handler: dict[str, object] = {
+        "class": "logging.handlers.WatchedFileHandler",
+        "filename": str(Path(SCOREBRIDGE_LOG_DIR) / "scorebridge.log"),
+        "formatter": "plain",
+    }
+else:
+    _log_handler = {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+        "formatter": "plain",
+    }
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("SCOREBRIDGE_LOG_LEVEL", "INFO")},
+    "handlers": {"app": _log_handler},
+    "root": {"handlers": ["app"], "level": env_str("SCOREBRIDGE_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 

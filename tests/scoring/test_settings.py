@@ -66,3 +66,37 @@ def test_env_readers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("X_INT", "0")
     with pytest.raises(ImproperlyConfigured, match="X_INT"):
         env.env_int("X_INT", 1, minimum=1)
+
+
+_LOG_ONE_LINE = (
+    "import django, logging; django.setup(); "
+    "logging.getLogger('lti.views').info('LTI launch refused: bad_state')"
+)
+
+
+def _log_one_line(**variables: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "SCOREBRIDGE_LOG_DIR"}
+    environment.update(DJANGO_SETTINGS_MODULE="scorebridge.settings", **variables)
+    return subprocess.run(
+        [sys.executable, "-c", _LOG_ONE_LINE],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_application_logs_go_to_stdout_by_default() -> None:
+    result = _log_one_line()
+    assert result.returncode == 0, result.stderr
+    assert "INFO lti.views LTI launch refused: bad_state" in result.stdout
+
+
+def test_application_logs_go_to_a_file_under_scorebridge_log_dir(tmp_path) -> None:
+    folder = tmp_path / "log"
+    result = _log_one_line(SCOREBRIDGE_LOG_DIR=str(folder))
+    assert result.returncode == 0, result.stderr
+    assert "LTI launch refused" not in result.stdout + result.stderr
+    assert (
+        "INFO lti.views LTI launch refused: bad_state" in (folder / "scorebridge.log").read_text()
+    )
