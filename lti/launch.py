@@ -162,7 +162,12 @@ class MessageLaunch(DjangoMessageLaunch):
     def validate(self) -> MessageLaunch:
         self._validated = True
         try:
-            self._step("bad_state", self.validate_state)
+            try:
+                self._step("bad_state", self.validate_state)
+            except LaunchError as error:
+                if error.code == "bad_state" and self._nonce_already_used():
+                    raise _replayed() from error
+                raise
             self._step("malformed_token", self.validate_jwt_format)
             self.validate_nonce()
             self._step("unknown_platform", self.validate_registration)
@@ -219,16 +224,22 @@ class MessageLaunch(DjangoMessageLaunch):
         client_storage.forget(state)
         return self
 
+    def _nonce_already_used(self) -> bool:
+        """Whether the (not yet verified) token's nonce was used by a launch: a replay without
+        the state cookie is then reported as a replay, not as a cookie problem."""
+        try:
+            self.validate_jwt_format()
+        except LtiException:
+            return False
+        nonce = self._get_jwt_body().get("nonce")
+        return isinstance(nonce, str) and UsedNonce.objects.filter(nonce=nonce[:255]).exists()
+
     def validate_nonce(self) -> MessageLaunch:
         nonce = self._get_jwt_body().get("nonce")
         if not nonce or not isinstance(nonce, str):
             raise LaunchError("missing_nonce", "The launch token has no nonce.")
         if UsedNonce.objects.filter(nonce=nonce[:255]).exists():
-            raise LaunchError(
-                "replayed",
-                "This launch was already used. Open the activity again from the course.",
-                403,
-            )
+            raise _replayed()
         if not self._session_service.check_nonce(nonce):
             raise LaunchError(
                 "unknown_nonce",
@@ -391,11 +402,7 @@ class MessageLaunch(DjangoMessageLaunch):
                     issuer=body["iss"][:255], nonce=body["nonce"][:255], expires_at=expires
                 )
         except IntegrityError as exc:
-            raise LaunchError(
-                "replayed",
-                "This launch was already used. Open the activity again from the course.",
-                403,
-            ) from exc
+            raise _replayed() from exc
         if secrets.randbelow(100) == 0:  # now and then, forget nonces past their expiry
             UsedNonce.purge_expired()
         # The login nonce is spent too, so the pair (state, nonce) can never launch again.
@@ -412,6 +419,12 @@ class MessageLaunch(DjangoMessageLaunch):
     @property
     def deployment_row(self) -> LtiDeployment:
         return self._tool_config.deployment  # type: ignore[no-any-return]
+
+
+def _replayed() -> LaunchError:
+    return LaunchError(
+        "replayed", "This launch was already used. Open the activity again from the course.", 403
+    )
 
 
 def _explain(code: str, detail: str) -> str:

@@ -222,13 +222,8 @@ def post_score(submission_id: str) -> str:
             "lti_user",
         ).get(pk=source.pk)
     wanted = asdict(grade)
-    in_gradebook = [a for a in attempts if a.passback_status == LtiSubmission.Passback.POSTED]
-    if (
-        in_gradebook
-        and in_gradebook[-1].pk == link.pk
-        and link.posted_grade == wanted
-        and len(in_gradebook) == 1
-    ):
+    in_gradebook = [a.pk for a in attempts if a.passback_status == LtiSubmission.Passback.POSTED]
+    if in_gradebook == [link.pk] and link.posted_grade == wanted:
         return "already posted"
     if platform_services.SCORE_SCOPE not in link.ags_scopes:
         LtiSubmission.objects.filter(pk=link.pk).update(

@@ -347,7 +347,6 @@ RETAIN_AUDIT_DETAILS_DAYS = _retention_days("SCOREBRIDGE_RETAIN_AUDIT_DETAILS_DA
 SCOREBRIDGE_PURGE_INTERVAL_SECONDS = env_int(
     "SCOREBRIDGE_PURGE_INTERVAL_SECONDS", 24 * 3600, minimum=1
 )
-LOG_DIR = Path(env_str("SCOREBRIDGE_LOG_DIR", str(VAR_DIR / "log"))).resolve()
 # Gaming check after training (docs/trust.md): generated answers per attack, and the highest
 # share of any attack's answers that may earn credit before activation is refused (empty = no
 # limit; e.g. 0.2).
@@ -361,16 +360,38 @@ SCOREBRIDGE_GAMING_MAX_CREDIT_RATE: float | None = (
 # empty = SECRET_KEY. Keep it stable: with another salt an erasure can no longer be confirmed.
 SCOREBRIDGE_PRIVACY_SALT = env_str("SCOREBRIDGE_PRIVACY_SALT", "")
 
+# Application log lines go to stdout (containers collect it) or, with SCOREBRIDGE_LOG_DIR (the
+# demo sets var/log), are appended to <dir>/scorebridge.log by every process; WatchedFileHandler
+# reopens the file after logrotate moves it.
+SCOREBRIDGE_LOG_DIR = env_str("SCOREBRIDGE_LOG_DIR", "")
+if SCOREBRIDGE_LOG_DIR:
+    try:
+        Path(SCOREBRIDGE_LOG_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"SCOREBRIDGE_LOG_DIR={SCOREBRIDGE_LOG_DIR!r} cannot be created: {exc}"
+        ) from exc
+    _log_handler: dict[str, object] = {
+        "class": "logging.handlers.WatchedFileHandler",
+        "filename": str(Path(SCOREBRIDGE_LOG_DIR) / "scorebridge.log"),
+        "formatter": "plain",
+    }
+else:
+    _log_handler = {
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+        "formatter": "plain",
+    }
+# Where the retention purge looks for log files: SCOREBRIDGE_LOG_DIR, else var/log.
+LOG_DIR = Path(SCOREBRIDGE_LOG_DIR or VAR_DIR / "log").resolve()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     # Launch page tokens, registration links and tokens are never written (logredact.py).
     "filters": {"redact": {"()": "scorebridge.logredact.RedactFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
-    },
-    "root": {"handlers": ["console"], "level": env_str("SCOREBRIDGE_LOG_LEVEL", "INFO")},
+    "handlers": {"app": {**_log_handler, "filters": ["redact"]}},
+    "root": {"handlers": ["app"], "level": env_str("SCOREBRIDGE_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django.request": {"filters": ["redact"]},

@@ -33,6 +33,8 @@ if [ -z "${SCOREBRIDGE_METRICS_TOKEN:-}" ]; then
   SCOREBRIDGE_METRICS_TOKEN=$(cat var/metrics_token)
 fi
 export SCOREBRIDGE_METRICS_TOKEN
+# Application log lines (web and workers) go to var/log/scorebridge.log, not to this terminal.
+export SCOREBRIDGE_LOG_DIR=${SCOREBRIDGE_LOG_DIR:-$root/var/log}
 
 $py manage.py migrate --noinput -v 0
 $py manage.py collectstatic --noinput -v 0
@@ -73,12 +75,12 @@ curl -fsS "http://$host:$port/health/" >/dev/null || { echo "demo: web server di
 
 # The scoring worker loads the backbone and every active model once, before its first answer.
 for _ in $(seq 1 240); do
-  if grep -q "scoring engine ready" var/log/scoring-worker.log 2>/dev/null; then break; fi
+  if grep -qs "scoring engine ready" var/log/scorebridge.log var/log/scoring-worker.log; then break; fi
   sleep 0.5
 done
 token=$(printf '%s\n' "$login" | sed -n 's/^api token: //p')
 echo "demo: scoring one answer end to end (web -> queue -> worker -> database)"
-$py scripts/submit_one.py "http://$host:$port" "$token" "$bank" || echo "demo: the check answer was not scored; see var/log/scoring-worker.log" >&2
+$py scripts/submit_one.py "http://$host:$port" "$token" "$bank" || echo "demo: the check answer was not scored; see var/log/scorebridge.log and var/log/scoring-worker.log" >&2
 
 cat <<TXT
 

@@ -88,7 +88,8 @@ def test_the_secret_works_once(platform, item, browser, make_browser) -> None:
     data = {"id_token": token, "state": state, "lti_storage_secret": stored["value"]}
     assert browser.client.post("/lti/launch/", data, secure=True).status_code == 302
     again = make_browser().client.post("/lti/launch/", data, secure=True)
-    assert 'data-code="bad_state"' in again.content.decode()
+    assert 'data-code="replayed"' in again.content.decode()
+    assert again.status_code == 403
 
 
 def test_a_new_window_login_uses_cookies_not_the_platform_storage(platform, browser) -> None:

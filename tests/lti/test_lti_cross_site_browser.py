@@ -157,7 +157,7 @@ def test_deep_linking_from_a_new_window_reaches_the_course_page(
     )
     open_course(chrome, platform, live_server, "teacher-1")
     course_window = chrome.current_window_handle
-    wait(chrome).until(ec.element_to_be_clickable((By.ID, "open-new-window"))).click()
+    wait(chrome).until(ec.element_to_be_clickable((By.ID, "lti1p3-new-tab-link"))).click()
     wait(chrome).until(lambda d: len(d.window_handles) == 2)
     (new_window,) = [h for h in chrome.window_handles if h != course_window]
     chrome.switch_to.window(new_window)

@@ -37,10 +37,10 @@ def test_replayed_id_token_is_refused(platform, item, browser) -> None:
     token = platform.sign(platform.claims(nonce=login.nonce))
     assert browser.post_launch(token, login.state).status_code == 302
     refused(browser.post_launch(token, login.state), "replayed", 403)
-    # a second browser (no cookies) replaying it is refused too
+    # a second browser (no cookies) replaying it is refused too, and told it is a replay
     from tests.lti.conftest import Browser
 
-    refused(Browser().post_launch(token, login.state), "bad_state")
+    refused(Browser().post_launch(token, login.state), "replayed", 403)
     assert UsedNonce.objects.count() == 1
 
 

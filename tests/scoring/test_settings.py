@@ -186,3 +186,37 @@ def test_database_and_var_folder_are_private(tmp_path) -> None:  # type: ignore[
     assert _manage(tmp_path, "check").returncode == 0
     assert (var / "scorebridge.sqlite3").stat().st_mode & 0o777 == 0o600
     assert var.stat().st_mode & 0o777 == 0o700
+
+
+_LOG_ONE_LINE = (
+    "import django, logging; django.setup(); "
+    "logging.getLogger('lti.views').info('LTI launch refused: bad_state')"
+)
+
+
+def _log_one_line(**variables: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "SCOREBRIDGE_LOG_DIR"}
+    environment.update(DJANGO_SETTINGS_MODULE="scorebridge.settings", **variables)
+    return subprocess.run(
+        [sys.executable, "-c", _LOG_ONE_LINE],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_application_logs_go_to_stdout_by_default() -> None:
+    result = _log_one_line()
+    assert result.returncode == 0, result.stderr
+    assert "INFO lti.views LTI launch refused: bad_state" in result.stdout
+
+
+def test_application_logs_go_to_a_file_under_scorebridge_log_dir(tmp_path) -> None:
+    folder = tmp_path / "log"
+    result = _log_one_line(SCOREBRIDGE_LOG_DIR=str(folder))
+    assert result.returncode == 0, result.stderr
+    assert "LTI launch refused" not in result.stdout + result.stderr
+    assert (
+        "INFO lti.views LTI launch refused: bad_state" in (folder / "scorebridge.log").read_text()
+    )
