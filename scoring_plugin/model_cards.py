@@ -76,7 +76,7 @@ def _evaluation(metrics: dict[str, object]) -> dict[str, object]:
                 per_score[str(score)] = round(row[score] / total, 4) if total else None
     return {
         "source": "cross-validation" if cv else "held-out test split",
-        "n_test": n_test,
+        "n_test": int(n_test) if n_test is not None else None,
         "qwk": num("qwk"),
         "accuracy": acc,
         "accuracy_ci95": cv.get("accuracy_ci95")
@@ -246,7 +246,10 @@ def card_markdown(card: dict[str, object]) -> str:
         f"| micro F1 | {_fmt(evaluation['micro_f1'])} |",
         "",
         "Recall per score: "
-        + (", ".join(f"{k}: {_fmt(v)}" for k, v in evaluation["recall_per_score"].items()) or "-"),
+        + (
+            ", ".join(f"{k}: {_fmt(v)}" for k, v in evaluation["recall_per_score"].items())
+            or "not stored for this version (no test confusion matrix)"
+        ),
         "",
         "## Instructors' reviews of its scores",
         "",

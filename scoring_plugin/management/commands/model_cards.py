@@ -43,6 +43,7 @@ class Command(BaseCommand):
         out = Path(str(options["out"]))
         out.mkdir(parents=True, exist_ok=True)
         summary: dict[str, list[dict[str, object]]] = defaultdict(list)
+        per_version: list[tuple[str, dict[str, object]]] = []
         count = 0
         for version in versions.order_by("item__key", "number"):
             if options["check"] and "gaming" not in (version.metrics or {}):
@@ -61,8 +62,11 @@ class Command(BaseCommand):
             if isinstance(gaming, dict):
                 for attack in gaming.get("attacks", []):
                     summary[str(attack["attack"])].append(attack)
+                per_version.append((version.label, gaming))
             count += 1
-        (out / "README.md").write_text(gaming_summary(summary, count))
+        (out / "README.md").write_text(
+            gaming_summary(summary, count) + per_version_table(per_version)
+        )
         self.stdout.write(f"Wrote {count} model card(s) to {out}.\n")
 
 
@@ -97,4 +101,27 @@ def gaming_summary(summary: dict[str, list[dict[str, object]]], versions: int) -
             f"| {attack} | {mean(rows, 'credit_rate')} | {mean(rows, 'full_credit_rate')} "
             f"| {credited} of {len(rows)} | {mean(rows, 'flagged_rate')} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def per_version_table(rows: list[tuple[str, dict[str, object]]]) -> str:
+    """Share of each attack's generated answers earning any credit, per version."""
+    if not rows:
+        return ""
+    lines = [
+        "",
+        "## Per version: share of generated answers earning any credit",
+        "",
+        "| version | " + " | ".join(ATTACKS) + " |",
+        "|---|" + "---:|" * len(ATTACKS),
+    ]
+    for label, gaming in rows:
+        rates = {
+            str(a["attack"]): a.get("credit_rate")
+            for a in gaming.get("attacks", [])  # type: ignore[union-attr]
+        }
+        cells = [
+            f"{rates[a]:.0%}" if isinstance(rates.get(a), (int, float)) else "-" for a in ATTACKS
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
