@@ -1,6 +1,6 @@
 from django.urls import path
 
-from lti import registration, views
+from lti import registration, trust_views, views
 
 app_name = "lti"
 
@@ -17,5 +17,6 @@ urlpatterns = [
     path("s/<str:token>/status/", views.status, name="status"),
     path("s/<str:token>/deep-link/", views.deep_link, name="deep-link"),
     path("s/<str:token>/review/", views.review, name="review"),
+    path("s/<str:token>/model-card/", trust_views.model_card, name="model-card"),
     path("s/<str:token>/review/<uuid:submission_id>/", views.review_submission, name="review-one"),
 ]

@@ -3,12 +3,15 @@ invisible characters is flagged on submission and goes to review even when the m
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lti import tasks
 from lti.models import ItemLtiSettings
 from scoring_plugin.models import Submission
 from scoring_plugin.review import ReviewFilter
+from tests.lti.lti_platform import INSTRUCTOR
 from tests.lti.lti_scoring import CapturedTasks, finish
 from tests.lti.test_lti_flow import submit
 from tests.scoring.factories import ScoredAnswerFactory
@@ -60,4 +63,29 @@ def test_flagged_answers_go_to_review_and_the_gradebook_waits(
     }
     # The genuine answer's grade is posted; the held attempts never blank it (gradebook policy).
     progress = [s["gradingProgress"] for s in platform.scores_for("student-1")]
+<<<<<<< HEAD
     assert progress == ["FullyGraded"]
+=======
+    assert sorted(progress) == ["FullyGraded", "PendingManual", "PendingManual", "PendingManual"]
+
+
+def test_instructors_see_the_model_card_students_do_not(platform, item, make_browser) -> None:
+    from tests.lti.lti_factories import ModelVersionFactory
+    from tests.lti.test_lti_flow import token_of
+
+    ModelVersionFactory(item=item, metrics={"accuracy": 0.8, "n_test": 40, "qwk": 0.7})
+    teacher = make_browser()
+    token = token_of(teacher.open(platform, sub="teacher-1", roles=[INSTRUCTOR]))
+    review = teacher.get(f"/lti/s/{token}/review/")
+    assert 'id="model-card-link"' in review.content.decode()
+    page = teacher.get(f"/lti/s/{token}/model-card/")
+    assert page.status_code == 200
+    assert "Model card: item-1@v1" in page.content.decode()
+    assert "95% CI [0.6" in page.content.decode()
+    card = teacher.get(f"/lti/s/{token}/model-card/?format=json")
+    assert json.loads(card.content)["model_version"] == "item-1@v1"
+    assert teacher.get(f"/lti/s/{token}/model-card/?item=other").status_code == 404
+    student = make_browser()
+    student_token = token_of(student.open(platform))
+    assert student.get(f"/lti/s/{student_token}/model-card/").status_code == 403
+>>>>>>> 5b8389c7332dfe65b4ec1ccd2567a8214ada569b

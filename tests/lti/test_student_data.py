@@ -254,3 +254,20 @@ def test_only_admins_with_the_permission_reach_a_students_data(
     )
     assert page.status_code == 200 and "confirm" in page.context["form"].errors
     assert Submission.objects.filter(pk__in=student_with_history["ids"]).count() == 2
+
+
+def test_artifact_scan_redacts_text_files_and_reports_binary_ones(tmp_path: Path) -> None:
+    from scoring_plugin.privacy import scrub_files
+
+    (tmp_path / "v1").mkdir()
+    notes = tmp_path / "v1" / "notes.csv"
+    notes.write_text(f"id,text\n1,{ANSWERS[0]}\n2,someone else's answer\n")
+    escaped = tmp_path / "v1" / "data.json"
+    escaped.write_text(json.dumps({"who": "Zoë Ünal", "text": "kept"}))
+    weights = tmp_path / "v1" / "weights.bin"
+    weights.write_bytes(b"\x00\x01" + ANSWERS[0].encode() + b"\xff")
+    redacted, unredactable = scrub_files(tmp_path, [ANSWERS[0], "Zoë Ünal"])
+    assert redacted == ["v1/data.json", "v1/notes.csv"]
+    assert unredactable == ["v1/weights.bin"]
+    assert ANSWERS[0] not in notes.read_text() and "someone else's answer" in notes.read_text()
+    assert json.loads(escaped.read_text()) == {"who": "[erased]", "text": "kept"}
