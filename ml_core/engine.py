@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ml_core.answers import MAX_CHARS_PER_TOKEN, clean_answer_text
-from ml_core.artifact import Artifact, ArtifactError, load_artifact
+from ml_core.artifact import AUTO_KIND, Artifact, ArtifactError, load_artifact
 from ml_core.backbone import backbone_fingerprint, default_threads, resolve_backbone
 from ml_core.backends import EncoderBackend, LoraTables, create_backend, resolve_backend_name
 from ml_core.modeling import load_tokenizer
@@ -203,6 +203,11 @@ class ScoringEngine:
         return {"backbone": self._backend.backbone_bytes(), "items": int(item_bytes)}
 
     def _check_servable(self, artifact: Artifact) -> None:
+        if artifact.kind == AUTO_KIND:
+            raise ArtifactError(
+                f"artifact {artifact.path} is an 'auto' model (item {artifact.item_id!r}); it is "
+                "served by ml_core.auto.AutoModel, not by the engine's heads"
+            )
         if artifact.kind == "full":
             raise ArtifactError(
                 f"artifact {artifact.path} is a 'full' model (item {artifact.item_id!r}); the "

@@ -195,3 +195,15 @@ def test_review_threshold_meets_the_target_on_out_of_fold_answers(tmp_path: Path
         assert point["auto_fraction"] == pytest.approx(metrics["auto_fraction_at_threshold"])
     earlier = [p for p in curve if p["threshold"] < model.review_threshold and p["auto_fraction"]]
     assert all(p["agreement"] < 0.9 for p in earlier)
+
+
+def test_engine_refuses_an_auto_artifact_with_a_clear_error(
+    tiny_backbone: Path, tmp_path: Path
+) -> None:
+    from ml_core.artifact import ArtifactError
+    from ml_core.engine import ScoringEngine
+
+    train_auto(make_examples(30), 3, tmp_path / "a", backbone=str(tiny_backbone), embed=toy_embed)
+    engine = ScoringEngine(str(tiny_backbone))
+    with pytest.raises(ArtifactError, match="AutoModel"):
+        engine.load_item("q", tmp_path / "a", "v1")

@@ -51,3 +51,20 @@ def test_packaged_backbone_trains_and_scores(tmp_path: Path) -> None:
     assert results[0].error is None and results[0].score in (0, 1, 2)
     assert results[1].truncated and results[1].error is None
     assert results[2].error == "empty answer"
+
+
+@pytest.mark.backbone
+def test_packaged_backbone_auto_round_trip_with_the_frozen_embedder(tmp_path: Path) -> None:
+    from ml_core.auto import AutoConfig, AutoModel, frozen_embedder, train_auto
+
+    embed = frozen_embedder(None, "mean", threads=1)
+    vectors = embed([text for text, _ in ANSWERS[:3]])
+    assert vectors.shape == (3, 384) and vectors.dtype.name == "float32"
+    examples = [TrainExample(text, label) for text, label in ANSWERS * 2]
+    train_auto(examples, 3, tmp_path / "auto", config=AutoConfig(folds=3), embed=embed)
+    model = AutoModel.load(tmp_path / "auto")
+    assert model.backbone_fingerprint == backbone_fingerprint(None)
+    assert model.self_check(embed) < 1e-4
+    texts = ["TCP has a sequence number, UDP has not.", "No idea."]
+    probabilities = model.probabilities(texts, embed(texts) if model.needs_embeddings else None)
+    assert model.decode(probabilities).shape == (2,)
