@@ -94,14 +94,6 @@ class LtiSubmission(models.Model):
     line_item_url = models.URLField(max_length=500, blank=True)
     line_items_url = models.URLField(max_length=500, blank=True)
     ags_scopes = models.JSONField(default=list, blank=True)
-    override_score = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="An instructor's score; it wins over the automatic one."
-    )
-    override_comment = models.TextField(blank=True)
-    overridden_by = models.ForeignKey(
-        LtiUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    overridden_at = models.DateTimeField(null=True, blank=True)
     passback_status = models.CharField(
         max_length=12, choices=Passback.choices, default=Passback.NOT_SCORED, db_index=True
     )
@@ -125,10 +117,8 @@ class LtiSubmission(models.Model):
 
     @property
     def final_score(self) -> int | None:
-        """The override when there is one, else the automatic score."""
-        if self.override_score is not None:
-            return self.override_score
-        return self.submission.score
+        """The instructor's score when there is one, else the automatic one."""
+        return self.submission.final_score
 
 
 class UsedNonce(models.Model):

@@ -26,7 +26,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import View
@@ -57,10 +57,10 @@ from lti.launch import (
 from lti.models import ItemLtiSettings, LtiSubmission
 from lti.passback import grade_for
 from lti.people import display_name
-from lti.tasks import enqueue_post_score
 from scoring_plugin import charts
 from scoring_plugin import review as scoring_review
 from scoring_plugin.models import Item, Submission
+from scoring_plugin.overrides import apply_override
 from scoring_plugin.services import submit_answer
 
 logger = logging.getLogger(__name__)
@@ -462,10 +462,10 @@ def _feedback(link: LtiSubmission) -> dict[str, object]:
             _("Score: %(score)s of %(max)s.")
             % {"score": f"{grade.score_given:g}", "max": submission.item.max_score}
         ]
-        if link.override_score is not None:
+        if submission.reviewed_score is not None:
             parts.append(_("Reviewed by your instructor."))
-            if link.override_comment:
-                parts.append(link.override_comment)
+            if submission.review_comment:
+                parts.append(submission.review_comment)
         elif submission.needs_review:
             parts.append(_("Your instructor will review this score."))
         if submission.truncated:
@@ -747,30 +747,18 @@ def review_submission(request: HttpRequest, token: str, submission_id: uuid.UUID
             score = int(request.POST.get("score", ""))
         except ValueError:
             score = -1
-        max_score = link.submission.item.max_score
-        if not 0 <= score <= max_score:
-            error = f"Enter a whole number from 0 to {max_score}."
-        else:
-            link.override_score = score
-            link.override_comment = request.POST.get("comment", "")[:2000]
-            link.overridden_by_id = session.user_id
-            link.overridden_at = timezone.now()
-            link.save(
-                update_fields=[
-                    "override_score",
-                    "override_comment",
-                    "overridden_by",
-                    "overridden_at",
-                ]
-            )
-            lti_user = session.user
-            scoring_review.override(
+        lti_user = session.user
+        try:
+            apply_override(
                 link.submission,
                 score,
-                link.override_comment,
+                request.POST.get("comment", ""),
                 f"lti:{lti_user.name or lti_user.sub}",
+                via=Submission.ReviewedVia.LTI,
             )
-            transaction.on_commit(lambda: enqueue_post_score(str(link.pk)))
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
             return HttpResponseRedirect(
                 reverse("lti:review-one", kwargs={"token": token, "submission_id": link.pk})
             )

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from ml_core.merge.plans import PlanError, parse_plan_text
 from scoring_plugin import admin_trust, audit, charts, importing, model_cards, review
 from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
+from scoring_plugin.overrides import apply_override
 from scoring_plugin.services import (
     MERGE_METHODS,
     ImportError_,
@@ -879,9 +880,15 @@ class SubmissionAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         if change and {"reviewed_score", "review_comment"} & set(form.changed_data):
-            if obj.reviewed_score is not None:
-                review.override(obj, obj.reviewed_score, obj.review_comment, _actor(request))
-                return
+            # The one override function: audit entry, and the LMS gradebook follows.
+            apply_override(
+                obj,
+                obj.reviewed_score,
+                obj.review_comment,
+                _actor(request),
+                via=Submission.ReviewedVia.ADMIN,
+            )
+            return
         super().save_model(request, obj, form, change)
 
 

@@ -274,6 +274,13 @@ class Submission(models.Model):
         WORKER = "worker", "waiting for a scoring worker"
         MODEL = "model", "waiting for an active model"
 
+    class ReviewedVia(models.TextChoices):
+        NONE = "", "-"
+        LTI = "lti", "LTI review page"
+        GROUP = "group", "LTI answer group"
+        ADMIN = "admin", "admin"
+        API = "api", "API"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="submissions")
     text = models.TextField()
@@ -318,11 +325,19 @@ class Submission(models.Model):
     reviewed_score = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
-        help_text="The score an instructor gave after reviewing; it wins over the automatic one.",
+        help_text="The score an instructor gave after reviewing; it wins over the automatic one "
+        "and is what the LMS gradebook receives (scoring_plugin.overrides.apply_override).",
     )
     review_comment = models.TextField(blank=True)
     reviewed_by = models.CharField(max_length=200, blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_via = models.CharField(
+        max_length=8,
+        choices=ReviewedVia.choices,
+        blank=True,
+        default="",
+        help_text="Where the instructor's score was given.",
+    )
     attempts = models.PositiveSmallIntegerField(
         default=0, help_text="Times a scoring worker took it (re-sending does not count)."
     )
@@ -356,6 +371,11 @@ class Submission(models.Model):
         if self.scored_at is None:
             return None
         return (self.scored_at - self.created_at).total_seconds()
+
+    @property
+    def final_score(self) -> int | None:
+        """The instructor's score when there is one, else the automatic score."""
+        return self.reviewed_score if self.reviewed_score is not None else self.score
 
     def mark_failed(self, reason: str) -> None:
         self.status = self.Status.FAILED

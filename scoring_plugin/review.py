@@ -11,15 +11,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from ml_core.metrics import accuracy, confusion_matrix, quadratic_weighted_kappa
-from scoring_plugin.audit import record
-from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
+from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -75,36 +72,6 @@ class ReviewFilter:
         if self.unreviewed:
             queryset = queryset.filter(**{f"{p}reviewed_score__isnull": True})
         return queryset
-
-
-# --- Overrides ------------------------------------------------------------------------------
-
-
-def override(submission: Submission, score: int, comment: str, actor: str) -> None:
-    """Record an instructor's score on the submission and in the audit log."""
-    if not 0 <= score <= submission.item.max_score:
-        raise ValidationError(f"Enter a whole number from 0 to {submission.item.max_score}.")
-    previous = submission.reviewed_score
-    submission.reviewed_score = score
-    submission.review_comment = comment[:2000]
-    submission.reviewed_by = actor[:200]
-    submission.reviewed_at = timezone.now()
-    with transaction.atomic():
-        submission.save(
-            update_fields=["reviewed_score", "review_comment", "reviewed_by", "reviewed_at"]
-        )
-        record(
-            AuditLog.Action.OVERRIDE,
-            actor,
-            submission=submission,
-            model_version=submission.model_version,
-            details={
-                "auto_score": submission.score,
-                "previous_override": previous,
-                "score": score,
-                "comment": comment[:2000],
-            },
-        )
 
 
 # --- Agreement ------------------------------------------------------------------------------
