@@ -69,7 +69,8 @@ class ReviewFilter:
             queryset = queryset.filter(**{f"{p}confidence__lt": self.low_confidence})
         if self.item_key:
             queryset = queryset.filter(**{f"{p}item__key": self.item_key})
-        if self.unreviewed:
+        if self.unreviewed or self.needs_review:
+            # A reviewed answer needs no more review, whatever its confidence.
             queryset = queryset.filter(**{f"{p}reviewed_score__isnull": True})
         return queryset
 
