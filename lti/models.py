@@ -123,9 +123,11 @@ class LtiSubmission(models.Model):
     @property
     def answer_state(self) -> tuple[str, str]:
         """(code, words) of the answer's one state, as the instructor's list shows it."""
-        from lti.states import INSTRUCTOR_LABELS, answer_state
+        from lti.states import INSTRUCTOR_LABELS, WAITING_FOR_REVIEW, answer_state
 
         code = answer_state(self.submission)
+        if code == WAITING_FOR_REVIEW and self.submission.review_requested:
+            return code, "review requested by the student"
         return code, INSTRUCTOR_LABELS[code]
 
     def _held_grade(self) -> str:

@@ -26,7 +26,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import View
@@ -57,6 +57,7 @@ from lti.launch import (
 from lti.models import ItemLtiSettings, LtiSubmission
 from lti.passback import grade_for
 from lti.people import display_name
+from lti.states import SCORED, STUDENT_LABELS, answer_state
 from scoring_plugin import charts
 from scoring_plugin import review as scoring_review
 from scoring_plugin.models import Item, Submission
@@ -433,18 +434,30 @@ def page(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
-def _feedback(link: LtiSubmission) -> dict[str, object]:
-    """What a student sees about one of their answers (consistent with the gradebook)."""
+def _feedback(link: LtiSubmission, token: str = "") -> dict[str, object]:
+    """What a student sees about one of their answers (consistent with the gradebook): the
+    answer, one state, the score, the item's feedback for that score, whether a person or the
+    model scored it, and whether a human review can be requested."""
     submission = link.submission
+    item = submission.item
+    state = answer_state(submission)
     data: dict[str, object] = {
         "id": str(submission.pk),
         "attempt": link.attempt,
+        "answer": submission.text,
         "status": submission.status,
         "status_label": _(submission.get_status_display()),
+        "state": state,
+        "state_label": str(STUDENT_LABELS[state]),
         "submitted_at": submission.created_at.isoformat(),
-        "max_score": submission.item.max_score,
+        "max_score": item.max_score,
         "score": None,
         "feedback": "",
+        "feedback_text": "",
+        "scored_by": "",
+        "review_requested": submission.review_requested,
+        "can_request_review": False,
+        "request_review_url": "",
         "done": submission.status in (Submission.Status.SCORED, Submission.Status.FAILED),
     }
     grade = grade_for(link)
@@ -460,7 +473,7 @@ def _feedback(link: LtiSubmission) -> dict[str, object]:
         data["score"] = grade.score_given
         parts = [
             _("Score: %(score)s of %(max)s.")
-            % {"score": f"{grade.score_given:g}", "max": submission.item.max_score}
+            % {"score": f"{grade.score_given:g}", "max": item.max_score}
         ]
         if submission.reviewed_score is not None:
             parts.append(_("Reviewed by your instructor."))
@@ -471,6 +484,27 @@ def _feedback(link: LtiSubmission) -> dict[str, object]:
         if submission.truncated:
             parts.append(_("Your answer was long; only its beginning was read."))
         data["feedback"] = " ".join(parts)
+        data["feedback_text"] = item.feedback_for(int(grade.score_given))
+    if submission.reviewed_score is not None:
+        data["scored_by"] = str(_("Your instructor scored this answer."))
+    elif submission.status == Submission.Status.SCORED:
+        data["scored_by"] = str(
+            _(
+                "This answer was scored automatically by a computer model trained on answers "
+                "that teachers scored. It can be wrong."
+            )
+        )
+    if submission.review_requested and submission.reviewed_score is None:
+        data["review_note"] = str(
+            _("You asked for a human review. Your answer is in your instructor's review queue.")
+        )
+    data["can_request_review"] = (
+        state == SCORED and not submission.review_requested and submission.reviewed_score is None
+    )
+    if token and data["can_request_review"]:
+        data["request_review_url"] = reverse(
+            "lti:request-review", kwargs={"token": token, "submission_id": submission.pk}
+        )
     return data
 
 
@@ -488,7 +522,7 @@ def _learner_links(session: sessions.LaunchSession) -> Iterable[LtiSubmission]:
 
 def _learner_state(session: sessions.LaunchSession, item: Item) -> dict[str, object]:
     allowed = ItemLtiSettings.for_item(item).max_attempts
-    answers = [_feedback(link) for link in _learner_links(session)]
+    answers = [_feedback(link, session.token) for link in _learner_links(session)]
     return {
         "attempts_used": len(answers),
         "attempts_allowed": allowed,
@@ -571,6 +605,38 @@ def submit(request: HttpRequest, token: str) -> HttpResponse:
     if wants_json:
         return JsonResponse({"id": str(submission.pk), "status": submission.status}, status=201)
     return HttpResponseRedirect(reverse("lti:page", kwargs={"token": token}))
+
+
+@csrf_exempt
+@framed
+@require_POST
+def request_review(request: HttpRequest, token: str, submission_id: uuid.UUID) -> HttpResponse:
+    """A student asks for a human review of their own scored answer: it goes into the
+    instructor's queue (the *Review requested* filter). Asking twice changes nothing."""
+    session = _session(request, token)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    if session.resource_link_id is None or not session.is_learner:
+        raise PermissionDenied("Only the student who answered can ask for a review.")
+    link = get_object_or_404(
+        LtiSubmission.objects.select_related("submission__item"),
+        pk=submission_id,
+        context_id=session.context_id,
+        resource_link_id=session.resource_link_id,
+        lti_user_id=session.user_id,
+    )
+    submission = link.submission
+    if submission.status != Submission.Status.SCORED or submission.reviewed_score is not None:
+        message = _("This answer cannot be sent for review.")
+        if wants_json:
+            return JsonResponse({"error": message}, status=409)
+        raise PermissionDenied(message)
+    Submission.objects.filter(pk=submission.pk, review_requested=False).update(
+        review_requested=True, review_requested_at=timezone.now()
+    )
+    if wants_json:
+        link.submission.refresh_from_db()
+        return JsonResponse(_feedback(link, token))
+    return HttpResponseRedirect(reverse("lti:page", kwargs={"token": token}) + "#answers-heading")
 
 
 @csrf_exempt

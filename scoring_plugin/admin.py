@@ -341,7 +341,16 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
     list_display = ["key", "language", "max_score", "answer_count", "active_model"]
     list_filter = ["language"]
     search_fields = ["key", "prompt"]
-    fields = ["key", "prompt", "reference_answer", "language", "max_score", "review_threshold"]
+    fields = [
+        "key",
+        "title",
+        "prompt",
+        "reference_answer",
+        "language",
+        "max_score",
+        "review_threshold",
+        "feedback",
+    ]
     inlines = [ModelVersionInline]
     actions = [
         "train_head",
@@ -816,7 +825,7 @@ class SubmissionAdmin(admin.ModelAdmin):
         "model_version",
         "created_at",
     ]
-    list_filter = ["status", "waiting_for", ReviewStateFilter, "item"]
+    list_filter = ["status", "waiting_for", ReviewStateFilter, "review_requested", "item"]
     search_fields = ["id", "text", "client_reference"]
     list_select_related = ["item", "model_version__item"]
     form = SubmissionReviewForm
@@ -873,6 +882,8 @@ class SubmissionAdmin(admin.ModelAdmin):
         "scored_at",
         "reviewed_by",
         "reviewed_at",
+        "review_requested",
+        "review_requested_at",
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -42,6 +42,8 @@ def apply_override(
         submission.reviewed_by = actor[:200] if score is not None else ""
         submission.reviewed_at = timezone.now() if score is not None else None
         submission.reviewed_via = via if score is not None else ""
+        if score is not None:
+            submission.review_requested = False  # the student's request is answered
         submission.save(
             update_fields=[
                 "reviewed_score",
@@ -49,6 +51,7 @@ def apply_override(
                 "reviewed_by",
                 "reviewed_at",
                 "reviewed_via",
+                "review_requested",
             ]
         )
         record(

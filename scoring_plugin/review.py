@@ -36,6 +36,7 @@ class ReviewFilter:
     low_confidence: float | None = None
     item_key: str = ""
     unreviewed: bool = False
+    review_requested: bool = False
 
     @classmethod
     def from_query(cls, params: object) -> ReviewFilter:
@@ -54,6 +55,7 @@ class ReviewFilter:
             low_confidence=low,
             item_key=str(get("item", "") or "")[:200],
             unreviewed=get("unreviewed", "") in ("1", "on", "true"),
+            review_requested=get("review_requested", "") in ("1", "on", "true"),
         )
 
     def apply(self, queryset: QuerySet, prefix: str = "") -> QuerySet:  # type: ignore[type-arg]
@@ -72,6 +74,8 @@ class ReviewFilter:
         if self.unreviewed or self.needs_review:
             # A reviewed answer needs no more review, whatever its confidence.
             queryset = queryset.filter(**{f"{p}reviewed_score__isnull": True})
+        if self.review_requested:
+            queryset = queryset.filter(**{f"{p}review_requested": True})
         return queryset
 
 
