@@ -22,5 +22,6 @@ urlpatterns = [
     ),
     path("s/<str:token>/deep-link/", views.deep_link, name="deep-link"),
     path("s/<str:token>/review/", views.review, name="review"),
+    path("s/<str:token>/review/groups/", views.review_groups, name="review-groups"),
     path("s/<str:token>/review/<uuid:submission_id>/", views.review_submission, name="review-one"),
 ]

@@ -58,7 +58,7 @@ from lti.models import ItemLtiSettings, LtiSubmission
 from lti.passback import grade_for
 from lti.people import display_name
 from lti.states import SCORED, STUDENT_LABELS, answer_state
-from scoring_plugin import charts
+from scoring_plugin import answer_groups, charts
 from scoring_plugin import review as scoring_review
 from scoring_plugin.models import Item, Submission
 from scoring_plugin.overrides import apply_override
@@ -832,6 +832,146 @@ def review_submission(request: HttpRequest, token: str, submission_id: uuid.UUID
     return render(
         request,
         "lti/review_one.html",
-        {"session": session, "link": link, "error": error, "feedback": _feedback(link)},
+        {
+            "session": session,
+            "link": link,
+            "error": error,
+            "feedback": _feedback(link),
+            "similar": scored_like_these(link.submission),
+        },
         status=400 if error else 200,
     )
+
+
+# --- Answer groups --------------------------------------------------------------------------
+
+
+def _group_item(session: sessions.LaunchSession, chosen: str) -> Item | None:
+    """The item whose answers are grouped: the one asked for (among the course's), else the
+    launch's own, else the course's first."""
+    in_course = Item.objects.filter(submissions__lti__context_id=session.context_id).distinct()
+    if chosen.isdigit():
+        found = in_course.filter(pk=int(chosen)).first()
+        if found is not None:
+            return found
+    if session.item_id is not None:
+        found = in_course.filter(pk=session.item_id).first()
+        if found is not None:
+            return found
+    return in_course.order_by("key").first()
+
+
+@csrf_exempt
+@framed
+@require_http_methods(["GET", "POST"])
+def review_groups(request: HttpRequest, token: str) -> HttpResponse:
+    """One item's answers in this course, grouped by similarity (``scoring_plugin.answer_groups``)
+    with their size and score spread, least confident first; POST scores a whole group, each
+    answer through the one override function (its audit entry, its grade to the gradebook)."""
+    session = _session(request, token)
+    _require_instructor(session)
+    params = request.POST if request.method == "POST" else request.GET
+    item = _group_item(session, str(params.get("item_id", "")))
+    error = ""
+    if request.method == "POST" and item is not None:
+        ids = request.POST.getlist("submission_ids")
+        links = list(_context_links(session).filter(pk__in=ids[:2000], submission__item=item))
+        lti_user = session.user
+        try:
+            score = int(request.POST.get("score", ""))
+        except ValueError:
+            score = -1
+        if not links:
+            error = "No answers were chosen."
+        elif not 0 <= score <= item.max_score:
+            error = f"Enter a whole number from 0 to {item.max_score}."
+        else:
+            with transaction.atomic():
+                for link in links:
+                    apply_override(
+                        link.submission,
+                        score,
+                        request.POST.get("comment", ""),
+                        f"lti:{lti_user.name or lti_user.sub}",
+                        via=Submission.ReviewedVia.GROUP,
+                    )
+            query = request.POST.get("query", "")
+            return HttpResponseRedirect(
+                reverse("lti:review-groups", kwargs={"token": token})
+                + f"?{query}{'&' if query else ''}scored={len(links)}"
+            )
+    filters = scoring_review.ReviewFilter.from_query(params)
+    show_reviewed = params.get("reviewed", "") in ("1", "on", "true")
+    groups: list[answer_groups.AnswerGroup] = []
+    links_by_id: dict[str, LtiSubmission] = {}
+    if item is not None:
+        scoped = filters.apply(
+            _context_links(session).filter(
+                submission__item=item, submission__status=Submission.Status.SCORED
+            ),
+            prefix="submission__",
+        )
+        if show_reviewed:
+            scoped = scoped.filter(submission__reviewed_score__isnull=False)
+        links_by_id = {str(link.pk): link for link in scoped.order_by("pk")[:2000]}
+        groups = answer_groups.build_groups(
+            [
+                answer_groups.Member(
+                    key=key,
+                    text=link.submission.text,
+                    score=link.submission.score,
+                    confidence=link.submission.confidence,
+                    final_score=link.submission.final_score,
+                )
+                for key, link in links_by_id.items()
+            ]
+        )
+    return render(
+        request,
+        "lti/review_groups.html",
+        {
+            "session": session,
+            "item": item,
+            "items": Item.objects.filter(submissions__lti__context_id=session.context_id)
+            .distinct()
+            .order_by("key"),
+            "groups": [
+                (group, [(m, links_by_id[m.key]) for m in group.members]) for group in groups
+            ],
+            "filters": filters,
+            "show_reviewed": show_reviewed,
+            "error": error,
+            "scored": request.GET.get("scored", ""),
+            "query": "&".join(
+                f"{k}={v}"
+                for k, v in (
+                    ("item_id", item.pk if item else ""),
+                    ("needs_review", "1" if filters.needs_review else ""),
+                    ("review_requested", "1" if filters.review_requested else ""),
+                    ("low_confidence", filters.low_confidence or ""),
+                    ("reviewed", "1" if show_reviewed else ""),
+                )
+                if v
+            ),
+        },
+        status=400 if error else 200,
+    )
+
+
+def scored_like_these(submission: Submission, count: int = 3) -> list[answer_groups.Neighbour]:
+    """The human-scored answers of the item most like this one: imported training answers and
+    answers an instructor reviewed (the explanation of a machine score)."""
+    item = submission.item
+    pool: list[tuple[str, int, str]] = [
+        (text, score, "scored by a teacher (item data)")
+        for text, score in item.scored_answers.order_by("-pk").values_list("text", "score")[:3000]
+        if text
+    ]
+    pool += [
+        (text, score, "reviewed by an instructor")
+        for text, score in item.submissions.filter(reviewed_score__isnull=False)
+        .exclude(pk=submission.pk)
+        .order_by("-reviewed_at")
+        .values_list("text", "reviewed_score")[:2000]
+    ]
+    return answer_groups.most_similar(submission.text, pool, count)
