@@ -94,3 +94,45 @@ def test_student_asks_for_review_by_keyboard_and_instructor_answers_it(
     assert entry.find_element(By.CSS_SELECTOR, ".state").text == "Reviewed"
     assert "well done" in entry.find_element(By.CSS_SELECTOR, ".feedback-text").text
     assert "Your instructor scored this answer." in entry.text
+
+
+def test_instructor_scores_an_answer_group_with_the_keyboard(
+    chrome, live_server, passback, tmp_path
+) -> None:
+    item = Item.objects.create(
+        key="transport", title="Transport protocols", prompt="Name them.", max_score=2
+    )
+    item.scored_answers.create(response_key="h1", text="TCP and UDP", score=2)
+    item.scored_answers.create(response_key="h2", text="Only TCP", score=1)
+    item.scored_answers.create(response_key="h3", text="No idea", score=0)
+    course = Course(item)
+    similar = [
+        answered(course, f"s{n}", f"TCP and UDP{'.' * (n % 3)}", score=2, confidence=0.4 + n / 100)
+        for n in range(6)
+    ]
+    lone = answered(course, "x", "Light and water", score=0, confidence=0.2, name="Zed")
+    chrome.set_window_size(1000, 900)  # the LMS frame's width
+    chrome.get(f"{live_server.url}/lti/s/{course.launch('t1', instructor=True)}/review/groups/")
+    groups = chrome.find_elements(By.CSS_SELECTOR, ".answer-group")
+    assert [g.get_attribute("data-size") for g in groups] == ["1", "6"]  # least confident first
+    assert chrome.execute_script("return document.documentElement.scrollWidth") <= 1000
+    screenshot(chrome, tmp_path, "instructor-answer-groups")
+    body = chrome.find_element(By.TAG_NAME, "body")
+    body.send_keys("j")
+    chrome.switch_to.active_element.send_keys("j")
+    assert chrome.switch_to.active_element.get_attribute("id") == groups[1].get_attribute("id")
+    chrome.switch_to.active_element.send_keys("2")
+    field = chrome.switch_to.active_element
+    assert field.get_attribute("name") == "score" and field.get_attribute("value") == "2"
+    field.send_keys(Keys.ENTER)
+    live = wait(chrome).until(lambda d: d.find_element(By.ID, "group-live"))
+    wait(chrome).until(lambda d: "Scored 6 answer(s)" in d.find_element(By.ID, "group-live").text)
+    assert live is not None
+    assert sorted(passback) == sorted(str(s.pk) for s in similar)
+    assert Submission.objects.filter(reviewed_score=2, reviewed_via="group").count() == 6
+    assert Submission.objects.get(pk=lone.pk).reviewed_score is None
+
+    chrome.find_element(By.CSS_SELECTOR, f'tr[data-id="{lone.pk}"] a').click()
+    section = wait(chrome).until(lambda d: d.find_element(By.ID, "scored-like-these"))
+    assert len(section.find_elements(By.CSS_SELECTOR, "tr.similar")) == 3
+    screenshot(chrome, tmp_path, "instructor-scored-like-these")
