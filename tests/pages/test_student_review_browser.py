@@ -5,6 +5,8 @@ review with the keyboard alone and hears that it is in the queue; the instructor
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -16,6 +18,24 @@ from tests.pages.test_browser import screenshot, wait
 from tests.pages.test_review_pages import answered
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+AXE = Path(__file__).with_name("vendor") / "axe.min.js"  # axe-core 4.10.0 (MPL-2.0)
+
+
+def serious_axe_violations(driver) -> list[str]:  # type: ignore[no-untyped-def]
+    """axe-core's serious and critical violations on the page (rule id: first target)."""
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    found = driver.execute_async_script(
+        "var done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(function (r) { done(r.violations); })"
+        ".catch(function (e) { done([{id: 'axe-error: ' + e, impact: 'critical', nodes: []}]); });"
+    )
+    return [
+        f"{v['id']}: {v['nodes'][0]['target'] if v['nodes'] else ''}"
+        for v in found
+        if v.get("impact") in ("serious", "critical")
+    ]
 
 
 def tab_to(driver, css: str, limit: int = 30):  # type: ignore[no-untyped-def]
@@ -60,6 +80,7 @@ def test_student_asks_for_review_by_keyboard_and_instructor_answers_it(
     )
     assert "Which other one" in entry.find_element(By.CSS_SELECTOR, ".feedback-text").text
     screenshot(chrome, tmp_path, "student-feedback")
+    assert serious_axe_violations(chrome) == []
 
     button = tab_to(chrome, ".request-review button")
     button.send_keys(Keys.ENTER)
@@ -72,6 +93,7 @@ def test_student_asks_for_review_by_keyboard_and_instructor_answers_it(
     assert not chrome.find_elements(By.CSS_SELECTOR, ".request-review")
     assert Submission.objects.get(pk=submission.pk).review_requested
     screenshot(chrome, tmp_path, "student-review-requested")
+    assert serious_axe_violations(chrome) == []
 
     teacher = course.launch("t1", instructor=True, name="Ms Smith")
     chrome.get(f"{live_server.url}/lti/s/{teacher}/review/?review_requested=1")
@@ -117,6 +139,7 @@ def test_instructor_scores_an_answer_group_with_the_keyboard(
     assert [g.get_attribute("data-size") for g in groups] == ["1", "6"]  # least confident first
     assert chrome.execute_script("return document.documentElement.scrollWidth") <= 1000
     screenshot(chrome, tmp_path, "instructor-answer-groups")
+    assert serious_axe_violations(chrome) == []
     body = chrome.find_element(By.TAG_NAME, "body")
     body.send_keys("j")
     chrome.switch_to.active_element.send_keys("j")
