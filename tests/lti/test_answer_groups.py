@@ -137,3 +137,65 @@ def test_scored_like_these_shows_the_three_most_similar_human_scored_answers(
     assert rows[0] == ("TCP and UDP are the transport protocols", "3")
     assert len(rows) == 3
     assert "Plants need light" not in section
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_group_of_20_reaches_the_gradebook_through_a_real_lms_worker(
+    platform, item, make_browser, tmp_path
+) -> None:
+    """The loop with real parts: students answer through launches, one asks for a human review,
+    the instructor scores the group of 20 in one action, a ``celery worker`` process sends the
+    20 grades to the test platform over HTTP, and the student reads the reviewed score with the
+    feedback authored for it."""
+    from tests.scoring.conftest import build_tiny_backbone
+    from tests.scoring.realworker import broker, wait_for, worker_process
+
+    item.feedback = {"3": "Both protocols named."}
+    item.save()
+    backbone = build_tiny_backbone(tmp_path / "backbone")
+    log = tmp_path / "worker.log"
+    url = "filesystem://"
+    with broker(url):
+        students: dict[str, tuple[object, str, str]] = {}
+        for number, text in enumerate(SIMILAR + DIFFERENT):
+            student = make_browser()
+            sub = f"student-{number}"
+            page = student.open(platform, sub=sub)
+            answer_id = submit(student, page, answer=text).json()["id"]
+            students[sub] = (student, page, answer_id)
+            finish(answer_id, score=1, confidence=0.3 + number / 100)
+        first, first_page, first_id = students["student-0"]
+        status = first.get(f"/lti/s/{token_of(first_page)}/status/").json()  # type: ignore[attr-defined]
+        assert status["submissions"][0]["state"] == "waiting_for_review"
+        with worker_process(url, backbone, log):
+            wait_for(
+                lambda: all(platform.scores_for(sub) for sub in students), 180, "25 posts", log
+            )
+            teacher = make_browser()
+            token = token_of(teacher.open(platform, sub="teacher-1", roles=[INSTRUCTOR]))
+            html = teacher.get(f"/lti/s/{token}/review/groups/").content.decode()
+            big = html.split('data-size="20"')[1].split("</form>")[0]
+            chosen = re.findall(r'name="submission_ids" value="([0-9a-f-]+)"', big)
+            response = teacher.post(
+                f"/lti/s/{token}/review/groups/",
+                {"submission_ids": chosen, "score": "3", "item_id": item.pk},
+            )
+            assert response.status_code == 302
+            wait_for(
+                lambda: all(
+                    platform.scores_for(f"student-{n}")[-1].get("scoreGiven") == 3.0
+                    for n in range(20)
+                ),
+                180,
+                "the 20 group grades in the gradebook",
+                log,
+            )
+    for n in range(20, len(students)):
+        assert platform.scores_for(f"student-{n}")[-1]["gradingProgress"] == "PendingManual"
+    assert AuditLog.objects.filter(action="override", details__via="group").count() == 20
+    status = first.get(f"/lti/s/{token_of(first_page)}/status/").json()  # type: ignore[attr-defined]
+    (answer,) = status["submissions"]
+    assert (answer["state"], answer["score"]) == ("reviewed", 3.0)
+    assert answer["feedback_text"] == "Both protocols named."
+    assert LtiSubmission.objects.get(pk=first_id).passback_status == "posted"
