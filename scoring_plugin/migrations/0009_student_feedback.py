@@ -4,30 +4,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('scoring_plugin', '0008_one_override'),
+        ("scoring_plugin", "0008_one_override"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='item',
-            name='feedback',
-            field=models.JSONField(blank=True, default=dict, help_text='What a student reads with each score, e.g. {"0": "Name both protocols.", "2": "Both named."} (items CSV columns feedback_0, feedback_1, ...).'),
+            model_name="item",
+            name="feedback",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text='What a student reads with each score, e.g. {"0": "Name both protocols.", "2": "Both named."} (items CSV columns feedback_0, feedback_1, ...).',
+            ),
         ),
         migrations.AddField(
-            model_name='item',
-            name='title',
-            field=models.CharField(blank=True, help_text="The heading students see (items CSV column 'title'); empty: the prompt's beginning. The key is never shown to students.", max_length=200),
+            model_name="item",
+            name="title",
+            field=models.CharField(
+                blank=True,
+                help_text="The heading students see (items CSV column 'title'); empty: the prompt's beginning. The key is never shown to students.",
+                max_length=200,
+            ),
         ),
         migrations.AddField(
-            model_name='submission',
-            name='review_requested',
-            field=models.BooleanField(db_index=True, default=False, help_text="The student asked for a human review; an instructor's score clears it."),
+            model_name="submission",
+            name="review_requested",
+            field=models.BooleanField(
+                db_index=True,
+                default=False,
+                help_text="The student asked for a human review; an instructor's score clears it.",
+            ),
         ),
         migrations.AddField(
-            model_name='submission',
-            name='review_requested_at',
+            model_name="submission",
+            name="review_requested_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
