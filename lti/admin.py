@@ -30,7 +30,6 @@ class LtiSubmissionAdmin(admin.ModelAdmin):
         "lti_user",
         "context",
         "attempt",
-        "override_score",
         "passback_status",
         "passback_tries",
         "posted_at",
@@ -53,8 +52,6 @@ class LtiSubmissionAdmin(admin.ModelAdmin):
         "posted_grade",
         "last_timestamp",
         "posted_at",
-        "overridden_by",
-        "overridden_at",
     ]
     actions = ["send_again"]
 

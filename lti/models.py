@@ -94,14 +94,6 @@ class LtiSubmission(models.Model):
     line_item_url = models.URLField(max_length=500, blank=True)
     line_items_url = models.URLField(max_length=500, blank=True)
     ags_scopes = models.JSONField(default=list, blank=True)
-    override_score = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="An instructor's score; it wins over the automatic one."
-    )
-    override_comment = models.TextField(blank=True)
-    overridden_by = models.ForeignKey(
-        LtiUser, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    overridden_at = models.DateTimeField(null=True, blank=True)
     passback_status = models.CharField(
         max_length=12, choices=Passback.choices, default=Passback.NOT_SCORED, db_index=True
     )
@@ -125,10 +117,47 @@ class LtiSubmission(models.Model):
 
     @property
     def final_score(self) -> int | None:
-        """The override when there is one, else the automatic score."""
-        if self.override_score is not None:
-            return self.override_score
-        return self.submission.score
+        """The instructor's score when there is one, else the automatic one."""
+        return self.submission.final_score
+
+    @property
+    def answer_state(self) -> tuple[str, str]:
+        """(code, words) of the answer's one state, as the instructor's list shows it."""
+        from lti.states import INSTRUCTOR_LABELS, WAITING_FOR_REVIEW, answer_state
+
+        code = answer_state(self.submission)
+        if code == WAITING_FOR_REVIEW and self.submission.review_requested:
+            return code, "review requested by the student"
+        return code, INSTRUCTOR_LABELS[code]
+
+    def _held_grade(self) -> str:
+        """What the last accepted post put in the gradebook ("" when nothing was accepted)."""
+        grade = self.posted_grade if isinstance(self.posted_grade, dict) else {}
+        if not grade:
+            return ""
+        given = grade.get("score_given")
+        if given is None:
+            return "no grade, pending review"
+        maximum = grade.get("score_maximum")
+        return f"{given:g} / {maximum:g}" if maximum else f"{given:g}"
+
+    @property
+    def gradebook_state(self) -> tuple[str, str]:
+        """(code, words) for what the LMS gradebook really holds from this attempt: a posted
+        score, a grade pending review (PendingManual: no score), or why nothing is there."""
+        held = self._held_grade()
+        status = self.passback_status
+        if status == self.Passback.POSTED:
+            if held.startswith("no grade"):
+                return "pending", "pending review (the LMS holds no grade yet)"
+            return "posted", f"posted: {held}"
+        if status in (self.Passback.FAILED, self.Passback.RETRYING):
+            reason = (self.passback_error or "no reason recorded")[:300]
+            still = f" (the LMS still holds {held})" if held else ""
+            return str(status), f"{status}: {reason}{still}"
+        if status == self.Passback.QUEUED:
+            return "queued", f"sending (the LMS holds {held})" if held else "sending"
+        return str(status), str(self.get_passback_status_display())
 
 
 class UsedNonce(models.Model):

@@ -76,8 +76,10 @@ def grade_for(link: LtiSubmission) -> GradeToPost | None:
     submission = link.submission
     item = submission.item
     maximum = float(item.max_score)
-    if link.override_score is not None:
-        return GradeToPost(float(link.override_score), maximum, FULLY_GRADED, link.override_comment)
+    if submission.reviewed_score is not None:
+        return GradeToPost(
+            float(submission.reviewed_score), maximum, FULLY_GRADED, submission.review_comment
+        )
     if submission.status == Submission.Status.FAILED:
         return GradeToPost(
             None, maximum, PENDING_MANUAL, "Automatic scoring failed; an instructor will grade."

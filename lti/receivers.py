@@ -4,10 +4,20 @@ score sent to the LMS gradebook."""
 from __future__ import annotations
 
 from scoring_plugin.models import Submission
-from scoring_plugin.signals import submission_finished
+from scoring_plugin.signals import submission_finished, submission_reviewed
 
 
 def on_submission_finished(sender: object, submission_id: str, status: str, **_: object) -> None:
+    from lti.models import LtiSubmission
+    from lti.tasks import enqueue_post_score
+
+    if LtiSubmission.objects.filter(pk=submission_id).exists():
+        enqueue_post_score(str(submission_id))
+
+
+def on_submission_reviewed(sender: object, submission_id: str, **_: object) -> None:
+    """An instructor's score, wherever it was given (LTI page, admin, API), goes to the
+    gradebook."""
     from lti.models import LtiSubmission
     from lti.tasks import enqueue_post_score
 
@@ -33,4 +43,7 @@ def connect() -> None:
         )
     submission_finished.connect(
         on_submission_finished, sender=Submission, dispatch_uid="lti-grade-passback"
+    )
+    submission_reviewed.connect(
+        on_submission_reviewed, sender=Submission, dispatch_uid="lti-grade-passback-review"
     )

@@ -57,10 +57,11 @@ from lti.launch import (
 from lti.models import ItemLtiSettings, LtiSubmission
 from lti.passback import grade_for
 from lti.people import display_name
-from lti.tasks import enqueue_post_score
-from scoring_plugin import charts
+from lti.states import SCORED, STUDENT_LABELS, answer_state
+from scoring_plugin import answer_groups, charts
 from scoring_plugin import review as scoring_review
 from scoring_plugin.models import Item, Submission
+from scoring_plugin.overrides import apply_override
 from scoring_plugin.services import submit_answer
 
 logger = logging.getLogger(__name__)
@@ -433,18 +434,30 @@ def page(request: HttpRequest, token: str) -> HttpResponse:
     )
 
 
-def _feedback(link: LtiSubmission) -> dict[str, object]:
-    """What a student sees about one of their answers (consistent with the gradebook)."""
+def _feedback(link: LtiSubmission, token: str = "") -> dict[str, object]:
+    """What a student sees about one of their answers (consistent with the gradebook): the
+    answer, one state, the score, the item's feedback for that score, whether a person or the
+    model scored it, and whether a human review can be requested."""
     submission = link.submission
+    item = submission.item
+    state = answer_state(submission)
     data: dict[str, object] = {
         "id": str(submission.pk),
         "attempt": link.attempt,
+        "answer": submission.text,
         "status": submission.status,
         "status_label": _(submission.get_status_display()),
+        "state": state,
+        "state_label": str(STUDENT_LABELS[state]),
         "submitted_at": submission.created_at.isoformat(),
-        "max_score": submission.item.max_score,
+        "max_score": item.max_score,
         "score": None,
         "feedback": "",
+        "feedback_text": "",
+        "scored_by": "",
+        "review_requested": submission.review_requested,
+        "can_request_review": False,
+        "request_review_url": "",
         "done": submission.status in (Submission.Status.SCORED, Submission.Status.FAILED),
     }
     grade = grade_for(link)
@@ -460,17 +473,38 @@ def _feedback(link: LtiSubmission) -> dict[str, object]:
         data["score"] = grade.score_given
         parts = [
             _("Score: %(score)s of %(max)s.")
-            % {"score": f"{grade.score_given:g}", "max": submission.item.max_score}
+            % {"score": f"{grade.score_given:g}", "max": item.max_score}
         ]
-        if link.override_score is not None:
+        if submission.reviewed_score is not None:
             parts.append(_("Reviewed by your instructor."))
-            if link.override_comment:
-                parts.append(link.override_comment)
+            if submission.review_comment:
+                parts.append(submission.review_comment)
         elif submission.needs_review:
             parts.append(_("Your instructor will review this score."))
         if submission.truncated:
             parts.append(_("Your answer was long; only its beginning was read."))
         data["feedback"] = " ".join(parts)
+        data["feedback_text"] = item.feedback_for(int(grade.score_given))
+    if submission.reviewed_score is not None:
+        data["scored_by"] = str(_("Your instructor scored this answer."))
+    elif submission.status == Submission.Status.SCORED:
+        data["scored_by"] = str(
+            _(
+                "This answer was scored automatically by a computer model trained on answers "
+                "that teachers scored. It can be wrong."
+            )
+        )
+    if submission.review_requested and submission.reviewed_score is None:
+        data["review_note"] = str(
+            _("You asked for a human review. Your answer is in your instructor's review queue.")
+        )
+    data["can_request_review"] = (
+        state == SCORED and not submission.review_requested and submission.reviewed_score is None
+    )
+    if token and data["can_request_review"]:
+        data["request_review_url"] = reverse(
+            "lti:request-review", kwargs={"token": token, "submission_id": submission.pk}
+        )
     return data
 
 
@@ -488,7 +522,7 @@ def _learner_links(session: sessions.LaunchSession) -> Iterable[LtiSubmission]:
 
 def _learner_state(session: sessions.LaunchSession, item: Item) -> dict[str, object]:
     allowed = ItemLtiSettings.for_item(item).max_attempts
-    answers = [_feedback(link) for link in _learner_links(session)]
+    answers = [_feedback(link, session.token) for link in _learner_links(session)]
     return {
         "attempts_used": len(answers),
         "attempts_allowed": allowed,
@@ -571,6 +605,38 @@ def submit(request: HttpRequest, token: str) -> HttpResponse:
     if wants_json:
         return JsonResponse({"id": str(submission.pk), "status": submission.status}, status=201)
     return HttpResponseRedirect(reverse("lti:page", kwargs={"token": token}))
+
+
+@csrf_exempt
+@framed
+@require_POST
+def request_review(request: HttpRequest, token: str, submission_id: uuid.UUID) -> HttpResponse:
+    """A student asks for a human review of their own scored answer: it goes into the
+    instructor's queue (the *Review requested* filter). Asking twice changes nothing."""
+    session = _session(request, token)
+    wants_json = "application/json" in request.headers.get("Accept", "")
+    if session.resource_link_id is None or not session.is_learner:
+        raise PermissionDenied("Only the student who answered can ask for a review.")
+    link = get_object_or_404(
+        LtiSubmission.objects.select_related("submission__item"),
+        pk=submission_id,
+        context_id=session.context_id,
+        resource_link_id=session.resource_link_id,
+        lti_user_id=session.user_id,
+    )
+    submission = link.submission
+    if submission.status != Submission.Status.SCORED or submission.reviewed_score is not None:
+        message = _("This answer cannot be sent for review.")
+        if wants_json:
+            return JsonResponse({"error": message}, status=409)
+        raise PermissionDenied(message)
+    Submission.objects.filter(pk=submission.pk, review_requested=False).update(
+        review_requested=True, review_requested_at=timezone.now()
+    )
+    if wants_json:
+        link.submission.refresh_from_db()
+        return JsonResponse(_feedback(link, token))
+    return HttpResponseRedirect(reverse("lti:page", kwargs={"token": token}) + "#answers-heading")
 
 
 @csrf_exempt
@@ -747,30 +813,18 @@ def review_submission(request: HttpRequest, token: str, submission_id: uuid.UUID
             score = int(request.POST.get("score", ""))
         except ValueError:
             score = -1
-        max_score = link.submission.item.max_score
-        if not 0 <= score <= max_score:
-            error = f"Enter a whole number from 0 to {max_score}."
-        else:
-            link.override_score = score
-            link.override_comment = request.POST.get("comment", "")[:2000]
-            link.overridden_by_id = session.user_id
-            link.overridden_at = timezone.now()
-            link.save(
-                update_fields=[
-                    "override_score",
-                    "override_comment",
-                    "overridden_by",
-                    "overridden_at",
-                ]
-            )
-            lti_user = session.user
-            scoring_review.override(
+        lti_user = session.user
+        try:
+            apply_override(
                 link.submission,
                 score,
-                link.override_comment,
+                request.POST.get("comment", ""),
                 f"lti:{lti_user.name or lti_user.sub}",
+                via=Submission.ReviewedVia.LTI,
             )
-            transaction.on_commit(lambda: enqueue_post_score(str(link.pk)))
+        except ValidationError as exc:
+            error = " ".join(exc.messages)
+        else:
             return HttpResponseRedirect(
                 reverse("lti:review-one", kwargs={"token": token, "submission_id": link.pk})
             )
@@ -778,6 +832,146 @@ def review_submission(request: HttpRequest, token: str, submission_id: uuid.UUID
     return render(
         request,
         "lti/review_one.html",
-        {"session": session, "link": link, "error": error, "feedback": _feedback(link)},
+        {
+            "session": session,
+            "link": link,
+            "error": error,
+            "feedback": _feedback(link),
+            "similar": scored_like_these(link.submission),
+        },
         status=400 if error else 200,
     )
+
+
+# --- Answer groups --------------------------------------------------------------------------
+
+
+def _group_item(session: sessions.LaunchSession, chosen: str) -> Item | None:
+    """The item whose answers are grouped: the one asked for (among the course's), else the
+    launch's own, else the course's first."""
+    in_course = Item.objects.filter(submissions__lti__context_id=session.context_id).distinct()
+    if chosen.isdigit():
+        found = in_course.filter(pk=int(chosen)).first()
+        if found is not None:
+            return found
+    if session.item_id is not None:
+        found = in_course.filter(pk=session.item_id).first()
+        if found is not None:
+            return found
+    return in_course.order_by("key").first()
+
+
+@csrf_exempt
+@framed
+@require_http_methods(["GET", "POST"])
+def review_groups(request: HttpRequest, token: str) -> HttpResponse:
+    """One item's answers in this course, grouped by similarity (``scoring_plugin.answer_groups``)
+    with their size and score spread, least confident first; POST scores a whole group, each
+    answer through the one override function (its audit entry, its grade to the gradebook)."""
+    session = _session(request, token)
+    _require_instructor(session)
+    params = request.POST if request.method == "POST" else request.GET
+    item = _group_item(session, str(params.get("item_id", "")))
+    error = ""
+    if request.method == "POST" and item is not None:
+        ids = request.POST.getlist("submission_ids")
+        links = list(_context_links(session).filter(pk__in=ids[:2000], submission__item=item))
+        lti_user = session.user
+        try:
+            score = int(request.POST.get("score", ""))
+        except ValueError:
+            score = -1
+        if not links:
+            error = "No answers were chosen."
+        elif not 0 <= score <= item.max_score:
+            error = f"Enter a whole number from 0 to {item.max_score}."
+        else:
+            with transaction.atomic():
+                for link in links:
+                    apply_override(
+                        link.submission,
+                        score,
+                        request.POST.get("comment", ""),
+                        f"lti:{lti_user.name or lti_user.sub}",
+                        via=Submission.ReviewedVia.GROUP,
+                    )
+            query = request.POST.get("query", "")
+            return HttpResponseRedirect(
+                reverse("lti:review-groups", kwargs={"token": token})
+                + f"?{query}{'&' if query else ''}scored={len(links)}"
+            )
+    filters = scoring_review.ReviewFilter.from_query(params)
+    show_reviewed = params.get("reviewed", "") in ("1", "on", "true")
+    groups: list[answer_groups.AnswerGroup] = []
+    links_by_id: dict[str, LtiSubmission] = {}
+    if item is not None:
+        scoped = filters.apply(
+            _context_links(session).filter(
+                submission__item=item, submission__status=Submission.Status.SCORED
+            ),
+            prefix="submission__",
+        )
+        if show_reviewed:
+            scoped = scoped.filter(submission__reviewed_score__isnull=False)
+        links_by_id = {str(link.pk): link for link in scoped.order_by("pk")[:2000]}
+        groups = answer_groups.build_groups(
+            [
+                answer_groups.Member(
+                    key=key,
+                    text=link.submission.text,
+                    score=link.submission.score,
+                    confidence=link.submission.confidence,
+                    final_score=link.submission.final_score,
+                )
+                for key, link in links_by_id.items()
+            ]
+        )
+    return render(
+        request,
+        "lti/review_groups.html",
+        {
+            "session": session,
+            "item": item,
+            "items": Item.objects.filter(submissions__lti__context_id=session.context_id)
+            .distinct()
+            .order_by("key"),
+            "groups": [
+                (group, [(m, links_by_id[m.key]) for m in group.members]) for group in groups
+            ],
+            "filters": filters,
+            "show_reviewed": show_reviewed,
+            "error": error,
+            "scored": request.GET.get("scored", ""),
+            "query": "&".join(
+                f"{k}={v}"
+                for k, v in (
+                    ("item_id", item.pk if item else ""),
+                    ("needs_review", "1" if filters.needs_review else ""),
+                    ("review_requested", "1" if filters.review_requested else ""),
+                    ("low_confidence", filters.low_confidence or ""),
+                    ("reviewed", "1" if show_reviewed else ""),
+                )
+                if v
+            ),
+        },
+        status=400 if error else 200,
+    )
+
+
+def scored_like_these(submission: Submission, count: int = 3) -> list[answer_groups.Neighbour]:
+    """The human-scored answers of the item most like this one: imported training answers and
+    answers an instructor reviewed (the explanation of a machine score)."""
+    item = submission.item
+    pool: list[tuple[str, int, str]] = [
+        (text, score, "scored by a teacher (item data)")
+        for text, score in item.scored_answers.order_by("-pk").values_list("text", "score")[:3000]
+        if text
+    ]
+    pool += [
+        (text, score, "reviewed by an instructor")
+        for text, score in item.submissions.filter(reviewed_score__isnull=False)
+        .exclude(pk=submission.pk)
+        .order_by("-reviewed_at")
+        .values_list("text", "reviewed_score")[:2000]
+    ]
+    return answer_groups.most_similar(submission.text, pool, count)

@@ -2,7 +2,9 @@
 
 Two CSV files (see ``shared/datasets/README.md`` of the project's data folder):
 
-* ``items.csv``: ``item_id, language, prompt, reference_answer, max_score``
+* ``items.csv``: ``item_id, language, prompt, reference_answer, max_score``, and optionally
+  ``title`` (what students see as the heading) and ``feedback_0``, ``feedback_1``, ... (the
+  text a student reads with score 0, 1, ...; at most ``max_score``)
 * ``responses.csv``: ``item_id, response_id, text, score, split``
 
 Every problem is reported as a :class:`DataFormatError` naming the 1-based data row (the header
@@ -28,6 +30,9 @@ LANGUAGES = ("en", "de")
 MAX_SCORE_LIMIT = 100
 MAX_TEXT_CHARS = 20_000
 MAX_ID_CHARS = 200
+MAX_TITLE_CHARS = 200
+MAX_FEEDBACK_CHARS = 2000
+FEEDBACK_COLUMN = re.compile(r"^feedback_(\d+)$")
 ITEM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 """Item ids are slugs: they name folders and URL segments, so no '/', spaces or other marks."""
 
@@ -60,6 +65,9 @@ class ItemRecord:
     max_score: int
     row: int = field(default=0, compare=False)
     """The row of ``items.csv`` it came from (0 when not read from a file)."""
+    title: str = ""
+    feedback: tuple[tuple[int, str], ...] = ()
+    """(score, text a student reads with that score), from the ``feedback_<score>`` columns."""
 
 
 @dataclass(frozen=True)
@@ -145,11 +153,41 @@ def _integer(value: str, row: int, column: str, low: int, high: int) -> int:
     return number
 
 
+def _feedback(rec: Mapping[str, str], row: int, max_score: int) -> tuple[tuple[int, str], ...]:
+    """The non-empty ``feedback_<score>`` cells of a row, each for a score within 0..max."""
+    out = []
+    for column, value in rec.items():
+        match = FEEDBACK_COLUMN.match(column or "")
+        text = (value or "").strip()
+        if match is None or not text:
+            continue
+        score = int(match.group(1))
+        if score > max_score:
+            raise DataFormatError(
+                f"feedback for score {score}, but the item's max_score is {max_score}",
+                row=row,
+                column=column,
+            )
+        if len(text) > MAX_FEEDBACK_CHARS:
+            raise DataFormatError(
+                f"longer than {MAX_FEEDBACK_CHARS} characters", row=row, column=column
+            )
+        out.append((score, text))
+    return tuple(sorted(out))
+
+
 def read_items_csv(source: Source) -> list[ItemRecord]:
     """Parse and validate an ``items.csv``; raises :class:`DataFormatError` on the first problem."""
     items: list[ItemRecord] = []
     seen: dict[str, int] = {}
     for row, rec in _rows(source, ITEM_COLUMNS):
+        for column in rec:
+            if (column or "").startswith("feedback") and not FEEDBACK_COLUMN.match(column):
+                raise DataFormatError(
+                    f"'{column}' is not a feedback column; name them feedback_0, feedback_1, ...",
+                    row=1,
+                    column=column,
+                )
         item_id = _required(rec["item_id"], row, "item_id", MAX_ID_CHARS)
         if item_id in seen:
             raise DataFormatError(
@@ -172,14 +210,22 @@ def read_items_csv(source: Source) -> list[ItemRecord]:
                 row=row,
                 column="language",
             )
+        max_score = _integer(rec["max_score"], row, "max_score", 1, MAX_SCORE_LIMIT)
+        title = rec.get("title", "").strip()
+        if len(title) > MAX_TITLE_CHARS:
+            raise DataFormatError(
+                f"longer than {MAX_TITLE_CHARS} characters", row=row, column="title"
+            )
         items.append(
             ItemRecord(
                 item_id=item_id,
                 language=language,
                 prompt=_required(rec["prompt"], row, "prompt", MAX_TEXT_CHARS),
                 reference_answer=rec["reference_answer"].strip()[:MAX_TEXT_CHARS],
-                max_score=_integer(rec["max_score"], row, "max_score", 1, MAX_SCORE_LIMIT),
+                max_score=max_score,
                 row=row,
+                title=title,
+                feedback=_feedback(rec, row, max_score),
             )
         )
     if not items:

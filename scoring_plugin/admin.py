@@ -27,6 +27,7 @@ from ml_core.confidence import CURVE_KEY, CURVE_SOURCE_KEY, ECE_KEY
 from ml_core.merge.plans import PlanError, parse_plan_text
 from scoring_plugin import admin_trust, audit, charts, importing, model_cards, review
 from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
+from scoring_plugin.overrides import apply_override
 from scoring_plugin.services import (
     MERGE_METHODS,
     ImportError_,
@@ -369,7 +370,16 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
     list_display = ["key", "language", "max_score", "answer_count", "active_model"]
     list_filter = ["language"]
     search_fields = ["key", "prompt"]
-    fields = ["key", "prompt", "reference_answer", "language", "max_score", "review_threshold"]
+    fields = [
+        "key",
+        "title",
+        "prompt",
+        "reference_answer",
+        "language",
+        "max_score",
+        "review_threshold",
+        "feedback",
+    ]
     inlines = [ModelVersionInline]
     actions = [
         "train_auto",
@@ -896,7 +906,7 @@ class SubmissionAdmin(admin.ModelAdmin):
         "model_version",
         "created_at",
     ]
-    list_filter = ["status", "waiting_for", ReviewStateFilter, "item"]
+    list_filter = ["status", "waiting_for", ReviewStateFilter, "review_requested", "item"]
     search_fields = ["id", "text", "client_reference"]
     list_select_related = ["item", "model_version__item"]
     form = SubmissionReviewForm
@@ -953,6 +963,8 @@ class SubmissionAdmin(admin.ModelAdmin):
         "scored_at",
         "reviewed_by",
         "reviewed_at",
+        "review_requested",
+        "review_requested_at",
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -960,9 +972,15 @@ class SubmissionAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
         if change and {"reviewed_score", "review_comment"} & set(form.changed_data):
-            if obj.reviewed_score is not None:
-                review.override(obj, obj.reviewed_score, obj.review_comment, _actor(request))
-                return
+            # The one override function: audit entry, and the LMS gradebook follows.
+            apply_override(
+                obj,
+                obj.reviewed_score,
+                obj.review_comment,
+                _actor(request),
+                via=Submission.ReviewedVia.ADMIN,
+            )
+            return
         super().save_model(request, obj, form, change)
 
 

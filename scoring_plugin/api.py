@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as ApiValidationError
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.request import Request
@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from scoring_plugin.models import Item, Submission
+from scoring_plugin.overrides import apply_override
 from scoring_plugin.services import submit_answer
 
 
@@ -33,6 +34,9 @@ class SubmissionSerializer(serializers.ModelSerializer):
     item = serializers.SlugRelatedField(slug_field="key", read_only=True)
     model_version = serializers.SerializerMethodField()
     needs_review = serializers.BooleanField(read_only=True)
+    final_score = serializers.IntegerField(
+        read_only=True, allow_null=True, help_text="The reviewed score if any, else the score."
+    )
 
     class Meta:
         model = Submission
@@ -53,6 +57,12 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "client_reference",
             "created_at",
             "scored_at",
+            "reviewed_score",
+            "review_comment",
+            "reviewed_by",
+            "reviewed_at",
+            "reviewed_via",
+            "final_score",
         ]
 
     def get_model_version(self, submission: Submission) -> str | None:
@@ -62,6 +72,13 @@ class SubmissionSerializer(serializers.ModelSerializer):
 class SubmitSerializer(serializers.Serializer):
     text = serializers.CharField(allow_blank=True, trim_whitespace=False)
     client_reference = serializers.CharField(required=False, allow_blank=True, max_length=200)
+
+
+class ReviewSerializer(serializers.Serializer):
+    score = serializers.IntegerField(
+        allow_null=True, min_value=0, help_text="The instructor's score; null removes the review."
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
 class ItemList(ListAPIView):
@@ -110,3 +127,31 @@ class SubmissionDetail(RetrieveAPIView):
         if not user.is_staff and submission.submitted_by_id != user.pk:
             raise NotFound("No such submission.")
         return submission
+
+
+REVIEW_PERMISSION = "scoring_plugin.change_submission"
+
+
+class ReviewSubmission(APIView):
+    @extend_schema(request=ReviewSerializer, responses={200: SubmissionSerializer})
+    def post(self, request: Request, pk: str) -> Response:
+        """Give an answer an instructor's score (users with the change-submission permission);
+        an answer that came through an LMS has its grade sent to the gradebook."""
+        if not request.user.has_perm(REVIEW_PERMISSION):
+            raise PermissionDenied("Reviewing answers needs the change-submission permission.")
+        submission = get_object_or_404(
+            Submission.objects.select_related("item", "model_version__item"), pk=pk
+        )
+        data = ReviewSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            apply_override(
+                submission,
+                data.validated_data["score"],
+                data.validated_data.get("comment", ""),
+                f"api:{request.user.get_username()}",
+                via=Submission.ReviewedVia.API,
+            )
+        except DjangoValidationError as exc:
+            raise ApiValidationError({"score": exc.messages}) from exc
+        return Response(SubmissionSerializer(submission).data)

@@ -45,6 +45,12 @@ class Item(models.Model):
         help_text="The key before migration 0004 made it a slug; LMS links placed before then "
         "still name it.",
     )
+    title = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="The heading students see (items CSV column 'title'); empty: the prompt's "
+        "beginning. The key is never shown to students.",
+    )
     prompt = models.TextField(help_text="The question shown to students.")
     reference_answer = models.TextField(blank=True, help_text="Rubric or model answer.")
     language = models.CharField(max_length=2, choices=Language.choices, default=Language.ENGLISH)
@@ -56,6 +62,12 @@ class Item(models.Model):
         help_text="Auto-scores with a confidence below this are flagged for an instructor. "
         "Empty: the threshold the scoring model chose for the target agreement "
         "(SCOREBRIDGE_TARGET_AGREEMENT), or SCOREBRIDGE_REVIEW_THRESHOLD for models without one.",
+    )
+    feedback = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='What a student reads with each score, e.g. {"0": "Name both protocols.", '
+        '"2": "Both named."} (items CSV columns feedback_0, feedback_1, ...).',
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -88,9 +100,38 @@ class Item(models.Model):
             floors.append(active.num_labels - 1)
         return max((f for f in floors if f is not None), default=0)
 
+    @property
+    def display_title(self) -> str:
+        """The heading for students: the title, else the prompt's first line (shortened)."""
+        if self.title:
+            return self.title
+        first = (self.prompt or "").strip().splitlines()[0] if self.prompt.strip() else ""
+        return first if len(first) <= 80 else first[:77].rstrip() + "..."
+
+    def feedback_for(self, score: int | None) -> str:
+        """The authored feedback text for ``score`` ("" when none)."""
+        if score is None or not isinstance(self.feedback, dict):
+            return ""
+        text = self.feedback.get(str(score), "")
+        return text if isinstance(text, str) else ""
+
     def clean(self) -> None:
         super().clean()
         self._check_max_score()
+        self._check_feedback()
+
+    def _check_feedback(self) -> None:
+        if not self.feedback:
+            return
+        if not isinstance(self.feedback, dict):
+            raise ValidationError({"feedback": 'Enter an object like {"0": "text", "1": "text"}.'})
+        for key, text in self.feedback.items():
+            if not str(key).isdigit() or self.max_score is None or int(key) > self.max_score:
+                raise ValidationError(
+                    {"feedback": f"'{key}' is not a score from 0 to {self.max_score}."}
+                )
+            if not isinstance(text, str):
+                raise ValidationError({"feedback": f"The feedback for score {key} is not text."})
 
     def _check_max_score(self) -> None:
         if self.pk is None or self.max_score is None:
@@ -285,6 +326,13 @@ class Submission(models.Model):
         WORKER = "worker", "waiting for a scoring worker"
         MODEL = "model", "waiting for an active model"
 
+    class ReviewedVia(models.TextChoices):
+        NONE = "", "-"
+        LTI = "lti", "LTI review page"
+        GROUP = "group", "LTI answer group"
+        ADMIN = "admin", "admin"
+        API = "api", "API"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="submissions")
     text = models.TextField()
@@ -329,11 +377,25 @@ class Submission(models.Model):
     reviewed_score = models.PositiveSmallIntegerField(
         null=True,
         blank=True,
-        help_text="The score an instructor gave after reviewing; it wins over the automatic one.",
+        help_text="The score an instructor gave after reviewing; it wins over the automatic one "
+        "and is what the LMS gradebook receives (scoring_plugin.overrides.apply_override).",
     )
     review_comment = models.TextField(blank=True)
     reviewed_by = models.CharField(max_length=200, blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_requested = models.BooleanField(
+        default=False,
+        db_index=True,
+        help_text="The student asked for a human review; an instructor's score clears it.",
+    )
+    review_requested_at = models.DateTimeField(null=True, blank=True)
+    reviewed_via = models.CharField(
+        max_length=8,
+        choices=ReviewedVia.choices,
+        blank=True,
+        default="",
+        help_text="Where the instructor's score was given.",
+    )
     attempts = models.PositiveSmallIntegerField(
         default=0, help_text="Times a scoring worker took it (re-sending does not count)."
     )
@@ -360,8 +422,8 @@ class Submission(models.Model):
 
     @property
     def needs_review(self) -> bool:
-        if self.status != self.Status.SCORED:
-            return False
+        if self.status != self.Status.SCORED or self.reviewed_score is not None:
+            return False  # a reviewed answer needs no more review, whatever its confidence
         if self.flags:
             return True
         return self.confidence is not None and self.confidence < self.effective_review_threshold
@@ -371,6 +433,11 @@ class Submission(models.Model):
         if self.scored_at is None:
             return None
         return (self.scored_at - self.created_at).total_seconds()
+
+    @property
+    def final_score(self) -> int | None:
+        """The instructor's score when there is one, else the automatic score."""
+        return self.reviewed_score if self.reviewed_score is not None else self.score
 
     def mark_failed(self, reason: str) -> None:
         self.status = self.Status.FAILED

@@ -79,7 +79,7 @@ class StudentRecords:
     links: dict[str, LtiSubmission]
     training_copies: list[ScoredAnswer]
     audit_entries: list[AuditLog]
-    overrides_made: list[LtiSubmission]
+    overrides_made: list[Submission]
 
     @property
     def issuer(self) -> str:
@@ -92,7 +92,6 @@ class StudentRecords:
             ids |= {user.sub, user.name, user.given_name, user.family_name, user.email}
             ids.add(user.lti1p1_id_on_platform or "")
         texts = {s.text for s in self.submissions} | {s.review_comment for s in self.submissions}
-        texts |= {link.override_comment for link in self.links.values()}
         return (
             sorted(i for i in ids if len(i) >= MIN_ID_NEEDLE),
             sorted(t for t in texts if len(t.strip()) >= MIN_TEXT_NEEDLE),
@@ -115,6 +114,11 @@ def find_users(handle: StudentHandle) -> list[LtiUser]:
             f"({', '.join(issuers)}); give the issuer."
         )
     return found
+
+
+def _reviewer_names(users: Iterable[LtiUser]) -> list[str]:
+    """How ``apply_override`` names these users as reviewers (``lti:<name or sub>``)."""
+    return sorted({f"lti:{u.name or u.sub}" for u in users} | {f"lti:{u.sub}" for u in users})
 
 
 def collect(handle: StudentHandle) -> StudentRecords:
@@ -154,7 +158,7 @@ def collect(handle: StudentHandle) -> StudentRecords:
         links=links,
         training_copies=training,
         audit_entries=entries,
-        overrides_made=list(LtiSubmission.objects.filter(overridden_by__in=users)),
+        overrides_made=list(Submission.objects.filter(reviewed_by__in=_reviewer_names(users))),
     )
 
 
@@ -194,8 +198,6 @@ def export_data(records: StudentRecords) -> dict[str, object]:
                     "course": link.context.title or link.context.id_on_platform,
                     "resource_link": link.resource_link.id_on_platform,
                     "attempt": link.attempt,
-                    "override_score": link.override_score,
-                    "feedback_comment": link.override_comment,
                     "final_score": link.final_score,
                     "grade_sent": link.posted_grade,
                     "passback_status": link.passback_status,
@@ -356,8 +358,8 @@ def erase(records: StudentRecords, actor: str, *, mode: str = "erase") -> Erasur
             AuditLog.objects.filter(pk=entry.pk).update(**changes)
             entries += 1
         report.counts["audit_entries_scrubbed"] = entries
-        LtiSubmission.objects.filter(pk__in=[s.pk for s in records.overrides_made]).update(
-            overridden_by=None
+        Submission.objects.filter(pk__in=[s.pk for s in records.overrides_made]).update(
+            reviewed_by=f"lti:{pseudonym}"
         )
         report.counts["answers"] = len(submission_ids)
         report.counts["lti_identities"] = len(records.users)
@@ -377,10 +379,9 @@ def erase(records: StudentRecords, actor: str, *, mode: str = "erase") -> Erasur
             )
             for link in LtiSubmission.objects.filter(pk__in=submission_ids):
                 grade = link.posted_grade if isinstance(link.posted_grade, dict) else {}
-                link.override_comment = ""
                 link.passback_error = ""
                 link.posted_grade = {k: v for k, v in grade.items() if k != "comment"}
-                link.save(update_fields=["override_comment", "passback_error", "posted_grade"])
+                link.save(update_fields=["passback_error", "posted_grade"])
             LtiUser.objects.filter(pk__in=[u.pk for u in records.users]).update(
                 sub=pseudonym,
                 lti1p1_id_on_platform="",

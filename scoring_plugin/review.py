@@ -12,15 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, FloatField, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from ml_core.metrics import accuracy, confusion_matrix, quadratic_weighted_kappa
-from scoring_plugin.audit import record
-from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
+from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +37,7 @@ class ReviewFilter:
     low_confidence: float | None = None
     item_key: str = ""
     unreviewed: bool = False
+    review_requested: bool = False
 
     @classmethod
     def from_query(cls, params: object) -> ReviewFilter:
@@ -58,6 +56,7 @@ class ReviewFilter:
             low_confidence=low,
             item_key=str(get("item", "") or "")[:200],
             unreviewed=get("unreviewed", "") in ("1", "on", "true"),
+            review_requested=get("review_requested", "") in ("1", "on", "true"),
         )
 
     def apply(self, queryset: QuerySet, prefix: str = "") -> QuerySet:  # type: ignore[type-arg]
@@ -82,39 +81,12 @@ class ReviewFilter:
             queryset = queryset.filter(**{f"{p}confidence__lt": self.low_confidence})
         if self.item_key:
             queryset = queryset.filter(**{f"{p}item__key": self.item_key})
-        if self.unreviewed:
+        if self.unreviewed or self.needs_review:
+            # A reviewed answer needs no more review, whatever its confidence.
             queryset = queryset.filter(**{f"{p}reviewed_score__isnull": True})
+        if self.review_requested:
+            queryset = queryset.filter(**{f"{p}review_requested": True})
         return queryset
-
-
-# --- Overrides ------------------------------------------------------------------------------
-
-
-def override(submission: Submission, score: int, comment: str, actor: str) -> None:
-    """Record an instructor's score on the submission and in the audit log."""
-    if not 0 <= score <= submission.item.max_score:
-        raise ValidationError(f"Enter a whole number from 0 to {submission.item.max_score}.")
-    previous = submission.reviewed_score
-    submission.reviewed_score = score
-    submission.review_comment = comment[:2000]
-    submission.reviewed_by = actor[:200]
-    submission.reviewed_at = timezone.now()
-    with transaction.atomic():
-        submission.save(
-            update_fields=["reviewed_score", "review_comment", "reviewed_by", "reviewed_at"]
-        )
-        record(
-            AuditLog.Action.OVERRIDE,
-            actor,
-            submission=submission,
-            model_version=submission.model_version,
-            details={
-                "auto_score": submission.score,
-                "previous_override": previous,
-                "score": score,
-                "comment": comment[:2000],
-            },
-        )
 
 
 # --- Agreement ------------------------------------------------------------------------------

@@ -475,6 +475,8 @@ def import_item_bank(items_source: Source | None, responses_source: Source | Non
                     "reference_answer": record.reference_answer,
                     "language": record.language,
                     "max_score": record.max_score,
+                    "title": record.title,
+                    "feedback": {str(score): text for score, text in record.feedback},
                 },
             )
             by_key[item.key] = item

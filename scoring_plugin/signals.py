@@ -5,3 +5,8 @@ from django.dispatch import Signal
 # Sent after the transaction that stored a submission's final state commits.
 # Arguments: submission_id (str), status ("scored" or "failed").
 submission_finished = Signal()
+
+# Sent after the transaction that gave a submission an instructor's score (or removed it)
+# commits, wherever it was made (LTI page, admin, API). Arguments: submission_id (str),
+# score (int or None).
+submission_reviewed = Signal()

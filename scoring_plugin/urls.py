@@ -11,6 +11,11 @@ urlpatterns = [
     path("api/v1/submissions/batch/", api_batch.BatchSubmit.as_view(), name="api-submit-batch"),
     path("api/v1/submissions/<uuid:pk>/", api.SubmissionDetail.as_view(), name="api-submission"),
     path(
+        "api/v1/submissions/<uuid:pk>/review/",
+        api.ReviewSubmission.as_view(),
+        name="api-submission-review",
+    ),
+    path(
         "api/v1/privacy/student-data/export/",
         api_privacy.StudentDataExport.as_view(),
         name="api-student-data-export",

@@ -229,7 +229,7 @@ def test_an_expired_access_token_is_fetched_again(platform, item, browser, captu
     # first token request happened in run_all; simulate the platform forgetting it
     assert platform.scores
     platform.issued_tokens.clear()
-    LtiSubmission.objects.filter(pk=submission_id).update(override_score=3)
+    Submission.objects.filter(pk=submission_id).update(reviewed_score=3)
     assert tasks.post_score.apply(args=[submission_id]).get() == "posted"
     assert len(platform.token_requests) == 2
     assert platform.scores_for("student-1")[-1]["scoreGiven"] == 3.0

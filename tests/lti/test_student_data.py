@@ -158,7 +158,6 @@ def test_export_holds_everything_and_erasure_leaves_nothing_identifying(
     assert [a["auto_score"] for a in data["answers"]] == [1, 1]
     reviewed = data["answers"][1]
     assert reviewed["reviewed_score"] == 3 and reviewed["review_comment"] == COMMENT
-    assert reviewed["lti"]["feedback_comment"] == COMMENT
     assert reviewed["lti"]["final_score"] == 3
     assert reviewed["lti"]["grade_sent"]["score_given"] == 3.0
     assert reviewed["model_version"] == "item-1@v1"

@@ -67,7 +67,7 @@ def test_override_reaches_the_gradebook_and_the_audit_log(
     assert response.status_code == 302
     submission.refresh_from_db()
     assert submission.reviewed_score == 2 and submission.review_comment == "UDP is named"
-    assert LtiSubmission.objects.get(pk=submission.pk).override_score == 2
+    assert submission.reviewed_via == "lti"
     assert passback == [str(submission.pk)]
     entry = AuditLog.objects.get(action="override")
     assert entry.actor == "lti:Teacher" and entry.details["score"] == 2

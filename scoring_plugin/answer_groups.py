@@ -1,0 +1,146 @@
+"""Answer groups: an item's answers grouped by how alike they are, so an instructor can score a
+group in one action, and the human-scored answers most like a given one ("scored like these").
+
+Vectors: TF-IDF of word 1-2-grams and character 3-5-grams (within word boundaries), L2
+normalised. The encoder's vectors live in the scoring workers (``workers.engine_host``); loading
+a backbone into every web process for a review page would cost seconds and hundreds of MB per
+process, while TF-IDF fits 1,000 answers in milliseconds, needs no model, and groups exact and
+near copies (the groups that save most clicks) just as well. ADR 0012 records the choice.
+
+Grouping: agglomerative clustering, average linkage on cosine distance, cut at a distance
+threshold. No number of groups to guess, deterministic, and for n answers it needs n² distances:
+1,000 answers are about 4 MB and well under a second (``benchmarks/grouping.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.sparse import csr_matrix, hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+DEFAULT_DISTANCE = 0.6
+"""Cosine distance at which groups stop merging: answers of one group share most of their
+words and word pieces; rephrasings with other words stay apart."""
+
+
+def answer_vectors(texts: Sequence[str], fit_on: Sequence[str] = ()) -> csr_matrix:
+    """L2-normalised sparse TF-IDF rows of ``texts``, with the vocabulary of ``texts`` and
+    ``fit_on`` together."""
+    corpus = [t or "" for t in texts] + [t or "" for t in fit_on]
+    if not any(t.strip() for t in corpus):
+        return csr_matrix((len(texts), 1))
+    words = TfidfVectorizer(
+        analyzer="word", ngram_range=(1, 2), sublinear_tf=True, token_pattern=r"(?u)\b\w+\b"
+    )
+    pieces = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True)
+    matrix = hstack([words.fit_transform(corpus), pieces.fit_transform(corpus)]).tocsr()
+    return normalize(matrix)[: len(texts)]
+
+
+def group_indices(vectors: csr_matrix, max_distance: float = DEFAULT_DISTANCE) -> list[list[int]]:
+    """Indices of ``vectors`` grouped by average-linkage agglomerative clustering on cosine
+    distance, cut at ``max_distance``; largest groups first, then by first index."""
+    n = vectors.shape[0]
+    if n == 0:
+        return []
+    if n == 1:
+        return [[0]]
+    # Condensed cosine distances of unit rows: 1 - dot product.
+    similarity = np.clip((vectors @ vectors.T).toarray(), -1.0, 1.0)
+    distances = 1.0 - similarity[np.triu_indices(n, k=1)]
+    np.clip(distances, 0.0, 2.0, out=distances)
+    labels = fcluster(linkage(distances, method="average"), t=max_distance, criterion="distance")
+    groups: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        groups.setdefault(int(label), []).append(index)
+    return sorted(groups.values(), key=lambda g: (-len(g), g[0]))
+
+
+@dataclass
+class Member:
+    key: str
+    text: str
+    score: int | None
+    confidence: float | None
+    final_score: int | None = None
+
+
+@dataclass
+class AnswerGroup:
+    """One group: its members least confident first, its size and the spread of its scores."""
+
+    number: int
+    members: list[Member] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def scores(self) -> dict[int, int]:
+        """How many members have each (final) score."""
+        out: dict[int, int] = {}
+        for m in self.members:
+            if m.final_score is not None:
+                out[m.final_score] = out.get(m.final_score, 0) + 1
+        return dict(sorted(out.items()))
+
+    @property
+    def spread(self) -> str:
+        scores = [m.final_score for m in self.members if m.final_score is not None]
+        if not scores:
+            return "-"
+        low, high = min(scores), max(scores)
+        return f"{low}" if low == high else f"{low}–{high}"
+
+    @property
+    def lowest_confidence(self) -> float:
+        values = [m.confidence for m in self.members if m.confidence is not None]
+        return min(values) if values else 1.0
+
+
+def build_groups(
+    members: Sequence[Member], max_distance: float = DEFAULT_DISTANCE
+) -> list[AnswerGroup]:
+    """``members`` grouped by their text; groups with the least confident member first, each
+    group's members least confident first."""
+    vectors = answer_vectors([m.text for m in members])
+    groups = []
+    for indices in group_indices(vectors, max_distance):
+        chosen = sorted(
+            (members[i] for i in indices),
+            key=lambda m: (m.confidence if m.confidence is not None else 1.0, m.key),
+        )
+        groups.append(AnswerGroup(number=0, members=chosen))
+    groups.sort(key=lambda g: (g.lowest_confidence, -g.size))
+    for number, group in enumerate(groups, start=1):
+        group.number = number
+    return groups
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    text: str
+    score: int
+    similarity: float
+    source: str
+
+
+def most_similar(
+    text: str, scored: Sequence[tuple[str, int, str]], count: int = 3
+) -> list[Neighbour]:
+    """The ``count`` human-scored answers (text, score, source) most like ``text``."""
+    if not scored:
+        return []
+    vectors = answer_vectors([text], fit_on=[s[0] for s in scored])
+    others = answer_vectors([s[0] for s in scored], fit_on=[text])
+    similarity = (others @ vectors[0].T).toarray().ravel()
+    order = np.argsort(-similarity, kind="stable")[:count]
+    return [
+        Neighbour(scored[i][0], scored[i][1], float(similarity[i]), scored[i][2]) for i in order
+    ]
