@@ -8,5 +8,13 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export SCOREBRIDGE_VAR_DIR=${SCOREBRIDGE_VAR_DIR:-$PWD/var/test}
+# axe-core for the accessibility checks of the browser tests: an npm package, pinned.
+if [ ! -f var/node/node_modules/axe-core/axe.min.js ]; then
+  if command -v npm >/dev/null; then
+    npm install --silent --no-audit --no-fund --prefix var/node axe-core@4.10.0 >/dev/null
+  else
+    echo "test.sh: npm not found (apt-get install npm): the accessibility checks will fail" >&2
+  fi
+fi
 .venv/bin/python -m ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -19,11 +19,20 @@ from tests.pages.test_review_pages import answered
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-AXE = Path(__file__).with_name("vendor") / "axe.min.js"  # axe-core 4.10.0 (MPL-2.0)
+# axe-core (npm, pinned in scripts/test.sh), installed under var/node by scripts/test.sh.
+AXE = (
+    Path(__file__).resolve().parents[2]
+    / "var"
+    / "node"
+    / "node_modules"
+    / "axe-core"
+    / "axe.min.js"
+)
 
 
 def serious_axe_violations(driver) -> list[str]:  # type: ignore[no-untyped-def]
     """axe-core's serious and critical violations on the page (rule id: first target)."""
+    assert AXE.exists(), f"{AXE} missing: run scripts/test.sh (it installs axe-core with npm)"
     driver.execute_script(AXE.read_text(encoding="utf-8"))
     found = driver.execute_async_script(
         "var done = arguments[arguments.length - 1];"
