@@ -422,8 +422,8 @@ class Submission(models.Model):
 
     @property
     def needs_review(self) -> bool:
-        if self.status != self.Status.SCORED or self.reviewed_score is not None:
-            return False  # a reviewed answer needs no more review, whatever its confidence
+        if self.status != self.Status.SCORED:
+            return False
         if self.flags:
             return True
         return self.confidence is not None and self.confidence < self.effective_review_threshold

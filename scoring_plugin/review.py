@@ -66,14 +66,14 @@ class ReviewFilter:
             # else the setting; or a gaming flag. Annotated, not filtered on directly: a filter
             # would inner-join the model version and drop answers without one.
             queryset = queryset.annotate(
-                effective_review_threshold=Coalesce(
+                review_threshold_in_force=Coalesce(
                     F(f"{p}review_threshold"),
                     F(f"{p}item__review_threshold"),
                     F(f"{p}model_version__review_threshold"),
                     Value(float(settings.SCOREBRIDGE_REVIEW_THRESHOLD), output_field=FloatField()),
                 )
             ).filter(
-                Q(**{f"{p}confidence__lt": F("effective_review_threshold")})
+                Q(**{f"{p}confidence__lt": F("review_threshold_in_force")})
                 | ~Q(**{f"{p}flags": []}),
                 **{f"{p}status": Submission.Status.SCORED},
             )

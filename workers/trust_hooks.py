@@ -41,11 +41,12 @@ def after_training(version_id: int) -> None:
 
 
 def version_scorer(version: ModelVersion) -> tuple[ScoreFn, object]:
-    """``score(texts)`` with this version, loaded apart from the item's live model, and a
-    function that unloads it."""
+    """``score(texts)`` with this version, loaded apart from the item's live model (under its
+    own key in this process's serving set, whatever its kind), and a function that unloads it."""
+    from ml_core.merge.group import is_group_folder
     from workers import engine_host
 
-    if engine_host.is_group_artifact(version.artifact_path):
+    if is_group_folder(Path(version.artifact_path)):  # a group knows its items by their keys
         from ml_core.merge.group import GroupScorer
 
         group = GroupScorer(
@@ -59,15 +60,15 @@ def version_scorer(version: ModelVersion) -> tuple[ScoreFn, object]:
             return [r.score for r in results], [r.confidence for r in results]
 
         return score_group, lambda: None
-    engine = engine_host.engine()
+    serving = engine_host.serving()
     key = f"gaming:{version.label}"
-    engine.load_item(key, Path(version.artifact_path), version.label)
+    serving.ensure(key, version.kind, version.label, version.artifact_path)
 
     def score(texts: Sequence[str]) -> tuple[list[int | None], list[float | None]]:
-        results = engine.score([ScoreRequest(key, t) for t in texts])
+        results = serving.score([ScoreRequest(key, t) for t in texts])
         return [r.score for r in results], [r.confidence for r in results]
 
-    return score, lambda: engine.remove_item(key)
+    return score, lambda: serving.retire(key)
 
 
 def run_gaming_check(version: ModelVersion) -> GamingReport:

@@ -77,7 +77,7 @@ def test_api_exports_a_courses_decisions_in_a_date_range(decisions) -> None:
     assert (confident["review_threshold"], confident["threshold_source"]) == (0.5, "recorded")
     assert confident["needs_review"] is False and confident["human_reviewed"] is False
     assert confident["final_score"] == confident["auto_score"] == 2
-    assert (reviewed["review_threshold"], reviewed["threshold_source"]) == (0.6, "item now")
+    assert (reviewed["review_threshold"], reviewed["threshold_source"]) == (0.6, "current")
     assert reviewed["needs_review"] is True and reviewed["human_reviewed"] is True
     assert (reviewed["auto_score"], reviewed["final_score"]) == (1, 2)
     assert reviewed["reviewed_by"].startswith("lti:")

@@ -116,25 +116,41 @@ def test_the_auto_versions_threshold_routes_low_confidence_answers_to_review(
     assert confidences[0] < confidences[-1]
     middle = (confidences[0] + confidences[-1]) / 2
     ModelVersion.objects.filter(pk=version.pk).update(review_threshold=middle)
+    # answers scored from now on record the version's new threshold
+    subs = [SubmissionFactory(item=item, text=t, status="queued") for t in answers]
+    tasks.score_submissions([str(s.pk) for s in subs])
     rows = list(Submission.objects.filter(pk__in=[s.pk for s in subs]).select_related("item"))
+    assert all(r.review_threshold == pytest.approx(middle) for r in rows)
     expected = {str(r.pk) for r in rows if r.confidence < middle}
     assert expected and len(expected) < len(rows)
     assert {str(r.pk) for r in rows if r.needs_review} == expected
-    flagged = ReviewFilter(needs_review=True).apply(Submission.objects.filter(item=item))
+    flagged = ReviewFilter(needs_review=True).apply(
+        Submission.objects.filter(pk__in=[s.pk for s in subs])
+    )
     assert {str(pk) for pk in flagged.values_list("pk", flat=True)} == expected
 
-    # an admin's own threshold for the item wins; without either, the setting applies
+    # the threshold in force when an answer is scored is recorded with it: an admin's own
+    # threshold for the item wins; without either, the setting applies
+    def score_again() -> list[Submission]:
+        fresh = [SubmissionFactory(item=item, text=t, status="queued") for t in answers]
+        tasks.score_submissions([str(s.pk) for s in fresh])
+        return list(Submission.objects.filter(pk__in=[s.pk for s in fresh]).select_related("item"))
+
     Item.objects.filter(pk=item.pk).update(review_threshold=1.01)
-    flagged = ReviewFilter(needs_review=True).apply(Submission.objects.filter(item=item))
-    assert flagged.count() == len(rows)
+    rows = score_again()
+    flagged = ReviewFilter(needs_review=True).apply(
+        Submission.objects.filter(pk__in=[r.pk for r in rows])
+    )
+    assert flagged.count() == len(rows) and all(r.needs_review for r in rows)
     Item.objects.filter(pk=item.pk).update(review_threshold=None)
     ModelVersion.objects.filter(pk=version.pk).update(review_threshold=None)
     scoring_settings.SCOREBRIDGE_REVIEW_THRESHOLD = 0.0
-    flagged = ReviewFilter(needs_review=True).apply(Submission.objects.filter(item=item))
-    assert flagged.count() == 0
-    assert not any(
-        r.needs_review for r in Submission.objects.filter(item=item).select_related("item")
+    rows = score_again()
+    flagged = ReviewFilter(needs_review=True).apply(
+        Submission.objects.filter(pk__in=[r.pk for r in rows])
     )
+    assert flagged.count() == 0
+    assert not any(r.needs_review for r in rows)
 
 
 @pytest.mark.django_db
