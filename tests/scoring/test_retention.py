@@ -186,5 +186,7 @@ def test_beat_schedules_the_purge_and_a_real_worker_runs_it(
     assert {k: second[k] for k in EXPECTED} == dict.fromkeys(EXPECTED, 0)
     assert runs[0].actor == "system:retention"
     assert_purged(history)
-    assert "purge-expired-data" in beat_log.read_text()
-    assert "retention purge removed" in worker_log.read_text()
+    # application lines go to SCOREBRIDGE_LOG_DIR's scorebridge.log, Celery's own to its log
+    app_log = (tmp_path / "log" / "scorebridge.log").read_text()
+    assert "purge-expired-data" in beat_log.read_text() + app_log
+    assert "retention purge removed" in worker_log.read_text() + app_log

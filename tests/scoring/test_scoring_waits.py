@@ -27,8 +27,16 @@ from workers import tasks
 SWEEPS = 12  # far more than SCOREBRIDGE_MAX_SCORING_ATTEMPTS (5)
 
 
+METRICS_TOKEN = "waits-metrics-token"
+
+
+@pytest.fixture(autouse=True)
+def _metrics_token(settings):  # type: ignore[no-untyped-def]
+    settings.SCOREBRIDGE_METRICS_TOKEN = METRICS_TOKEN
+
+
 def waiting_metric(client, reason: str) -> float:  # type: ignore[no-untyped-def]
-    response = client.get("/metrics")
+    response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {METRICS_TOKEN}")
     assert response.status_code == 200
     return parse_metrics(response.content.decode())[
         f'scorebridge_submissions_waiting{{reason="{reason}"}}'
