@@ -34,7 +34,7 @@ for ((part = 0; part < JOBS; part++)); do
   sel=$(printf '%s\n' "${items[@]}" | awk -v p="$part" -v n="$JOBS" 'NR % n == p' | paste -sd,)
   [ -n "$sel" ] || continue
   OMP_NUM_THREADS=1 "$PY" -m ml_core benchmark "${COMMON[@]}" --items-only "$sel" "${CAPARG[@]}" \
-    --kinds lora,head,full --backends none --out "$OUT/parts/$part" > "$OUT.part$part.log" 2>&1 &
+    --kinds lora,head,full --eval split --backends none --out "$OUT/parts/$part" > "$OUT.part$part.log" 2>&1 &
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
@@ -51,8 +51,8 @@ for report in quality engine; do
   mkdir -p "$OUT/$report" && ln -sfn ../artifacts "$OUT/$report/artifacts"
 done
 "$PY" -m ml_core benchmark "${COMMON[@]}" --items-only "$ITEMS" "${CAPARG[@]}" --kinds lora,head,full \
-  --reuse --backends none --out "$OUT/quality"
+  --eval split --reuse --backends none --out "$OUT/quality"
 # the engine: one process with every core (SCORING_WORKER_PROCESSES=1)
 SCORING_WORKER_PROCESSES=1 "$PY" -m ml_core benchmark "${COMMON[@]}" --items-only "$ITEMS" "${CAPARG[@]}" \
-  --kinds lora --reuse --backends "$BACKENDS" --repeats 7 --latency-samples 60 \
+  --kinds lora --eval split --reuse --backends "$BACKENDS" --repeats 7 --latency-samples 60 \
   --throughput-answers 256 --out "$OUT/engine"

@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ml_core", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train items from a responses CSV")
+    train = commands.add_parser(
+        "train", help="train items from a responses CSV (default kind: auto)"
+    )
     train.add_argument("--responses", type=Path, required=True)
     train.add_argument("--items", type=Path, default=None, help="items.csv (max_score per item)")
     train.add_argument("--items-only", type=_csv_list, default=(), help="comma-separated item ids")
@@ -146,19 +148,36 @@ def _train(args: argparse.Namespace) -> int:
         for f in fields(TrainConfig)
         if getattr(args, f.name, None) is not None
     }
-    config = TrainConfig(**overrides)
+    kind = overrides.pop("kind", "auto")
+    config = TrainConfig(kind=kind if kind != "auto" else "lora", **overrides)
     for item_id in args.items_only or sorted(grouped):
         if item_id not in grouped:
             print(f"error: no responses for item {item_id!r}", file=sys.stderr)
             return 2
-        artifact = train_item(
-            grouped[item_id],
-            item_id=item_id,
-            num_labels=num_labels_for(item_bank.get(item_id), grouped[item_id]),
-            out_dir=args.out / item_id,
-            backbone=args.backbone,
-            config=config,
-        )
+        if kind == "auto":
+            from ml_core.auto import AutoConfig, train_auto
+
+            record = item_bank.get(item_id)
+            artifact = train_auto(
+                grouped[item_id],
+                num_labels_for(record, grouped[item_id]),
+                args.out / item_id,
+                backbone=args.backbone,
+                config=AutoConfig(seed=config.seed, pooling=config.pooling),
+                reference_answers=(record.reference_answer,)
+                if record and record.reference_answer
+                else (),
+                item_id=item_id,
+            )
+        else:
+            artifact = train_item(
+                grouped[item_id],
+                item_id=item_id,
+                num_labels=num_labels_for(item_bank.get(item_id), grouped[item_id]),
+                out_dir=args.out / item_id,
+                backbone=args.backbone,
+                config=config,
+            )
         print(
             json.dumps(
                 {

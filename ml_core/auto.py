@@ -74,10 +74,10 @@ class AutoConfig:
         default=(0.25, 0.5, 0.75), metadata={"help": "lexical weights tried by the blend"}
     )
     lexical_c: float = field(
-        default=1.0, metadata={"help": "inverse L2 strength of the lexical regression"}
+        default=4.0, metadata={"help": "inverse L2 strength of the lexical regression"}
     )
     embedding_c: float = field(
-        default=1.0, metadata={"help": "inverse L2 strength of the neural regression"}
+        default=4.0, metadata={"help": "inverse L2 strength of the neural regression"}
     )
     joint_embedding_weight: float = field(
         default=1.0, metadata={"help": "scale of the neural block beside the lexical one (joint)"}
@@ -93,6 +93,17 @@ class AutoConfig:
         metadata={"help": "stop trying further candidates after this many seconds (None: all)"},
     )
     curve_step: float = field(default=0.05, metadata={"help": "threshold step of the curve"})
+    reference_as_answer: bool = field(
+        default=False,
+        metadata={"help": "add each reference answer as a training answer with the top score"},
+    )
+    blas_threads: int = field(
+        default=1,
+        metadata={
+            "help": "BLAS threads for the n x n problems (small matrices: more threads only "
+            "contend, badly so on a shared machine)"
+        },
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,6 +323,7 @@ def train_auto(
     embed: Callable[[Sequence[str]], np.ndarray] | None = None,
     progress: Callable[[TrainProgress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    item_id: str = "",
 ) -> TrainedArtifact:
     """Train the ``auto`` scorer of one item on ``examples`` and write its artifact to ``out_dir``.
 
@@ -325,7 +337,47 @@ def train_auto(
     written. The artifact's metrics are the chosen candidate's inner cross-validated figures:
     ``qwk`` with ``qwk_ci_low``/``qwk_ci_high`` (t-interval over inner folds), ``accuracy``,
     ``ece`` (after calibration), ``review_threshold``, ``auto_fraction_at_threshold``.
+    ``item_id`` is recorded in the manifest (optional).
     """
+    from threadpoolctl import threadpool_limits
+
+    texts = [e.text for e in examples]
+    if embed is None and any(c in ("embedding", "joint", "blend") for c in config.candidates):
+        # the backbone runs before the BLAS limit below, with every core
+        embedder = _frozen_embedder(backbone, config.pooling)
+        vectors = embedder(texts)
+
+        def embed(batch: Sequence[str]) -> np.ndarray:
+            return vectors if list(batch) == texts else embedder(batch)
+
+    with threadpool_limits(limits=config.blas_threads):
+        return _train_auto(
+            examples,
+            num_labels,
+            Path(out_dir),
+            backbone=backbone,
+            config=config,
+            reference_answers=reference_answers,
+            embed=embed,
+            progress=progress,
+            should_cancel=should_cancel,
+            item_id=item_id,
+        )
+
+
+def _train_auto(
+    examples: Sequence[TrainExample],
+    num_labels: int,
+    out_dir: Path,
+    *,
+    backbone: str | None,
+    config: AutoConfig,
+    reference_answers: Sequence[str],
+    embed: Callable[[Sequence[str]], np.ndarray] | None,
+    progress: Callable[[TrainProgress], None] | None,
+    should_cancel: Callable[[], bool] | None,
+    item_id: str,
+) -> TrainedArtifact:
     from ml_core.backbone import backbone_fingerprint, backbone_label
 
     started = time.perf_counter()
@@ -342,6 +394,10 @@ def train_auto(
     if unknown or not config.candidates or not config.decoders:
         raise ValueError(f"unknown or no candidates/decoders: {unknown}")
     texts = [e.text for e in examples]
+    if config.reference_as_answer:
+        extra = [r for r in reference_answers if r.strip()]
+        texts = texts + extra
+        labels = np.concatenate([labels, np.full(len(extra), num_labels - 1, dtype=np.int64)])
     stages = 4
     stage = 0
 
@@ -371,8 +427,8 @@ def train_auto(
     embedding_mean = np.zeros(0)
     embedding_scale = 1.0
     if neural:
-        embedder = embed or _frozen_embedder(backbone, config.pooling)
-        raw = np.asarray(embedder(texts), dtype=np.float64)
+        assert embed is not None
+        raw = np.asarray(embed(texts), dtype=np.float64)
         embedding_features, embedding_mean, embedding_scale = _prepare_embeddings(raw)
     channels = _Channels(
         lexical_kernel=lexical_kernel,
@@ -464,6 +520,7 @@ def train_auto(
     arrays: dict[str, np.ndarray] = {}
     uses_lexical = best.candidate in ("lexical", "joint") or (best.candidate == "blend")
     uses_embedding = best.candidate in ("embedding", "joint", "blend")
+    final_logits: dict[str, np.ndarray] = {}
     if best.candidate == "blend":
         parts = [("lexical", "lexical"), ("embedding", "embedding")]
     else:
@@ -472,6 +529,7 @@ def train_auto(
         spec = _candidate_kernel(name, channels, config)
         assert spec is not None
         model = _fit_dual(spec[0], labels, num_labels, spec[1], config.class_weight)
+        final_logits[prefix] = model.logits(spec[0][: min(5, len(labels))])
         arrays[f"{prefix}.intercept"] = model.intercept
         if name in ("lexical", "joint"):
             arrays[f"{prefix}.lexical_coef"] = np.asarray(lexical_matrix.T @ model.alpha).T  # type: ignore[attr-defined]
@@ -485,10 +543,18 @@ def train_auto(
     if uses_embedding:
         arrays["embedding.mean"] = embedding_mean
         arrays["embedding.scale"] = np.array([embedding_scale])
+    # what the fitted model says about its first training answers, for load-time self-checks
+    if best.candidate == "blend":
+        check_raw = best.blend_weight * softmax(final_logits["lexical"]) + (
+            1 - best.blend_weight
+        ) * softmax(final_logits["embedding"])
+    else:
+        check_raw = softmax(final_logits[best.candidate])
+    check = apply_temperature(check_raw, temperature)
     metrics["train_seconds"] = time.perf_counter() - started
 
     manifest: dict[str, object] = {
-        "item_id": "",
+        "item_id": item_id,
         "kind": AUTO_KIND,
         "backbone": backbone_label(backbone),
         "backbone_fingerprint": backbone_fingerprint(backbone),
@@ -515,6 +581,13 @@ def train_auto(
         },
         "metrics": metrics,
         "agreement_curve": curve,
+        # calibrated probabilities and scores of the first training answers as trained (dual
+        # form, float64): AutoModel.self_check() recomputes them from the stored weights
+        "self_check": {
+            "texts": texts[: len(check)],
+            "probabilities": check.tolist(),
+            "scores": decode_scores(check, best.decoder, cuts).tolist(),
+        },
         "reference_answers": list(reference_answers),
         "training": {**asdict(config), "seconds": metrics["train_seconds"]},
     }
@@ -642,6 +715,20 @@ class AutoModel:
         if not texts:
             return np.zeros((0, self.num_labels))
         return apply_temperature(self.raw_probabilities(texts, embeddings), self.temperature)
+
+    def self_check(self, embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> float:
+        """Largest difference between the stored training-time probabilities of the first
+        training answers and what this loaded model computes for them (``embed``: the frozen
+        embedder, needed when :attr:`needs_embeddings`). Raises ``ValueError`` if the decoded
+        scores differ."""
+        record: dict[str, list[object]] = self.manifest["self_check"]  # type: ignore[assignment]
+        texts = [str(t) for t in record["texts"]]
+        expected = np.asarray(record["probabilities"], dtype=np.float64)
+        embeddings = embed(texts) if self.needs_embeddings and embed is not None else None
+        got = self.probabilities(texts, embeddings)
+        if self.decode(got).tolist() != [int(s) for s in record["scores"]]:  # type: ignore[call-overload]
+            raise ValueError(f"auto artifact {self.path}: served scores differ from training")
+        return float(np.abs(got - expected).max()) if len(texts) else 0.0
 
     def decode(self, probabilities: np.ndarray) -> np.ndarray:
         """Served scores ``[n]`` (class indices) from :meth:`probabilities`."""

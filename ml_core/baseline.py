@@ -94,8 +94,12 @@ class TfidfBaseline:
     def fit(self, texts: Sequence[str], labels: Sequence[int]) -> TfidfBaseline:
         if len(texts) != len(labels) or not texts:
             raise ValueError("fit needs as many labels as texts, and at least one")
-        matrix = self._features.fit_transform(list(texts))
-        self._coef, self._intercept = fit_logistic(matrix, labels, self.num_labels)
+        from threadpoolctl import threadpool_limits
+
+        # small problems: extra BLAS threads only contend (as for auto)
+        with threadpool_limits(limits=1):
+            matrix = self._features.fit_transform(list(texts))
+            self._coef, self._intercept = fit_logistic(matrix, labels, self.num_labels)
         return self
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:

@@ -70,7 +70,8 @@ class BenchmarkConfig:
         default=256, metadata={"help": "mixed test answers scored end to end for answers/s"}
     )
     reuse: bool = field(
-        default=False, metadata={"help": "reuse engine artifacts already in out/artifacts"}
+        default=False,
+        metadata={"help": "reuse artifacts already in out/artifacts (split mode and the engine)"},
     )
     seed: int = field(default=13, metadata={"help": "seed for folds, splits, initialisation"})
     epochs: int | None = field(
@@ -139,6 +140,8 @@ def run_benchmark(config: BenchmarkConfig, log: Callable[[str], None] = print) -
         backbone=config.backbone,
         embedding_cache=config.embedding_cache,
         epochs=config.epochs,
+        artifacts=out / "artifacts",
+        reuse=config.reuse,
         log=log,
     )
     (out / "report.json").write_text(json.dumps(report, indent=2, default=float))

@@ -13,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ml_core.artifact import Artifact, load_artifact
+from ml_core.artifact import (
+    AUTO_KIND,
+    Artifact,
+    BackboneMismatchError,
+    load_artifact,
+    read_manifest,
+)
 from ml_core.backbone import backbone_fingerprint, resolve_backbone
 from ml_core.data import ItemRecord, ResponseRecord
 from ml_core.engine import ScoreRequest, ScoringEngine
@@ -93,8 +99,12 @@ def predict_artifact(
 ) -> np.ndarray:
     """Predicted class indices ``[len(texts), criteria]`` of the artifact on ``texts``.
 
-    Empty answers (which the engine refuses) are predicted as class 0.
+    Empty answers (which the engine refuses) are predicted as class 0. ``auto`` artifacts are
+    scored by :class:`ml_core.auto.AutoModel`, with the engine's ``embed`` (the serving path)
+    when ``engine`` is given, else a frozen-backbone embedder, when the model needs vectors.
     """
+    if read_manifest(artifact_dir).get("kind") == AUTO_KIND:
+        return _predict_auto(artifact_dir, texts, backbone=backbone, engine=engine)
     artifact = load_artifact(artifact_dir)
     if artifact.kind == "full":
         probabilities = FullModelScorer(artifact, backbone).probabilities(texts)
@@ -120,6 +130,30 @@ def predict_artifact(
     return predictions
 
 
+def _predict_auto(
+    artifact_dir: Path,
+    texts: Sequence[str],
+    *,
+    backbone: str | None,
+    engine: ScoringEngine | None,
+) -> np.ndarray:
+    from ml_core.auto import AutoModel, frozen_embedder
+
+    model = AutoModel.load(artifact_dir)
+    embeddings = None
+    if model.needs_embeddings:
+        fingerprint = engine.fingerprint if engine is not None else backbone_fingerprint(backbone)
+        if fingerprint != model.backbone_fingerprint:
+            raise BackboneMismatchError(
+                f"auto artifact {artifact_dir} was trained on {model.backbone_fingerprint}, "
+                f"not {fingerprint}"
+            )
+        embed = engine.embed if engine is not None else frozen_embedder(backbone, model.pooling)
+        embeddings = embed(texts)
+    scores = model.decode(model.probabilities(texts, embeddings))
+    return np.asarray(scores, dtype=np.int64)[:, None]
+
+
 def evaluate_artifact(
     artifact_dir: Path,
     examples: Sequence[TrainExample],
@@ -128,7 +162,7 @@ def evaluate_artifact(
     engine: ScoringEngine | None = None,
 ) -> dict[str, float]:
     """Metrics of the artifact on ``examples`` (all of them; filter the split beforehand)."""
-    artifact = load_artifact(artifact_dir)
+    criteria = load_artifact(artifact_dir).criteria
     predictions = predict_artifact(
         artifact_dir, [e.text for e in examples], backbone=backbone, engine=engine
     )
@@ -136,8 +170,8 @@ def evaluate_artifact(
     report = classification_report(
         truth,
         predictions,
-        num_labels=[c.num_labels for c in artifact.criteria],
-        criteria=[c.name for c in artifact.criteria],
+        num_labels=[c.num_labels for c in criteria],
+        criteria=[c.name for c in criteria],
     )
     report["n"] = float(len(examples))
     return report
@@ -148,6 +182,12 @@ def held_out_examples(examples: Sequence[TrainExample], artifact_dir: Path) -> l
     from ml_core.training import TrainConfig, split_examples
 
     manifest = load_artifact(artifact_dir).manifest
+    if manifest.get("kind") == AUTO_KIND:
+        # auto holds answers out inside its own cross-validation; its metrics are those
+        raise ValueError(
+            "an auto artifact is trained on every answer it was given; it has no held-out split "
+            "(see its cross-validated metrics, or run the benchmark)"
+        )
     training = manifest.get("training")
     config = TrainConfig()
     if isinstance(training, Mapping):

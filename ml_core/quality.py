@@ -52,10 +52,24 @@ def baseline_method(
     return FoldPrediction(scores=probabilities.argmax(axis=1), probabilities=probabilities)
 
 
+def _kept_folder(keep: Path | None, kind: str, item_id: str, tmp: str) -> Path:
+    """Where a fold's artifact goes: ``keep/<kind>/<item>`` (split mode) or a temporary folder."""
+    return keep / kind / item_id if keep is not None else Path(tmp) / "artifact"
+
+
 def head_method(
-    cache: EmbeddingCache, backbone: str | None, seed: int, epochs: int | None = None
+    cache: EmbeddingCache,
+    backbone: str | None,
+    seed: int,
+    epochs: int | None = None,
+    keep: Path | None = None,
+    reuse: bool = False,
 ) -> Method:
-    """``head`` trained on cached frozen vectors; predicts with its linear head on them."""
+    """``head`` trained on cached frozen vectors; predicts with its linear head on them.
+
+    With ``keep`` (one fold: split mode) the artifact is kept at ``keep/head/<item>`` and, with
+    ``reuse``, read back instead of trained when it exists.
+    """
     from ml_core.artifact import load_artifact
 
     def method(
@@ -65,16 +79,17 @@ def head_method(
         if epochs:
             config.epochs = epochs
         with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp) / "artifact"
-            train_item(
-                train,
-                item_id=item.item_id,
-                num_labels=item.num_labels,
-                out_dir=folder,
-                backbone=backbone,
-                config=config,
-                embed=cache,
-            )
+            folder = _kept_folder(keep, "head", item.item_id, tmp)
+            if not (reuse and (folder / "manifest.json").is_file()):
+                train_item(
+                    train,
+                    item_id=item.item_id,
+                    num_labels=item.num_labels,
+                    out_dir=folder,
+                    backbone=backbone,
+                    config=config,
+                    embed=cache,
+                )
             weight, bias = load_artifact(folder).head_tensors(0)
         features = cache([e.text for e in test])
         probabilities = _softmax(features @ weight.numpy().T + bias.numpy())
@@ -83,8 +98,16 @@ def head_method(
     return method
 
 
-def torch_method(kind: str, backbone: str | None, seed: int, epochs: int | None = None) -> Method:
-    """``lora`` / ``full``: trained on the fold, scored through the engine / standalone model."""
+def torch_method(
+    kind: str,
+    backbone: str | None,
+    seed: int,
+    epochs: int | None = None,
+    keep: Path | None = None,
+    reuse: bool = False,
+) -> Method:
+    """``lora`` / ``full``: trained on the fold, scored through the engine / standalone model
+    (``keep`` and ``reuse`` as for :func:`head_method`)."""
     from ml_core.artifact import load_artifact
     from ml_core.evaluation import FullModelScorer
 
@@ -100,15 +123,16 @@ def torch_method(kind: str, backbone: str | None, seed: int, epochs: int | None 
             config.epochs = epochs
         texts = [e.text for e in test]
         with tempfile.TemporaryDirectory() as tmp:
-            folder = Path(tmp) / "artifact"
-            train_item(
-                train,
-                item_id=item.item_id,
-                num_labels=item.num_labels,
-                out_dir=folder,
-                backbone=backbone,
-                config=config,
-            )
+            folder = _kept_folder(keep, kind, item.item_id, tmp)
+            if not (reuse and (folder / "manifest.json").is_file()):
+                train_item(
+                    train,
+                    item_id=item.item_id,
+                    num_labels=item.num_labels,
+                    out_dir=folder,
+                    backbone=backbone,
+                    config=config,
+                )
             if kind == "full":
                 probabilities = FullModelScorer(load_artifact(folder), backbone).probabilities(
                     texts
@@ -151,6 +175,7 @@ def auto_method(cache: EmbeddingCache, backbone: str | None, seed: int) -> Metho
                 config=AutoConfig(seed=seed),
                 reference_answers=item.reference_answers,
                 embed=cache,
+                item_id=item.item_id,
             )
             model = AutoModel.load(folder)
         embeddings = cache(texts) if model.needs_embeddings else None
@@ -172,9 +197,15 @@ def run_quality(
     backbone: str | None = None,
     embedding_cache: Path | None = None,
     epochs: int | None = None,
+    artifacts: Path | None = None,
+    reuse: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, object]:
-    """Every kind and the baseline on the same folds of every item; returns the report dict."""
+    """Every kind and the baseline on the same folds of every item; returns the report dict.
+
+    In ``split`` mode with ``artifacts``, the head/lora/full artifacts are kept at
+    ``artifacts/<kind>/<item>`` (and reused with ``reuse``), as the engine benchmark reads them.
+    """
     unknown = [k for k in kinds if k not in QUALITY_KINDS]
     if unknown:
         raise ValueError(f"unknown kinds {unknown}; choose from {QUALITY_KINDS}")
@@ -196,6 +227,7 @@ def run_quality(
             return lazy[0](texts)
 
         cache = EmbeddingCache(embed, folder)
+    keep = artifacts if eval_mode == "split" else None
     methods: dict[str, Method] = {}
     for kind in ordered:
         if kind == BASELINE_KIND:
@@ -205,9 +237,9 @@ def run_quality(
             methods[kind] = auto_method(cache, backbone, seed)
         elif kind == "head":
             assert cache is not None
-            methods[kind] = head_method(cache, backbone, seed, epochs)
+            methods[kind] = head_method(cache, backbone, seed, epochs, keep, reuse)
         else:
-            methods[kind] = torch_method(kind, backbone, seed, epochs)
+            methods[kind] = torch_method(kind, backbone, seed, epochs, keep, reuse)
 
     items: dict[str, dict[str, object]] = {}
     raw: dict[str, dict[str, MethodResult]] = {}

@@ -49,7 +49,10 @@ _DEFAULT_LEARNING_RATES: dict[str, float] = {"lora": 2e-3, "head": 1e-2, "full":
 class TrainConfig:
     """How one item is trained. Defaults follow the research protocol (issue 3)."""
 
-    kind: str = field(default="lora", metadata={"help": "lora | head | full"})
+    kind: str = field(
+        default="lora",
+        metadata={"help": "lora | head | full (train_item); auto is trained by ml_core.auto"},
+    )
     epochs: int = field(default=5, metadata={"help": "maximum training epochs"})
     patience: int = field(
         default=2, metadata={"help": "stop after this many epochs without a lower validation loss"}
@@ -527,6 +530,69 @@ def _train(
         )
 
     generator = torch.Generator().manual_seed(config.seed)
+    previous_threads = torch.get_num_threads()
+    if features is not None and device.type == "cpu":
+        # heads on cached features are tiny ops: one thread; more only wait on each other
+        # (2 cores shared with other work: 10-20 s per item instead of 0.3-0.7 s)
+        torch.set_num_threads(1)
+    try:
+        return _fit_and_write(
+            examples,
+            item_id=item_id,
+            counts=counts,
+            names=names,
+            out_dir=out_dir,
+            backbone=backbone,
+            config=config,
+            progress=progress,
+            should_stop=should_stop,
+            started=started,
+            device=device,
+            fingerprint=fingerprint,
+            split=split,
+            input_ids=input_ids,
+            lengths=lengths,
+            labels=labels,
+            weights=weights,
+            model=model,
+            optimizer=optimizer,
+            regularised=regularised,
+            features=features,
+            pad_id=pad_id,
+            hidden_size=hidden_size,
+            generator=generator,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _fit_and_write(
+    examples: Sequence[TrainExample],
+    *,
+    item_id: str,
+    counts: list[int],
+    names: list[str],
+    out_dir: Path,
+    backbone: str | None,
+    config: TrainConfig,
+    progress: Callable[[TrainProgress], None] | None,
+    should_stop: Callable[[], bool] | None,
+    started: float,
+    device: torch.device,
+    fingerprint: str,
+    split: Split,
+    input_ids: list[list[int]],
+    lengths: list[int],
+    labels: torch.Tensor,
+    weights: list[torch.Tensor],
+    model: _ScoringModel,
+    optimizer: torch.optim.Optimizer,
+    regularised: list[nn.Parameter],
+    features: torch.Tensor | None,
+    pad_id: int,
+    hidden_size: int,
+    generator: torch.Generator,
+) -> TrainedArtifact:
     steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     best_val = math.inf

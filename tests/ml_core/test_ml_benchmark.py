@@ -28,7 +28,56 @@ def _write_bank(folder: Path) -> tuple[Path, Path]:
     return responses, items
 
 
-def test_benchmark_reports_quality_memory_and_served_scores(
+def test_benchmark_compares_every_kind_with_the_baseline_on_the_same_folds(
+    tiny_backbone: Path, tmp_path: Path
+) -> None:
+    responses, items = _write_bank(tmp_path)
+    out = tmp_path / "quality"
+    code = main(
+        [
+            "benchmark",
+            "--responses",
+            str(responses),
+            "--items",
+            str(items),
+            "--backbone",
+            str(tiny_backbone),
+            "--kinds",
+            "auto,head",
+            "--folds",
+            "3",
+            "--cv-repeats",
+            "2",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    quality = json.loads((out / "report.json").read_text())["quality"]
+    assert quality["eval"] == "cv" and quality["kinds"] == ["baseline", "auto", "head"]
+    assert set(quality["items"]) == {"q1", "q2", "q3"}
+    for row in quality["items"].values():
+        for kind in ("baseline", "auto", "head"):
+            assert len(row[kind]["fold_qwk"]) == 6  # 3 folds x 2 repeats, the same for all
+            low, high = row[kind]["qwk_ci"]
+            assert low <= row[kind]["qwk"] <= high
+        assert row["auto"]["qwk_minus_baseline"] == pytest.approx(
+            row["auto"]["qwk"] - row["baseline"]["qwk"]
+        )
+    summary = quality["summary"]["auto"]
+    assert set(summary) == {"all", "en"} and summary["all"]["items"] == 3
+    assert "paired_t_p" in summary["all"]["vs_baseline"]
+    assert "wilcoxon_p" in summary["all"]["vs_baseline"]
+    assert 0.0 <= summary["all"]["ece_pooled"] <= 1.0
+    # frozen vectors were cached on disk for the next run
+    assert list((out / "embeddings").rglob("*.npy"))
+    markdown = (out / "report.md").read_text()
+    assert "## Summary" in markdown and "auto - base" in markdown
+
+
+def test_benchmark_split_mode_with_lora_measures_the_engine(
     tiny_backbone: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -44,7 +93,9 @@ def test_benchmark_reports_quality_memory_and_served_scores(
             "benchmark",
             *args,
             "--kinds",
-            "lora,head",
+            "lora",
+            "--eval",
+            "split",
             "--epochs",
             "1",
             "--backends",
@@ -56,11 +107,11 @@ def test_benchmark_reports_quality_memory_and_served_scores(
     )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
-
-    assert set(report["items"]) == {"q1", "q2", "q3"}
-    for row in report["items"].values():
-        assert 0.0 <= row["lora"]["accuracy"] <= 1.0 and row["lora"]["artifact_bytes"] > 0
-    assert report["quality"]["paired_t_test_qwk"]["lora_vs_head"]["n"] == 3
+    quality = report["quality"]
+    assert quality["eval"] == "split" and set(quality["items"]) == {"q1", "q2", "q3"}
+    for row in quality["items"].values():
+        assert 0.0 <= row["lora"]["accuracy"] <= 1.0 and len(row["lora"]["fold_qwk"]) == 1
+    assert quality["summary"]["lora"]["all"]["vs_baseline"]["wins"] >= 0
 
     engine = report["engine"]
     assert engine["items_loaded"] == 3 and engine["mixed_batch_items"] == 3
@@ -74,13 +125,15 @@ def test_benchmark_reports_quality_memory_and_served_scores(
         )
         assert set(measured["qwk_per_item"]) == {"q1", "q2", "q3"}
         for item_id, confusion in measured["confusion_per_item"].items():
-            n_test = report["items"][item_id]["n_test"]
+            n_test = quality["items"][item_id]["n_test_per_fold"]
             assert len(confusion) == 3 and sum(map(sum, confusion)) == n_test
     assert "int8_mean_qwk_shift" in engine
     assert "Served QWK per item" in (out / "report.md").read_text()
 
-    # --reuse reads the trained artifacts back instead of training again
+    # --reuse reads the trained engine artifacts back instead of training again
     capsys.readouterr()
+    folder = out / "artifacts" / "lora" / "q1"
+    stamp = (folder / "manifest.json").stat().st_mtime_ns
     assert (
         main(
             [
@@ -88,15 +141,18 @@ def test_benchmark_reports_quality_memory_and_served_scores(
                 *args,
                 "--kinds",
                 "lora",
+                "--eval",
+                "split",
+                "--epochs",
+                "1",
                 "--reuse",
                 "--backends",
-                "none",
+                "torch",
+                *timing,
                 "--out",
                 str(out),
             ]
         )
         == 0
     )
-    again = json.loads((out / "report.json").read_text())
-    assert again["items"]["q1"]["lora"]["qwk"] == report["items"]["q1"]["lora"]["qwk"]
-    assert "engine" not in again
+    assert (folder / "manifest.json").stat().st_mtime_ns == stamp

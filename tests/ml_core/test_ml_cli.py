@@ -63,3 +63,32 @@ def test_cli_trains_evaluates_and_scores(
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
     assert [line["error"] is None for line in lines] == [True, False, False]
     assert lines[0]["score"] in (0, 1, 2)
+
+
+def test_cli_trains_auto_by_default_and_evaluates_it(
+    tiny_backbone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    responses = tmp_path / "responses.csv"
+    _write_responses(responses)
+    backbone = ["--backbone", str(tiny_backbone)]
+    out = tmp_path / "artifacts"
+    assert main(["train", "--responses", str(responses), "--out", str(out), *backbone]) == 0
+    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert trained["kind"] == "auto" and "qwk_ci_low" in trained["metrics"]
+    assert (
+        main(
+            [
+                "evaluate",
+                "--artifact",
+                str(out / "q1"),
+                "--responses",
+                str(responses),
+                "--split",
+                "all",
+                *backbone,
+            ]
+        )
+        == 0
+    )
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n"] == 45 and 0.0 <= metrics["accuracy"] <= 1.0

@@ -1,0 +1,197 @@
+"""The ``auto`` kind: artifact round trip, ordinal decoding, calibration, review threshold."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml_core.artifact import load_artifact
+from ml_core.auto import (
+    AutoConfig,
+    AutoModel,
+    agreement_curve,
+    apply_temperature,
+    decode_with_cuts,
+    fit_temperature,
+    review_threshold_for,
+    train_auto,
+    tune_cut_points,
+)
+from ml_core.crossval import expected_calibration_error
+from ml_core.evaluation import evaluate_artifact
+from ml_core.metrics import quadratic_weighted_kappa
+from ml_core.training import TrainExample, TrainingCancelled
+from tests.ml_core.conftest import _WORDS, make_examples
+
+
+def toy_embed(texts: Sequence[str]) -> np.ndarray:
+    """A deterministic stand-in for the backbone: word counts plus a fixed offset (not unit)."""
+    vectors = np.zeros((len(texts), len(_WORDS) + 1), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for word in text.split():
+            if word in _WORDS:
+                vectors[row, _WORDS.index(word)] += 1.0
+        vectors[row, -1] = 3.0
+    return vectors
+
+
+def noisy_examples(n: int, seed: int, noise: float = 0.15) -> list[TrainExample]:
+    """Key-word answers whose human score is off by one for a share ``noise`` of them."""
+    rng = random.Random(seed)
+    out = []
+    for example in make_examples(n, seed=seed):
+        label = example.label
+        if rng.random() < noise:
+            label = min(2, max(0, label + rng.choice((-1, 1))))
+        out.append(TrainExample(example.text, label))
+    return out
+
+
+def test_auto_artifact_round_trips_to_the_training_time_predictions(tmp_path: Path) -> None:
+    examples = noisy_examples(90, seed=3)
+    trained = train_auto(
+        examples, 3, tmp_path / "v1", backbone=None, config=AutoConfig(seed=5), embed=toy_embed
+    )
+    assert trained.kind == "auto" and trained.size_bytes > 0
+    manifest = json.loads((tmp_path / "v1" / "manifest.json").read_text())
+    assert manifest["kind"] == "auto" and manifest["labels"] == [0, 1, 2]
+    assert manifest["backbone_fingerprint"] and manifest["pooling"] == "mean"
+    for key in ("qwk", "qwk_ci_low", "qwk_ci_high", "ece", "review_threshold"):
+        assert key in manifest["metrics"]
+    assert manifest["agreement_curve"][0]["threshold"] == 0.0
+    assert not list((tmp_path / "v1").glob("*.pkl"))
+
+    model = AutoModel.load(tmp_path / "v1")
+    # the stored weights reproduce what the fitted model computed at training time
+    assert model.self_check(toy_embed) < 1e-4
+    texts = [e.text for e in make_examples(30, seed=11)]
+    embeddings = toy_embed(texts) if model.needs_embeddings else None
+    probabilities = model.probabilities(texts, embeddings)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    again = AutoModel.load(tmp_path / "v1").probabilities(texts, embeddings)
+    np.testing.assert_array_equal(probabilities, again)
+    scores = model.decode(probabilities)
+    assert scores.dtype == np.int64 and set(scores.tolist()) <= {0, 1, 2}
+    # the artifact folder is also readable by the generic loader and the evaluation helpers
+    assert load_artifact(tmp_path / "v1").kind == "auto"
+
+
+def test_lexical_only_artifact_needs_no_embeddings(tmp_path: Path) -> None:
+    def refuse(texts: Sequence[str]) -> np.ndarray:
+        raise AssertionError("a lexical-only auto model must not embed")
+
+    train_auto(
+        make_examples(90),
+        3,
+        tmp_path / "lex",
+        config=AutoConfig(candidates=("lexical",)),
+        embed=refuse,
+    )
+    model = AutoModel.load(tmp_path / "lex")
+    assert model.needs_embeddings is False
+    test = make_examples(30, seed=4)
+    scores = model.decode(model.probabilities([e.text for e in test], None))
+    assert quadratic_weighted_kappa([e.label for e in test], scores, 3) > 0.8
+    assert evaluate_artifact(tmp_path / "lex", test)["qwk"] == pytest.approx(
+        quadratic_weighted_kappa([e.label for e in test], scores, 3)
+    )
+
+
+def test_neural_candidate_refuses_missing_embeddings(tmp_path: Path) -> None:
+    train_auto(
+        make_examples(60),
+        3,
+        tmp_path / "emb",
+        config=AutoConfig(candidates=("embedding",)),
+        embed=toy_embed,
+    )
+    model = AutoModel.load(tmp_path / "emb")
+    assert model.needs_embeddings is True
+    with pytest.raises(ValueError, match="embeddings"):
+        model.probabilities(["tcp udp"], None)
+
+
+def test_cancelled_training_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(TrainingCancelled):
+        train_auto(
+            make_examples(30), 3, tmp_path / "x", embed=toy_embed, should_cancel=lambda: True
+        )
+    assert not (tmp_path / "x").exists()
+
+
+def test_cut_points_beat_or_equal_argmax_on_an_ordinal_case() -> None:
+    # a model that spreads the middle class's mass to both neighbours: argmax never says 1
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=300)
+    probabilities = np.zeros((300, 3))
+    for row, label in enumerate(labels):
+        if label == 1:
+            probabilities[row] = [0.4, 0.2, 0.4] + rng.normal(0, 0.03, 3)
+        else:
+            probabilities[row, label] = 0.7
+            probabilities[row, 1] = 0.1
+            probabilities[row, 2 - label] = 0.2
+    probabilities = np.clip(probabilities, 0.01, None)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    argmax_qwk = quadratic_weighted_kappa(labels, probabilities.argmax(axis=1), 3)
+    cuts = tune_cut_points(probabilities, labels, 3)
+    tuned_qwk = quadratic_weighted_kappa(labels, decode_with_cuts(probabilities, cuts), 3)
+    assert tuned_qwk >= argmax_qwk
+    assert tuned_qwk > argmax_qwk + 0.1  # here the middle class becomes reachable
+    assert list(cuts) == sorted(cuts)
+
+
+def test_temperature_reduces_the_calibration_error_of_an_overconfident_model() -> None:
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 1.0, size=(2000, 3))
+    true_p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = np.array([rng.choice(3, p=p) for p in true_p])
+    overconfident = np.exp(3 * logits) / np.exp(3 * logits).sum(axis=1, keepdims=True)
+
+    def ece(p: np.ndarray) -> float:
+        predicted = p.argmax(axis=1)
+        return expected_calibration_error(p.max(axis=1), predicted == labels)
+
+    temperature = fit_temperature(overconfident, labels)
+    assert temperature > 2
+    assert ece(apply_temperature(overconfident, temperature)) < ece(overconfident) / 2
+
+
+def test_review_threshold_is_the_lowest_reaching_the_target_agreement() -> None:
+    rng = np.random.default_rng(2)
+    confidence = rng.uniform(0.3, 1.0, 1000)
+    correct = rng.uniform(size=1000) < confidence  # calibrated: higher confidence, more right
+    curve = agreement_curve(confidence, correct, step=0.05)
+    threshold = review_threshold_for(curve, 0.9)
+    posted = confidence >= threshold
+    assert correct[posted].mean() >= 0.9
+    lower = confidence >= threshold - 0.05
+    assert correct[lower].mean() < 0.9
+    assert review_threshold_for(curve, 1.01) > 1.0  # unreachable: everything is reviewed
+
+
+def test_review_threshold_meets_the_target_on_out_of_fold_answers(tmp_path: Path) -> None:
+    train_auto(
+        noisy_examples(150, seed=8, noise=0.2),
+        3,
+        tmp_path / "v",
+        config=AutoConfig(target_agreement=0.9),
+        embed=toy_embed,
+    )
+    model = AutoModel.load(tmp_path / "v")
+    curve = model.agreement_curve
+    assert curve[0]["auto_fraction"] == 1.0
+    fractions = [p["auto_fraction"] for p in curve]
+    assert fractions == sorted(fractions, reverse=True)
+    metrics = model.metrics
+    if model.review_threshold <= 1.0:
+        assert metrics["agreement_at_threshold"] >= 0.9
+        point = next(p for p in curve if p["threshold"] == model.review_threshold)
+        assert point["auto_fraction"] == pytest.approx(metrics["auto_fraction_at_threshold"])
+    earlier = [p for p in curve if p["threshold"] < model.review_threshold and p["auto_fraction"]]
+    assert all(p["agreement"] < 0.9 for p in earlier)
