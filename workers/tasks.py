@@ -403,6 +403,7 @@ def run_training(
                 backbone=settings.SCORING_BACKBONE or None,
                 config=auto_config,
                 reference_answers=[reference] if reference else (),
+                item_id=item.key,
                 progress=progress,
                 should_cancel=should_stop,
             )
