@@ -128,6 +128,8 @@ INSTALLED_APPS = [
     "scoring_plugin",
     "lti_tool",
     "lti",
+    # management commands that run ML work in this process (train_items, model_cards --check)
+    "workers",
 ]
 
 MIDDLEWARE = [
