@@ -52,7 +52,7 @@ for report in quality engine; do
 done
 "$PY" -m ml_core benchmark "${COMMON[@]}" --items-only "$ITEMS" "${CAPARG[@]}" --kinds lora,head,full \
   --eval split --reuse --backends none --out "$OUT/quality"
-# the engine: one process with every core (SCORING_WORKER_PROCESSES=1)
-SCORING_WORKER_PROCESSES=1 "$PY" -m ml_core benchmark "${COMMON[@]}" --items-only "$ITEMS" "${CAPARG[@]}" \
+# the engine: one process with every core (ml_core.backbone.default_threads(1))
+"$PY" -m ml_core benchmark "${COMMON[@]}" --items-only "$ITEMS" "${CAPARG[@]}" \
   --kinds lora --eval split --reuse --backends "$BACKENDS" --repeats 7 --latency-samples 60 \
   --throughput-answers 256 --out "$OUT/engine"

@@ -133,6 +133,12 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--seed", type=int, default=13, help="seed for splits, initialisation and sampling"
     )
+    bench.add_argument(
+        "--onnx-cache",
+        type=Path,
+        default=None,
+        help="folder of exported ONNX graphs (default: ~/.cache/scorebridge/onnx)",
+    )
     bench.add_argument("--out", type=Path, required=True)
     return parser
 
@@ -281,6 +287,7 @@ def _benchmark(args: argparse.Namespace) -> int:
         reuse=args.reuse,
         epochs=args.epochs,
         seed=args.seed,
+        onnx_cache=args.onnx_cache,
     )
     run_benchmark(config, log=lambda line: print(line, flush=True))
     print((args.out / "report.md").read_text())

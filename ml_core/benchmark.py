@@ -77,6 +77,9 @@ class BenchmarkConfig:
     epochs: int | None = field(
         default=None, metadata={"help": "override TrainConfig.epochs (head/lora/full)"}
     )
+    onnx_cache: Path | None = field(
+        default=None, metadata={"help": "folder of exported ONNX graphs (None: the default)"}
+    )
 
 
 def _interleaved(
@@ -248,7 +251,7 @@ def _measure_backend(
     item_bank: dict[str, ItemRecord],
 ) -> dict[str, object]:
     """Cost, memory, latency and served QWK of one backend with every item's adapter loaded."""
-    engine = ScoringEngine(config.backbone, backend=backend)
+    engine = ScoringEngine(config.backbone, backend=backend, cache_dir=config.onnx_cache)
     for i in item_ids:
         engine.load_item(i, config.out / "artifacts" / "lora" / i, "bench")
     resident = engine.resident_bytes()
@@ -280,6 +283,7 @@ def _measure_backend(
         {i: config.out / "artifacts" / "lora" / i for i in item_ids},
         [r.text for r in mixed],
         [r.item_key for r in mixed],
+        cache_dir=config.onnx_cache,
     )
     return {
         "mixed_batch_seconds": multi_s,
@@ -335,6 +339,7 @@ def _rss_probe(
     artifacts: dict[str, str],
     texts: list[str],
     item_keys: list[str],
+    cache_dir: Path | None = None,
 ) -> dict[str, int]:
     """Run in a fresh process: RSS after the backbone alone, then with every item loaded.
 
@@ -344,7 +349,7 @@ def _rss_probe(
     """
     import gc
 
-    engine = ScoringEngine(backbone, backend=backend)
+    engine = ScoringEngine(backbone, backend=backend, cache_dir=cache_dir)
     gc.collect()
     before = _rss_bytes()
     # runtimes grow their buffer pools over the first runs; measure both states once settled
@@ -380,6 +385,7 @@ def measure_resident_memory(
     artifacts: dict[str, Path],
     texts: Sequence[str],
     item_keys: Sequence[str],
+    cache_dir: Path | None = None,
 ) -> dict[str, int]:
     """Process RSS of one engine with the backbone alone, and what loading ``artifacts`` adds.
 
@@ -395,6 +401,7 @@ def measure_resident_memory(
             {k: str(v) for k, v in artifacts.items()},
             list(texts),
             list(item_keys),
+            cache_dir,
         ).result()
 
 

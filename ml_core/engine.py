@@ -24,7 +24,8 @@ import torch
 from ml_core.answers import MAX_CHARS_PER_TOKEN, clean_answer_text
 from ml_core.artifact import AUTO_KIND, Artifact, ArtifactError, load_artifact
 from ml_core.backbone import backbone_fingerprint, default_threads, resolve_backbone
-from ml_core.backends import EncoderBackend, LoraTables, create_backend, resolve_backend_name
+from ml_core.backend_factory import create_backend
+from ml_core.backends import EncoderBackend, LoraTables, resolve_backend_name
 from ml_core.modeling import load_tokenizer
 from ml_core.results import ScoreRequest, ScoreResult, error_result
 

@@ -12,7 +12,7 @@ of SAF answers to a mean cosine of 0.85 against fp32, per-channel scales to 0.99
 LoRA matrices and the word-embedding lookup stay fp32 (a quantized lookup dequantizes the whole
 table on every run and saves only memory).
 
-Exported graphs are cached under ``SCORING_ONNX_CACHE`` (default ``~/.cache/scorebridge/onnx``)
+Exported graphs are cached under ``cache_dir`` (default ``~/.cache/scorebridge/onnx``)
 in a folder named after the backbone fingerprint; they are written to a temporary name and
 renamed, so concurrent workers never read half a file.
 """
@@ -35,7 +35,6 @@ from ml_core.modeling import MultiItemEncoder, load_backbone_model
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "SCORING_ONNX_CACHE"
 OPSET = 17
 EXPORT_VERSION = 3
 """Bumped whenever the exported graphs' inputs or outputs change (names the cache folder)."""
@@ -43,9 +42,9 @@ _export_lock = threading.Lock()
 
 
 def default_cache_dir() -> Path:
-    """Where exported graphs are kept (``SCORING_ONNX_CACHE`` or ``~/.cache/scorebridge/onnx``)."""
-    raw = os.environ.get(CACHE_ENV)
-    return Path(raw) if raw else Path.home() / ".cache" / "scorebridge" / "onnx"
+    """Where exported graphs are kept unless the caller names a folder (the web app passes
+    ``SCORING_ONNX_CACHE``)."""
+    return Path.home() / ".cache" / "scorebridge" / "onnx"
 
 
 def _safe_name(fingerprint: str) -> str:

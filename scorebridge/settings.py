@@ -10,10 +10,9 @@ import os
 import secrets
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from scorebridge.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from scorebridge.config import read
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -50,19 +49,19 @@ def private_file(path: Path) -> Path:
     return path
 
 
-VAR_DIR = private_dir(Path(env_str("SCOREBRIDGE_VAR_DIR", str(BASE_DIR / "var"))).resolve())
-ARTIFACTS_DIR = Path(env_str("SCOREBRIDGE_ARTIFACTS_DIR", str(VAR_DIR / "artifacts"))).resolve()
+VAR_DIR = private_dir(Path(read("SCOREBRIDGE_VAR_DIR", str(BASE_DIR / "var"))).resolve())
+ARTIFACTS_DIR = Path(read("SCOREBRIDGE_ARTIFACTS_DIR", str(VAR_DIR / "artifacts"))).resolve()
 
-DEBUG = env_bool("SCOREBRIDGE_DEBUG", False)
+DEBUG = read("SCOREBRIDGE_DEBUG")
 
 
 def _secret_key() -> str:
     """The key from SCOREBRIDGE_SECRET_KEY, or from the file SCOREBRIDGE_SECRET_KEY_FILE names,
     or (one machine) a random key generated once and kept in var/secret_key."""
-    key = env_str("SCOREBRIDGE_SECRET_KEY", "")
+    key = read("SCOREBRIDGE_SECRET_KEY")
     if key:
         return key
-    key_file = env_str("SCOREBRIDGE_SECRET_KEY_FILE", "")
+    key_file = read("SCOREBRIDGE_SECRET_KEY_FILE")
     if key_file:
         try:
             return Path(key_file).read_text().strip()
@@ -80,51 +79,38 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env_list("SCOREBRIDGE_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env_list("SCOREBRIDGE_CSRF_TRUSTED_ORIGINS", [])
+ALLOWED_HOSTS = read("SCOREBRIDGE_ALLOWED_HOSTS")
+CSRF_TRUSTED_ORIGINS = read("SCOREBRIDGE_CSRF_TRUSTED_ORIGINS")
 
 # --- Production profile (HTTPS) ----------------------------------------------------------------
 # SCOREBRIDGE_SECURE=1 turns on everything below for a site served over https (behind a proxy:
 # set SCOREBRIDGE_PROXY_SSL_HEADER too); each setting can also be given on its own. Under the
 # profile `manage.py check --deploy` reports nothing (tests/scoring/test_settings.py).
-SECURE = env_bool("SCOREBRIDGE_SECURE", False)
-SESSION_COOKIE_SECURE = env_bool("SCOREBRIDGE_SESSION_COOKIE_SECURE", SECURE)
-CSRF_COOKIE_SECURE = env_bool("SCOREBRIDGE_CSRF_COOKIE_SECURE", SECURE)
-SECURE_SSL_REDIRECT = env_bool("SCOREBRIDGE_SSL_REDIRECT", SECURE)
+SECURE = read("SCOREBRIDGE_SECURE")
+SESSION_COOKIE_SECURE = read("SCOREBRIDGE_SESSION_COOKIE_SECURE", SECURE)
+CSRF_COOKIE_SECURE = read("SCOREBRIDGE_CSRF_COOKIE_SECURE", SECURE)
+SECURE_SSL_REDIRECT = read("SCOREBRIDGE_SSL_REDIRECT", SECURE)
 # Load balancers probe /health/ over plain http.
 SECURE_REDIRECT_EXEMPT = [r"^health/$"]
-SECURE_HSTS_SECONDS = env_int("SCOREBRIDGE_HSTS_SECONDS", 31_536_000 if SECURE else 0, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SCOREBRIDGE_HSTS_INCLUDE_SUBDOMAINS", SECURE)
+SECURE_HSTS_SECONDS = read("SCOREBRIDGE_HSTS_SECONDS", 31_536_000 if SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = read("SCOREBRIDGE_HSTS_INCLUDE_SUBDOMAINS", SECURE)
 # Preloading is a commitment made for the whole domain (hstspreload.org); off unless asked for.
-SECURE_HSTS_PRELOAD = env_bool("SCOREBRIDGE_HSTS_PRELOAD", False)
+SECURE_HSTS_PRELOAD = read("SCOREBRIDGE_HSTS_PRELOAD")
 if not SECURE_HSTS_PRELOAD:
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
 
-def _proxy_ssl_header(value: str) -> tuple[str, str] | None:
-    """``X-Forwarded-Proto: https`` -> ``("HTTP_X_FORWARDED_PROTO", "https")``."""
-    if not value:
-        return None
-    name, sep, expected = value.partition(":")
-    name, expected = name.strip(), expected.strip()
-    if not sep or not name or not expected or not name.replace("-", "").isalnum():
-        raise ImproperlyConfigured(
-            f"SCOREBRIDGE_PROXY_SSL_HEADER={value!r} must look like 'X-Forwarded-Proto: https'"
-        )
-    return "HTTP_" + name.upper().replace("-", "_"), expected
-
-
 # Only behind a proxy that sets this header itself (and drops a client's own copy).
-SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env_str("SCOREBRIDGE_PROXY_SSL_HEADER", ""))
+SECURE_PROXY_SSL_HEADER = read("SCOREBRIDGE_PROXY_SSL_HEADER")
 # Content-Security-Policy for every page (scorebridge.middleware); LTI pages keep their own
 # frame-ancestors (the registered platforms). Empty: no header (the default without the profile).
 DEFAULT_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; object-src 'none'; base-uri 'self'; frame-ancestors 'self'"
 )
-CONTENT_SECURITY_POLICY = env_str("SCOREBRIDGE_CSP", DEFAULT_CSP if SECURE else "")
+CONTENT_SECURITY_POLICY = read("SCOREBRIDGE_CSP", DEFAULT_CSP if SECURE else "")
 if CONTENT_SECURITY_POLICY.lower() in ("off", "none"):
     CONTENT_SECURITY_POLICY = ""
 
@@ -142,6 +128,8 @@ INSTALLED_APPS = [
     "scoring_plugin",
     "lti_tool",
     "lti",
+    # management commands that run ML work in this process (train_items, model_cards --check)
+    "workers",
 ]
 
 MIDDLEWARE = [
@@ -179,11 +167,7 @@ TEMPLATES = [
 
 
 def _database() -> dict[str, object]:
-    url = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'scorebridge.sqlite3'}")
-    try:
-        config: dict[str, object] = dict(dj_database_url.parse(url, conn_max_age=60))
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"DATABASE_URL={url!r} is not a database URL: {exc}") from exc
+    config: dict[str, object] = read("DATABASE_URL", f"sqlite:///{VAR_DIR / 'scorebridge.sqlite3'}")
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Created 0600 before SQLite opens it (its -wal and -shm files take the same mode);
         # scorebridge.apps tightens test databases and files made by older versions.
@@ -216,22 +200,20 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch")]
-TIME_ZONE = env_str("SCOREBRIDGE_TIME_ZONE", "UTC")
+TIME_ZONE = read("SCOREBRIDGE_TIME_ZONE")
 USE_I18N = True
 # German and English for the pages students see (the LTI launch's locale chooses).
 LOCALE_PATHS = [BASE_DIR / "scoring_plugin" / "locale"]
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(env_str("SCOREBRIDGE_STATIC_ROOT", str(VAR_DIR / "static")))
+STATIC_ROOT = Path(read("SCOREBRIDGE_STATIC_ROOT", str(VAR_DIR / "static")))
 private_dir(STATIC_ROOT) if STATIC_ROOT.is_relative_to(VAR_DIR) else STATIC_ROOT.mkdir(
     parents=True, exist_ok=True
 )
 
 # Uploads: a CSV of scored answers for one item bank stays well under this.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
-    "SCOREBRIDGE_MAX_UPLOAD_BYTES", 20 * 1024 * 1024, minimum=1024
-)
+DATA_UPLOAD_MAX_MEMORY_SIZE = read("SCOREBRIDGE_MAX_UPLOAD_BYTES")
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
 REST_FRAMEWORK = {
@@ -256,9 +238,9 @@ REST_FRAMEWORK = {
         "scoring_plugin.throttling.UserRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": env_str("SCOREBRIDGE_API_ANON_RATE", "60/minute"),
-        "user": env_str("SCOREBRIDGE_API_RATE", "6000/minute"),
-        "batch": env_str("SCOREBRIDGE_API_BATCH_RATE", "120/minute"),
+        "anon": read("SCOREBRIDGE_API_ANON_RATE"),
+        "user": read("SCOREBRIDGE_API_RATE"),
+        "batch": read("SCOREBRIDGE_API_BATCH_RATE"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -272,98 +254,78 @@ SPECTACULAR_SETTINGS = {
 
 # --- Scoring --------------------------------------------------------------------------------
 # Any Hugging Face model name or local folder; empty means the packaged all-MiniLM-L6-v2.
-SCORING_BACKBONE = env_str("SCORING_BACKBONE", "")
-SCORING_BACKEND = env_choice(
-    "SCORING_BACKEND", "auto", ("auto", "torch", "onnx", "onnx-int8")
-)  # auto: torch (fp16) on CUDA, onnx-int8 on CPU
-SCORING_DEVICE = env_str("SCORING_DEVICE", "")  # "" = cuda when available, else cpu
-SCORING_MAX_ANSWER_CHARS = env_int("SCORING_MAX_ANSWER_CHARS", 10_000, minimum=1)
+SCORING_BACKBONE = read("SCORING_BACKBONE")
+SCORING_BACKEND = read("SCORING_BACKEND")  # auto: torch (fp16) on CUDA, onnx-int8 on CPU
+SCORING_DEVICE = read("SCORING_DEVICE")  # "" = cuda when available, else cpu
+SCORING_MAX_ANSWER_CHARS = read("SCORING_MAX_ANSWER_CHARS")
 # Micro-batching: a scoring worker scores what it gathered once it has this many answers or
 # this long after the first one arrived, whichever comes first.
-SCORING_BATCH_SIZE = env_int("SCORING_BATCH_SIZE", 32, minimum=1)
-SCORING_BATCH_WAIT_SECONDS = env_float("SCORING_BATCH_WAIT_SECONDS", 0.02, minimum=0.001)
+SCORING_BATCH_SIZE = read("SCORING_BATCH_SIZE")
+SCORING_BATCH_WAIT_SECONDS = read("SCORING_BATCH_WAIT_SECONDS")
 # Intra-op threads of one scoring process; 0 = the cores shared by the scoring processes and
 # one share for the web server and broker. More threads than free cores makes torch's thread
 # pool spin against itself: on 2 busy cores, 2 threads scored one answer 20x slower than 1.
-SCORING_WORKER_PROCESSES = env_int("SCORING_WORKER_PROCESSES", 1, minimum=1)
-SCORING_THREADS = env_int("SCORING_THREADS", 0, minimum=0)
-SCORING_TRAIN_KIND = env_choice("SCORING_TRAIN_KIND", "auto", ("auto", "head", "lora", "full"))
+SCORING_WORKER_PROCESSES = read("SCORING_WORKER_PROCESSES")
+SCORING_THREADS = read("SCORING_THREADS")
+SCORING_TRAIN_KIND = read("SCORING_TRAIN_KIND")
+# Exported ONNX graphs ("" = ~/.cache/scorebridge/onnx, ml_core's default).
+SCORING_ONNX_CACHE = read("SCORING_ONNX_CACHE")
+# auto: a worker loads the engine after fork when it consumes the scoring queue.
+SCOREBRIDGE_PRELOAD_ENGINE = read("SCOREBRIDGE_PRELOAD_ENGINE")
 # A worker serves its own Prometheus metrics on this port (0: not served); one port per worker.
-SCORING_METRICS_PORT = env_int("SCORING_METRICS_PORT", 0, minimum=0)
-SCORING_METRICS_ADDR = env_str("SCORING_METRICS_ADDR", "127.0.0.1")
+SCORING_METRICS_PORT = read("SCORING_METRICS_PORT")
+SCORING_METRICS_ADDR = read("SCORING_METRICS_ADDR")
 
 # --- Celery ---------------------------------------------------------------------------------
 # No broker configured: kombu's filesystem transport under var/broker, a real broker with no
 # server to install. CELERY_BROKER_URL moves it to Redis (redis://) or RabbitMQ (amqp://).
 BROKER_DIR = VAR_DIR / "broker"
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
-_BROKER_SCHEMES = ("filesystem://", "redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")
-if not CELERY_BROKER_URL.startswith(_BROKER_SCHEMES):
-    raise ImproperlyConfigured(
-        f"CELERY_BROKER_URL={CELERY_BROKER_URL!r} must start with one of {', '.join(_BROKER_SCHEMES)}"
-    )
+CELERY_BROKER_URL = read("CELERY_BROKER_URL")
 # Training can run for an hour; Redis must not hand an unacknowledged job to another worker
 # before then.
-CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600, minimum=60)
+CELERY_VISIBILITY_TIMEOUT = read("CELERY_VISIBILITY_TIMEOUT")
 # A submission queued longer than this is enqueued again by the sweeper (a message can be lost
 # with the filesystem broker on a hard crash); scoring is idempotent, so a duplicate is harmless.
-SCOREBRIDGE_REQUEUE_AFTER_SECONDS = env_int("SCOREBRIDGE_REQUEUE_AFTER_SECONDS", 120, minimum=5)
-SCOREBRIDGE_SWEEP_INTERVAL_SECONDS = env_int("SCOREBRIDGE_SWEEP_INTERVAL_SECONDS", 60, minimum=1)
-SCOREBRIDGE_MAX_SCORING_ATTEMPTS = env_int("SCOREBRIDGE_MAX_SCORING_ATTEMPTS", 5, minimum=1)
+SCOREBRIDGE_REQUEUE_AFTER_SECONDS = read("SCOREBRIDGE_REQUEUE_AFTER_SECONDS")
+SCOREBRIDGE_SWEEP_INTERVAL_SECONDS = read("SCOREBRIDGE_SWEEP_INTERVAL_SECONDS")
+SCOREBRIDGE_MAX_SCORING_ATTEMPTS = read("SCOREBRIDGE_MAX_SCORING_ATTEMPTS")
 # /metrics answers only requests with "Authorization: Bearer <token>"; with no token it is
 # closed (403) unless SCOREBRIDGE_METRICS_PUBLIC opens it explicitly.
-SCOREBRIDGE_METRICS_TOKEN = env_str("SCOREBRIDGE_METRICS_TOKEN", "")
-SCOREBRIDGE_METRICS_PUBLIC = env_bool("SCOREBRIDGE_METRICS_PUBLIC", False)
+SCOREBRIDGE_METRICS_TOKEN = read("SCOREBRIDGE_METRICS_TOKEN")
+SCOREBRIDGE_METRICS_PUBLIC = read("SCOREBRIDGE_METRICS_PUBLIC")
 # Review: an answer whose confidence is below its item's threshold (set in admin), else below the
 # threshold its model chose at training so that the answers posted without review agree exactly
 # with human raters this often (auto models), else below SCOREBRIDGE_REVIEW_THRESHOLD.
-SCOREBRIDGE_REVIEW_THRESHOLD = env_float("SCOREBRIDGE_REVIEW_THRESHOLD", 0.6, minimum=0.0)
-SCOREBRIDGE_TARGET_AGREEMENT = env_float("SCOREBRIDGE_TARGET_AGREEMENT", 0.90, minimum=0.0)
-if SCOREBRIDGE_TARGET_AGREEMENT > 1.0:
-    raise ImproperlyConfigured(
-        f"SCOREBRIDGE_TARGET_AGREEMENT={SCOREBRIDGE_TARGET_AGREEMENT} must be a fraction (0..1)"
-    )
-
-
-def _retention_days(key: str, default: int) -> int | None:
-    """Days to keep a kind of data; 0 or empty = keep it forever (None)."""
-    if key in os.environ and not os.environ[key].strip():
-        return None
-    return env_int(key, default, minimum=0) or None
+SCOREBRIDGE_REVIEW_THRESHOLD = read("SCOREBRIDGE_REVIEW_THRESHOLD")
+SCOREBRIDGE_TARGET_AGREEMENT = read("SCOREBRIDGE_TARGET_AGREEMENT")
 
 
 # --- Retention (docs/trust.md): days after which the purge task (beat) removes data ----------
 # Answers (with their LTI links, reviews and the training copies made from them) after the
 # answer was submitted; imported training data is not touched.
-RETAIN_ANSWERS_DAYS = _retention_days("SCOREBRIDGE_RETAIN_ANSWERS_DAYS", 730)
+RETAIN_ANSWERS_DAYS = read("SCOREBRIDGE_RETAIN_ANSWERS_DAYS")
 # LTI identities (name, email, memberships) not seen in a launch for this long and with no
 # answers left.
-RETAIN_LTI_IDENTITIES_DAYS = _retention_days("SCOREBRIDGE_RETAIN_LTI_IDENTITIES_DAYS", 730)
+RETAIN_LTI_IDENTITIES_DAYS = read("SCOREBRIDGE_RETAIN_LTI_IDENTITIES_DAYS")
 # Log files under var/log (by last change); expired nonces and sessions go on every run.
-RETAIN_LOGS_DAYS = _retention_days("SCOREBRIDGE_RETAIN_LOGS_DAYS", 90)
+RETAIN_LOGS_DAYS = read("SCOREBRIDGE_RETAIN_LOGS_DAYS")
 # Free text in audit entries (override comments); the entry itself (who, what, when, scores)
 # stays.
-RETAIN_AUDIT_DETAILS_DAYS = _retention_days("SCOREBRIDGE_RETAIN_AUDIT_DETAILS_DAYS", 730)
-SCOREBRIDGE_PURGE_INTERVAL_SECONDS = env_int(
-    "SCOREBRIDGE_PURGE_INTERVAL_SECONDS", 24 * 3600, minimum=1
-)
+RETAIN_AUDIT_DETAILS_DAYS = read("SCOREBRIDGE_RETAIN_AUDIT_DETAILS_DAYS")
+SCOREBRIDGE_PURGE_INTERVAL_SECONDS = read("SCOREBRIDGE_PURGE_INTERVAL_SECONDS")
 # Gaming check after training (docs/trust.md): generated answers per attack, and the highest
 # share of any attack's answers that may earn credit before activation is refused (empty = no
 # limit; e.g. 0.2).
-SCOREBRIDGE_GAMING_ANSWERS = env_int("SCOREBRIDGE_GAMING_ANSWERS", 20, minimum=1)
-SCOREBRIDGE_GAMING_MAX_CREDIT_RATE: float | None = (
-    env_float("SCOREBRIDGE_GAMING_MAX_CREDIT_RATE", 1.0, minimum=0.0)
-    if os.environ.get("SCOREBRIDGE_GAMING_MAX_CREDIT_RATE", "").strip()
-    else None
-)
+SCOREBRIDGE_GAMING_ANSWERS = read("SCOREBRIDGE_GAMING_ANSWERS")
+SCOREBRIDGE_GAMING_MAX_CREDIT_RATE: float | None = read("SCOREBRIDGE_GAMING_MAX_CREDIT_RATE")
 # Key of the salted hash that stands for an erased student in the audit log (docs/trust.md);
 # empty = SECRET_KEY. Keep it stable: with another salt an erasure can no longer be confirmed.
-SCOREBRIDGE_PRIVACY_SALT = env_str("SCOREBRIDGE_PRIVACY_SALT", "")
+SCOREBRIDGE_PRIVACY_SALT = read("SCOREBRIDGE_PRIVACY_SALT")
 
 # Application log lines go to stdout (containers collect it) or, with SCOREBRIDGE_LOG_DIR (the
 # demo sets var/log), are appended to <dir>/scorebridge.log by every process; WatchedFileHandler
 # reopens the file after logrotate moves it.
-SCOREBRIDGE_LOG_DIR = env_str("SCOREBRIDGE_LOG_DIR", "")
+SCOREBRIDGE_LOG_DIR = read("SCOREBRIDGE_LOG_DIR")
 if SCOREBRIDGE_LOG_DIR:
     try:
         Path(SCOREBRIDGE_LOG_DIR).mkdir(parents=True, exist_ok=True)
@@ -391,7 +353,7 @@ LOGGING = {
     # Launch page tokens, registration links and tokens are never written (logredact.py).
     "filters": {"redact": {"()": "scorebridge.logredact.RedactFilter"}},
     "handlers": {"app": {**_log_handler, "filters": ["redact"]}},
-    "root": {"handlers": ["app"], "level": env_str("SCOREBRIDGE_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["app"], "level": read("SCOREBRIDGE_LOG_LEVEL")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django.request": {"filters": ["redact"]},
@@ -407,59 +369,32 @@ LOGGING = {
 LTI_CACHE_ALIAS = "lti"
 
 
-def _cache(variable: str, url: str) -> dict[str, object]:
-    if url.startswith(("redis://", "rediss://")):
-        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
-    if url.startswith("db://") and len(url) > len("db://"):
-        return {
-            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
-            "LOCATION": url[len("db://") :],
-        }
-    if url.startswith("file://") and len(url) > len("file://"):
-        return {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": url[len("file://") :],
-            "OPTIONS": {"MAX_ENTRIES": 100_000},
-        }
-    if url == "locmem://":
-        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    raise ImproperlyConfigured(
-        f"{variable}={url!r} must start with file://, db://, redis:// or rediss://"
-        + (" (or be locmem://)" if variable == "SCOREBRIDGE_CACHE_URL" else "")
-    )
-
-
 CACHES = {
     # The default cache holds the API rate-limit counters (scoring_plugin.throttling). Unset it
     # is this process's memory, so each web process counts on its own; SCOREBRIDGE_CACHE_URL
     # (e.g. redis://redis:6379/2) makes every process and machine count together.
-    "default": _cache("SCOREBRIDGE_CACHE_URL", env_str("SCOREBRIDGE_CACHE_URL", "locmem://")),
-    LTI_CACHE_ALIAS: _cache(
-        "SCOREBRIDGE_LTI_CACHE_URL",
-        env_str("SCOREBRIDGE_LTI_CACHE_URL", f"file://{VAR_DIR / 'cache' / 'lti'}"),
-    ),
+    "default": read("SCOREBRIDGE_CACHE_URL"),
+    LTI_CACHE_ALIAS: read("SCOREBRIDGE_LTI_CACHE_URL", f"file://{VAR_DIR / 'cache' / 'lti'}"),
 }
 # How long a launch stays usable in the LMS frame (answer form, polling, review page).
-LTI_LAUNCH_TTL_SECONDS = env_int("SCOREBRIDGE_LTI_LAUNCH_TTL_SECONDS", 8 * 3600, minimum=300)
+LTI_LAUNCH_TTL_SECONDS = read("SCOREBRIDGE_LTI_LAUNCH_TTL_SECONDS")
 # id_tokens older than this (by iat) are refused even when not yet expired; clock skew allowed.
-LTI_MAX_TOKEN_AGE_SECONDS = env_int("SCOREBRIDGE_LTI_MAX_TOKEN_AGE_SECONDS", 600, minimum=30)
-LTI_CLOCK_SKEW_SECONDS = env_int("SCOREBRIDGE_LTI_CLOCK_SKEW_SECONDS", 60, minimum=0)
+LTI_MAX_TOKEN_AGE_SECONDS = read("SCOREBRIDGE_LTI_MAX_TOKEN_AGE_SECONDS")
+LTI_CLOCK_SKEW_SECONDS = read("SCOREBRIDGE_LTI_CLOCK_SKEW_SECONDS")
 # A deployment id seen for the first time is recorded inactive until an admin activates it,
 # unless this is on (a trusted single-tenant set-up).
-LTI_AUTO_ACTIVATE_DEPLOYMENTS = env_bool("SCOREBRIDGE_LTI_AUTO_ACTIVATE_DEPLOYMENTS", False)
+LTI_AUTO_ACTIVATE_DEPLOYMENTS = read("SCOREBRIDGE_LTI_AUTO_ACTIVATE_DEPLOYMENTS")
 # Dynamic registration (through an admin's one-time link) calls the platform only on public
 # addresses over https; this allows http and private/loopback hosts (tests, the demo, a LAN LMS).
-LTI_ALLOW_PRIVATE_REGISTRATION_HOSTS = env_bool(
-    "SCOREBRIDGE_LTI_ALLOW_PRIVATE_REGISTRATION_HOSTS", False
-)
+LTI_ALLOW_PRIVATE_REGISTRATION_HOSTS = read("SCOREBRIDGE_LTI_ALLOW_PRIVATE_REGISTRATION_HOSTS")
 # Origins allowed to frame tool pages besides the registered platforms (comma-separated),
 # e.g. a Canvas institution domain: https://school.instructure.com
-LTI_EXTRA_FRAME_ANCESTORS = env_list("SCOREBRIDGE_LTI_FRAME_ANCESTORS", [])
+LTI_EXTRA_FRAME_ANCESTORS = read("SCOREBRIDGE_LTI_FRAME_ANCESTORS")
 # Tool keys: a superseded key stays in the JWKS this long after the next key replaced it.
-LTI_KEY_GRACE_DAYS = env_int("SCOREBRIDGE_LTI_KEY_GRACE_DAYS", 7, minimum=0)
+LTI_KEY_GRACE_DAYS = read("SCOREBRIDGE_LTI_KEY_GRACE_DAYS")
 # Grade passback retries (lms queue); backoff with jitter between tries.
-LTI_PASSBACK_MAX_RETRIES = env_int("SCOREBRIDGE_LTI_PASSBACK_MAX_RETRIES", 8, minimum=0)
+LTI_PASSBACK_MAX_RETRIES = read("SCOREBRIDGE_LTI_PASSBACK_MAX_RETRIES")
 # The public https origin of this tool (used in Canvas JSON and dynamic registration when the
 # request itself cannot tell, e.g. behind a proxy). Empty: taken from the request.
-LTI_TOOL_ORIGIN = env_str("SCOREBRIDGE_LTI_TOOL_ORIGIN", "").rstrip("/")
-LTI_TOOL_TITLE = env_str("SCOREBRIDGE_LTI_TOOL_TITLE", "Scorebridge")
+LTI_TOOL_ORIGIN = read("SCOREBRIDGE_LTI_TOOL_ORIGIN").rstrip("/")
+LTI_TOOL_TITLE = read("SCOREBRIDGE_LTI_TOOL_TITLE")

@@ -23,9 +23,9 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 
+from queueing import monitoring
+from queueing.app import QUEUES
 from scoring_plugin.models import ModelVersion, Submission
-from workers import monitoring
-from workers.celery_app import QUEUES
 
 logger = logging.getLogger(__name__)
 

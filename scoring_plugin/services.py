@@ -30,9 +30,9 @@ from ml_core.data import (
     read_responses_csv,
 )
 from ml_core.merge.plans import MergePlan, PlanError, validate_plan  # numpy only, no torch
+from queueing import dispatch
 from scoring_plugin.gaming_flags import answer_flags
 from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission
-from workers import dispatch
 
 if TYPE_CHECKING:
     from ml_core.training import TrainExample

@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 
 # How often versions that stopped being active while no answer came are retired.
 RETIRE_CHECK_SECONDS = 30.0
-# Set in the worker's parent before fork: whether this worker consumes the scoring queue.
-PRELOAD_VARIABLE = "SCOREBRIDGE_PRELOAD_ENGINE"
+# SCOREBRIDGE_PRELOAD_ENGINE=auto is decided in the worker's parent before fork (the pool
+# processes inherit it): whether this worker consumes the scoring queue.
+_preload_decided: str | None = None
 
 _serving: ServingSet | None = None
 
@@ -53,6 +54,7 @@ def _new_serving_set() -> ServingSet:
             backend=settings.SCORING_BACKEND,
             device=settings.SCORING_DEVICE or None,
             threads=scoring_threads(),
+            cache_dir=Path(settings.SCORING_ONNX_CACHE) if settings.SCORING_ONNX_CACHE else None,
         )
 
     def open_group(folder: Path) -> GroupScorer:
@@ -152,18 +154,18 @@ def reset() -> None:
 
 @celeryd_after_setup.connect
 def _remember_queues(sender: str, instance: object, **kwargs: object) -> None:
-    if os.environ.get(PRELOAD_VARIABLE, "auto") != "auto":
+    global _preload_decided
+    if settings.SCOREBRIDGE_PRELOAD_ENGINE != "auto":
         return
     app = getattr(instance, "app", None)
     consume_from = getattr(getattr(app, "amqp", None), "queues", None)
     names = set(getattr(consume_from, "consume_from", {}) or {})
-    # the forked pool processes inherit the environment
-    os.environ[PRELOAD_VARIABLE] = "1" if (not names or "scoring" in names) else "0"
+    _preload_decided = "1" if (not names or "scoring" in names) else "0"
 
 
 @worker_process_init.connect
 def _load_engine_after_fork(**kwargs: object) -> None:
-    if os.environ.get(PRELOAD_VARIABLE, "auto") in ("1", "auto"):
+    if (_preload_decided or settings.SCOREBRIDGE_PRELOAD_ENGINE) in ("1", "auto"):
         engine()
         count = preload_active_versions()
         logger.info("scoring engine ready with %d item(s)", count)

@@ -47,11 +47,11 @@ from ml_core.training import (
     split_examples,
     train_item,
 )
+from queueing.app import app
 from scoring_plugin.models import ModelVersion, Submission, review_threshold_for
 from scoring_plugin.signals import submission_finished
 from workers import engine_host, trust_hooks, worker_metrics
 from workers.batching import AdaptiveBatches
-from workers.celery_app import app
 
 logger = logging.getLogger(__name__)
 

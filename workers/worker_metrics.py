@@ -16,6 +16,9 @@ from celery.signals import worker_ready, worker_shutdown
 from django.conf import settings
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from queueing.app import app
+from workers.batching import AdaptiveBatches
+
 logger = logging.getLogger(__name__)
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -99,11 +102,14 @@ def record_batch_error(error: object) -> None:
 
 
 def _watch_batches() -> None:
-    """Read the scoring task's buffer and in-flight count on every scrape."""
-    from workers.tasks import score_submission
+    """Read the batching tasks' buffers and in-flight counts on every scrape.
 
-    BUFFERED.set_function(lambda: float(score_submission.buffered()))
-    IN_FLIGHT.set_function(lambda: float(score_submission.in_flight()))
+    The tasks are found in the app's registry, so this module does not import the task module
+    that reports to it (``workers.tasks`` calls :func:`record_batch`).
+    """
+    batched = [task for task in app.tasks.values() if isinstance(task, AdaptiveBatches)]
+    BUFFERED.set_function(lambda: float(sum(task.buffered() for task in batched)))
+    IN_FLIGHT.set_function(lambda: float(sum(task.in_flight() for task in batched)))
 
 
 def start_exporter(port: int, addr: str) -> bool:

@@ -80,10 +80,8 @@ def test_benchmark_compares_every_kind_with_the_baseline_on_the_same_folds(
 def test_benchmark_split_mode_with_lora_measures_the_engine(
     tiny_backbone: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("SCORING_ONNX_CACHE", str(tmp_path / "onnx"))
     responses, items = _write_bank(tmp_path)
     out = tmp_path / "bench"
     args = ["--responses", str(responses), "--items", str(items), "--backbone", str(tiny_backbone)]
@@ -101,11 +99,14 @@ def test_benchmark_split_mode_with_lora_measures_the_engine(
             "--backends",
             "torch,onnx-int8",
             *timing,
+            "--onnx-cache",
+            str(tmp_path / "onnx"),
             "--out",
             str(out),
         ]
     )
     assert code == 0
+    assert list((tmp_path / "onnx").rglob("*.onnx")), "the graphs go to the folder named"
     report = json.loads((out / "report.json").read_text())
     quality = report["quality"]
     assert quality["eval"] == "split" and set(quality["items"]) == {"q1", "q2", "q3"}

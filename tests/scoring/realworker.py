@@ -27,9 +27,9 @@ from django.conf import settings
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
+from queueing import dispatch
+from queueing.app import app, broker_transport, broker_transport_options
 from scoring_plugin.models import Submission
-from workers import dispatch
-from workers.celery_app import app, broker_transport, broker_transport_options
 
 
 def database_url(host: str | None = None, port: int | None = None) -> str:

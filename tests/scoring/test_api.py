@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from kombu.exceptions import OperationalError
 
+from queueing import dispatch
 from scoring_plugin.models import Submission
 from tests.scoring.factories import ItemFactory, SubmissionFactory, UserFactory
-from workers import dispatch
 
 
 @pytest.fixture()

@@ -66,8 +66,8 @@ def test_a_student_cannot_teach(trained_item) -> None:  # type: ignore[no-untype
 def test_admin_distills_and_the_student_downloads_as_one_file(
     trained_item, client, monkeypatch, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
+    from queueing import dispatch
     from tests.scoring.factories import UserFactory
-    from workers import dispatch
 
     queued: list[int] = []
     monkeypatch.setattr(dispatch, "send_distillation", lambda pk, activate: queued.append(pk))

@@ -10,13 +10,13 @@ from queue import Empty
 import pytest
 from kombu import Connection
 
-from workers.celery_app import filesystem_transport_options
+from queueing.app import filesystem_transport_options
 
 
 def _connection(folder: Path) -> Connection:
     return Connection(
         "filesystem://",
-        transport="workers.fs_transport:Transport",
+        transport="queueing.fs_transport:Transport",
         transport_options=filesystem_transport_options(folder),
     )
 

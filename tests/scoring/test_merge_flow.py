@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 
 from ml_core.merge.group import GroupScorer
+from queueing import dispatch
 from scoring_plugin.models import Item, ModelVersion, Submission
 from scoring_plugin.services import create_model_version, training_examples
 from tests.scoring.conftest import add_scored_answers
 from tests.scoring.factories import ItemFactory, SubmissionFactory, UserFactory
-from workers import dispatch, engine_host, merge_tasks, tasks
+from workers import engine_host, merge_tasks, tasks
 
 KEYS = ("net-a", "net-b", "net-c")
 

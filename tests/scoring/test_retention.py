@@ -139,20 +139,21 @@ def test_zero_days_keeps_everything(settings, tmp_path: Path) -> None:
 
 
 def test_retention_settings_parse_days_and_fail_loudly(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from scorebridge.settings import _retention_days
+    from scorebridge.config import read
 
-    monkeypatch.setenv("X_DAYS", "")
-    assert _retention_days("X_DAYS", 30) is None
-    monkeypatch.setenv("X_DAYS", "0")
-    assert _retention_days("X_DAYS", 30) is None
-    monkeypatch.setenv("X_DAYS", "14")
-    assert _retention_days("X_DAYS", 30) == 14
-    monkeypatch.delenv("X_DAYS")
-    assert _retention_days("X_DAYS", 30) == 30
+    name = "SCOREBRIDGE_RETAIN_LOGS_DAYS"  # registered with 90 days
+    monkeypatch.setenv(name, "")
+    assert read(name) is None
+    monkeypatch.setenv(name, "0")
+    assert read(name) is None
+    monkeypatch.setenv(name, "14")
+    assert read(name) == 14
+    monkeypatch.delenv(name)
+    assert read(name) == 90
     for bad in ("-1", "two weeks"):
-        monkeypatch.setenv("X_DAYS", bad)
-        with pytest.raises(ImproperlyConfigured, match="X_DAYS"):
-            _retention_days("X_DAYS", 30)
+        monkeypatch.setenv(name, bad)
+        with pytest.raises(ImproperlyConfigured, match=name):
+            read(name)
 
 
 @pytest.mark.integration

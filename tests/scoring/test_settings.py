@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from scorebridge import env
+from scorebridge import config
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _start_django(**variables: str) -> subprocess.CompletedProcess[str]:
@@ -55,17 +60,128 @@ def test_defaults_need_no_configuration(tmp_path) -> None:  # type: ignore[no-un
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
 
 
-def test_env_readers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("X_INT", "12")
-    monkeypatch.setenv("X_LIST", "a, b,,c")
-    monkeypatch.setenv("X_BOOL", "Yes")
-    assert env.env_int("X_INT", 1) == 12
-    assert env.env_int("X_MISSING", 7) == 7
-    assert env.env_list("X_LIST", []) == ["a", "b", "c"]
-    assert env.env_bool("X_BOOL", False) is True
-    monkeypatch.setenv("X_INT", "0")
-    with pytest.raises(ImproperlyConfigured, match="X_INT"):
-        env.env_int("X_INT", 1, minimum=1)
+def test_typed_parsers() -> None:
+    assert config.integer()("12") == 12
+    assert config.comma_list("a, b,,c") == ["a", "b", "c"]
+    assert config.parse_bool("Yes") is True and config.parse_bool("off") is False
+    assert config.parse_bool("") is False
+    assert config.days_or_forever("0") is None and config.days_or_forever("") is None
+    assert config.proxy_header("X-Forwarded-Proto: https") == ("HTTP_X_FORWARDED_PROTO", "https")
+    with pytest.raises(ValueError, match="at least 1"):
+        config.integer(minimum=1)("0")
+
+
+# --- issue 17, step 4: one settings registry -------------------------------------------------
+
+# One malformed value for every type in the registry that a value can be malformed in.
+_MALFORMED = {
+    "bool": ("SCOREBRIDGE_METRICS_PUBLIC", "perhaps"),
+    "int ≥ 0": ("SCORING_THREADS", "-1"),
+    "int ≥ 1": ("SCORING_BATCH_SIZE", "many"),
+    "int ≥ 5": ("SCOREBRIDGE_REQUEUE_AFTER_SECONDS", "3"),
+    "int ≥ 30": ("SCOREBRIDGE_LTI_MAX_TOKEN_AGE_SECONDS", "10"),
+    "int ≥ 60": ("CELERY_VISIBILITY_TIMEOUT", "1.5"),
+    "int ≥ 300": ("SCOREBRIDGE_LTI_LAUNCH_TTL_SECONDS", "60"),
+    "int ≥ 1024": ("SCOREBRIDGE_MAX_UPLOAD_BYTES", "1k"),
+    "number ≥ 0": ("SCOREBRIDGE_REVIEW_THRESHOLD", "high"),
+    "number ≥ 0.001": ("SCORING_BATCH_WAIT_SECONDS", "0"),
+    "fraction 0..1": ("SCOREBRIDGE_TARGET_AGREEMENT", "1.5"),
+    "days": ("SCOREBRIDGE_RETAIN_LOGS_DAYS", "a week"),
+    "one of `auto`, `torch`, `onnx`, `onnx-int8`": ("SCORING_BACKEND", "tensorflow"),
+    "one of `auto`, `head`, `lora`, `full`": ("SCORING_TRAIN_KIND", "big"),
+    "one of `auto`, `1`, `0`": ("SCOREBRIDGE_PRELOAD_ENGINE", "yes"),
+    "broker URL": ("CELERY_BROKER_URL", "kafka://localhost"),
+    "cache URL": ("SCOREBRIDGE_CACHE_URL", "memcached://localhost"),
+    "database URL": ("DATABASE_URL", "nonsense://x"),
+    "`Header: value`": ("SCOREBRIDGE_PROXY_SSL_HEADER", "X-Forwarded-Proto"),
+}
+# Types whose every value is valid (free text, comma-separated lists).
+_ANY_VALUE = {"text", "list", "URL"}
+
+
+def test_every_type_has_a_malformed_case() -> None:
+    types = {setting.type for setting in config.REGISTRY} - _ANY_VALUE
+    assert types == set(_MALFORMED)
+    for kind, (name, _value) in _MALFORMED.items():
+        assert config.BY_NAME[name].type == kind
+
+
+@pytest.mark.parametrize(("variable", "value"), sorted(_MALFORMED.values()))
+def test_malformed_value_of_each_type_names_the_variable(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ImproperlyConfigured, match=variable):
+        config.read(variable)
+    monkeypatch.delenv(variable)
+    # unset, the registered default (DATABASE_URL's is computed by settings.py) is valid
+    config.read(variable, *(["sqlite:///:memory:"] if variable == "DATABASE_URL" else []))
+
+
+def test_unset_and_empty_values_keep_todays_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCOREBRIDGE_RETAIN_ANSWERS_DAYS", "")
+    assert config.read("SCOREBRIDGE_RETAIN_ANSWERS_DAYS") is None  # empty = keep forever
+    monkeypatch.delenv("SCOREBRIDGE_RETAIN_ANSWERS_DAYS")
+    assert config.read("SCOREBRIDGE_RETAIN_ANSWERS_DAYS") == 730
+    monkeypatch.setenv("CELERY_BROKER_URL", "")
+    assert config.read("CELERY_BROKER_URL") == "filesystem://"
+    assert config.read("SCOREBRIDGE_CACHE_URL")["BACKEND"].endswith("LocMemCache")
+    assert config.read("SCOREBRIDGE_GAMING_MAX_CREDIT_RATE") is None
+    assert config.read("SCOREBRIDGE_HSTS_SECONDS", 600) == 600
+    with pytest.raises(KeyError):
+        config.read("SCOREBRIDGE_NOT_REGISTERED")
+
+
+def test_settings_read_every_registered_variable_and_nothing_else() -> None:
+    code = (
+        "import django; django.setup(); from scorebridge import config; "
+        "print(' '.join(sorted(config.names_read())))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "scorebridge.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    wanted = {s.name for s in config.REGISTRY if s.read_by == "settings"}
+    assert set(result.stdout.split()) == wanted
+
+
+def test_readme_configuration_table_is_generated_from_the_registry() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "settings_table", ROOT / "scripts/settings_table.py"
+    )
+    assert spec is not None and spec.loader is not None
+    table = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(table)
+    readme = (ROOT / "README.md").read_text()
+    assert table.render(readme) == readme, "run scripts/settings_table.py"
+    for setting in config.REGISTRY:
+        assert f"| `{setting.name}` |" in readme
+
+
+# Reading the environment is the registry's job; these reads are not ours to register.
+_FOREIGN_READS = {
+    'os.environ.setdefault("DJANGO_SETTINGS_MODULE"',  # Django's own entry points
+    'os.environ.get("REQUESTS_CA_BUNDLE")',  # the CA bundle requests itself honours
+    'os.environ.get("SSL_CERT_FILE")',
+}
+
+
+def test_no_environment_variable_is_read_outside_the_registry() -> None:
+    found = []
+    for package in ("scorebridge", "scoring_plugin", "lti", "workers", "ml_core"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path == ROOT / "scorebridge" / "config.py":
+                continue
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if re.search(r"os\.environ|getenv\(", line) and not any(
+                    foreign in line for foreign in _FOREIGN_READS
+                ):
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == []
 
 
 # --- issue 12, finding 5: production profile, private files ---------------------------------

@@ -7,12 +7,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from queueing import dispatch
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.services import activate_version
 from scoring_plugin.signals import submission_finished
 from tests.scoring.conftest import train_active_version
 from tests.scoring.factories import ItemFactory, SubmissionFactory
-from workers import dispatch, tasks
+from workers import tasks
 
 
 @pytest.fixture()

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from django.db.models import F
 
+from queueing import dispatch, monitoring
+from queueing.app import app
 from scoring_plugin.models import Item, Submission
 from scoring_plugin.services import enqueue_submission, submit_answer
 from tests.scoring.factories import SubmissionFactory
@@ -24,8 +26,6 @@ from tests.scoring.realworker import (
     worker_metrics,
     worker_process,
 )
-from workers import dispatch, monitoring
-from workers.celery_app import app
 
 BROKERS = [pytest.param("filesystem://", id="filesystem")]
 for _variable, _name in (("REDIS_URL", "redis"), ("AMQP_URL", "rabbitmq")):

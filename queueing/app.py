@@ -53,7 +53,7 @@ def broker_transport_options(url: str) -> dict[str, object]:
 
 def broker_transport(url: str) -> str | None:
     """The transport class for ``url``: ours for the filesystem broker, kombu's otherwise."""
-    return "workers.fs_transport:Transport" if url.startswith("filesystem://") else None
+    return "queueing.fs_transport:Transport" if url.startswith("filesystem://") else None
 
 
 def configure(app: Celery) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from kombu import Connection
 from kombu.exceptions import ChannelError
 
-from workers.celery_app import QUEUES, app
+from queueing.app import QUEUES, app
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
-from workers.celery_app import app
+from queueing.app import app
 
 # After the broker failed a send, answers are not offered to it for this long: they wait as
 # received for the sweeper, and a request with many answers does not wait on each in turn.
