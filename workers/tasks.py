@@ -47,6 +47,7 @@ from ml_core.training import (
     split_examples,
     train_item,
 )
+from scoring_plugin.artifact_store import publish, version_folder
 from scoring_plugin.models import ModelVersion, Submission, review_threshold_for
 from scoring_plugin.signals import submission_finished
 from workers import engine_host, trust_hooks, worker_metrics
@@ -225,9 +226,7 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
         if version is None:
             continue
         try:
-            engine_host.ensure_version(
-                version.item.key, version.label, version.kind, version.artifact_path
-            )
+            engine_host.ensure_version(version)
         except Exception as exc:  # a broken artifact fails its answers, not the worker
             logger.exception("cannot load %s", version.label)
             for row in rows:
@@ -330,9 +329,11 @@ def _finish_ready(
     threshold = metrics.get(REVIEW_THRESHOLD_KEY)
     if not isinstance(threshold, (int, float)) or threshold != threshold:
         threshold = None
+    key, content_hash = publish(artifact_path)  # the shared store: every worker can fetch it
     ModelVersion.objects.filter(pk=version.pk).update(
         status=ModelVersion.Status.READY,
-        artifact_path=str(artifact_path),
+        artifact_key=key,
+        artifact_hash=content_hash,
         metrics=json_safe(dict(metrics)),
         review_threshold=float(threshold) if threshold is not None else None,
         trained_at=timezone.now(),
@@ -545,7 +546,7 @@ def _auto_teacher(key: str, teacher: ModelVersion) -> _Teacher:
     from ml_core.serving import AutoScorer
 
     scorer = AutoScorer(engine_host.engine)
-    scorer.load(key, teacher.label, Path(teacher.artifact_path))
+    scorer.load(key, teacher.label, version_folder(teacher))
     return _Teacher(scorer)
 
 
@@ -576,14 +577,15 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
         ]
         texts = [a.text for a in answers]
         scorer: ScoringEngine | _Teacher
-        if is_group_folder(Path(teacher.artifact_path)):
+        teacher_folder = version_folder(teacher)
+        if is_group_folder(teacher_folder):
             # a full model or a merged group: its own encoder, loaded for this job only
-            scorer, teacher_key = _GroupTeacher(teacher.artifact_path), item.key
+            scorer, teacher_key = _GroupTeacher(str(teacher_folder)), item.key
         elif teacher.kind == ModelVersion.Kind.AUTO:
             scorer = _auto_teacher(teacher_key, teacher)
         else:
             scorer = engine_host.engine()
-            scorer.load_item(teacher_key, Path(teacher.artifact_path), teacher.label)
+            scorer.load_item(teacher_key, teacher_folder, teacher.label)
         soft = teacher_probabilities(scorer, texts, teacher_key)
         soft_unlabelled = (
             teacher_probabilities(scorer, unlabelled, teacher_key) if unlabelled else None

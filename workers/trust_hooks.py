@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
 from ml_core.engine import ScoreRequest
 from ml_core.gaming import GamingItem, GamingReport, ScoreFn, gaming_check
+from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.models import AuditLog, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def after_training(version_id: int) -> None:
         block_if_gameable(version, report)
         from scoring_plugin.model_cards import write_card_files
 
-        write_card_files(version, Path(version.artifact_path))
+        write_card_files(version, version_folder(version))
     except Exception:  # the trained version stays usable without its card
         logger.exception("gaming check or model card of version %s failed", version_id)
 
@@ -45,11 +45,12 @@ def version_scorer(version: ModelVersion) -> tuple[ScoreFn, object]:
     function that unloads it."""
     from workers import engine_host
 
-    if engine_host.is_group_artifact(version.artifact_path):
+    folder = version_folder(version)
+    if engine_host.is_group_artifact(folder):
         from ml_core.merge.group import GroupScorer
 
         group = GroupScorer(
-            Path(version.artifact_path),
+            folder,
             settings.SCORING_BACKBONE or None,
             device=settings.SCORING_DEVICE or None,
         )
@@ -61,7 +62,7 @@ def version_scorer(version: ModelVersion) -> tuple[ScoreFn, object]:
         return score_group, lambda: None
     engine = engine_host.engine()
     key = f"gaming:{version.label}"
-    engine.load_item(key, Path(version.artifact_path), version.label)
+    engine.load_item(key, folder, version.label)
 
     def score(texts: Sequence[str]) -> tuple[list[int | None], list[float | None]]:
         results = engine.score([ScoreRequest(key, t) for t in texts])
