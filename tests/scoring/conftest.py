@@ -89,7 +89,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
 
 @pytest.fixture()
 def s3_settings(scoring_settings, s3_server, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Scoring settings with the artifacts in a fresh bucket of the test S3 server."""
+    """Scoring settings with the artifacts under this test's own prefix of the test S3 server."""
     from tests.scoring.seaweed import ACCESS_KEY, BUCKET, SECRET_KEY
 
     scoring_settings.ARTIFACT_STORE = f"s3://{BUCKET}/{tmp_path.name}/models"
