@@ -330,18 +330,19 @@ def _finish_ready(
     if not isinstance(threshold, (int, float)) or threshold != threshold:
         threshold = None
     key, content_hash = publish(artifact_path)  # the shared store: every worker can fetch it
-    ModelVersion.objects.filter(pk=version.pk).update(
-        status=ModelVersion.Status.READY,
-        artifact_key=key,
-        artifact_hash=content_hash,
-        metrics=json_safe(dict(metrics)),
-        review_threshold=float(threshold) if threshold is not None else None,
-        trained_at=timezone.now(),
-        progress={"percent": 100.0},
-    )
-    if activate:
-        version.refresh_from_db()
-        activate_if_still_current(version)
+    with transaction.atomic():  # nobody sees it ready before it is activated
+        ModelVersion.objects.filter(pk=version.pk).update(
+            status=ModelVersion.Status.READY,
+            artifact_key=key,
+            artifact_hash=content_hash,
+            metrics=json_safe(dict(metrics)),
+            review_threshold=float(threshold) if threshold is not None else None,
+            trained_at=timezone.now(),
+            progress={"percent": 100.0},
+        )
+        if activate:
+            version.refresh_from_db()
+            activate_if_still_current(version)
     return "ready"
 
 

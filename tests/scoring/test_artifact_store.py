@@ -230,3 +230,22 @@ def test_migration_turns_absolute_paths_into_keys_with_hashes(settings, tmp_path
     assert stored["moved"] == {"artifact_key": "item-a/v1-head", "artifact_hash": expected}
     assert stored["gone"] == {"artifact_key": "item-a/v3", "artifact_hash": ""}
     assert stored["none"] == {"artifact_key": "", "artifact_hash": ""}
+
+
+def test_publish_artifacts_uploads_migrated_versions_to_s3(db, s3_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from django.core.management import call_command
+
+    from tests.scoring.factories import ModelVersionFactory
+
+    folder = _artifact(Path(s3_settings.ARTIFACTS_DIR) / "item-a" / "v1-head")
+    migrated = ModelVersionFactory(artifact_key="item-a/v1-head", artifact_hash="")
+    missing = ModelVersionFactory(artifact_key="item-a/v9-head", artifact_hash="")
+    call_command("publish_artifacts")
+    migrated.refresh_from_db()
+    missing.refresh_from_db()
+    assert migrated.artifact_hash == folder_hash(folder) and missing.artifact_hash == ""
+    shutil.rmtree(s3_settings.ARTIFACTS_DIR)  # another machine: only the store
+    artifact_store._stores.clear()
+    fetched = artifact_store.version_folder(migrated)
+    assert fetched.is_relative_to(Path(s3_settings.ARTIFACT_CACHE_DIR))
+    assert folder_hash(fetched) == migrated.artifact_hash
