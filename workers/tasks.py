@@ -190,6 +190,13 @@ def _claim(rows: Sequence[Submission], claimed: set[str]) -> None:
         claimed.add(str(row.pk))
 
 
+# What scoring writes on a submission.
+SCORED_FIELDS = (
+    "status", "score", "probabilities", "confidence", "truncated", "model_version",
+    "review_threshold", "error", "waiting_for", "scored_at",
+)  # fmt: skip
+
+
 def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> BatchOutcome:
     outcome: dict[str, str] = {pk: "missing" for pk in submission_ids}
     rows = [
@@ -273,12 +280,14 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
             changed.append(row)
             outcome[key] = row.status
             _announce(key, row.status)
-        Submission.objects.bulk_update(
-            changed,
-            ["status", "score", "probabilities", "confidence", "truncated", "model_version",
-             "review_threshold", "error", "waiting_for", "scored_at"],
-        )  # fmt: skip
+        # One UPDATE per row: bulk_update's CASE WHEN over 10 fields x 32 rows cost ~4 ms of
+        # CPU per answer to build (issue 19 profile); these cost well under 1 ms each.
+        for row in changed:
+            Submission.objects.filter(pk=row.pk).update(
+                **{name: getattr(row, name) for name in SCORED_FIELDS}
+            )
     report = BatchOutcome(outcome)
+    item_keys = {r.item_id: r.item.key for r in rows}  # the locked rows come without their item
     for row in changed:
         latency = (now - row.created_at).total_seconds()
         if row.status == Submission.Status.SCORED:
@@ -287,7 +296,7 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
             report.failed += 1
         logger.info(
             "submission=%s item=%s status=%s score=%s version=%s latency_ms=%.0f",
-            row.pk, row.item.key, row.status, row.score,
+            row.pk, item_keys.get(row.item_id, "-"), row.status, row.score,
             row.model_version.label if row.model_version else "-",
             latency * 1000,
         )  # fmt: skip
