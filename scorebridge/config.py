@@ -227,6 +227,30 @@ _str(
 _str("SCOREBRIDGE_ARTIFACTS_DIR", COMPUTED, "trained model versions", "`var/artifacts`")
 _str("SCOREBRIDGE_STATIC_ROOT", COMPUTED, "where `collectstatic` puts static files", "`var/static`")
 _str(
+    "SCOREBRIDGE_ARTIFACT_STORE",
+    "",
+    "where model artifacts are stored: unset = folders under `SCOREBRIDGE_ARTIFACTS_DIR`; "
+    "`s3://bucket/prefix` = an S3-compatible object store shared by every machine",
+    "unset (local folder)",
+)
+_str(
+    "SCOREBRIDGE_ARTIFACT_CACHE_DIR",
+    COMPUTED,
+    "where a worker caches the artifacts it fetched from the object store (hash-checked; "
+    "evicted when no active version needs them)",
+    "`var/artifact-cache`",
+)
+_str("SCOREBRIDGE_S3_ENDPOINT_URL", "", "the object store's http(s) URL (unset: AWS)", "unset")
+_str("SCOREBRIDGE_S3_REGION", "us-east-1", "the object store's region")
+_str("SCOREBRIDGE_S3_ACCESS_KEY_ID", "", "access key id for the object store", "unset")
+_str("SCOREBRIDGE_S3_SECRET_ACCESS_KEY", "", "secret access key for the object store", "unset")
+_str(
+    "SCOREBRIDGE_S3_SECRET_ACCESS_KEY_FILE",
+    "",
+    "a file holding the secret access key (used when the variable itself is unset)",
+    "unset",
+)
+_str(
     "SCOREBRIDGE_LOG_DIR",
     "",
     "folder for the application log `scorebridge.log` (unset: stdout; the demo sets `var/log`); "

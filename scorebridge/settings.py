@@ -293,6 +293,53 @@ SCOREBRIDGE_MAX_SCORING_ATTEMPTS = read("SCOREBRIDGE_MAX_SCORING_ATTEMPTS")
 # closed (403) unless SCOREBRIDGE_METRICS_PUBLIC opens it explicitly.
 SCOREBRIDGE_METRICS_TOKEN = read("SCOREBRIDGE_METRICS_TOKEN")
 SCOREBRIDGE_METRICS_PUBLIC = read("SCOREBRIDGE_METRICS_PUBLIC")
+
+# Model artifacts: versions name them by a storage key and a content hash. Empty: folders under
+# ARTIFACTS_DIR (one machine, or a shared file system). s3://bucket/prefix: an S3-compatible
+# object store shared by every machine; workers cache what they fetched in ARTIFACT_CACHE_DIR.
+
+
+def _artifact_store(url: str) -> str:
+    if url:
+        from ml_core.artifact_store import S3Location
+
+        try:
+            S3Location.parse(url)
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"SCOREBRIDGE_ARTIFACT_STORE={url!r} must be empty (local folder) or "
+                "s3://bucket/prefix"
+            ) from exc
+    return url
+
+
+def _s3_secret() -> str:
+    secret = read("SCOREBRIDGE_S3_SECRET_ACCESS_KEY")
+    secret_file = read("SCOREBRIDGE_S3_SECRET_ACCESS_KEY_FILE")
+    if secret or not secret_file:
+        return secret
+    try:
+        return Path(secret_file).read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"SCOREBRIDGE_S3_SECRET_ACCESS_KEY_FILE={secret_file!r} cannot be read: {exc}"
+        ) from exc
+
+
+def _endpoint_url(url: str) -> str:
+    if url and not url.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"SCOREBRIDGE_S3_ENDPOINT_URL={url!r} must be an http(s) URL")
+    return url
+
+
+ARTIFACT_STORE = _artifact_store(read("SCOREBRIDGE_ARTIFACT_STORE"))
+ARTIFACT_CACHE_DIR = Path(
+    read("SCOREBRIDGE_ARTIFACT_CACHE_DIR", str(VAR_DIR / "artifact-cache"))
+).resolve()
+S3_ENDPOINT_URL = _endpoint_url(read("SCOREBRIDGE_S3_ENDPOINT_URL"))
+S3_REGION = read("SCOREBRIDGE_S3_REGION")
+S3_ACCESS_KEY_ID = read("SCOREBRIDGE_S3_ACCESS_KEY_ID")
+S3_SECRET_ACCESS_KEY = _s3_secret()
 # Review: an answer whose confidence is below its item's threshold (set in admin), else below the
 # threshold its model chose at training so that the answers posted without review agree exactly
 # with human raters this often (auto models), else below SCOREBRIDGE_REVIEW_THRESHOLD.

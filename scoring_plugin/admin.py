@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from ml_core.confidence import CURVE_KEY, CURVE_SOURCE_KEY, ECE_KEY
 from ml_core.merge.plans import PlanError, parse_plan_text
 from scoring_plugin import admin_trust, audit, charts, importing, model_cards, review
+from scoring_plugin.artifact_store import version_folder_or_none
 from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
 from scoring_plugin.overrides import apply_override
 from scoring_plugin.services import (
@@ -633,7 +634,8 @@ class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
         "number",
         "kind",
         "backbone",
-        "artifact_path",
+        "artifact_key",
+        "artifact_hash",
         "metrics",
         "review_threshold",
         "status",
@@ -799,7 +801,7 @@ class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
         version = get_object_or_404(ModelVersion.objects.select_related("item"), pk=version_id)
         if not self.has_view_permission(request, version):
             return HttpResponse("You may not download models.", status=403)
-        path = Path(version.artifact_path or "-") / "student.onnx"
+        path = (version_folder_or_none(version) or Path("-")) / "student.onnx"
         if version.kind != ModelVersion.Kind.DISTILLED or not path.is_file():
             raise Http404("This version has no distilled student file.")
         return FileResponse(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ml_core.gaming import attack_row
 from ml_core.metrics import accuracy, quadratic_weighted_kappa
+from scoring_plugin.artifact_store import version_folder_or_none
 from scoring_plugin.models import ModelVersion
 
 INTENDED_USE = (
@@ -51,7 +52,7 @@ def wilson_interval(successes: float, n: float, z: float = 1.96) -> list[float] 
 
 
 def _manifest(version: ModelVersion) -> dict[str, object]:
-    path = Path(version.artifact_path or "-") / "manifest.json"
+    path = (version_folder_or_none(version) or Path("-")) / "manifest.json"
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

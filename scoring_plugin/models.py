@@ -230,7 +230,18 @@ class ModelVersion(models.Model):
         help_text="The teacher of a distilled version.",
     )
     backbone = models.CharField(max_length=300, blank=True)
-    artifact_path = models.CharField(max_length=500, blank=True)
+    artifact_key = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="Where the artifact is stored: a key relative to the artifact store "
+        "(SCOREBRIDGE_ARTIFACT_STORE, else the artifacts folder), never an absolute path.",
+    )
+    artifact_hash = models.CharField(
+        max_length=80,
+        blank=True,
+        help_text="sha256 of the artifact's files (names and bytes), checked when a worker "
+        "fetches it.",
+    )
     metrics = models.JSONField(default=dict, blank=True)
     review_threshold = models.FloatField(
         null=True,

@@ -9,7 +9,6 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +16,7 @@ from django.db.models import F, FloatField, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 
 from ml_core.metrics import accuracy, confusion_matrix, quadratic_weighted_kappa
+from scoring_plugin.artifact_store import version_folder_or_none
 from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission
 
 logger = logging.getLogger(__name__)
@@ -165,10 +165,8 @@ def version_confusion(version: ModelVersion) -> tuple[list[list[int]], str]:
 
 def training_history(version: ModelVersion) -> list[dict[str, float]]:
     """Per-epoch losses from the artifact's JSON files (``training.history``); [] if none."""
-    if not version.artifact_path:
-        return []
-    folder = Path(version.artifact_path)
-    if not folder.is_dir():
+    folder = version_folder_or_none(version) if version.artifact_key else None
+    if folder is None or not folder.is_dir():
         return []
     for path in sorted(folder.glob("*.json")):
         try:

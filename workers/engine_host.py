@@ -17,12 +17,16 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from celery.signals import celeryd_after_setup, worker_process_init
 from django.conf import settings
 
 from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
 from ml_core.serving import LazyEngine, ServingSet, default_loaders
+
+if TYPE_CHECKING:
+    from scoring_plugin.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +91,22 @@ def engine_if_loaded() -> ScoringEngine | None:
     return _serving.engine.if_loaded()
 
 
-def ensure_version(item_key: str, version_label: str, kind: str, artifact_path: str) -> None:
-    """Serve a model version of any kind (a no-op when it is already served)."""
-    serving().ensure(item_key, kind, version_label, artifact_path)
+def ensure_version(version: ModelVersion) -> None:
+    """Serve a model version of any kind (a no-op when it is already served); its artifact is
+    fetched from the store, verified and cached on first use in this process."""
+    from scoring_plugin.artifact_store import version_folder
+
+    served = serving().served().get(version.item.key)
+    if served is not None and served.version == version.label and served.kind == version.kind:
+        return
+    serving().ensure(version.item.key, version.kind, version.label, version_folder(version))
+
+
+def is_group_artifact(folder: str | Path) -> bool:
+    """Whether an artifact folder is a full model or merged group (its own encoder)."""
+    from ml_core.merge.group import is_group_folder
+
+    return is_group_folder(Path(folder))
 
 
 def retire_inactive() -> int:
@@ -111,7 +128,14 @@ def retire_inactive() -> int:
             item__key__in=list(served), is_active=True, status=ModelVersion.Status.READY
         ).values_list("item__key", "number")
     }
-    return held.retire_except(active)
+    retired = held.retire_except(active)
+    try:
+        from scoring_plugin.artifact_store import evict_unneeded
+
+        evict_unneeded()
+    except Exception:  # a full disk is better than a worker that stops scoring
+        logger.exception("cannot evict cached artifacts")
+    return retired
 
 
 def score(requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
@@ -139,7 +163,7 @@ def preload_active_versions() -> int:
     ).select_related("item")
     for version in active:
         try:
-            ensure_version(version.item.key, version.label, version.kind, version.artifact_path)
+            ensure_version(version)
             loaded += 1
         except Exception:  # one broken artifact must not keep the worker from starting
             logger.exception("cannot preload %s", version.label)

@@ -41,6 +41,7 @@ from ml_core.merge.pipeline import (
 )
 from ml_core.merge.plans import MergePlan, make_plan, plan_cost, validate_plan
 from ml_core.metrics import confusion_matrix
+from scoring_plugin.artifact_store import publish, version_folder
 from scoring_plugin.models import ModelVersion
 from scoring_plugin.services import MergeOptions, training_examples
 from workers.tasks import _claim_for_training, cancel_requested, set_progress
@@ -93,11 +94,16 @@ def run_merge(version_ids: Sequence[int], options: MergeOptions) -> str:
             if any(v.status != ModelVersion.Status.TRAINING for v in locked):
                 raise MergeCancelled
             now = timezone.now()
+            stored: dict[Path, tuple[str, str]] = {}  # a group folder serves several versions
             for version in locked:
                 path, metrics = results[version.pk]
+                if path not in stored:
+                    stored[path] = publish(path)
+                key, content_hash = stored[path]
                 ModelVersion.objects.filter(pk=version.pk).update(
                     status=ModelVersion.Status.READY,
-                    artifact_path=str(path),
+                    artifact_key=key,
+                    artifact_hash=content_hash,
                     metrics=metrics,
                     trained_at=now,
                     progress={"percent": 100.0, "stage": "done", "job": options.job},
@@ -148,9 +154,9 @@ def _merge(
         source = version.parent
         if source is None or source.status != ModelVersion.Status.READY:
             raise ValueError(f"{version}: the model to merge ({source}) is not ready")
-        artifact = load_artifact(Path(source.artifact_path))
+        artifact = load_artifact(version_folder(source))
         if artifact.item_id != version.item.key:
-            raise ValueError(f"{source.artifact_path} holds item {artifact.item_id!r}")
+            raise ValueError(f"{source.artifact_key} holds item {artifact.item_id!r}")
         items.append(prepare_item(artifact, training_examples(version.item), encoder))
     by_key = {item.item_id: item for item in items}
     by_version = {v.item.key: v for v in versions}

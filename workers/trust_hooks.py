@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
 from ml_core.engine import ScoreRequest
 from ml_core.gaming import GamingItem, GamingReport, ScoreFn, gaming_check
+from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.models import AuditLog, ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def after_training(version_id: int) -> None:
         block_if_gameable(version, report)
         from scoring_plugin.model_cards import write_card_files
 
-        write_card_files(version, Path(version.artifact_path))
+        write_card_files(version, version_folder(version))
     except Exception:  # the trained version stays usable without its card
         logger.exception("gaming check or model card of version %s failed", version_id)
 
@@ -46,11 +46,12 @@ def version_scorer(version: ModelVersion) -> tuple[ScoreFn, object]:
     from ml_core.merge.group import is_group_folder
     from workers import engine_host
 
-    if is_group_folder(Path(version.artifact_path)):  # a group knows its items by their keys
+    folder = version_folder(version)
+    if is_group_folder(folder):  # a group knows its items by their keys
         from ml_core.merge.group import GroupScorer
 
         group = GroupScorer(
-            Path(version.artifact_path),
+            folder,
             settings.SCORING_BACKBONE or None,
             device=settings.SCORING_DEVICE or None,
         )
@@ -62,7 +63,7 @@ def version_scorer(version: ModelVersion) -> tuple[ScoreFn, object]:
         return score_group, lambda: None
     serving = engine_host.serving()
     key = f"gaming:{version.label}"
-    serving.ensure(key, version.kind, version.label, version.artifact_path)
+    serving.ensure(key, version.kind, version.label, folder)
 
     def score(texts: Sequence[str]) -> tuple[list[int | None], list[float | None]]:
         results = serving.score([ScoreRequest(key, t) for t in texts])

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -151,8 +152,9 @@ def test_progress_endpoint_reports_percent_epoch_and_metric(staff_client, db) ->
 
 
 def _version_with_artifact(item: Item, tmp_path: Path, number: int, **metrics: object):  # type: ignore[no-untyped-def]
-    folder = tmp_path / f"v{number}"
-    folder.mkdir()
+    key = f"{item.key}/v{number}-{tmp_path.name}"
+    folder = Path(settings.ARTIFACTS_DIR) / key
+    folder.mkdir(parents=True)
     history = [
         {"epoch": 1.0, "train_loss": 1.1, "val_loss": 1.0},
         {"epoch": 2.0, "train_loss": 0.7, "val_loss": 0.8},
@@ -162,7 +164,7 @@ def _version_with_artifact(item: Item, tmp_path: Path, number: int, **metrics: o
     return ModelVersionFactory(
         item=item,
         number=number,
-        artifact_path=str(folder),
+        artifact_key=key,
         metrics={"qwk": 0.812, "accuracy": 0.75, "macro_f1": 0.7, "micro_f1": 0.75, **metrics},
     )
 

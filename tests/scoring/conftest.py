@@ -76,3 +76,25 @@ def api_client(api_user) -> APIClient:  # type: ignore[no-untyped-def]
     _, key = ApiToken.create_for(api_user, "tests")
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A real SeaweedFS S3 server of this test session."""
+    from tests.scoring.seaweed import seaweed_s3
+
+    with seaweed_s3(tmp_path_factory.mktemp("seaweed")) as server:
+        yield server
+
+
+@pytest.fixture()
+def s3_settings(scoring_settings, s3_server, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Scoring settings with the artifacts under this test's own prefix of the test S3 server."""
+    from tests.scoring.seaweed import ACCESS_KEY, BUCKET, SECRET_KEY
+
+    scoring_settings.ARTIFACT_STORE = f"s3://{BUCKET}/{tmp_path.name}/models"
+    scoring_settings.ARTIFACT_CACHE_DIR = tmp_path / "cache"
+    scoring_settings.S3_ENDPOINT_URL = s3_server.endpoint
+    scoring_settings.S3_ACCESS_KEY_ID = ACCESS_KEY
+    scoring_settings.S3_SECRET_ACCESS_KEY = SECRET_KEY
+    return scoring_settings

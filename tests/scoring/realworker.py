@@ -83,8 +83,10 @@ def worker_process(
     *,
     env: Mapping[str, str] | None = None,
     database: str | None = None,
+    queues: str = "scoring,training,lms",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A ``celery worker`` on all three queues; ``env`` adds or overrides its variables."""
+    """A ``celery worker`` on ``queues`` (all three by default); ``env`` adds or overrides its
+    variables."""
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "scorebridge.settings",
@@ -93,11 +95,17 @@ def worker_process(
         "CELERY_BROKER_URL": url,
         "SCORING_BACKBONE": str(backbone),
         "HF_HUB_OFFLINE": "1",
+        # the artifact store of this test process (versions name artifacts by key, not path)
+        "SCOREBRIDGE_ARTIFACTS_DIR": str(settings.ARTIFACTS_DIR),
+        "SCOREBRIDGE_ARTIFACT_STORE": settings.ARTIFACT_STORE,
+        "SCOREBRIDGE_S3_ENDPOINT_URL": settings.S3_ENDPOINT_URL,
+        "SCOREBRIDGE_S3_ACCESS_KEY_ID": settings.S3_ACCESS_KEY_ID,
+        "SCOREBRIDGE_S3_SECRET_ACCESS_KEY": settings.S3_SECRET_ACCESS_KEY,
         **(env or {}),
     }
     command = [
         sys.executable, "-m", "celery", "-A", "workers", "worker",
-        "-Q", "scoring,training,lms", "--concurrency", "1", "--pool", "prefork",
+        "-Q", queues, "--concurrency", "1", "--pool", "prefork",
         "--prefetch-multiplier", "64",
         "--without-gossip", "--without-mingle", "--without-heartbeat",
         "-n", f"test-{uuid.uuid4().hex[:8]}@localhost", "--loglevel", "INFO",

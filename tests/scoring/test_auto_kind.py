@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ml_core.confidence import CURVE_KEY, ECE_KEY
+from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.models import Item, ModelVersion, Submission
 from scoring_plugin.review import ReviewFilter
 from scoring_plugin.services import create_model_version, start_training, training_examples
@@ -102,7 +103,7 @@ def test_the_auto_versions_threshold_routes_low_confidence_answers_to_review(
     item = ItemFactory(key="routed")
     add_scored_answers(item, 45)
     version = _train_auto(item)
-    chosen = AutoModel.load(Path(version.artifact_path)).review_threshold
+    chosen = AutoModel.load(version_folder(version)).review_threshold
     assert version.review_threshold == pytest.approx(chosen)
     assert version.metrics[CURVE_KEY] and isinstance(version.metrics[ECE_KEY], float)
 
@@ -238,7 +239,7 @@ def test_an_auto_version_teaches_a_distilled_student(scoring_settings) -> None: 
         pk=student.pk
     ).error
     student.refresh_from_db()
-    assert student.status == "ready" and (Path(student.artifact_path) / "student.onnx").is_file()
+    assert student.status == "ready" and (version_folder(student) / "student.onnx").is_file()
     assert tasks.engine_host.engine_if_loaded() is None or not any(
         key.startswith("teacher:") for key in tasks.engine_host.engine().loaded()
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.services import create_model_version, start_distillation
 from tests.scoring.factories import SubmissionFactory
@@ -28,7 +29,7 @@ def test_a_distilled_version_is_trained_activated_and_scores(trained_item) -> No
     assert student.is_active and student.status == "ready"
     assert student.parent == teacher
     assert {"qwk", "accuracy", "teacher_qwk"} <= student.metrics.keys()
-    assert (tasks.Path(student.artifact_path) / "student.onnx").is_file()
+    assert (version_folder(student) / "student.onnx").is_file()
 
     answer = SubmissionFactory(item=trained_item, text="tcp udp")
     assert tasks.score_submissions([str(answer.pk)]) == {str(answer.pk): "scored"}

@@ -11,6 +11,7 @@ import pytest
 
 from ml_core.merge.group import GroupScorer
 from queueing import dispatch
+from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.models import Item, ModelVersion, Submission
 from scoring_plugin.services import create_model_version, training_examples
 from tests.scoring.conftest import add_scored_answers
@@ -124,7 +125,7 @@ def test_admin_merges_and_the_activated_group_scores_then_rolls_back(
         assert info["group_items"] == list(KEYS) and info["method"] == "ties"
         assert info["plan_source"] == "gw" and info["source_version"] == sources[key].label
         assert info["storage_before_bytes"] > 2.5 * info["storage_after_bytes"]
-        assert version.artifact_path == info["group_path"]
+        assert version_folder(version) == Path(info["group_path"])
 
     a, b, c = (Item.objects.get(key=k) for k in KEYS)
     page = admin_client.get(f"/admin/scoring_plugin/modelversion/{merged['net-a'].pk}/change/")
@@ -158,7 +159,7 @@ def test_admin_merges_and_the_activated_group_scores_then_rolls_back(
         merged["net-a"],
     ]
     assert ["net-a", "net-a", "net-b"] in calls
-    group = str(Path(merged["net-a"].artifact_path).resolve())
+    group = str(version_folder(merged["net-a"]).resolve())
     assert _held_groups()[group] == {
         "net-a": merged["net-a"].label,
         "net-b": merged["net-b"].label,
@@ -181,7 +182,7 @@ def test_a_failed_merge_leaves_the_active_models_and_no_files(
     sources = {i.key: i.active_version for i in full_items}
     start(full_items)
     ((ids, options),) = queued
-    ModelVersion.objects.filter(pk=sources["net-b"].pk).update(artifact_path="/nonexistent")
+    ModelVersion.objects.filter(pk=sources["net-b"].pk).update(artifact_key="nonexistent")
     assert merge_tasks.merge_model_versions(ids, options) == "failed"
     for version in ModelVersion.objects.filter(pk__in=ids):
         assert version.status == "failed" and "merge failed" in version.error
@@ -256,7 +257,7 @@ def test_merged_lora_versions_are_served_by_the_shared_engine(
     assert merge_tasks.merge_model_versions(ids, options) == "ready"
     merged = ModelVersion.objects.get(pk=ids[0])
     assert merged.metrics["merge"]["method"] == "svd"
-    assert merged.artifact_path != merged.metrics["merge"]["group_path"]  # exported per item
+    assert version_folder(merged) != Path(merged.metrics["merge"]["group_path"])  # per item
     from scoring_plugin.services import activate_version
 
     activate_version(merged)

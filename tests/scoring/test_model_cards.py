@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.test import Client
 
 from scoring_plugin import audit
+from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.model_cards import build_card, card_markdown
 from scoring_plugin.models import AuditLog, Item, ModelVersion
 from tests.scoring.conftest import train_active_version
@@ -41,7 +42,7 @@ def test_training_stores_a_gaming_check_and_writes_the_model_card(trained_item: 
     assert by_attack["padded"]["errors"] == 20 and by_attack["padded"]["credit_rate"] is None
     assert by_attack["gibberish"]["errors"] == 0
 
-    folder = Path(version.artifact_path)
+    folder = version_folder(version)
     card = json.loads((folder / "model_card.json").read_text())
     assert card["model_version"] == "transport-protocols@v1"
     assert card["data"]["by_score"] == {"0": 15, "1": 15, "2": 15}

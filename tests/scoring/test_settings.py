@@ -35,6 +35,8 @@ def _start_django(**variables: str) -> subprocess.CompletedProcess[str]:
         ("SCOREBRIDGE_REQUEUE_AFTER_SECONDS", "soon"),
         ("SCORING_BACKEND", "tensorflow"),
         ("CELERY_BROKER_URL", "kafka://localhost"),
+        ("SCOREBRIDGE_ARTIFACT_STORE", "/srv/artifacts"),
+        ("SCOREBRIDGE_S3_ENDPOINT_URL", "seaweed:8333"),
     ],
 )
 def test_malformed_variable_stops_start_up_naming_it(variable: str, value: str) -> None:

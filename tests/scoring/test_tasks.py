@@ -73,7 +73,7 @@ def test_item_without_model_waits_for_one_and_counts_no_attempt(db, scoring_sett
 
 def test_broken_artifact_fails_the_answer_not_the_worker(trained_item, tmp_path) -> None:  # type: ignore[no-untyped-def]
     version = trained_item.active_version
-    ModelVersion.objects.filter(pk=version.pk).update(artifact_path=str(tmp_path / "gone"))
+    ModelVersion.objects.filter(pk=version.pk).update(artifact_key="gone")
     submission = SubmissionFactory(item=trained_item)
     assert tasks.score_submissions([str(submission.pk)]) == {str(submission.pk): "failed"}
     submission.refresh_from_db()

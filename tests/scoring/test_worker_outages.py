@@ -182,7 +182,15 @@ def test_answers_survive_a_locked_sqlite_database_mid_burst(
     log = tmp_path / "worker.log"
     with broker(url), worker_process(url, tiny_backbone, log) as w:
         wait_until_finished(post_batch(api_client, trained_item.key, ["tcp"]), 90, log)
-        burst = post_batch(api_client, trained_item.key, [f"udp {i}" for i in range(40)])
+        # Big enough that the worker is still at it when the lock is taken (it writes a
+        # scored answer in about 1 ms of CPU since issue 19)
+        burst = [
+            pk
+            for part in range(3)
+            for pk in post_batch(
+                api_client, trained_item.key, [f"udp {part} {i}" for i in range(100)]
+            )
+        ]
         # Another process (a backup, a long admin import) holds the write lock for a while.
         holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
