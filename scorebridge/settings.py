@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -300,16 +301,12 @@ SCOREBRIDGE_METRICS_PUBLIC = read("SCOREBRIDGE_METRICS_PUBLIC")
 
 
 def _artifact_store(url: str) -> str:
-    if url:
-        from ml_core.artifact_store import S3Location
-
-        try:
-            S3Location.parse(url)
-        except ValueError as exc:
-            raise ImproperlyConfigured(
-                f"SCOREBRIDGE_ARTIFACT_STORE={url!r} must be empty (local folder) or "
-                "s3://bucket/prefix"
-            ) from exc
+    # the same rule as ml_core.artifact_store.S3Location.parse (settings import no ml_core)
+    parsed = urlsplit(url)
+    if url and (parsed.scheme != "s3" or not parsed.netloc or parsed.query or parsed.fragment):
+        raise ImproperlyConfigured(
+            f"SCOREBRIDGE_ARTIFACT_STORE={url!r} must be empty (local folder) or s3://bucket/prefix"
+        )
     return url
 
 
