@@ -102,7 +102,8 @@ def test_launch_with_the_platforms_client_side_storage(
     open_course(
         chrome, platform, live_server, "student-1", storage_target="post_message_forwarding"
     )
-    wait(chrome).until(ec.element_to_be_clickable((By.ID, "answer"))).send_keys("tcp orders")
+    # the page waits up to 10 s for each of the platform's two storage answers
+    wait(chrome, 60).until(ec.element_to_be_clickable((By.ID, "answer"))).send_keys("tcp orders")
     chrome.find_element(By.ID, "submit-answer").click()
     wait(chrome).until(lambda d: Submission.objects.exists())
     wait(chrome).until(lambda d: len(platform.storage_log) >= 2)
