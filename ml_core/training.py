@@ -271,12 +271,6 @@ def class_weights(labels: Sequence[int], num_labels: int) -> torch.Tensor:
     return weights
 
 
-@dataclass
-class _Encoded:
-    input_ids: list[list[int]]
-    labels: torch.Tensor  # [n, criteria]
-
-
 def _encode(
     tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], max_length: int
 ) -> list[list[int]]:
@@ -422,8 +416,8 @@ def train_item(
 
     devices: list[int] = []  # fork_rng over CPU only keeps the caller's CPU RNG untouched
     with torch.random.fork_rng(devices=devices):
-        return _train(
-            examples,
+        job = _Job(
+            examples=examples,
             item_id=item_id,
             counts=counts,
             names=names,
@@ -432,63 +426,149 @@ def train_item(
             config=config,
             progress=progress,
             should_stop=should_stop,
-            embed=embed if config.kind == "head" else None,
         )
+        return _train(job, embed=embed if config.kind == "head" else None)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One validated training request; it travels through the phases of :func:`_train`."""
+
+    examples: Sequence[TrainExample]
+    item_id: str
+    counts: list[int]
+    names: list[str]
+    out_dir: Path
+    backbone: str | None
+    config: TrainConfig
+    progress: Callable[[TrainProgress], None] | None
+    should_stop: Callable[[], bool] | None
+
+
+@dataclass
+class _Inputs:
+    """The examples as the model reads them: token ids, or frozen features where known."""
+
+    input_ids: list[list[int]]
+    lengths: list[int]
+    pad_id: int
+    labels: torch.Tensor
+    features: torch.Tensor | None
+
+
+@dataclass
+class _Fit:
+    """The model being trained and what each step needs besides the inputs."""
+
+    model: _ScoringModel
+    optimizer: torch.optim.Optimizer
+    regularised: list[nn.Parameter]
+    weights: list[torch.Tensor]
+    device: torch.device
+    split: Split
+    generator: torch.Generator
+
+
+@dataclass
+class _Outcome:
+    """What the epochs produced: the loss curve and where early stopping left off."""
+
+    history: list[dict[str, float]]
+    best_val: float
+    epochs_run: int
 
 
 def _train(
-    examples: Sequence[TrainExample],
-    *,
-    item_id: str,
-    counts: list[int],
-    names: list[str],
-    out_dir: Path,
-    backbone: str | None,
-    config: TrainConfig,
-    progress: Callable[[TrainProgress], None] | None,
-    should_stop: Callable[[], bool] | None,
-    embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+    job: _Job, *, embed: Callable[[Sequence[str]], np.ndarray] | None = None
 ) -> TrainedArtifact:
+    """The phases: read the inputs, build the model, fit, measure on the test split, write."""
     started = time.perf_counter()
+    config = job.config
     torch.manual_seed(config.seed)
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    resolved = resolve_backbone(backbone)
-    fingerprint = backbone_fingerprint(backbone)
-    split = split_examples(examples, config)
+    resolved = resolve_backbone(job.backbone)
+    split = split_examples(job.examples, config)
     if not split.train:
-        raise ValueError(f"item {item_id!r}: no training examples after splitting")
-    given_features: torch.Tensor | None = None
-    if embed is not None:
-        # frozen features from the caller's (cached) embedder: no tokenizer, no backbone here
-        given_features = torch.as_tensor(
-            np.asarray(embed([e.text for e in examples]), dtype=np.float32)
-        )
-        pad_id = 0
-        input_ids: list[list[int]] = [[] for _ in examples]
-    else:
-        tokenizer = load_tokenizer(resolved)
-        pad_id = int(tokenizer.pad_token_id or 0)
-        input_ids = _encode(tokenizer, [e.text for e in examples], config.max_length)
-    lengths = [len(ids) for ids in input_ids]
-    labels = torch.tensor([e.labels() for e in examples], dtype=torch.long)
+        raise ValueError(f"item {job.item_id!r}: no training examples after splitting")
+    inputs = _read_inputs(job, resolved, embed)
+    model, hidden_size = _build_model(job, resolved, inputs, device)
+    optimizer, regularised = _optimizer(model, config)
     weights = [
         (
-            class_weights(labels[split.train, c].tolist(), n)
+            class_weights(inputs.labels[split.train, c].tolist(), n)
             if config.class_weighting
             else torch.ones(n)
         ).to(device)
-        for c, n in enumerate(counts)
+        for c, n in enumerate(job.counts)
     ]
+    if config.kind == "head" and inputs.features is None:
+        # frozen backbone: one feature pass serves every epoch
+        inputs.features = _features(
+            model,
+            inputs.input_ids,
+            inputs.lengths,
+            range(len(job.examples)),
+            inputs.pad_id,
+            device,
+            config.batch_size * 2,
+        )
+    fit = _Fit(
+        model=model,
+        optimizer=optimizer,
+        regularised=regularised,
+        weights=weights,
+        device=device,
+        split=split,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    previous_threads = torch.get_num_threads()
+    if inputs.features is not None and device.type == "cpu":
+        # heads on cached features are tiny ops: one thread; more only wait on each other
+        # (2 cores shared with other work: 10-20 s per item instead of 0.3-0.7 s)
+        torch.set_num_threads(1)
+    try:
+        outcome = _fit(job, inputs, fit)
+    finally:
+        torch.set_num_threads(previous_threads)
+    train_seconds = time.perf_counter() - started
+    metrics = _test_metrics(job, inputs, fit, outcome)
+    metrics["train_seconds"] = float(train_seconds)
+    manifest = _manifest(job, hidden_size, split, metrics, outcome.history)
+    size = write_artifact(job.out_dir, manifest, _artifact_tensors(model, config.kind))
+    return TrainedArtifact(path=job.out_dir, kind=config.kind, metrics=metrics, size_bytes=size)
 
+
+def _read_inputs(
+    job: _Job, resolved: str, embed: Callable[[Sequence[str]], np.ndarray] | None
+) -> _Inputs:
+    texts = [e.text for e in job.examples]
+    labels = torch.tensor([e.labels() for e in job.examples], dtype=torch.long)
+    if embed is not None:
+        # frozen features from the caller's (cached) embedder: no tokenizer, no backbone here
+        features = torch.as_tensor(np.asarray(embed(texts), dtype=np.float32))
+        empty: list[list[int]] = [[] for _ in texts]
+        return _Inputs(empty, [0] * len(texts), 0, labels, features)
+    tokenizer = load_tokenizer(resolved)
+    input_ids = _encode(tokenizer, texts, job.config.max_length)
+    pad_id = int(tokenizer.pad_token_id or 0)
+    return _Inputs(input_ids, [len(ids) for ids in input_ids], pad_id, labels, None)
+
+
+def _build_model(
+    job: _Job, resolved: str, inputs: _Inputs, device: torch.device
+) -> tuple[_ScoringModel, int]:
+    """The backbone (none when features are given), LoRA or frozen as the kind says, and the
+    heads; returns the model and its hidden size."""
+    config = job.config
     model_backbone: nn.Module
-    if given_features is not None:
-        hidden_size = int(given_features.shape[1])
+    if inputs.features is not None:
+        hidden_size = int(inputs.features.shape[1])
         model_backbone = nn.Identity()
     else:
         pretrained = load_backbone_model(resolved)
         hidden_size = int(pretrained.config.hidden_size)
         model_backbone = pretrained
-    heads = ScoringHeads(hidden_size, counts, dropout=config.head_dropout)
+    heads = ScoringHeads(hidden_size, job.counts, dropout=config.head_dropout)
     if config.kind == "lora":
         from peft import LoraConfig, get_peft_model
 
@@ -503,8 +583,13 @@ def _train(
     elif config.kind == "head":
         for parameter in model_backbone.parameters():
             parameter.requires_grad_(False)
-    model = _ScoringModel(model_backbone, heads, config.pooling).to(device)
+    return _ScoringModel(model_backbone, heads, config.pooling).to(device), hidden_size
 
+
+def _optimizer(
+    model: _ScoringModel, config: TrainConfig
+) -> tuple[torch.optim.Optimizer, list[nn.Parameter]]:
+    """AdamW with the heads' own learning rate; and the parameters the L2 penalty applies to."""
     regularised = [
         p
         for n, p in model.named_parameters()
@@ -521,144 +606,45 @@ def _train(
     optimizer = torch.optim.AdamW(
         groups, lr=config.resolved_learning_rate(), weight_decay=config.weight_decay
     )
-
-    features: torch.Tensor | None = given_features
-    if config.kind == "head" and features is None:
-        # frozen backbone: one feature pass serves every epoch
-        features = _features(
-            model, input_ids, lengths, range(len(examples)), pad_id, device, config.batch_size * 2
-        )
-
-    generator = torch.Generator().manual_seed(config.seed)
-    previous_threads = torch.get_num_threads()
-    if features is not None and device.type == "cpu":
-        # heads on cached features are tiny ops: one thread; more only wait on each other
-        # (2 cores shared with other work: 10-20 s per item instead of 0.3-0.7 s)
-        torch.set_num_threads(1)
-    try:
-        return _fit_and_write(
-            examples,
-            item_id=item_id,
-            counts=counts,
-            names=names,
-            out_dir=out_dir,
-            backbone=backbone,
-            config=config,
-            progress=progress,
-            should_stop=should_stop,
-            started=started,
-            device=device,
-            fingerprint=fingerprint,
-            split=split,
-            input_ids=input_ids,
-            lengths=lengths,
-            labels=labels,
-            weights=weights,
-            model=model,
-            optimizer=optimizer,
-            regularised=regularised,
-            features=features,
-            pad_id=pad_id,
-            hidden_size=hidden_size,
-            generator=generator,
-        )
-    finally:
-        torch.set_num_threads(previous_threads)
+    return optimizer, regularised
 
 
-def _fit_and_write(
-    examples: Sequence[TrainExample],
-    *,
-    item_id: str,
-    counts: list[int],
-    names: list[str],
-    out_dir: Path,
-    backbone: str | None,
-    config: TrainConfig,
-    progress: Callable[[TrainProgress], None] | None,
-    should_stop: Callable[[], bool] | None,
-    started: float,
-    device: torch.device,
-    fingerprint: str,
-    split: Split,
-    input_ids: list[list[int]],
-    lengths: list[int],
-    labels: torch.Tensor,
-    weights: list[torch.Tensor],
-    model: _ScoringModel,
-    optimizer: torch.optim.Optimizer,
-    regularised: list[nn.Parameter],
-    features: torch.Tensor | None,
-    pad_id: int,
-    hidden_size: int,
-    generator: torch.Generator,
-) -> TrainedArtifact:
-    steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+def _fit(job: _Job, inputs: _Inputs, fit: _Fit) -> _Outcome:
+    """Epochs with early stopping on the validation loss; the best weights are loaded back."""
+    config = job.config
+    steps_per_epoch = math.ceil(len(fit.split.train) / config.batch_size)
     best_val = math.inf
     best_state: dict[str, torch.Tensor] | None = None
     stale = 0
     step = 0
-    epochs_run = 0
-    history: list[dict[str, float]] = []
+    outcome = _Outcome(history=[], best_val=math.inf, epochs_run=0)
     for epoch in range(1, config.epochs + 1):
-        epochs_run = epoch
-        model.train()
-        if config.kind == "head":
-            model.backbone.eval()
-        epoch_loss = 0.0
-        for batch in _batches(
-            split.train, config.batch_size, generator, None if features is not None else lengths
-        ):
-            if should_stop is not None and should_stop():
-                raise TrainingCancelled(f"training of item {item_id!r} cancelled at step {step}")
-            batch_labels = labels[batch].to(device)
-            if features is not None:
-                logits = model.heads(features[batch].to(device))
-            else:
-                ids, mask = collate([input_ids[i] for i in batch], pad_id, device)
-                logits = model(ids, mask)
-            loss = _loss(logits, batch_labels, weights)
-            if config.l2 > 0 and regularised:
-                loss = loss + config.l2 * _l2(regularised)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            epoch_loss += float(loss.detach())
-            if progress is not None:
-                progress(
-                    TrainProgress(
-                        epoch, config.epochs, step, total_steps, {"loss": float(loss.detach())}
-                    )
-                )
+        outcome.epochs_run = epoch
+        step, epoch_loss = _run_epoch(job, inputs, fit, epoch, step)
         val_loss = _evaluate_loss(
-            model,
-            features,
-            input_ids,
-            lengths,
-            split.val or split.train,
-            labels,
-            weights,
-            pad_id,
-            device,
+            fit.model,
+            inputs.features,
+            inputs.input_ids,
+            inputs.lengths,
+            fit.split.val or fit.split.train,
+            inputs.labels,
+            fit.weights,
+            inputs.pad_id,
+            fit.device,
             config.batch_size * 2,
         )
-        history.append(
-            {
-                "epoch": float(epoch),
-                "train_loss": epoch_loss / max(1, steps_per_epoch),
-                "val_loss": val_loss,
-            }
+        train_loss = epoch_loss / max(1, steps_per_epoch)
+        outcome.history.append(
+            {"epoch": float(epoch), "train_loss": train_loss, "val_loss": val_loss}
         )
-        if progress is not None:
-            progress(
+        if job.progress is not None:
+            job.progress(
                 TrainProgress(
                     epoch,
                     config.epochs,
                     step,
-                    total_steps,
-                    {"val_loss": val_loss, "train_loss": epoch_loss / max(1, steps_per_epoch)},
+                    steps_per_epoch * config.epochs,
+                    {"val_loss": val_loss, "train_loss": train_loss},
                 )
             )
         if val_loss < best_val - 1e-6:
@@ -666,7 +652,7 @@ def _fit_and_write(
             stale = 0
             best_state = {
                 k: v.detach().clone()
-                for k, v in model.state_dict().items()
+                for k, v in fit.model.state_dict().items()
                 if _is_trained(k, config.kind)
             }
         else:
@@ -674,37 +660,101 @@ def _fit_and_write(
             if stale >= config.patience:
                 break
     if best_state is not None:
-        model.load_state_dict(best_state, strict=False)
-    train_seconds = time.perf_counter() - started
+        fit.model.load_state_dict(best_state, strict=False)
+    outcome.best_val = best_val
+    return outcome
 
+
+def _run_epoch(job: _Job, inputs: _Inputs, fit: _Fit, epoch: int, step: int) -> tuple[int, float]:
+    """One pass over the training split; returns the step count so far and the summed loss."""
+    config, model = job.config, fit.model
+    total_steps = math.ceil(len(fit.split.train) / config.batch_size) * config.epochs
+    model.train()
+    if config.kind == "head":
+        model.backbone.eval()
+    epoch_loss = 0.0
+    features = inputs.features
+    for batch in _batches(
+        fit.split.train,
+        config.batch_size,
+        fit.generator,
+        None if features is not None else inputs.lengths,
+    ):
+        if job.should_stop is not None and job.should_stop():
+            raise TrainingCancelled(f"training of item {job.item_id!r} cancelled at step {step}")
+        batch_labels = inputs.labels[batch].to(fit.device)
+        if features is not None:
+            logits = model.heads(features[batch].to(fit.device))
+        else:
+            ids, mask = collate([inputs.input_ids[i] for i in batch], inputs.pad_id, fit.device)
+            logits = model(ids, mask)
+        loss = _loss(logits, batch_labels, fit.weights)
+        if config.l2 > 0 and fit.regularised:
+            loss = loss + config.l2 * _l2(fit.regularised)
+        fit.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        fit.optimizer.step()
+        step += 1
+        epoch_loss += float(loss.detach())
+        if job.progress is not None:
+            job.progress(
+                TrainProgress(
+                    epoch, config.epochs, step, total_steps, {"loss": float(loss.detach())}
+                )
+            )
+    return step, epoch_loss
+
+
+def _test_metrics(job: _Job, inputs: _Inputs, fit: _Fit, outcome: _Outcome) -> dict[str, float]:
+    """Metrics on the test split (none but its size when it is empty) and the run's counts."""
+    split = fit.split
     metrics: dict[str, float] = {"n_test": float(len(split.test))}
     if split.test:
         predictions = _predict(
-            model, features, input_ids, lengths, split.test, pad_id, device, config.batch_size * 2
+            fit.model,
+            inputs.features,
+            inputs.input_ids,
+            inputs.lengths,
+            split.test,
+            inputs.pad_id,
+            fit.device,
+            job.config.batch_size * 2,
         )
         metrics.update(
             classification_report(
-                labels[split.test].numpy(), predictions, num_labels=counts, criteria=names
+                inputs.labels[split.test].numpy(),
+                predictions,
+                num_labels=job.counts,
+                criteria=job.names,
             )
         )
     metrics.update(
         {
             "n_train": float(len(split.train)),
             "n_val": float(len(split.val)),
-            "epochs_run": float(epochs_run),
-            "best_val_loss": float(best_val),
-            "train_seconds": float(train_seconds),
+            "epochs_run": float(outcome.epochs_run),
+            "best_val_loss": float(outcome.best_val),
         }
     )
+    return metrics
 
-    tensors = _artifact_tensors(model, config.kind)
-    manifest: dict[str, object] = {
-        "item_id": item_id,
+
+def _manifest(
+    job: _Job,
+    hidden_size: int,
+    split: Split,
+    metrics: dict[str, float],
+    history: list[dict[str, float]],
+) -> dict[str, object]:
+    config = job.config
+    return {
+        "item_id": job.item_id,
         "kind": config.kind,
-        "backbone": backbone_label(backbone),
-        "backbone_fingerprint": fingerprint,
+        "backbone": backbone_label(job.backbone),
+        "backbone_fingerprint": backbone_fingerprint(job.backbone),
         "criteria": [
-            {"name": n, "labels": list(range(c))} for n, c in zip(names, counts, strict=False)
+            {"name": n, "labels": list(range(c))}
+            for n, c in zip(job.names, job.counts, strict=False)
         ],
         "pooling": config.pooling,
         "hidden_size": hidden_size,
@@ -724,8 +774,6 @@ def _fit_and_write(
         },
         "split_sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
     }
-    size = write_artifact(out_dir, manifest, tensors)
-    return TrainedArtifact(path=out_dir, kind=config.kind, metrics=metrics, size_bytes=size)
 
 
 def _is_trained(state_key: str, kind: str) -> bool:
