@@ -7,6 +7,7 @@ class LtiConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from lti import receivers
+        from lti import receivers, student_data
 
         receivers.connect()
+        student_data.register()

@@ -24,7 +24,7 @@ import hmac
 import io
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,8 +34,8 @@ from django.db import transaction
 from django.db.models import Q
 from lti_tool.models import LtiMembership, LtiUser
 
-from lti.models import LtiSubmission
 from scoring_plugin.audit import record
+from scoring_plugin.lms_user_data import answer_links
 from scoring_plugin.models import AuditLog, ScoredAnswer, Submission
 from scoring_plugin.review import REVIEW_KEY_PREFIX
 
@@ -76,7 +76,8 @@ class StudentRecords:
     users: list[LtiUser]
     memberships: list[LtiMembership]
     submissions: list[Submission]
-    links: dict[str, LtiSubmission]
+    # per registered app (scoring_plugin.lms_user_data): its row for each answer, by answer id
+    links: dict[str, Mapping[str, object]]
     training_copies: list[ScoredAnswer]
     audit_entries: list[AuditLog]
     overrides_made: list[Submission]
@@ -125,15 +126,11 @@ def collect(handle: StudentHandle) -> StudentRecords:
     """Everything held about ``handle`` (raises ``ValidationError`` when nothing is)."""
     users = find_users(handle)
     references = [f"lti:{u.registration_id}:{u.sub}" for u in users]
-    links = {
-        str(link.submission_id): link
-        for link in LtiSubmission.objects.select_related("context", "resource_link").filter(
-            lti_user__in=users
-        )
-    }
+    links = {provider.name: provider.find(users) for provider in answer_links()}
+    linked = {pk for rows in links.values() for pk in rows}
     submissions = list(
         Submission.objects.select_related("item", "model_version__item")
-        .filter(Q(pk__in=list(links)) | Q(client_reference__in=references))
+        .filter(Q(pk__in=list(linked)) | Q(client_reference__in=references))
         .order_by("created_at")
     )
     if not users and not submissions:
@@ -173,38 +170,28 @@ def export_data(records: StudentRecords) -> dict[str, object]:
     """Everything held about the student, as JSON-ready data."""
     answers = []
     for s in records.submissions:
-        link = records.links.get(str(s.pk))
-        answers.append(
-            {
-                "submission_id": str(s.pk),
-                "item": s.item.key,
-                "answer": s.text,
-                "submitted_at": _iso(s.created_at),
-                "status": s.status,
-                "auto_score": s.score,
-                "probabilities": s.probabilities,
-                "confidence": s.confidence,
-                "needs_review": s.needs_review,
-                "model_version": s.model_version.label if s.model_version else None,
-                "scored_at": _iso(s.scored_at),
-                "reviewed_score": s.reviewed_score,
-                "review_comment": s.review_comment,
-                "reviewed_by": s.reviewed_by,
-                "reviewed_at": _iso(s.reviewed_at),
-                "client_reference": s.client_reference,
-                "lti": None
-                if link is None
-                else {
-                    "course": link.context.title or link.context.id_on_platform,
-                    "resource_link": link.resource_link.id_on_platform,
-                    "attempt": link.attempt,
-                    "final_score": link.final_score,
-                    "grade_sent": link.posted_grade,
-                    "passback_status": link.passback_status,
-                    "posted_at": _iso(link.posted_at),
-                },
-            }
-        )
+        answer: dict[str, object] = {
+            "submission_id": str(s.pk),
+            "item": s.item.key,
+            "answer": s.text,
+            "submitted_at": _iso(s.created_at),
+            "status": s.status,
+            "auto_score": s.score,
+            "probabilities": s.probabilities,
+            "confidence": s.confidence,
+            "needs_review": s.needs_review,
+            "model_version": s.model_version.label if s.model_version else None,
+            "scored_at": _iso(s.scored_at),
+            "reviewed_score": s.reviewed_score,
+            "review_comment": s.review_comment,
+            "reviewed_by": s.reviewed_by,
+            "reviewed_at": _iso(s.reviewed_at),
+            "client_reference": s.client_reference,
+        }
+        for provider in answer_links():
+            rows = records.links.get(provider.name, {})
+            answer[provider.name] = provider.export(rows.get(str(s.pk)))
+        answers.append(answer)
     return {
         "handle": {"lms_user_id": records.handle.lms_user_id, "issuer": records.issuer},
         "lti_identities": [
@@ -365,7 +352,7 @@ def erase(records: StudentRecords, actor: str, *, mode: str = "erase") -> Erasur
         report.counts["lti_identities"] = len(records.users)
         report.counts["memberships"] = len(records.memberships)
         if mode == "erase":
-            LtiSubmission.objects.filter(pk__in=submission_ids).delete()
+            # the apps' rows linked to the answers go with them (on_delete=CASCADE)
             Submission.objects.filter(pk__in=submission_ids).delete()
             LtiMembership.objects.filter(pk__in=[m.pk for m in records.memberships]).delete()
             LtiUser.objects.filter(pk__in=[u.pk for u in records.users]).delete()
@@ -377,11 +364,8 @@ def erase(records: StudentRecords, actor: str, *, mode: str = "erase") -> Erasur
                 submitted_by=None,
                 error="",
             )
-            for link in LtiSubmission.objects.filter(pk__in=submission_ids):
-                grade = link.posted_grade if isinstance(link.posted_grade, dict) else {}
-                link.passback_error = ""
-                link.posted_grade = {k: v for k, v in grade.items() if k != "comment"}
-                link.save(update_fields=["passback_error", "posted_grade"])
+            for provider in answer_links():
+                provider.pseudonymise(submission_ids)
             LtiUser.objects.filter(pk__in=[u.pk for u in records.users]).update(
                 sub=pseudonym,
                 lti1p1_id_on_platform="",

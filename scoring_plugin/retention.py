@@ -19,8 +19,8 @@ from django.db.models import Count
 from django.utils import timezone
 from lti_tool.models import LtiUser
 
-from lti.models import UsedNonce
 from scoring_plugin.audit import record
+from scoring_plugin.lms_user_data import expiry_purges
 from scoring_plugin.models import AuditLog, ScoredAnswer, Submission
 from scoring_plugin.review import REVIEW_KEY_PREFIX, REVIEW_SOURCE
 
@@ -73,11 +73,13 @@ def purge_lti_identities(days: int | None) -> dict[str, int]:
 
 
 def purge_logs(days: int | None, log_dir: Path) -> dict[str, int]:
-    """Expired nonces and sessions always; log files older than the cutoff."""
+    """Expired sessions and the apps' expiring rows (LTI nonces) always; log files older than
+    the cutoff."""
     counts = {
-        "expired_nonces": UsedNonce.purge_expired(),
         "expired_sessions": Session.objects.filter(expire_date__lt=timezone.now()).delete()[0],
     }
+    for purge_expired in expiry_purges():
+        counts |= purge_expired()
     if days is not None and log_dir.is_dir():
         oldest = time.time() - days * 86400
         removed = 0
