@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from ml_core.metrics import accuracy, quadratic_weighted_kappa
+from ml_core.metrics import accuracy, paired_t_test, quadratic_weighted_kappa
 from ml_core.training import TrainExample
 
 EVAL_MODES: tuple[str, ...] = ("cv", "split")
@@ -151,16 +151,14 @@ class PairedComparison:
 
 
 def paired_comparison(a: Sequence[float], b: Sequence[float]) -> PairedComparison:
-    """Paired t-test and Wilcoxon signed-rank test (two-sided) of ``a - b`` over items."""
+    """Paired t-test (:func:`ml_core.metrics.paired_t_test`) and Wilcoxon signed-rank test
+    (two-sided) of ``a - b`` over items."""
+    t_p = paired_t_test(a, b).p_value  # also checks the shapes
     first = np.asarray(a, dtype=np.float64)
     second = np.asarray(b, dtype=np.float64)
-    if first.shape != second.shape or first.ndim != 1:
-        raise ValueError("paired_comparison needs two 1-D sequences of the same length")
     difference = first - second
     interval = t_interval(difference.tolist())
-    t_p = w_p = math.nan
-    if len(difference) >= 2 and not np.allclose(difference, difference[0]):
-        t_p = float(stats.ttest_rel(first, second).pvalue)
+    w_p = math.nan
     if np.count_nonzero(difference) >= 1 and len(difference) >= 2:
         try:
             w_p = float(stats.wilcoxon(first, second).pvalue)

@@ -148,7 +148,7 @@ def paired_t_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     first = np.asarray(a, dtype=np.float64)
     second = np.asarray(b, dtype=np.float64)
     if first.shape != second.shape or first.ndim != 1:
-        raise ValueError("paired_t_test needs two 1-D sequences of the same length")
+        raise ValueError("a paired test needs two 1-D sequences of the same length")
     if len(first) < 2 or np.allclose(first - second, (first - second)[0]):
         # t is undefined without variance in the differences
         t_stat, p_value = float("nan"), float("nan")

@@ -15,12 +15,14 @@ import json
 import math
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ml_core.baseline import BASELINE_DESCRIPTION, BASELINE_KIND, TfidfBaseline
 from ml_core.crossval import (
+    Fold,
     FoldPrediction,
     ItemData,
     Method,
@@ -52,44 +54,58 @@ def baseline_method(
     return FoldPrediction(scores=probabilities.argmax(axis=1), probabilities=probabilities)
 
 
-def _kept_folder(keep: Path | None, kind: str, item_id: str, tmp: str) -> Path:
-    """Where a fold's artifact goes: ``keep/<kind>/<item>`` (split mode) or a temporary folder."""
-    return keep / kind / item_id if keep is not None else Path(tmp) / "artifact"
+@dataclass(frozen=True)
+class FoldTraining:
+    """How the head/lora/full methods train on a fold: the same for every kind.
 
-
-def head_method(
-    cache: EmbeddingCache,
-    backbone: str | None,
-    seed: int,
-    epochs: int | None = None,
-    keep: Path | None = None,
-    reuse: bool = False,
-) -> Method:
-    """``head`` trained on cached frozen vectors; predicts with its linear head on them.
-
-    With ``keep`` (one fold: split mode) the artifact is kept at ``keep/head/<item>`` and, with
-    ``reuse``, read back instead of trained when it exists.
+    With ``keep`` (one fold: split mode) the artifact is kept at ``keep/<kind>/<item>`` and,
+    with ``reuse``, read back instead of trained when it exists.
     """
+
+    backbone: str | None
+    seed: int
+    epochs: int | None = None
+    keep: Path | None = None
+    reuse: bool = False
+
+    def train(
+        self,
+        kind: str,
+        train: Sequence[TrainExample],
+        item: ItemData,
+        tmp: str,
+        embed: EmbeddingCache | None = None,
+    ) -> Path:
+        """Train (or reuse) ``kind`` on the fold; returns the artifact folder."""
+        folder = (
+            self.keep / kind / item.item_id if self.keep is not None else Path(tmp) / "artifact"
+        )
+        if self.reuse and (folder / "manifest.json").is_file():
+            return folder
+        config = TrainConfig(kind=kind, seed=self.seed)
+        if self.epochs:
+            config.epochs = self.epochs
+        train_item(
+            train,
+            item_id=item.item_id,
+            num_labels=item.num_labels,
+            out_dir=folder,
+            backbone=self.backbone,
+            config=config,
+            embed=embed,
+        )
+        return folder
+
+
+def head_method(cache: EmbeddingCache, training: FoldTraining) -> Method:
+    """``head`` trained on cached frozen vectors; predicts with its linear head on them."""
     from ml_core.artifact import load_artifact
 
     def method(
         train: Sequence[TrainExample], test: Sequence[TrainExample], item: ItemData
     ) -> FoldPrediction:
-        config = TrainConfig(kind="head", seed=seed)
-        if epochs:
-            config.epochs = epochs
         with tempfile.TemporaryDirectory() as tmp:
-            folder = _kept_folder(keep, "head", item.item_id, tmp)
-            if not (reuse and (folder / "manifest.json").is_file()):
-                train_item(
-                    train,
-                    item_id=item.item_id,
-                    num_labels=item.num_labels,
-                    out_dir=folder,
-                    backbone=backbone,
-                    config=config,
-                    embed=cache,
-                )
+            folder = training.train("head", train, item, tmp, embed=cache)
             weight, bias = load_artifact(folder).head_tensors(0)
         features = cache([e.text for e in test])
         probabilities = _softmax(features @ weight.numpy().T + bias.numpy())
@@ -98,41 +114,22 @@ def head_method(
     return method
 
 
-def torch_method(
-    kind: str,
-    backbone: str | None,
-    seed: int,
-    epochs: int | None = None,
-    keep: Path | None = None,
-    reuse: bool = False,
-) -> Method:
-    """``lora`` / ``full``: trained on the fold, scored through the engine / standalone model
-    (``keep`` and ``reuse`` as for :func:`head_method`)."""
+def torch_method(kind: str, training: FoldTraining) -> Method:
+    """``lora`` / ``full``: trained on the fold, scored through the engine / standalone model."""
     from ml_core.artifact import load_artifact
     from ml_core.evaluation import FullModelScorer
 
     engines: list[object] = []
+    backbone = training.backbone
 
     def method(
         train: Sequence[TrainExample], test: Sequence[TrainExample], item: ItemData
     ) -> FoldPrediction:
         from ml_core.engine import ScoreRequest, ScoringEngine
 
-        config = TrainConfig(kind=kind, seed=seed)
-        if epochs:
-            config.epochs = epochs
         texts = [e.text for e in test]
         with tempfile.TemporaryDirectory() as tmp:
-            folder = _kept_folder(keep, kind, item.item_id, tmp)
-            if not (reuse and (folder / "manifest.json").is_file()):
-                train_item(
-                    train,
-                    item_id=item.item_id,
-                    num_labels=item.num_labels,
-                    out_dir=folder,
-                    backbone=backbone,
-                    config=config,
-                )
+            folder = training.train(kind, train, item, tmp)
             if kind == "full":
                 probabilities = FullModelScorer(load_artifact(folder), backbone).probabilities(
                     texts
@@ -185,6 +182,74 @@ def auto_method(cache: EmbeddingCache, backbone: str | None, seed: int) -> Metho
     return method
 
 
+def _embedding_cache(backbone: str | None, embedding_cache: Path | None) -> EmbeddingCache:
+    """Frozen vectors on disk per backbone fingerprint; the backbone loads on the first miss."""
+    from ml_core.backbone import backbone_fingerprint
+    from ml_core.embeddings import frozen_embedder
+
+    folder = None
+    if embedding_cache is not None:
+        key = backbone_fingerprint(backbone).replace("@sha256:", "-").replace("/", "_")
+        folder = Path(embedding_cache) / f"{key}-mean"
+    lazy: list[Callable[[Sequence[str]], np.ndarray]] = []
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        if not lazy:  # load the backbone only when some vector is not on disk
+            lazy.append(frozen_embedder(backbone))
+        return lazy[0](texts)
+
+    return EmbeddingCache(embed, folder)
+
+
+def _methods(
+    ordered: Sequence[str], cache: EmbeddingCache | None, training: FoldTraining
+) -> dict[str, Method]:
+    methods: dict[str, Method] = {}
+    for kind in ordered:
+        if kind == BASELINE_KIND:
+            methods[kind] = baseline_method
+        elif kind == "auto":
+            assert cache is not None
+            methods[kind] = auto_method(cache, training.backbone, training.seed)
+        elif kind == "head":
+            assert cache is not None
+            methods[kind] = head_method(cache, training)
+        else:
+            methods[kind] = torch_method(kind, training)
+    return methods
+
+
+def _item_row(
+    item: ItemData,
+    n_answers: int,
+    fold_list: Sequence[Fold],
+    results: Mapping[str, MethodResult],
+    labels: np.ndarray,
+) -> dict[str, object]:
+    """One item's line of the report: per kind QWK with its interval, accuracy, ECE, time."""
+    row: dict[str, object] = {
+        "language": item.language,
+        "n_answers": n_answers,
+        "n_test_per_fold": float(np.mean([len(f.test) for f in fold_list])),
+        "num_labels": item.num_labels,
+    }
+    base = results[BASELINE_KIND].fold_qwk
+    for kind, result in results.items():
+        interval = result.qwk()
+        cells: dict[str, object] = {
+            "qwk": interval.mean,
+            "qwk_ci": [interval.low, interval.high],
+            "fold_qwk": result.fold_qwk,
+            "accuracy": float(np.mean(result.fold_accuracy)),
+            "ece": result.calibration_error(labels),
+            "train_seconds": float(np.mean(result.train_seconds)),
+        }
+        if kind != BASELINE_KIND:
+            cells["qwk_minus_baseline"] = float(np.mean(result.fold_qwk) - np.mean(base))
+        row[kind] = cells
+    return row
+
+
 def run_quality(
     examples_per_item: Mapping[str, Sequence[TrainExample]],
     item_bank: Mapping[str, ItemRecord],
@@ -210,37 +275,15 @@ def run_quality(
     if unknown:
         raise ValueError(f"unknown kinds {unknown}; choose from {QUALITY_KINDS}")
     ordered = [BASELINE_KIND] + [k for k in kinds if k != BASELINE_KIND]
-    cache: EmbeddingCache | None = None
-    if any(k in ("auto", "head") for k in ordered):
-        from ml_core.backbone import backbone_fingerprint
-        from ml_core.embeddings import frozen_embedder
-
-        folder = None
-        if embedding_cache is not None:
-            key = backbone_fingerprint(backbone).replace("@sha256:", "-").replace("/", "_")
-            folder = Path(embedding_cache) / f"{key}-mean"
-        lazy: list[Callable[[Sequence[str]], np.ndarray]] = []
-
-        def embed(texts: Sequence[str]) -> np.ndarray:
-            if not lazy:  # load the backbone only when some vector is not on disk
-                lazy.append(frozen_embedder(backbone))
-            return lazy[0](texts)
-
-        cache = EmbeddingCache(embed, folder)
-    keep = artifacts if eval_mode == "split" else None
-    methods: dict[str, Method] = {}
-    for kind in ordered:
-        if kind == BASELINE_KIND:
-            methods[kind] = baseline_method
-        elif kind == "auto":
-            assert cache is not None
-            methods[kind] = auto_method(cache, backbone, seed)
-        elif kind == "head":
-            assert cache is not None
-            methods[kind] = head_method(cache, backbone, seed, epochs, keep, reuse)
-        else:
-            methods[kind] = torch_method(kind, backbone, seed, epochs, keep, reuse)
-
+    cache = (
+        _embedding_cache(backbone, embedding_cache)
+        if any(k in ("auto", "head") for k in ordered)
+        else None
+    )
+    training = FoldTraining(
+        backbone, seed, epochs, artifacts if eval_mode == "split" else None, reuse
+    )
+    methods = _methods(ordered, cache, training)
     items: dict[str, dict[str, object]] = {}
     raw: dict[str, dict[str, MethodResult]] = {}
     labels_of: dict[str, np.ndarray] = {}
@@ -261,28 +304,9 @@ def run_quality(
         results = run_folds(examples, item, methods, fold_list, log=log)
         labels = np.array([e.label for e in examples], dtype=np.int64)
         raw[item_id], labels_of[item_id] = results, labels
-        row: dict[str, object] = {
-            "language": item.language,
-            "n_answers": len(examples),
-            "n_test_per_fold": float(np.mean([len(f.test) for f in fold_list])),
-            "num_labels": num_labels,
-        }
-        for kind, result in results.items():
-            interval = result.qwk()
-            row[kind] = {
-                "qwk": interval.mean,
-                "qwk_ci": [interval.low, interval.high],
-                "fold_qwk": result.fold_qwk,
-                "accuracy": float(np.mean(result.fold_accuracy)),
-                "ece": result.calibration_error(labels),
-                "train_seconds": float(np.mean(result.train_seconds)),
-            }
-            if kind != BASELINE_KIND:
-                base = results[BASELINE_KIND].fold_qwk
-                row[kind]["qwk_minus_baseline"] = float(np.mean(result.fold_qwk) - np.mean(base))  # type: ignore[index]
-        items[item_id] = row
+        items[item_id] = _item_row(item, len(examples), fold_list, results, labels)
         log(
-            f"{item_id}: " + ", ".join(f"{k} {row[k]['qwk']:.3f}" for k in ordered)  # type: ignore[index]
+            f"{item_id}: " + ", ".join(f"{k} {items[item_id][k]['qwk']:.3f}" for k in ordered)  # type: ignore[index]
         )
 
     summary = _summary(items, raw, labels_of, ordered)

@@ -110,11 +110,21 @@ def worker_process(
         "--without-gossip", "--without-mingle", "--without-heartbeat",
         "-n", f"test-{uuid.uuid4().hex[:8]}@localhost", "--loglevel", "INFO",
     ]  # fmt: skip
+    with _celery_process(command, environment, log) as process:
+        yield process
+
+
+@contextmanager
+def _celery_process(
+    command: Sequence[str], environment: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``command`` running with its output in ``log``; stopped with SIGTERM (its whole process
+    group SIGKILLed after 30 s) when the block ends."""
     with log.open("wb") as output:
         # Its own process group, so a test can SIGKILL the worker with its pool processes.
         process = subprocess.Popen(
-            command,
-            env=environment,
+            list(command),
+            env=dict(environment),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -371,18 +381,5 @@ def beat_process(
         sys.executable, "-m", "celery", "-A", "workers", "beat",
         "-s", str(schedule), "--loglevel", "INFO",
     ]  # fmt: skip
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, env=environment, stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+    with _celery_process(command, environment, log) as process:
+        yield process
