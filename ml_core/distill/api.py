@@ -30,7 +30,7 @@ from ml_core.distill.trainer import (
     predict_probabilities,
     train_student,
 )
-from ml_core.distill.vocabulary import build_vocabulary
+from ml_core.distill.vocabulary import Vocabulary, build_vocabulary
 from ml_core.metrics import classification_report
 
 FORMAT_VERSION = 1
@@ -93,66 +93,227 @@ def distill_item(
     config = copy.deepcopy(config) if config is not None else DistillConfig()
     config.validate()
     started = time.perf_counter()
-    texts = [str(t) for t in texts]
-    label_array = np.asarray(labels, dtype=np.int64)
-    soft = np.asarray(teacher_probabilities, dtype=np.float32)
-    if soft.ndim != 2 or len(soft) != len(texts) or len(label_array) != len(texts):
-        raise ValueError(
-            "texts, labels and teacher_probabilities [n, classes] must have one row per answer"
-        )
-    if not texts:
-        raise ValueError(f"item {item_id!r}: no answers to distill")
-    num_labels = soft.shape[1]
-    if num_labels < 2:
-        raise ValueError("a student needs at least two classes")
-    if label_array.min() < 0 or label_array.max() >= num_labels:
-        raise ValueError(f"labels must be class indices in 0..{num_labels - 1}")
-    values = (
-        tuple(int(v) for v in score_labels)
-        if score_labels is not None
-        else tuple(range(num_labels))
+    inputs = _Inputs.checked(
+        texts,
+        labels,
+        teacher_probabilities,
+        unlabelled_texts,
+        unlabelled_teacher_probabilities,
+        score_labels,
+        item_id,
     )
-    if len(values) != num_labels:
-        raise ValueError(
-            f"score_labels names {len(values)} classes, the teacher gives {num_labels}"
-        )
-    extra_texts = [str(t) for t in unlabelled_texts]
-    extra = np.asarray(
-        unlabelled_teacher_probabilities
-        if unlabelled_teacher_probabilities is not None
-        else np.zeros((0, num_labels)),
-        dtype=np.float32,
-    ).reshape(-1, num_labels)
-    if len(extra) != len(extra_texts):
-        raise ValueError("unlabelled_teacher_probabilities must have one row per unlabelled text")
-
-    split = _split(label_array, splits, config)
+    split = _split(inputs.labels, splits, config)
     if not split["train"]:
         raise ValueError(f"item {item_id!r}: no training answers after splitting")
     # variants only recombine words of the training answers: the vocabulary is built without them
     vocabulary = build_vocabulary(
-        [texts[i] for i in split["train"]] + extra_texts,
+        [inputs.texts[i] for i in split["train"]] + inputs.extra_texts,
         mode=config.vocabulary,
         min_count=config.min_count,
         max_size=config.max_vocabulary,
         max_length=config.max_length,
         backbone=config.backbone,
     )
-    augmented = 0
-    if teacher is not None and config.augment_copies > 0:
-        variants = augment_texts(
-            [texts[i] for i in split["train"]], copies=config.augment_copies, seed=config.seed
+    augmented = _augment(inputs, split["train"], teacher, config)
+    trained = _train_students(inputs, split, vocabulary, config, progress)
+    version = model_version or f"distilled:{teacher_version or item_id}"
+    staging = Path(tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.", dir=_parent(out_dir)))
+    try:
+        onnx_path = staging / ONNX_FILE
+        onnx_bytes = export_onnx(
+            trained.chosen.model,
+            trained.vocabulary,
+            inputs.values,
+            onnx_path,
+            format_version=FORMAT_VERSION,
+            item_id=item_id,
+            model_version=version,
+            teacher_version=teacher_version,
+            distill_lambda=trained.chosen.distill_lambda,
+            temperature=config.temperature,
         )
-        if variants:
-            variant_probs = np.asarray(teacher(variants), dtype=np.float32).reshape(
-                len(variants), num_labels
+        report = _report(
+            scorer=DistilledScorer(onnx_path, threads=1),
+            chosen=trained.chosen,
+            baseline=trained.baseline,
+            ids=trained.ids,
+            texts=inputs.texts,
+            labels=inputs.labels,
+            teacher=inputs.soft,
+            test=split["test"],
+            num_labels=inputs.num_labels,
+            config=config,
+            teacher_seconds_per_answer=teacher_seconds_per_answer,
+        )
+        report |= {"sweep": trained.sweep, "augmented": augmented, "onnx_bytes": onnx_bytes}
+        metrics = _flat_metrics(report)
+        manifest = _manifest(
+            inputs,
+            trained,
+            config,
+            split,
+            augmented,
+            names={
+                "item_id": item_id,
+                "model_version": version,
+                "teacher_version": teacher_version,
+            },
+            metrics=metrics,
+            report=report,
+        )
+        manifest["train_seconds"] = time.perf_counter() - started
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        out = Path(out_dir)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    return DistilledArtifact(
+        path=out, metrics=metrics, onnx_path=out / ONNX_FILE, size_bytes=size, report=report
+    )
+
+
+def _manifest(
+    inputs: _Inputs,
+    trained: _Students,
+    config: DistillConfig,
+    split: dict[str, list[int]],
+    augmented: int,
+    *,
+    names: dict[str, str],
+    metrics: dict[str, float],
+    report: dict[str, object],
+) -> dict[str, object]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        **names,
+        "labels": list(inputs.values),
+        "files": {"onnx": ONNX_FILE},
+        "vocabulary": {
+            "mode": trained.vocabulary.mode,
+            "size": len(trained.vocabulary),
+            "max_length": trained.vocabulary.max_length,
+        },
+        "metrics": metrics,
+        "report": report,
+        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+        "split_sizes": {name: len(rows) for name, rows in split.items()}
+        | {"unlabelled": len(inputs.extra_texts) - augmented, "augmented": augmented},
+    }
+
+
+@dataclass
+class _Inputs:
+    """The answers checked: texts, class labels, teacher rows; unlabelled texts with theirs."""
+
+    texts: list[str]
+    labels: np.ndarray
+    soft: np.ndarray
+    values: tuple[int, ...]
+    extra_texts: list[str]
+    extra: np.ndarray
+
+    @property
+    def num_labels(self) -> int:
+        return int(self.soft.shape[1])
+
+    @classmethod
+    def checked(
+        cls,
+        texts: Sequence[str],
+        labels: Sequence[int],
+        teacher_probabilities: np.ndarray | Sequence[Sequence[float]],
+        unlabelled_texts: Sequence[str],
+        unlabelled_teacher_probabilities: np.ndarray | Sequence[Sequence[float]] | None,
+        score_labels: Sequence[int] | None,
+        item_id: str,
+    ) -> _Inputs:
+        """Raises ``ValueError`` saying what does not fit."""
+        texts = [str(t) for t in texts]
+        label_array = np.asarray(labels, dtype=np.int64)
+        soft = np.asarray(teacher_probabilities, dtype=np.float32)
+        if soft.ndim != 2 or len(soft) != len(texts) or len(label_array) != len(texts):
+            raise ValueError(
+                "texts, labels and teacher_probabilities [n, classes] must have one row per answer"
             )
-            extra_texts = extra_texts + variants
-            extra = np.concatenate([extra, variant_probs])
-            augmented = len(variants)
-    ids = [e.ids for e in vocabulary.encode_batch(texts)]
-    extra_ids = [e.ids for e in vocabulary.encode_batch(extra_texts)]
-    everything = StudentSet(ids=ids, labels=label_array, teacher=soft)
+        if not texts:
+            raise ValueError(f"item {item_id!r}: no answers to distill")
+        num_labels = soft.shape[1]
+        if num_labels < 2:
+            raise ValueError("a student needs at least two classes")
+        if label_array.min() < 0 or label_array.max() >= num_labels:
+            raise ValueError(f"labels must be class indices in 0..{num_labels - 1}")
+        values = (
+            tuple(int(v) for v in score_labels)
+            if score_labels is not None
+            else tuple(range(num_labels))
+        )
+        if len(values) != num_labels:
+            raise ValueError(
+                f"score_labels names {len(values)} classes, the teacher gives {num_labels}"
+            )
+        extra_texts = [str(t) for t in unlabelled_texts]
+        extra = np.asarray(
+            unlabelled_teacher_probabilities
+            if unlabelled_teacher_probabilities is not None
+            else np.zeros((0, num_labels)),
+            dtype=np.float32,
+        ).reshape(-1, num_labels)
+        if len(extra) != len(extra_texts):
+            raise ValueError(
+                "unlabelled_teacher_probabilities must have one row per unlabelled text"
+            )
+        return cls(texts, label_array, soft, values, extra_texts, extra)
+
+
+def _augment(
+    inputs: _Inputs,
+    train_rows: Sequence[int],
+    teacher: Callable[[Sequence[str]], np.ndarray] | None,
+    config: DistillConfig,
+) -> int:
+    """Variants of the training answers, labelled by the teacher, join the unlabelled answers;
+    returns how many."""
+    if teacher is None or config.augment_copies <= 0:
+        return 0
+    variants = augment_texts(
+        [inputs.texts[i] for i in train_rows], copies=config.augment_copies, seed=config.seed
+    )
+    if not variants:
+        return 0
+    probabilities = np.asarray(teacher(variants), dtype=np.float32)
+    inputs.extra_texts = inputs.extra_texts + variants
+    inputs.extra = np.concatenate(
+        [inputs.extra, probabilities.reshape(len(variants), inputs.num_labels)]
+    )
+    return len(variants)
+
+
+@dataclass
+class _Students:
+    vocabulary: Vocabulary
+    ids: list[list[int]]
+    chosen: TrainedStudent
+    baseline: TrainedStudent | None
+    sweep: list[dict[str, float]]
+
+
+def _train_students(
+    inputs: _Inputs,
+    split: dict[str, list[int]],
+    vocabulary: Vocabulary,
+    config: DistillConfig,
+    progress: Callable[[dict[str, float]], None] | None,
+) -> _Students:
+    """One student per lambda of the sweep; the best on validation is chosen (validation QWK
+    first, the label loss as the tie-break), and the lambda = 0 baseline kept if asked."""
+    ids = [e.ids for e in vocabulary.encode_batch(inputs.texts)]
+    extra_ids = [e.ids for e in vocabulary.encode_batch(inputs.extra_texts)]
+    everything = StudentSet(ids=ids, labels=inputs.labels, teacher=inputs.soft)
     train = everything.subset(split["train"])
     if extra_ids:
         train = StudentSet(
@@ -160,7 +321,9 @@ def distill_item(
             labels=np.concatenate(
                 [train.labels, np.full(len(extra_ids), NO_LABEL, dtype=np.int64)]
             ),
-            teacher=np.concatenate([train.teacher, extra]) if train.teacher is not None else None,
+            teacher=np.concatenate([train.teacher, inputs.extra])
+            if train.teacher is not None
+            else None,
         )
     val = everything.subset(split["val"])
     init = (
@@ -177,7 +340,7 @@ def distill_item(
             train,
             val,
             vocab_size=len(vocabulary),
-            num_labels=num_labels,
+            num_labels=inputs.num_labels,
             config=config,
             distill_lambda=distill_lambda,
             embedding_init=init,
@@ -194,93 +357,14 @@ def distill_item(
             {
                 "lambda": distill_lambda,
                 "epochs_run": float(student.epochs_run),
-                **_val_scores(student, ids, label_array, val_rows, num_labels),
+                **_val_scores(student, ids, inputs.labels, val_rows, inputs.num_labels),
             }
         )
-    # validation QWK first (what the item is judged on), then the label loss as the tie-break
     best = max(sweep, key=lambda row: (round(row["val_qwk"], 6), -row["val_label_loss"]))
-    chosen = students[best["lambda"]]
     baseline: TrainedStudent | None = None
     if config.compare_baseline:
         baseline = students.get(0.0) or fit(0.0)
-
-    version = model_version or f"distilled:{teacher_version or item_id}"
-    test = split["test"]
-    staging = Path(tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.", dir=_parent(out_dir)))
-    try:
-        onnx_path = staging / ONNX_FILE
-        onnx_bytes = export_onnx(
-            chosen.model,
-            vocabulary,
-            values,
-            onnx_path,
-            format_version=FORMAT_VERSION,
-            item_id=item_id,
-            model_version=version,
-            teacher_version=teacher_version,
-            distill_lambda=chosen.distill_lambda,
-            temperature=config.temperature,
-        )
-        scorer = DistilledScorer(onnx_path, threads=1)
-        report = _report(
-            scorer=scorer,
-            chosen=chosen,
-            baseline=baseline,
-            ids=ids,
-            texts=texts,
-            labels=label_array,
-            teacher=soft,
-            test=test,
-            num_labels=num_labels,
-            config=config,
-            teacher_seconds_per_answer=teacher_seconds_per_answer,
-        )
-        report["sweep"] = sweep
-        report["augmented"] = augmented
-        report["onnx_bytes"] = onnx_bytes
-        metrics = _flat_metrics(report)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "kind": KIND,
-            "item_id": item_id,
-            "model_version": version,
-            "teacher_version": teacher_version,
-            "labels": list(values),
-            "files": {"onnx": ONNX_FILE},
-            "vocabulary": {
-                "mode": vocabulary.mode,
-                "size": len(vocabulary),
-                "max_length": vocabulary.max_length,
-            },
-            "metrics": metrics,
-            "report": report,
-            "config": {
-                k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()
-            },
-            "split_sizes": {name: len(rows) for name, rows in split.items()}
-            | {"unlabelled": len(extra_texts) - augmented, "augmented": augmented},
-            "train_seconds": time.perf_counter() - started,
-        }
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        out = Path(out_dir)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
-    return DistilledArtifact(
-        path=out, metrics=metrics, onnx_path=out / ONNX_FILE, size_bytes=size, report=report
-    )
-
-
-def read_distilled_manifest(path: Path | str) -> dict[str, object]:
-    """The ``manifest.json`` of a distilled artifact folder (checks kind and format version)."""
-    manifest = json.loads((Path(path) / MANIFEST_FILE).read_text())
-    if manifest.get("kind") != KIND or manifest.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} is not a distilled artifact of format version {FORMAT_VERSION}")
-    return dict(manifest)
+    return _Students(vocabulary, ids, students[best["lambda"]], baseline, sweep)
 
 
 # ----------------------------------------------------------------------------------------------

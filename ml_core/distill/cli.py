@@ -18,13 +18,18 @@ import csv
 import functools
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ml_core.distill.config_args import add_config_arguments, config_from_arguments
 from ml_core.distill.scorer import DistilledScorer
+
+if TYPE_CHECKING:
+    from ml_core.data import ResponseRecord
+    from ml_core.distill.config import DistillConfig
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,6 +91,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _speed(args)
 
 
+def _train_with_teacher(
+    args: argparse.Namespace,
+    answers: Sequence[ResponseRecord],
+    unlabelled: Sequence[str],
+    max_score: int,
+    config: DistillConfig,
+) -> int:
+    """The teacher model asked about every answer: the job the training worker runs."""
+    from ml_core.distill.job import DistillJobConfig, run_distill_job
+    from ml_core.distill.teacher import (
+        load_teacher,
+        teacher_probabilities,
+        teacher_seconds_per_answer,
+    )
+
+    engine, version = load_teacher(
+        args.teacher, version=args.teacher_version, backbone=config.backbone, threads=1
+    )
+    job = DistillJobConfig(
+        item_id=args.item,
+        texts=tuple(r.text for r in answers),
+        scores=tuple(r.score for r in answers),
+        splits=tuple(r.split for r in answers),
+        max_score=max_score,
+        teacher_version=version,
+        unlabelled=tuple(unlabelled),
+        min_answers=1,
+        max_unlabelled=len(unlabelled),
+        distill=config,
+    )
+    timing = teacher_seconds_per_answer(engine, list(job.texts[:64]))
+    report = run_distill_job(
+        job,
+        functools.partial(teacher_probabilities, engine),
+        args.out,
+        teacher_seconds_per_answer=timing["seconds_per_answer"],
+    )
+    return _print_artifact(report.path, report.onnx_path, report.size_bytes, report.metrics)
+
+
 def _train(args: argparse.Namespace) -> int:
     from ml_core.data import read_items_csv, read_responses_csv
     from ml_core.distill.api import distill_item
@@ -100,35 +145,19 @@ def _train(args: argparse.Namespace) -> int:
     texts = [r.text for r in answers]
     unlabelled = _unlabelled_texts(args.unlabelled, args.item) if args.unlabelled else []
     config = config_from_arguments(args)
-    version = args.teacher_version
     unlabelled_probs: np.ndarray | None = None
-    teacher_seconds = None
-    teacher_fn: Callable[[Sequence[str]], np.ndarray] | None = None
     if args.teacher is not None:
-        from ml_core.distill.teacher import (
-            load_teacher,
-            teacher_probabilities,
-            teacher_seconds_per_answer,
-        )
-
-        engine, version = load_teacher(
-            args.teacher, version=version, backbone=config.backbone, threads=1
-        )
-        probabilities = teacher_probabilities(engine, texts)
-        if unlabelled:
-            unlabelled_probs = teacher_probabilities(engine, unlabelled)
-        teacher_seconds = teacher_seconds_per_answer(engine, texts[:64])["seconds_per_answer"]
-        teacher_fn = functools.partial(teacher_probabilities, engine)
-    else:
-        probabilities = _read_probabilities(
-            args.teacher_probabilities, [r.response_id for r in answers]
-        )
-        if unlabelled:
-            if args.unlabelled_probabilities is None:
-                raise SystemExit(
-                    "--unlabelled with --teacher-probabilities needs --unlabelled-probabilities"
-                )
-            unlabelled_probs = np.load(args.unlabelled_probabilities)
+        return _train_with_teacher(args, answers, unlabelled, item.max_score, config)
+    # the teacher's probabilities given as files: no teacher to ask about variants
+    probabilities = _read_probabilities(
+        args.teacher_probabilities, [r.response_id for r in answers]
+    )
+    if unlabelled:
+        if args.unlabelled_probabilities is None:
+            raise SystemExit(
+                "--unlabelled with --teacher-probabilities needs --unlabelled-probabilities"
+            )
+        unlabelled_probs = np.load(args.unlabelled_probabilities)
     artifact = distill_item(
         texts,
         [r.score for r in answers],
@@ -140,19 +169,17 @@ def _train(args: argparse.Namespace) -> int:
         item_id=args.item,
         score_labels=list(range(item.max_score + 1)),
         splits=[r.split for r in answers],
-        teacher_version=version,
-        teacher_seconds_per_answer=teacher_seconds,
-        teacher=teacher_fn,
+        teacher_version=args.teacher_version,
     )
+    return _print_artifact(
+        str(artifact.path), str(artifact.onnx_path), artifact.size_bytes, artifact.metrics
+    )
+
+
+def _print_artifact(path: str, onnx: str, size_bytes: int, metrics: dict[str, float]) -> int:
     print(
         json.dumps(
-            {
-                "path": str(artifact.path),
-                "onnx": str(artifact.onnx_path),
-                "size_bytes": artifact.size_bytes,
-                "metrics": artifact.metrics,
-            },
-            indent=2,
+            {"path": path, "onnx": onnx, "size_bytes": size_bytes, "metrics": metrics}, indent=2
         )
     )
     return 0

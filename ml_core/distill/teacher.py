@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from ml_core.artifact import read_manifest
 from ml_core.distill.speed import timed
-from ml_core.engine import ScoreRequest, ScoringEngine
+from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
 
 TEACHER_KEY = "teacher"
 
@@ -45,8 +46,14 @@ def load_teacher(
     return engine, version
 
 
+class ScoresRequests(Protocol):
+    """Anything scoring in the engine's shape: the engine, a merged group, an ``auto`` model."""
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]: ...
+
+
 def teacher_probabilities(
-    engine: ScoringEngine, texts: Sequence[str], item_key: str = TEACHER_KEY
+    engine: ScoresRequests, texts: Sequence[str], item_key: str = TEACHER_KEY
 ) -> np.ndarray:
     """``[len(texts), classes]`` class probabilities of the teacher; uniform where it gave none.
 

@@ -1,9 +1,15 @@
-"""``python -m ml_core.merge {distances,plan,merge,evaluate}``.
+"""``python -m ml_core.merge {job,distances,plan,merge,evaluate}``.
+
+``job`` runs a whole merge job (distances, plan, groups, evaluation) as the training worker does
+(:func:`ml_core.merge.job.run_merge_job`) and writes its report; the other commands run one step
+each, to inspect or change what goes into the next.
 
 Item artifacts are given as folders (``--artifacts DIR ...``; the item id comes from each
 manifest); answers from a responses CSV in the SAF layout. The answers must be the ones the items
 were trained on, so every item's split is rebuilt as its training made it.
 
+    python -m ml_core.merge job --artifacts var/models/* --responses r.csv --group-size 3 \
+        --out var/merge/job-1
     python -m ml_core.merge distances --artifacts var/models/* --responses r.csv --out var/merge
     python -m ml_core.merge plan --distances var/merge/distances-gw-<key>.npz --group-size 3 \
         --out var/merge/plan.json          # or --human my-plan.csv to validate a human plan
@@ -31,6 +37,7 @@ from ml_core.data import read_items_csv, read_responses_csv
 from ml_core.merge.config import DISTANCES, DistanceConfig, FeatureConfig, MergeConfig, PlanConfig
 from ml_core.merge.distances import cached_matrix, draw_heatmap, load_matrix
 from ml_core.merge.group import GroupScorer
+from ml_core.merge.job import MergeJobConfig, run_merge_job
 from ml_core.merge.models import Encoder, head_tensors
 from ml_core.merge.pipeline import (
     ItemData,
@@ -146,6 +153,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--out", type=Path, required=True, help="plan JSON to write")
     _add_config(plan, PlanConfig)
 
+    job = commands.add_parser("job", help="a whole merge job, as the training worker runs it")
+    _common(job)
+    job.add_argument("--out", type=Path, required=True, help="the job's folder")
+    job.add_argument("--job", default="cli", help="the job's name (in group ids)")
+    job.add_argument("--method", default="ties", help="merge method (ties, svd, concat, ...)")
+    job.add_argument("--group-size", type=int, default=3, help="items per group at most")
+    job.add_argument("--feature-answers", type=int, default=64, help="answers per item compared")
+    job.add_argument("--human", type=Path, default=None, help="a human plan instead of planning")
+
     merge = commands.add_parser("merge", help="merge every group of a plan into a group folder")
     _common(merge)
     merge.add_argument("--plan", type=Path, required=True)
@@ -163,81 +179,114 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "distances":
-        feature_config = _config(args, FeatureConfig, "feature_")
-        distance_config = _config(args, DistanceConfig, "distance_")
-        items, encoder = _load_items(args)
-        encoder.batch_size = feature_config.batch_size
-        samples, _, seconds = own_features(items, encoder, feature_config)
-        matrix, hit = cached_matrix(
-            args.kind,
-            samples,
-            {i.item_id: i.hash for i in items},
-            args.out,
-            config=distance_config,
-            feature_settings=asdict(feature_config),
+    commands = {
+        "job": _job,
+        "distances": _distances,
+        "plan": _plan,
+        "merge": _merge,
+        "evaluate": _evaluate,
+    }
+    return commands[args.command](args)
+
+
+def _job(args: argparse.Namespace) -> int:
+    items, encoder = _load_items(args)
+    plan = read_plan_file(args.human, [i.item_id for i in items]) if args.human else None
+    config = MergeJobConfig(
+        job=args.job,
+        method=args.method,
+        group_size=args.group_size,
+        feature_answers=args.feature_answers,
+        plan=plan.groups if plan is not None else None,
+        backbone=args.backbone,
+    )
+    report = run_merge_job(items, encoder, args.out, config, cache_dir=args.out / "cache")
+    (args.out / "job.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    print(json.dumps({"plan": report.plan, "summary": report.summary}, indent=2))
+    return 0
+
+
+def _distances(args: argparse.Namespace) -> int:
+    feature_config = _config(args, FeatureConfig, "feature_")
+    distance_config = _config(args, DistanceConfig, "distance_")
+    items, encoder = _load_items(args)
+    encoder.batch_size = feature_config.batch_size
+    samples, _, seconds = own_features(items, encoder, feature_config)
+    matrix, hit = cached_matrix(
+        args.kind,
+        samples,
+        {i.item_id: i.hash for i in items},
+        args.out,
+        config=distance_config,
+        feature_settings=asdict(feature_config),
+    )
+    png = draw_heatmap(matrix, args.out / f"heatmap-{args.kind}.png")
+    written = sorted(
+        args.out.glob(f"distances-{args.kind}-*.npz"), key=lambda p: p.stat().st_mtime
+    )[-1]
+    print(
+        json.dumps(
+            {
+                "matrix": str(written),
+                "heatmap": str(png),
+                "cached": hit,
+                "feature_seconds": seconds,
+                "distance_seconds": matrix.seconds,
+            }
         )
-        png = draw_heatmap(matrix, args.out / f"heatmap-{args.kind}.png")
-        written = sorted(
-            args.out.glob(f"distances-{args.kind}-*.npz"), key=lambda p: p.stat().st_mtime
-        )[-1]
-        print(
-            json.dumps(
-                {
-                    "matrix": str(written),
-                    "heatmap": str(png),
-                    "cached": hit,
-                    "feature_seconds": seconds,
-                    "distance_seconds": matrix.seconds,
-                }
-            )
+    )
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    plan_config = _config(args, PlanConfig)
+    loaded = load_matrix(args.distances) if args.distances else None
+    if args.human:
+        plan = read_plan_file(args.human, loaded.item_ids if loaded else None)
+    elif loaded is not None:
+        plan = make_plan(loaded, plan_config)
+    else:
+        raise SystemExit("plan needs --distances, --human, or both")
+    out = {
+        **plan.to_json(),
+        **({"cost": plan_cost(plan, loaded), "distance_kind": loaded.kind} if loaded else {}),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out))
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    merge_config = _config(args, MergeConfig)
+    items, encoder = _load_items(args)
+    by_id = {i.item_id: i for i in items}
+    plan = read_plan_file(args.plan, list(by_id))
+    written = []
+    for index, group in enumerate(plan.groups):
+        result = merge_group(
+            [by_id[i] for i in group],
+            encoder,
+            args.out / f"group-{index:03d}",
+            group_id=f"{plan.source}-{index:03d}",
+            config=merge_config,
+            backbone_label=backbone_label(args.backbone),
+            extra={"plan": plan.to_json()},
+            encode_all=False,
         )
-        return 0
-    if args.command == "plan":
-        plan_config = _config(args, PlanConfig)
-        loaded = load_matrix(args.distances) if args.distances else None
-        if args.human:
-            plan = read_plan_file(args.human, loaded.item_ids if loaded else None)
-        elif loaded is not None:
-            plan = make_plan(loaded, plan_config)
-        else:
-            raise SystemExit("plan needs --distances, --human, or both")
-        out = {
-            **plan.to_json(),
-            **({"cost": plan_cost(plan, loaded), "distance_kind": loaded.kind} if loaded else {}),
-        }
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=2) + "\n")
-        print(json.dumps(out))
-        return 0
-    if args.command == "merge":
-        merge_config = _config(args, MergeConfig)
-        items, encoder = _load_items(args)
-        by_id = {i.item_id: i for i in items}
-        plan = read_plan_file(args.plan, list(by_id))
-        written = []
-        for index, group in enumerate(plan.groups):
-            result = merge_group(
-                [by_id[i] for i in group],
-                encoder,
-                args.out / f"group-{index:03d}",
-                group_id=f"{plan.source}-{index:03d}",
-                config=merge_config,
-                backbone_label=backbone_label(args.backbone),
-                extra={"plan": plan.to_json()},
-                encode_all=False,
-            )
-            written.append(
-                {
-                    "path": str(result.path),
-                    "items": list(result.item_ids),
-                    "bytes": result.size_bytes,
-                    "method": result.method,
-                }
-            )
-        print(json.dumps(written, indent=2))
-        return 0
-    # evaluate
+        written.append(
+            {
+                "path": str(result.path),
+                "items": list(result.item_ids),
+                "bytes": result.size_bytes,
+                "method": result.method,
+            }
+        )
+    print(json.dumps(written, indent=2))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     items, encoder = _load_items(args)
     by_id = {i.item_id: i for i in items}
     _, tests, _ = own_features(items, encoder, FeatureConfig(max_answers=1), with_test=True)

@@ -84,3 +84,32 @@ def test_cli_distances_plan_merge_evaluate(
     report = json.loads((tmp_path / "eval.json").read_text())
     assert set(report["after"]["per_item"]) == set(full_items)
     assert report["storage"]["merged_bytes"] < report["storage"]["unmerged_bytes"]
+
+
+def test_cli_job_runs_the_workers_merge_job_and_its_report_reads_back(
+    lora_items: dict[str, tuple[Path, list[TrainExample]]],
+    tiny_backbone: Path,
+    tmp_path: Path,
+    capsys,
+) -> None:
+    from ml_core.merge.job import MergeJobReport
+
+    responses = _responses_csv(lora_items, tmp_path / "responses.csv")
+    out = tmp_path / "job"
+    arguments = ["job", "--artifacts", *[str(p) for p, _ in lora_items.values()]]
+    arguments += ["--responses", str(responses), "--backbone", str(tiny_backbone)]
+    arguments += ["--method", "svd", "--group-size", "2", "--feature-answers", "16"]
+    assert main([*arguments, "--job", "j1", "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    report = MergeJobReport.from_json(json.loads((out / "job.json").read_text()))
+    assert report.to_json() == json.loads((out / "job.json").read_text())
+    assert sorted(k for g in report.plan for k in g) == sorted(lora_items)
+    assert printed["plan"] == report.plan
+    assert {o.item_id for o in report.items} == set(lora_items)
+    for outcome in report.items:
+        # a LoRA group exports one artifact folder per item, loadable on its own
+        assert Path(outcome.artifact_path, "manifest.json").is_file()
+        assert outcome.group_id.startswith("j1-g")
+        metrics = report.item_metrics(outcome.item_id)
+        assert set(metrics["before"]) == {"micro_f1", "macro_f1", "qwk", "accuracy"}
+        assert metrics["merge"]["plan"] == report.plan
