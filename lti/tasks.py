@@ -9,32 +9,27 @@ state and last error are on the ``LtiSubmission`` row (admin: LTI submissions).
 from __future__ import annotations
 
 import logging
-import random
 
-from celery import shared_task
 from django.conf import settings
 
 from lti.models import LtiSubmission
 from lti.passback import PassbackError
 from lti.passback import post_score as send_score
+from queueing import catalog
+from queueing.tasks import task
 
 logger = logging.getLogger(__name__)
 
-QUEUE = "lms"
+QUEUE = catalog.POST_SCORE.queue
 
 
 def backoff_seconds(retries: int) -> float:
     """Exponential backoff with full jitter: 0..min(10 min, 5 s * 2**retries)."""
-    return random.uniform(0, min(600.0, 5.0 * (2**retries)))
+    assert catalog.POST_SCORE.retry is not None
+    return catalog.POST_SCORE.retry.seconds(retries)
 
 
-@shared_task(
-    bind=True,
-    name="lti.tasks.post_score",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=None,  # bounded by LTI_PASSBACK_MAX_RETRIES below
-)
+@task(catalog.POST_SCORE, bind=True, max_retries=None)  # bounded by LTI_PASSBACK_MAX_RETRIES
 def post_score(self, submission_id: str) -> str:  # type: ignore[no-untyped-def]
     """Send one LTI submission's score to the platform's gradebook."""
     try:

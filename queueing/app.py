@@ -16,7 +16,7 @@ from celery import Celery  # noqa: E402
 from django.conf import settings  # noqa: E402
 from kombu import Exchange, Queue  # noqa: E402
 
-QUEUES = ("scoring", "training", "lms")
+from queueing import catalog  # noqa: E402
 
 
 def filesystem_transport_options(broker_dir: Path) -> dict[str, object]:
@@ -71,24 +71,11 @@ def configure(app: Celery) -> None:
         # The database holds every result; Celery's result store would only duplicate it.
         task_ignore_result=True,
         result_backend=None,
-        task_queues=[Queue(name, exchange, routing_key=name) for name in QUEUES],
+        task_queues=[Queue(name, exchange, routing_key=name) for name in catalog.QUEUES],
         task_default_queue="scoring",
         task_default_exchange="scorebridge",
         task_default_routing_key="scoring",
-        task_routes={
-            "workers.tasks.score_submission": {"queue": "scoring", "routing_key": "scoring"},
-            "workers.tasks.train_model_version": {"queue": "training", "routing_key": "training"},
-            "workers.tasks.distill_model_version": {
-                "queue": "training",
-                "routing_key": "training",
-            },
-            "workers.merge_tasks.merge_model_versions": {
-                "queue": "training",
-                "routing_key": "training",
-            },
-            "workers.tasks.sweep_stuck_submissions": {"queue": "lms", "routing_key": "lms"},
-            "workers.privacy_tasks.purge_expired_data": {"queue": "lms", "routing_key": "lms"},
-        },
+        task_routes=catalog.routes(),
         # A message is acknowledged after its task ran, and requeued if the worker process dies.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -99,11 +86,11 @@ def configure(app: Celery) -> None:
         worker_hijack_root_logger=False,
         beat_schedule={
             "sweep-stuck-submissions": {
-                "task": "workers.tasks.sweep_stuck_submissions",
+                "task": catalog.SWEEP.name,
                 "schedule": float(settings.SCOREBRIDGE_SWEEP_INTERVAL_SECONDS),
             },
             "purge-expired-data": {
-                "task": "workers.privacy_tasks.purge_expired_data",
+                "task": catalog.PURGE.name,
                 "schedule": float(settings.SCOREBRIDGE_PURGE_INTERVAL_SECONDS),
             },
         },

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
+from queueing import catalog
 from queueing.app import app
 
 # After the broker failed a send, answers are not offered to it for this long: they wait as
@@ -36,9 +37,9 @@ def send_score(submission_id: str) -> None:
         with app.pool.acquire(block=True) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
             app.send_task(
-                "workers.tasks.score_submission",
+                catalog.SCORE.name,
                 args=[submission_id],
-                queue="scoring",
+                queue=catalog.SCORE.queue,
                 retry=False,
                 connection=conn,
             )
@@ -56,19 +57,13 @@ def forget_broker_failures() -> None:
 
 
 def send_training(version_id: int, activate: bool) -> None:
-    app.send_task(
-        "workers.tasks.train_model_version", args=[version_id, activate], queue="training"
-    )
+    app.send_task(catalog.TRAIN.name, args=[version_id, activate], queue=catalog.TRAIN.queue)
 
 
 def send_distillation(version_id: int, activate: bool) -> None:
-    app.send_task(
-        "workers.tasks.distill_model_version", args=[version_id, activate], queue="training"
-    )
+    app.send_task(catalog.DISTILL.name, args=[version_id, activate], queue=catalog.DISTILL.queue)
 
 
 def send_merge(version_ids: list[int], options: dict[str, object]) -> None:
     """A merge job (one pending ``merged`` version per item) to the training queue."""
-    app.send_task(
-        "workers.merge_tasks.merge_model_versions", args=[version_ids, options], queue="training"
-    )
+    app.send_task(catalog.MERGE.name, args=[version_ids, options], queue=catalog.MERGE.queue)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from kombu import Connection
 from kombu.exceptions import ChannelError
 
-from queueing.app import QUEUES, app
+from queueing.app import app
+from queueing.catalog import QUEUES
 
 
 @dataclass(frozen=True)

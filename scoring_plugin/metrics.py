@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric, SummaryMetricFamily
 
 from queueing import monitoring
-from queueing.app import QUEUES
+from queueing.catalog import QUEUES
 from scoring_plugin.models import ModelVersion, Submission
 
 logger = logging.getLogger(__name__)

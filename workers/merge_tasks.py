@@ -11,44 +11,27 @@ or cancelled job leaves every active model as it was and removes what it wrote.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
-from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from ml_core.artifact import load_artifact
-from ml_core.backbone import backbone_label
-from ml_core.merge.config import DistanceConfig, FeatureConfig, MergeConfig, PlanConfig
-from ml_core.merge.distances import cached_matrix, draw_heatmap
-from ml_core.merge.group import export_lora_items
-from ml_core.merge.models import Encoder, head_tensors, weights_bytes
-from ml_core.merge.pipeline import (
-    GroupResult,
-    ItemData,
-    item_report,
-    merge_group,
-    own_features,
-    pooled_report,
-    predict_heads,
-    prepare_item,
-)
-from ml_core.merge.plans import MergePlan, make_plan, plan_cost, validate_plan
-from ml_core.metrics import confusion_matrix
+from ml_core.merge.job import MergeJobConfig, run_merge_job
+from ml_core.merge.models import Encoder
+from ml_core.merge.pipeline import ItemData, prepare_item
+from queueing import catalog
+from queueing.tasks import task
 from scoring_plugin.artifact_store import publish, version_folder
 from scoring_plugin.models import ModelVersion
 from scoring_plugin.services import MergeOptions, training_examples
-from workers.tasks import _claim_for_training, cancel_requested, set_progress
+from workers.tasks import cancel_requested, claim_for_training, set_progress
 
 logger = logging.getLogger(__name__)
-
-REPORT_KEYS = ("micro_f1", "macro_f1", "qwk", "accuracy")
 
 
 class MergeCancelled(Exception):
@@ -59,15 +42,10 @@ def merges_dir() -> Path:
     return Path(settings.ARTIFACTS_DIR) / "merges"
 
 
-@shared_task(
-    bind=True,
-    name="workers.merge_tasks.merge_model_versions",
-    acks_late=True,
-    reject_on_worker_lost=True,
-)
+@task(catalog.MERGE, bind=True)
 def merge_model_versions(self, version_ids: list[int], options: dict[str, object]) -> str:  # type: ignore[no-untyped-def]
     """Run a merge job on its pending ``merged`` versions (see the module docstring)."""
-    claimed = [pk for pk in version_ids if _claim_for_training(pk)]
+    claimed = [pk for pk in version_ids if claim_for_training(pk)]
     if not claimed:
         return "not pending"
     if len(claimed) < len(version_ids):  # some were cancelled before the job started
@@ -147,8 +125,15 @@ def _merge(
         .order_by("item__key")
     )
     report(1, "loading models")
-    backbone = settings.SCORING_BACKBONE or None
-    encoder = Encoder(backbone, device=settings.SCORING_DEVICE or None)
+    config = MergeJobConfig(
+        job=options.job,
+        method=options.method,
+        group_size=options.group_size,
+        feature_answers=options.feature_answers,
+        plan=tuple(tuple(g) for g in options.plan) if options.plan is not None else None,
+        backbone=settings.SCORING_BACKBONE or None,
+    )
+    encoder = Encoder(config.backbone, device=settings.SCORING_DEVICE or None)
     items: list[ItemData] = []
     for version in versions:
         source = version.parent
@@ -158,105 +143,15 @@ def _merge(
         if artifact.item_id != version.item.key:
             raise ValueError(f"{source.artifact_key} holds item {artifact.item_id!r}")
         items.append(prepare_item(artifact, training_examples(version.item), encoder))
-    by_key = {item.item_id: item for item in items}
-    by_version = {v.item.key: v for v in versions}
-
-    report(5, "embedding answers with each item's own model")
-    feature_config = FeatureConfig(max_answers=options.feature_answers, seed=13)
-    samples, tests, feature_seconds = own_features(items, encoder, feature_config, with_test=True)
-    before = {i.item_id: predict_heads(tests[i.item_id], head_tensors(i.artifact)) for i in items}
-
-    report(35, "Gromov-Wasserstein distances")
-    distance_config = DistanceConfig()
-    matrix, cached = cached_matrix(
-        "gw",
-        samples,
-        {i.item_id: i.hash for i in items},
-        merges_dir() / "cache",
-        config=distance_config,
-        feature_settings=asdict(feature_config),
+    job = run_merge_job(
+        items, encoder, job_dir, config, cache_dir=merges_dir() / "cache", report=report
     )
-    job_dir.mkdir(parents=True, exist_ok=True)
-    heatmap = draw_heatmap(matrix, job_dir / "heatmap-gw.png", title="GW distance between items")
-    if options.plan is not None:
-        plan = validate_plan(
-            MergePlan(tuple(tuple(g) for g in options.plan), "human"),
-            list(by_key),
-            options.group_size,
-        )
-    else:
-        plan = make_plan(matrix, PlanConfig(group_size=options.group_size), "gw")
-    (job_dir / "plan.json").write_text(
-        json.dumps({**plan.to_json(), "gw_cost": plan_cost(plan, matrix)}, indent=2) + "\n"
-    )
-
-    config = MergeConfig(method=options.method)
-    groups: list[GroupResult] = []
-    for number, members in enumerate(plan.groups):
-        report(
-            40 + 50 * number / len(plan.groups), f"merging group {number + 1}/{len(plan.groups)}"
-        )
-        groups.append(
-            merge_group(
-                [by_key[key] for key in members],
-                encoder,
-                job_dir / "groups" / f"group-{number:02d}",
-                group_id=f"{options.job}-g{number:02d}",
-                config=config,
-                backbone_label=backbone_label(backbone),
-                extra={"plan": plan.to_json(), "job": options.job},
-            )
-        )
-    report(92, "evaluating")
-    after = {
-        key: group.predictions(by_key[key], by_key[key].split.test)
-        for group in groups
-        for key in group.item_ids
-    }
-    summary = {"before": pooled_report(items, before), "after": pooled_report(items, after)}
-    (job_dir / "report.json").write_text(json.dumps(summary, indent=2) + "\n")
-    distances = {
-        "kind": "gw",
-        "seconds": round(matrix.seconds, 3),
-        "cached": cached,
-        "feature_seconds": round(feature_seconds, 3),
-        "item_ids": list(matrix.item_ids),
-        "values": matrix.values.round(6).tolist(),
-    }
     out: dict[int, tuple[Path, dict[str, object]]] = {}
-    for group in groups:
-        exported = export_lora_items(group.path, job_dir / "items") if _is_lora(group) else {}
-        source_bytes = sum(weights_bytes(by_key[k].artifact.path) for k in group.item_ids)
-        for key in group.item_ids:
-            item, version = by_key[key], by_version[key]
-            now_report = item_report(item, after[key])
-            then_report = item_report(item, before[key])
-            truth = item.labels(item.split.test)[:, 0]
-            metrics: dict[str, object] = {k: now_report[k] for k in REPORT_KEYS}
-            metrics["n_test"] = now_report["n_test"]
-            metrics["confusion"] = confusion_matrix(
-                truth, after[key][:, 0], item.artifact.criteria[0].num_labels
-            ).tolist()
-            metrics["before"] = {k: then_report[k] for k in REPORT_KEYS}
-            metrics["merge"] = {
-                "job": options.job,
-                "group_id": group.group_id,
-                "group_items": list(group.item_ids),
-                "group_path": str(group.path),
-                "method": group.method,
-                "plan_source": plan.source,
-                "plan": [list(g) for g in plan.groups],
-                "source_version": version.parent.label if version.parent else None,
-                "heatmap": str(heatmap),
-                "storage_before_bytes": source_bytes,
-                "storage_after_bytes": group.size_bytes,
-                "head_refits": group.head_refits.get(key, []),
-                "job_summary": summary,
-                "distances": distances,
-            }
-            out[version.pk] = (exported.get(key, group.path), metrics)
+    for version in versions:
+        outcome = next(o for o in job.items if o.item_id == version.item.key)
+        metrics = job.item_metrics(version.item.key)
+        merge = metrics["merge"]
+        assert isinstance(merge, dict)
+        merge["source_version"] = version.parent.label if version.parent else None
+        out[version.pk] = (Path(outcome.artifact_path), metrics)
     return out
-
-
-def _is_lora(group: GroupResult) -> bool:
-    return group.method in ("svd", "concat")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from queueing import catalog
+from queueing.tasks import task
 
 
-@shared_task(name="workers.privacy_tasks.purge_expired_data")
+@task(catalog.PURGE)
 def purge_expired_data() -> dict[str, object]:
     """Remove what the retention settings say is kept no longer; returns what was removed."""
     from scoring_plugin.retention import purge

@@ -17,12 +17,12 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from celery import shared_task
 from celery_batches import SimpleRequest
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, connection, transaction
@@ -41,18 +41,27 @@ from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
 from ml_core.serving import Scorer
 from ml_core.training import (
     TrainConfig,
+    TrainedArtifact,
     TrainExample,
     TrainingCancelled,
     TrainProgress,
     split_examples,
     train_item,
 )
-from queueing.app import app
+from queueing import catalog
+from queueing.tasks import task
 from scoring_plugin.artifact_store import publish, version_folder
-from scoring_plugin.models import ModelVersion, Submission, review_threshold_for
+from scoring_plugin.models import (
+    ModelVersion,
+    Submission,
+    review_threshold_for,
+)
 from scoring_plugin.signals import submission_finished
 from workers import engine_host, trust_hooks, worker_metrics
 from workers.batching import AdaptiveBatches
+
+if TYPE_CHECKING:
+    from ml_core.distill.job import DistillJobConfig
 
 logger = logging.getLogger(__name__)
 
@@ -72,12 +81,11 @@ class ScoringBatches(AdaptiveBatches):
         worker_metrics.record_batch_error(error)
 
 
-@app.task(
+@task(
+    catalog.SCORE,
     base=ScoringBatches,
-    name="workers.tasks.score_submission",
     flush_every=settings.SCORING_BATCH_SIZE,
     flush_interval=settings.SCORING_BATCH_WAIT_SECONDS,
-    acks_late=True,
 )
 def score_submission(requests: Sequence[SimpleRequest]) -> dict[str, object]:
     """Score every answer the worker gathered (by count or by time) in one engine call.
@@ -198,6 +206,7 @@ SCORED_FIELDS = (
 
 
 def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> BatchOutcome:
+    """Claim the rows, call the engine, write the outcome (each a phase below)."""
     outcome: dict[str, str] = {pk: "missing" for pk in submission_ids}
     rows = [
         row
@@ -223,6 +232,16 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
         if not rows:
             return BatchOutcome(outcome)
     _claim(rows, claimed)
+    failures = _unscorable(rows, versions)
+    results = _run_engine([row for row in rows if str(row.pk) not in failures])
+    now = timezone.now()
+    changed = _write_scores(rows, versions, failures, results, outcome, now)
+    return _report(outcome, rows, changed, now)
+
+
+def _unscorable(rows: Sequence[Submission], versions: dict[int, ModelVersion]) -> dict[str, str]:
+    """Answers that fail without scoring, with the reason: taken too often (they kill workers),
+    or their model cannot be loaded (its item leaves ``versions``)."""
     failures: dict[str, str] = {}
     limit = settings.SCOREBRIDGE_MAX_SCORING_ATTEMPTS
     for row in rows:
@@ -240,18 +259,32 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
                 if row.item_id == item_id:
                     failures[str(row.pk)] = f"model {version.label} cannot be loaded: {exc}"
             versions.pop(item_id)
-    to_score = [row for row in rows if str(row.pk) not in failures]
-    results = {}
-    if to_score:
-        scored = engine_host.score([ScoreRequest(row.item.key, row.text) for row in to_score])
-        logger.info(
-            "batch answers=%d items=%s",
-            len(to_score),
-            ",".join(sorted({row.item.key for row in to_score})),
-        )
-        results = {str(row.pk): result for row, result in zip(to_score, scored, strict=True)}
+    return failures
 
-    now = timezone.now()
+
+def _run_engine(to_score: Sequence[Submission]) -> dict[str, ScoreResult]:
+    """One engine call for the whole batch, any mix of items; results by submission id."""
+    if not to_score:
+        return {}
+    scored = engine_host.score([ScoreRequest(row.item.key, row.text) for row in to_score])
+    logger.info(
+        "batch answers=%d items=%s",
+        len(to_score),
+        ",".join(sorted({row.item.key for row in to_score})),
+    )
+    return {str(row.pk): result for row, result in zip(to_score, scored, strict=True)}
+
+
+def _write_scores(
+    rows: Sequence[Submission],
+    versions: Mapping[int, ModelVersion],
+    failures: Mapping[str, str],
+    results: Mapping[str, ScoreResult],
+    outcome: dict[str, str],
+    now: datetime,
+) -> list[Submission]:
+    """Write each row's score or failure under a row lock (a duplicate delivery that finished
+    first wins); announce each final state after commit. Returns the rows written."""
     with transaction.atomic():
         locked = Submission.objects.select_for_update().filter(pk__in=[r.pk for r in rows])
         changed = []
@@ -266,17 +299,7 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
             elif result is None or result.error is not None or result.score is None:
                 row.mark_failed(result.error if result and result.error else "no score returned")
             else:
-                version = versions[row.item_id]
-                row.status = Submission.Status.SCORED
-                row.score = result.score
-                row.probabilities = list(result.probabilities)
-                row.confidence = result.confidence
-                row.truncated = result.truncated
-                row.model_version = version
-                row.review_threshold = review_threshold_for(version.item, version)  # decision log
-                row.error = ""
-                row.waiting_for = Submission.WaitingFor.NOTHING
-                row.scored_at = now
+                _set_score(row, result, versions[row.item_id], now)
             changed.append(row)
             outcome[key] = row.status
             _announce(key, row.status)
@@ -286,6 +309,30 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
             Submission.objects.filter(pk=row.pk).update(
                 **{name: getattr(row, name) for name in SCORED_FIELDS}
             )
+    return changed
+
+
+def _set_score(row: Submission, result: ScoreResult, version: ModelVersion, now: datetime) -> None:
+    assert result.score is not None
+    row.status = Submission.Status.SCORED
+    row.score = result.score
+    row.probabilities = list(result.probabilities)
+    row.confidence = result.confidence
+    row.truncated = result.truncated
+    row.model_version = version
+    row.review_threshold = review_threshold_for(version.item, version)  # decision log
+    row.error = ""
+    row.waiting_for = Submission.WaitingFor.NOTHING
+    row.scored_at = now
+
+
+def _report(
+    outcome: dict[str, str],
+    rows: Sequence[Submission],
+    changed: Sequence[Submission],
+    now: datetime,
+) -> BatchOutcome:
+    """The batch's outcome for the metrics, and one log line per answer written."""
     report = BatchOutcome(outcome)
     item_keys = {r.item_id: r.item.key for r in rows}  # the locked rows come without their item
     for row in changed:
@@ -315,7 +362,7 @@ def cancel_requested(version_ids: Sequence[int]) -> bool:
     ).exists()
 
 
-def _claim_for_training(version_id: int) -> bool:
+def claim_for_training(version_id: int) -> bool:
     """Mark a pending (or redelivered, half-done) version as training; False if it is not."""
     return bool(
         ModelVersion.objects.filter(
@@ -362,17 +409,12 @@ def _finish_failed_version(version: ModelVersion, exc: Exception) -> None:
     )
 
 
-@shared_task(
-    bind=True,
-    name="workers.tasks.train_model_version",
-    acks_late=True,
-    reject_on_worker_lost=True,
-)
+@task(catalog.TRAIN, bind=True)
 def train_model_version(self, version_id: int, activate: bool = True) -> str:  # type: ignore[no-untyped-def]
     """Train a pending model version on its item's scored answers."""
     from scoring_plugin.services import training_examples
 
-    if not _claim_for_training(version_id):
+    if not claim_for_training(version_id):
         return "not pending"
     version = ModelVersion.objects.select_related("item").get(pk=version_id)
     return run_training(version, activate=activate, examples=training_examples(version.item))
@@ -402,37 +444,7 @@ def run_training(
 
     baseline: float | None = None  # auto: the TF-IDF baseline's QWK on the same folds
     try:
-        if version.kind == ModelVersion.Kind.AUTO:
-            from ml_core.auto import AutoConfig, train_auto
-
-            reference = item.reference_answer.strip()
-            auto_config = AutoConfig(target_agreement=settings.SCOREBRIDGE_TARGET_AGREEMENT)
-            artifact = train_auto(
-                examples,
-                item.max_score + 1,
-                out_dir,
-                backbone=settings.SCORING_BACKBONE or None,
-                config=auto_config,
-                reference_answers=[reference] if reference else (),
-                item_id=item.key,
-                progress=progress,
-                should_cancel=should_stop,
-            )
-            if BASELINE_QWK_KEY not in artifact.metrics:
-                baseline = baseline_qwk(
-                    examples, item.max_score + 1, auto_config.folds, auto_config.seed
-                )
-        else:
-            artifact = train_item(
-                examples,
-                item_id=item.key,
-                num_labels=item.max_score + 1,
-                out_dir=out_dir,
-                backbone=settings.SCORING_BACKBONE or None,
-                config=TrainConfig(kind=version.kind),
-                progress=progress,
-                should_stop=should_stop,
-            )
+        artifact, baseline = _train_artifact(version, examples, out_dir, progress, should_stop)
         metrics: dict[str, object] = {**artifact.metrics, **stored_report(artifact.path)}
         if baseline is not None:
             metrics[BASELINE_QWK_KEY] = baseline
@@ -450,6 +462,48 @@ def run_training(
     outcome = _finish_ready(version, artifact.path, metrics, activate=activate)
     trust_hooks.after_training(version.pk)  # gaming check + model card (issue 18)
     return outcome
+
+
+def _train_artifact(
+    version: ModelVersion,
+    examples: list[TrainExample],
+    out_dir: Path,
+    progress: Callable[[TrainProgress], None],
+    should_stop: Callable[[], bool],
+) -> tuple[TrainedArtifact, float | None]:
+    """Train the version's kind; with ``auto``, also the baseline's QWK when auto did not
+    measure it (for the activation warning)."""
+    item = version.item
+    if version.kind != ModelVersion.Kind.AUTO:
+        artifact = train_item(
+            examples,
+            item_id=item.key,
+            num_labels=item.max_score + 1,
+            out_dir=out_dir,
+            backbone=settings.SCORING_BACKBONE or None,
+            config=TrainConfig(kind=version.kind),
+            progress=progress,
+            should_stop=should_stop,
+        )
+        return artifact, None
+    from ml_core.auto import AutoConfig, train_auto
+
+    reference = item.reference_answer.strip()
+    auto_config = AutoConfig(target_agreement=settings.SCOREBRIDGE_TARGET_AGREEMENT)
+    auto = train_auto(
+        examples,
+        item.max_score + 1,
+        out_dir,
+        backbone=settings.SCORING_BACKBONE or None,
+        config=auto_config,
+        reference_answers=[reference] if reference else (),
+        item_id=item.key,
+        progress=progress,
+        should_cancel=should_stop,
+    )
+    if BASELINE_QWK_KEY in auto.metrics:
+        return auto, None
+    return auto, baseline_qwk(examples, item.max_score + 1, auto_config.folds, auto_config.seed)
 
 
 def baseline_qwk(examples: Sequence[TrainExample], num_labels: int, folds: int, seed: int) -> float:
@@ -509,15 +563,10 @@ def held_out_confidence(
     )
 
 
-@shared_task(
-    bind=True,
-    name="workers.tasks.distill_model_version",
-    acks_late=True,
-    reject_on_worker_lost=True,
-)
+@task(catalog.DISTILL, bind=True)
 def distill_model_version(self, version_id: int, activate: bool = False) -> str:  # type: ignore[no-untyped-def]
     """Distill a pending ``distilled`` version from its teacher (``parent``)."""
-    if not _claim_for_training(version_id):
+    if not claim_for_training(version_id):
         return "not pending"
     version = ModelVersion.objects.select_related("item", "parent__item").get(pk=version_id)
     return run_distillation(version, activate=activate)
@@ -561,61 +610,71 @@ def _auto_teacher(key: str, teacher: ModelVersion) -> _Teacher:
     return _Teacher(scorer)
 
 
-def run_distillation(version: ModelVersion, *, activate: bool) -> str:
-    """Teach a tiny student from the teacher's class probabilities on the item's answers."""
-    from ml_core.distill.api import distill_item
-    from ml_core.distill.teacher import teacher_probabilities
+def _distill_job(version: ModelVersion, teacher: ModelVersion) -> DistillJobConfig:
+    """The item's scored answers and its recent production answers, for the teacher to label."""
+    from ml_core.distill.config import DistillConfig
+    from ml_core.distill.job import DistillJobConfig
+
+    item = version.item
+    answers = list(item.scored_answers.order_by("pk"))
+    production = item.submissions.filter(status=Submission.Status.SCORED).order_by("-created_at")
+    job = DistillJobConfig(
+        item_id=item.key,
+        texts=tuple(a.text for a in answers),
+        scores=tuple(a.score for a in answers),
+        splits=tuple(a.split for a in answers),
+        max_score=item.max_score,
+        teacher_version=teacher.label,
+        model_version=version.label,
+        unlabelled=tuple(production.values_list("text", flat=True)[:MAX_UNLABELLED_ANSWERS]),
+        max_unlabelled=MAX_UNLABELLED_ANSWERS,
+        # the teacher is asked about the given answers only (no variants)
+        distill=DistillConfig(augment_copies=0),
+    )
+    job.validate()
+    return job
+
+
+def _teacher_scorer(
+    teacher: ModelVersion, teacher_key: str
+) -> tuple[ScoringEngine | _Teacher, str]:
+    """The teacher loaded for this job, and the item key it scores under."""
     from ml_core.merge.group import is_group_folder
 
-    item, teacher = version.item, version.parent
-    out_dir = Path(settings.ARTIFACTS_DIR) / item.key / f"v{version.number}-distilled"
+    teacher_folder = version_folder(teacher)
+    if is_group_folder(teacher_folder):
+        # a full model or a merged group: its own encoder, loaded for this job only
+        return _GroupTeacher(str(teacher_folder)), teacher.item.key
+    if teacher.kind == ModelVersion.Kind.AUTO:
+        return _auto_teacher(teacher_key, teacher), teacher_key
+    engine = engine_host.engine()
+    engine.load_item(teacher_key, teacher_folder, teacher.label)
+    return engine, teacher_key
+
+
+def run_distillation(version: ModelVersion, *, activate: bool) -> str:
+    """Teach a tiny student from the teacher's class probabilities on the item's answers."""
+    from ml_core.distill.job import run_distill_job
+    from ml_core.distill.teacher import teacher_probabilities
+
+    teacher = version.parent
+    out_dir = Path(settings.ARTIFACTS_DIR) / version.item.key / f"v{version.number}-distilled"
     teacher_key = f"teacher:{teacher.label}" if teacher else ""
     try:
         if teacher is None or teacher.status != ModelVersion.Status.READY:
             raise ValueError("a distilled version needs a ready teacher version")
         if teacher.kind == ModelVersion.Kind.DISTILLED:
             raise ValueError("the teacher must be a backbone model, not another student")
-        answers = list(item.scored_answers.order_by("pk"))
-        if len(answers) < 10:
-            raise ValueError(f"item '{item.key}' needs at least 10 scored answers")
-        labelled = {a.text for a in answers}
-        unlabelled = [
-            text
-            for text in item.submissions.filter(status=Submission.Status.SCORED)
-            .order_by("-created_at")
-            .values_list("text", flat=True)[:MAX_UNLABELLED_ANSWERS]
-            if text not in labelled
-        ]
-        texts = [a.text for a in answers]
-        scorer: ScoringEngine | _Teacher
-        teacher_folder = version_folder(teacher)
-        if is_group_folder(teacher_folder):
-            # a full model or a merged group: its own encoder, loaded for this job only
-            scorer, teacher_key = _GroupTeacher(str(teacher_folder)), item.key
-        elif teacher.kind == ModelVersion.Kind.AUTO:
-            scorer = _auto_teacher(teacher_key, teacher)
-        else:
-            scorer = engine_host.engine()
-            scorer.load_item(teacher_key, teacher_folder, teacher.label)
-        soft = teacher_probabilities(scorer, texts, teacher_key)
-        soft_unlabelled = (
-            teacher_probabilities(scorer, unlabelled, teacher_key) if unlabelled else None
-        )
+        job = _distill_job(version, teacher)
+        scorer, teacher_key = _teacher_scorer(teacher, teacher_key)
 
         def progress(values: dict[str, float]) -> None:
             ModelVersion.objects.filter(pk=version.pk).update(progress=dict(values))
 
-        artifact = distill_item(
-            texts,
-            [a.score for a in answers],
-            soft,
-            unlabelled,
-            soft_unlabelled,
-            out_dir=out_dir,
-            item_id=item.key,
-            splits=[a.split for a in answers],
-            teacher_version=teacher.label,
-            model_version=version.label,
+        report = run_distill_job(
+            job,
+            lambda texts: teacher_probabilities(scorer, texts, teacher_key),
+            out_dir,
             progress=progress,
         )
     except Exception as exc:  # the active model stays as it was
@@ -626,10 +685,10 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
         held = engine_host.engine_if_loaded()
         if teacher_key and held is not None and teacher_key in held.loaded():
             held.remove_item(teacher_key)
-    return _finish_ready(version, artifact.path, artifact.metrics, activate=activate)
+    return _finish_ready(version, Path(report.path), report.metrics, activate=activate)
 
 
-@shared_task(name="workers.tasks.sweep_stuck_submissions")
+@task(catalog.SWEEP)
 def sweep_stuck_submissions() -> int:
     """Send again answers that sat received or queued too long (a lost message, a broker or
     workers away). Sending is not an attempt, so however long workers are away no answer
