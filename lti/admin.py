@@ -103,7 +103,7 @@ class RegistrationInviteAdmin(admin.ModelAdmin):
     ) -> None:
         if change:
             return
-        from lti.views import tool_url
+        from lti.views.common import tool_url
 
         token = RegistrationInvite.new_token()
         obj.token_hash = RegistrationInvite.hash_token(token)

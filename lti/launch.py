@@ -27,9 +27,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from enum import StrEnum
+from typing import Any, cast
 
 import jwt
 from django.conf import settings
@@ -43,6 +45,7 @@ from pylti1p3.contrib.django import DjangoCacheDataStorage, DjangoMessageLaunch
 from pylti1p3.deployment import Deployment
 from pylti1p3.exception import LtiException
 from pylti1p3.launch_data_storage.base import DisableSessionId
+from pylti1p3.registration import Registration
 
 from lti import client_storage
 from lti.models import UsedNonce
@@ -56,11 +59,16 @@ DEPLOYMENT_ID = CLAIM + "deployment_id"
 ROLES = CLAIM + "roles"
 RESOURCE_LINK = CLAIM + "resource_link"
 
-SUPPORTED_MESSAGE_TYPES = (
-    "LtiResourceLinkRequest",
-    "LtiDeepLinkingRequest",
-    "LtiSubmissionReviewRequest",
-)
+
+class MessageType(StrEnum):
+    """The LTI messages the tool answers (``message_type`` of a launch)."""
+
+    RESOURCE_LINK = "LtiResourceLinkRequest"
+    DEEP_LINKING = "LtiDeepLinkingRequest"
+    SUBMISSION_REVIEW = "LtiSubmissionReviewRequest"
+
+
+SUPPORTED_MESSAGE_TYPES = tuple(MessageType)
 
 
 @dataclass
@@ -256,6 +264,12 @@ class MessageLaunch(DjangoMessageLaunch):
             )
         return self
 
+    def _platform(self) -> Registration:
+        """The registration that ``validate_registration`` found (it refuses a launch without)."""
+        if self._registration is None:
+            raise LaunchError("unknown_platform", "The launch's platform is not registered.")
+        return self._registration
+
     def _find_key(self) -> tuple[str, str]:
         if not self._jwt.get("header", {}).get("kid"):
             raise LaunchError(
@@ -267,7 +281,7 @@ class MessageLaunch(DjangoMessageLaunch):
             return self.get_public_key()
         except LtiException as first:
             error = first
-        key_set_url = self._registration.get_key_set_url()
+        key_set_url = self._platform().get_key_set_url()
         if "Unable to find public key" in str(error) and key_set_url:
             # The platform may have rotated its keys since its JWKS was cached: fetch it again.
             storage = self._public_key_cache_data_storage
@@ -275,7 +289,7 @@ class MessageLaunch(DjangoMessageLaunch):
                 cache_key = "key-set-url-" + hashlib.md5(key_set_url.encode()).hexdigest()
                 with DisableSessionId(storage):
                     caches[settings.LTI_CACHE_ALIAS].delete(storage._prepare_key(cache_key))
-            self._registration.set_key_set(None)
+            self._platform().set_key_set(None)
             try:
                 return self.get_public_key()
             except LtiException as again:
@@ -291,14 +305,14 @@ class MessageLaunch(DjangoMessageLaunch):
         public_key, algorithm = self._find_key()
         if algorithm not in ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512"):
             raise LaunchError("bad_signature", f"Signature algorithm {algorithm} is not allowed.")
-        client_id = self._registration.get_client_id()
+        client_id = self._platform().get_client_id()
         try:
             jwt.decode(
                 self._get_id_token(),
                 public_key,
                 algorithms=[algorithm],
                 audience=client_id,
-                issuer=self._registration.get_issuer(),
+                issuer=self._platform().get_issuer(),
                 leeway=settings.LTI_CLOCK_SKEW_SECONDS,
                 options={"require": ["exp", "iat", "iss", "aud", "sub", "nonce"]},
             )
@@ -331,7 +345,7 @@ class MessageLaunch(DjangoMessageLaunch):
     def validate_claims(self) -> MessageLaunch:
         """Checks PyJWT does not make: ``azp`` and how old ``iat`` may be."""
         body = self._get_jwt_body()
-        client_id = self._registration.get_client_id()
+        client_id = self._platform().get_client_id()
         audiences = body["aud"] if isinstance(body["aud"], list) else [body["aud"]]
         azp = body.get("azp")
         if (len(audiences) > 1 or azp is not None) and azp != client_id:
@@ -349,7 +363,8 @@ class MessageLaunch(DjangoMessageLaunch):
                     "malformed_token", f"The launch token's '{claim}' claim is not a number."
                 )
         now = timezone.now().timestamp()
-        if body["iat"] < now - settings.LTI_MAX_TOKEN_AGE_SECONDS - settings.LTI_CLOCK_SKEW_SECONDS:
+        issued = float(cast(Mapping[str, float], body)["iat"])  # a number: checked above
+        if issued < now - settings.LTI_MAX_TOKEN_AGE_SECONDS - settings.LTI_CLOCK_SKEW_SECONDS:
             raise LaunchError("too_old", "The launch token was issued too long ago (iat).", 403)
         return self
 
@@ -379,11 +394,11 @@ class MessageLaunch(DjangoMessageLaunch):
             raise LaunchError(
                 "missing_claim", "The launch token has no roles claim (an empty list is allowed)."
             )
-        if message_type != "LtiDeepLinkingRequest":
+        if message_type != MessageType.DEEP_LINKING:
             link = body.get(RESOURCE_LINK)
             if not isinstance(link, dict) or not link.get("id"):
                 raise LaunchError("missing_claim", "The launch token has no resource_link id.")
-        if message_type == "LtiSubmissionReviewRequest":
+        if message_type == MessageType.SUBMISSION_REVIEW:
             # pylti1p3 requires for_user; Moodle's "View External tool results" (the gradebook
             # column) sends none and means "the class's results": the page handles both.
             return self

@@ -28,6 +28,7 @@ from lti_tool.models import LtiDeployment, LtiRegistration
 
 from lti import keys, outbound
 from lti.frames import forget_platform_origins, framed
+from lti.launch import MessageType
 from lti.models import RegistrationInvite
 from lti.platform_services import (
     LINEITEM_SCOPE,
@@ -49,7 +50,7 @@ class RegistrationError(Exception):
 
 
 def _urls(request: HttpRequest) -> dict[str, str]:
-    from lti.views import tool_url
+    from lti.views.common import tool_url
 
     return {
         "login": tool_url(request, "login"),
@@ -63,7 +64,7 @@ def canvas_configuration(request: HttpRequest) -> JsonResponse:
     """Paste this URL into Canvas: Developer Keys > + LTI Key > Method: Enter URL."""
     urls = _urls(request)
     host = urlsplit(urls["launch"]).hostname or ""
-    placement = {"message_type": "LtiDeepLinkingRequest", "target_link_uri": urls["launch"]}
+    placement = {"message_type": MessageType.DEEP_LINKING, "target_link_uri": urls["launch"]}
     return JsonResponse(
         {
             "title": settings.LTI_TOOL_TITLE,
@@ -85,7 +86,7 @@ def canvas_configuration(request: HttpRequest) -> JsonResponse:
                             {"placement": "link_selection", **placement},
                             {
                                 "placement": "course_navigation",
-                                "message_type": "LtiResourceLinkRequest",
+                                "message_type": MessageType.RESOURCE_LINK,
                                 "target_link_uri": urls["launch"],
                                 "text": f"{settings.LTI_TOOL_TITLE} review",
                                 "visibility": "admins",
@@ -105,12 +106,12 @@ def client_registration(request: HttpRequest, platform: dict[str, object]) -> di
     urls = _urls(request)
     messages: list[dict[str, object]] = [
         {
-            "type": "LtiDeepLinkingRequest",
+            "type": MessageType.DEEP_LINKING,
             "target_link_uri": urls["launch"],
             "label": f"{settings.LTI_TOOL_TITLE} item",
             "placements": ["assignment_selection", "link_selection", "ContentArea"],
         },
-        {"type": "LtiResourceLinkRequest", "target_link_uri": urls["launch"]},
+        {"type": MessageType.RESOURCE_LINK, "target_link_uri": urls["launch"]},
     ]
     return {
         "application_type": "web",

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 
 from lti.frames import framed
 from lti.models import LtiSubmission
-from lti.views import _require_instructor, _session
+from lti.views.common import launch_session, require_instructor
 from scoring_plugin.model_cards import build_card, card_markdown
 from scoring_plugin.models import Item
 
@@ -22,8 +22,8 @@ from scoring_plugin.models import Item
 @require_GET
 def model_card(request: HttpRequest, token: str) -> HttpResponse:
     """``?item=<key>``: an item of this launch or with answers in this course."""
-    session = _session(request, token)
-    _require_instructor(session)
+    session = launch_session(request, token)
+    require_instructor(session)
     key = request.GET.get("item", "") or session.item_key
     in_course = (
         key == session.item_key

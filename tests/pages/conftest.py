@@ -14,7 +14,7 @@ from django.core.cache import caches
 from lti_tool.models import LtiContext, LtiDeployment, LtiRegistration, LtiResourceLink, LtiUser
 
 from lti import sessions
-from lti.views import remember_locale
+from lti.views.launches import remember_locale
 from scoring_plugin.models import Item
 from tests.scoring.conftest import build_tiny_backbone
 from tests.scoring.factories import ItemFactory, UserFactory
