@@ -31,7 +31,8 @@ class Channel(filesystem.Channel):
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def _put(self, queue: str, payload: dict[str, object], **kwargs: object) -> None:
+    # kombu's two base classes name the message argument differently (message, payload)
+    def _put(self, queue: str, payload: dict[str, object], **kwargs: object) -> None:  # type: ignore[override]
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         staged = self.staging_folder / f"{name}.part"
         try:
@@ -42,7 +43,7 @@ class Channel(filesystem.Channel):
             staged.unlink(missing_ok=True)
             raise filesystem.ChannelError(f"Cannot add message {name!r} to the queue") from exc
 
-    def _get(self, queue: str) -> dict[str, object]:
+    def _get(self, queue: str, timeout: float | None = None) -> dict[str, object]:
         """Claim the oldest message of ``queue`` by renaming it, read it, delete it.
 
         A rename within one file system is atomic, so of two consumers only one gets a message

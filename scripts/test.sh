@@ -18,7 +18,7 @@ if [ ! -f var/node/node_modules/axe-core/axe.min.js ]; then
 fi
 .venv/bin/python -m ruff check .
 .venv/bin/python -m ruff format --check .
-# the files pyproject.toml's [tool.mypy] names (ml_core; workers and lti do not pass yet)
+# the packages pyproject.toml's [tool.mypy] names: ml_core, queueing, workers and lti
 .venv/bin/python -m mypy
 .venv/bin/python scripts/settings_table.py --check
 exec .venv/bin/python -m pytest "$@"

@@ -96,12 +96,16 @@ def gaming_summary(summary: dict[str, list[dict[str, object]]], versions: int) -
         rows = summary.get(attack, [])
         if not rows:
             continue
-        credited = sum(1 for r in rows if (r.get("credit_rate") or 0) > 0)  # type: ignore[operator]
+        credited = sum(1 for r in rows if _positive(r.get("credit_rate")))
         lines.append(
             f"| {attack} | {mean(rows, 'credit_rate')} | {mean(rows, 'full_credit_rate')} "
             f"| {credited} of {len(rows)} | {mean(rows, 'flagged_rate')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, (int, float)) and value > 0
 
 
 def per_version_table(rows: list[tuple[str, dict[str, object]]]) -> str:
@@ -116,9 +120,10 @@ def per_version_table(rows: list[tuple[str, dict[str, object]]]) -> str:
         "|---|" + "---:|" * len(ATTACKS),
     ]
     for label, gaming in rows:
+        attacks = gaming.get("attacks")
         rates = {
             str(a["attack"]): a.get("credit_rate")
-            for a in gaming.get("attacks", [])  # type: ignore[union-attr]
+            for a in (attacks if isinstance(attacks, list) else [])
         }
         cells = [
             f"{rates[a]:.0%}" if isinstance(rates.get(a), (int, float)) else "-" for a in ATTACKS
