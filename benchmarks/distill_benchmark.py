@@ -27,10 +27,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ml_core.data import read_items_csv, read_responses_csv  # noqa: E402
-from ml_core.distill.api import distill_item  # noqa: E402
+from ml_core.data import (  # noqa: E402
+    ItemRecord,
+    ResponseRecord,
+    read_items_csv,
+    read_responses_csv,
+)
 from ml_core.distill.config import DistillConfig  # noqa: E402
 from ml_core.distill.config_args import add_config_arguments, config_from_arguments  # noqa: E402
+from ml_core.distill.job import DistillJobConfig, run_distill_job  # noqa: E402
 from ml_core.distill.teacher import teacher_probabilities, teacher_seconds_per_answer  # noqa: E402
 from ml_core.engine import ScoringEngine  # noqa: E402
 from ml_core.metrics import classification_report  # noqa: E402
@@ -103,92 +108,13 @@ def main() -> None:
     rows: list[dict[str, object]] = []
     started = time.perf_counter()
     for number, item_id in enumerate(chosen, 1):
-        item = items[item_id]
-        answers = by_item[item_id]
-        examples = [TrainExample(text=r.text, label=r.score, split=r.split) for r in answers]
-        teacher_config = TrainConfig(kind=args.teacher_kind)
-        if args.teacher_epochs:
-            teacher_config.epochs = args.teacher_epochs
-        teacher_dir = args.out / "teachers" / args.teacher_kind / item_id
         item_started = time.perf_counter()
-        if args.retrain_teachers or not (teacher_dir / "manifest.json").is_file():
-            train_item(
-                examples,
-                item_id=item_id,
-                num_labels=item.max_score + 1,
-                out_dir=teacher_dir,
-                backbone=args.backbone,
-                config=teacher_config,
-            )
-        teacher_seconds = time.perf_counter() - item_started
-        version = f"{item_id}:{args.teacher_kind}"
-        engine.load_item(item_id, teacher_dir, version)
-        texts = [r.text for r in answers]
-        probabilities = teacher_probabilities(engine, texts, item_key=item_id)
-        # the teacher's own split (same splitter and seed): the student is tested on the same answers
-        split = split_examples(examples, teacher_config)
-        splits = [""] * len(texts)
-        for name in ("train", "val", "test"):
-            for index in getattr(split, name):
-                splits[index] = name
-        test_texts = [texts[i] for i in split.test]
-        timing = teacher_seconds_per_answer(
-            engine, test_texts or texts, item_key=item_id, min_seconds=args.teacher_timing_seconds
-        )
-        artifact = distill_item(
-            texts,
-            [r.score for r in answers],
-            probabilities,
-            config=config,
-            out_dir=args.out / "students" / item_id,
-            item_id=item_id,
-            score_labels=list(range(item.max_score + 1)),
-            splits=splits,
-            teacher_version=version,
-            teacher_seconds_per_answer=timing["seconds_per_answer"],
-            # variants of the training answers are scored by the teacher on demand
-            teacher=lambda batch, key=item_id: teacher_probabilities(engine, batch, item_key=key),
-        )
-        engine.remove_item(item_id)
-        report = artifact.report
-        student = report["student"]
-        teacher_check = classification_report(
-            np.array([answers[i].score for i in split.test]),
-            probabilities[split.test].argmax(1),
-            num_labels=item.max_score + 1,
-        )
-        row = {
-            "item_id": item_id,
-            "language": item.language,
-            "n_answers": len(texts),
-            "n_test": len(split.test),
-            **{
-                f"{kind}_{m}": float(report[kind][m])
-                for kind in KINDS
-                for m in METRICS
-                if m in report.get(kind, {})
-            },
-            "teacher_artifact_qwk": float(teacher_check["qwk"]),
-            "lambda": student["lambda"],
-            "parameters": student["parameters"],
-            "onnx_bytes": report["onnx_bytes"],
-            "mean_tokens": student.get("mean_tokens"),
-            "student_answers_per_second": student.get("answers_per_second"),
-            "student_answers_per_second_end_to_end": student.get("answers_per_second_end_to_end"),
-            "teacher_seconds_per_answer": timing["seconds_per_answer"],
-            "teacher_single_seconds_per_answer": timing["single_seconds_per_answer"],
-            "teacher_cpu_seconds_per_answer": timing.get("cpu_seconds_per_answer"),
-            "student_answers_per_second_cpu": student.get("answers_per_second_cpu"),
-            "teacher_agreement": student.get("teacher_agreement"),
-            "onnx_max_abs_difference": student.get("onnx_max_abs_difference"),
-            "augmented_answers": artifact.report.get("augmented", 0),
-            "seconds": time.perf_counter() - item_started,
-            "teacher_train_seconds": teacher_seconds,
-        }
+        row = _run_item(args, config, engine, items[item_id], by_item[item_id])
+        row["seconds"] = time.perf_counter() - item_started
         student_spa = 1.0 / float(row["student_answers_per_second"] or 1e-9)
         student_e2e = 1.0 / float(row["student_answers_per_second_end_to_end"] or 1e-9)
-        row["speedup"] = timing["seconds_per_answer"] / student_spa
-        row["speedup_end_to_end"] = timing["seconds_per_answer"] / student_e2e
+        row["speedup"] = float(row["teacher_seconds_per_answer"]) / student_spa
+        row["speedup_end_to_end"] = float(row["teacher_seconds_per_answer"]) / student_e2e
         rows.append(row)
         print(
             f"[{number}/{len(chosen)}] {item_id}: QWK teacher {row.get('teacher_qwk', 0):.3f} student "
@@ -197,6 +123,100 @@ def main() -> None:
             flush=True,
         )
         _write(args, config, rows, time.perf_counter() - started)
+
+
+def _run_item(
+    args: argparse.Namespace,
+    config: DistillConfig,
+    engine: ScoringEngine,
+    item: ItemRecord,
+    answers: list[ResponseRecord],
+) -> dict[str, object]:
+    """One item: its teacher trained (or reused), its student distilled by the worker's job,
+    both measured on the teacher's own test split."""
+    item_id = item.item_id
+    examples = [TrainExample(text=r.text, label=r.score, split=r.split) for r in answers]
+    teacher_config = TrainConfig(kind=args.teacher_kind)
+    if args.teacher_epochs:
+        teacher_config.epochs = args.teacher_epochs
+    teacher_dir = args.out / "teachers" / args.teacher_kind / item_id
+    teacher_started = time.perf_counter()
+    if args.retrain_teachers or not (teacher_dir / "manifest.json").is_file():
+        train_item(
+            examples,
+            item_id=item_id,
+            num_labels=item.max_score + 1,
+            out_dir=teacher_dir,
+            backbone=args.backbone,
+            config=teacher_config,
+        )
+    teacher_seconds = time.perf_counter() - teacher_started
+    version = f"{item_id}:{args.teacher_kind}"
+    engine.load_item(item_id, teacher_dir, version)
+    texts = [r.text for r in answers]
+    probabilities = teacher_probabilities(engine, texts, item_key=item_id)
+    # the teacher's own split (same splitter and seed): the student is tested on the same answers
+    split = split_examples(examples, teacher_config)
+    splits = [""] * len(texts)
+    for name in ("train", "val", "test"):
+        for index in getattr(split, name):
+            splits[index] = name
+    test_texts = [texts[i] for i in split.test]
+    timing = teacher_seconds_per_answer(
+        engine, test_texts or texts, item_key=item_id, min_seconds=args.teacher_timing_seconds
+    )
+    job = DistillJobConfig(
+        item_id=item_id,
+        texts=tuple(texts),
+        scores=tuple(r.score for r in answers),
+        splits=tuple(splits),
+        max_score=item.max_score,
+        teacher_version=version,
+        min_answers=1,
+        distill=config,
+    )
+    done = run_distill_job(
+        job,
+        lambda batch: teacher_probabilities(engine, batch, item_key=item_id),
+        args.out / "students" / item_id,
+        teacher_seconds_per_answer=timing["seconds_per_answer"],
+    )
+    engine.remove_item(item_id)
+    report = json.loads((Path(done.path) / "manifest.json").read_text())["report"]
+    student = report["student"]
+    teacher_check = classification_report(
+        np.array([answers[i].score for i in split.test]),
+        probabilities[split.test].argmax(1),
+        num_labels=item.max_score + 1,
+    )
+    row = {
+        "item_id": item_id,
+        "language": item.language,
+        "n_answers": len(texts),
+        "n_test": len(split.test),
+        **{
+            f"{kind}_{m}": float(report[kind][m])
+            for kind in KINDS
+            for m in METRICS
+            if m in report.get(kind, {})
+        },
+        "teacher_artifact_qwk": float(teacher_check["qwk"]),
+        "lambda": student["lambda"],
+        "parameters": student["parameters"],
+        "onnx_bytes": report["onnx_bytes"],
+        "mean_tokens": student.get("mean_tokens"),
+        "student_answers_per_second": student.get("answers_per_second"),
+        "student_answers_per_second_end_to_end": student.get("answers_per_second_end_to_end"),
+        "teacher_seconds_per_answer": timing["seconds_per_answer"],
+        "teacher_single_seconds_per_answer": timing["single_seconds_per_answer"],
+        "teacher_cpu_seconds_per_answer": timing.get("cpu_seconds_per_answer"),
+        "student_answers_per_second_cpu": student.get("answers_per_second_cpu"),
+        "teacher_agreement": student.get("teacher_agreement"),
+        "onnx_max_abs_difference": student.get("onnx_max_abs_difference"),
+        "augmented_answers": report.get("augmented", 0),
+        "teacher_train_seconds": teacher_seconds,
+    }
+    return row
 
 
 def _merge(args: argparse.Namespace, config: DistillConfig) -> None:

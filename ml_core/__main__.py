@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_backbone(score)
 
+    _add_benchmark(commands)
+    return parser
+
+
+def _add_benchmark(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     bench = commands.add_parser(
         "benchmark",
         help="quality of model kinds against the TF-IDF baseline (cross-validated by default); "
@@ -140,7 +145,6 @@ def _parser() -> argparse.ArgumentParser:
         help="folder of exported ONNX graphs (default: ~/.cache/scorebridge/onnx)",
     )
     bench.add_argument("--out", type=Path, required=True)
-    return parser
 
 
 def _train(args: argparse.Namespace) -> int:

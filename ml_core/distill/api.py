@@ -106,32 +106,15 @@ def distill_item(
     if not split["train"]:
         raise ValueError(f"item {item_id!r}: no training answers after splitting")
     # variants only recombine words of the training answers: the vocabulary is built without them
-    vocabulary = build_vocabulary(
-        [inputs.texts[i] for i in split["train"]] + inputs.extra_texts,
-        mode=config.vocabulary,
-        min_count=config.min_count,
-        max_size=config.max_vocabulary,
-        max_length=config.max_length,
-        backbone=config.backbone,
-    )
+    vocabulary = _vocabulary(inputs, split["train"], config)
     augmented = _augment(inputs, split["train"], teacher, config)
     trained = _train_students(inputs, split, vocabulary, config, progress)
     version = model_version or f"distilled:{teacher_version or item_id}"
+    names = {"item_id": item_id, "model_version": version, "teacher_version": teacher_version}
     staging = Path(tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.", dir=_parent(out_dir)))
     try:
         onnx_path = staging / ONNX_FILE
-        onnx_bytes = export_onnx(
-            trained.chosen.model,
-            trained.vocabulary,
-            inputs.values,
-            onnx_path,
-            format_version=FORMAT_VERSION,
-            item_id=item_id,
-            model_version=version,
-            teacher_version=teacher_version,
-            distill_lambda=trained.chosen.distill_lambda,
-            temperature=config.temperature,
-        )
+        onnx_bytes = _export(trained, inputs, config, onnx_path, names)
         report = _report(
             scorer=DistilledScorer(onnx_path, threads=1),
             chosen=trained.chosen,
@@ -153,11 +136,7 @@ def distill_item(
             config,
             split,
             augmented,
-            names={
-                "item_id": item_id,
-                "model_version": version,
-                "teacher_version": teacher_version,
-            },
+            names=names,
             metrics=metrics,
             report=report,
         )
@@ -173,6 +152,39 @@ def distill_item(
     size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     return DistilledArtifact(
         path=out, metrics=metrics, onnx_path=out / ONNX_FILE, size_bytes=size, report=report
+    )
+
+
+def _vocabulary(inputs: _Inputs, train_rows: Sequence[int], config: DistillConfig) -> Vocabulary:
+    return build_vocabulary(
+        [inputs.texts[i] for i in train_rows] + inputs.extra_texts,
+        mode=config.vocabulary,
+        min_count=config.min_count,
+        max_size=config.max_vocabulary,
+        max_length=config.max_length,
+        backbone=config.backbone,
+    )
+
+
+def _export(
+    trained: _Students,
+    inputs: _Inputs,
+    config: DistillConfig,
+    onnx_path: Path,
+    names: dict[str, str],
+) -> int:
+    """The chosen student as one ONNX file (vocabulary and labels inside); returns its size."""
+    return export_onnx(
+        trained.chosen.model,
+        trained.vocabulary,
+        inputs.values,
+        onnx_path,
+        format_version=FORMAT_VERSION,
+        item_id=names["item_id"],
+        model_version=names["model_version"],
+        teacher_version=names["teacher_version"],
+        distill_lambda=trained.chosen.distill_lambda,
+        temperature=config.temperature,
     )
 
 

@@ -25,6 +25,7 @@ from ml_core.merge.models import (
     Encoder,
     artifact_hash,
     backbone_state,
+    fold_deltas,
     head_tensors,
     item_state,
     lora_deltas,
@@ -201,6 +202,25 @@ def merged_extractor(
     raise ArtifactError(f"artifacts of kind {kind!r} have no extractor to merge")
 
 
+def _encoder_state(
+    encoder: Encoder, merged_kind: str, tensors: Mapping[str, torch.Tensor], config: MergeConfig
+) -> dict[str, torch.Tensor]:
+    """The merged extractor as the encoder's weights: full weights as merged, LoRA factors
+    folded into the base; rounded through float16 when stored so (score what is stored)."""
+    if merged_kind == "full":
+        state = dict(tensors)
+    else:
+        modules = {
+            name[: -len(".A")]: (tensors[name], tensors[name[:-2] + ".B"])
+            for name in tensors
+            if name.endswith(".A")
+        }
+        state = fold_deltas(encoder.base_state, {m: b @ a for m, (a, b) in modules.items()})
+    if config.shared_dtype == "float16":
+        state = {k: (v.half().float() if v.is_floating_point() else v) for k, v in state.items()}
+    return state
+
+
 def merge_group(
     group: Sequence[ItemData],
     encoder: Encoder,
@@ -223,20 +243,7 @@ def merge_group(
     merged_kind, tensors, method = merged_extractor(
         group, encoder.base_state, config, encoder.device
     )
-    if merged_kind == "full":
-        state = dict(tensors)
-    else:
-        modules = {
-            name[: -len(".A")]: (tensors[name], tensors[name[:-2] + ".B"])
-            for name in tensors
-            if name.endswith(".A")
-        }
-        from ml_core.merge.models import fold_deltas
-
-        state = fold_deltas(encoder.base_state, {m: b @ a for m, (a, b) in modules.items()})
-    if config.shared_dtype == "float16":
-        # score with exactly what is stored
-        state = {k: (v.half().float() if v.is_floating_point() else v) for k, v in state.items()}
+    state = _encoder_state(encoder, merged_kind, tensors, config)
     encoder.load(state, tag=f"group:{group_id}:{method}:{id(state)}")
     features: dict[str, np.ndarray] = {}
     items: list[GroupItem] = []
