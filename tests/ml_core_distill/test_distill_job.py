@@ -23,7 +23,7 @@ def _keyword_teacher(asked: list[str]):
 
 
 def test_a_job_asks_the_teacher_and_writes_a_student_with_a_typed_report(tmp_path: Path) -> None:
-    texts, labels = toy_answers(45)
+    texts, labels = toy_answers(90)
     production = ["udp tcp router", texts[0], "frame data"]  # texts[0] is a scored answer
     job = DistillJobConfig(
         item_id="toy",
@@ -32,17 +32,18 @@ def test_a_job_asks_the_teacher_and_writes_a_student_with_a_typed_report(tmp_pat
         max_score=2,
         teacher_version="toy:head:1",
         unlabelled=tuple(production),
-        distill=fast_config(epochs=5, augment_copies=0, compare_baseline=False),
+        distill=fast_config(augment_copies=0, compare_baseline=False),
     )
     asked: list[str] = []
     report = run_distill_job(job, _keyword_teacher(asked), tmp_path / "student")
     # every scored answer once, then the production answers that are not scored ones
     assert asked == [*texts, "udp tcp router", "frame data"]
-    assert report.unlabelled_answers == 2 and report.labelled_answers == 45
+    assert report.unlabelled_answers == 2 and report.labelled_answers == 90
     assert DistillJobReport.from_json(json.loads(json.dumps(report.to_json()))) == report
     manifest = json.loads(Path(report.path, "manifest.json").read_text())
     assert manifest["teacher_version"] == "toy:head:1"
-    assert DistilledScorer(Path(report.path)).score([texts[2]])[0].score == labels[2]
+    assert report.metrics["accuracy"] >= 0.8
+    assert DistilledScorer(Path(report.path)).score([texts[0]])[0].score == labels[0]
 
 
 def test_a_job_config_reads_back_from_json() -> None:
