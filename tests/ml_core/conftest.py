@@ -53,11 +53,6 @@ def make_examples(n: int = 60, seed: int = 0, split: str = "") -> list[TrainExam
 
 
 @pytest.fixture(scope="session")
-def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
-
-
-@pytest.fixture(scope="session")
 def other_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_backbone(tmp_path_factory.mktemp("other-bert"), seed=1)
 

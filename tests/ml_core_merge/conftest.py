@@ -6,8 +6,6 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import BertConfig, BertModel, BertTokenizer
 
 from ml_core.training import TrainConfig, TrainExample, train_item
 
@@ -16,25 +14,6 @@ _WORDS = (
     "packet router switch frame error flow control congestion segment the a is and not of "
     "to in has no yes because data layer network transport"
 ).split()
-
-
-def make_tiny_backbone(folder: Path, seed: int = 0) -> Path:
-    """Save a 2-layer, 32-wide BERT with a word-level vocabulary to ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_WORDS]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    BertTokenizer(vocab=str(folder / "vocab.txt")).save_pretrained(str(folder))
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config).save_pretrained(str(folder))
-    return folder
 
 
 def toy_examples(
@@ -51,11 +30,6 @@ def toy_examples(
         split = "test" if i % 10 == 0 else ("val" if i % 10 == 1 else "train")
         examples.append(TrainExample(text=" ".join(words), label=label, split=split))
     return examples
-
-
-@pytest.fixture(scope="session")
-def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_backbone(tmp_path_factory.mktemp("tiny-bert"))
 
 
 # three toy items: two about the same key words, one about others

@@ -16,7 +16,6 @@ from lti_tool.models import LtiContext, LtiDeployment, LtiRegistration, LtiResou
 from lti import sessions
 from lti.views.launches import remember_locale
 from scoring_plugin.models import Item
-from tests.scoring.conftest import build_tiny_backbone
 from tests.scoring.factories import ItemFactory, UserFactory
 from workers import engine_host
 
@@ -133,11 +132,6 @@ def passback(monkeypatch):  # type: ignore[no-untyped-def]
         tasks.post_score, "apply_async", lambda args, **options: sent.append(args[0])
     )
     return sent
-
-
-@pytest.fixture(scope="session")
-def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_backbone(tmp_path_factory.mktemp("pages-backbone"))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Fixtures for the Django side: a tiny backbone, a trained item, API clients."""
+"""Fixtures for the Django side: a trained item, API clients (the tiny backbone: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,6 @@ from workers import engine_host
 # The ml_core tests' tiny BERT: its word vocabulary holds every word these answers use.
 WORDS = "tcp udp the a is and not of to in has no yes because data layer network".split()
 build_tiny_backbone = make_tiny_backbone
-
-
-@pytest.fixture(scope="session")
-def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tiny_backbone(tmp_path_factory.mktemp("tiny-backbone"))
 
 
 @pytest.fixture()
