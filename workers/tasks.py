@@ -442,8 +442,8 @@ def run_training(
     def should_stop() -> bool:
         return cancel_requested([version.pk])
 
-    baseline: float | None = None  # auto: the TF-IDF baseline's QWK on the same folds
     try:
+        # auto: with the TF-IDF baseline's QWK on the same folds when auto did not measure it
         artifact, baseline = _train_artifact(version, examples, out_dir, progress, should_stop)
         metrics: dict[str, object] = {**artifact.metrics, **stored_report(artifact.path)}
         if baseline is not None:
