@@ -15,7 +15,13 @@ from django.views.decorators.http import require_POST
 
 from scoring_plugin import audit, charts, importing, review
 from scoring_plugin.admin.forms import ImportForm
-from scoring_plugin.admin.reports import version_report
+from scoring_plugin.admin.reports import (
+    item_glance,
+    progress_bar,
+    qwk_summary,
+    version_report,
+    waiting_for_review,
+)
 from scoring_plugin.admin.shared import ModelPermissions, admin_actor, merge_page
 from scoring_plugin.models import AuditLog, Item, ModelVersion, Submission
 from scoring_plugin.services import ImportError_, import_item_bank, start_training
@@ -27,9 +33,17 @@ class ModelVersionInline(admin.TabularInline):
     model = ModelVersion
     extra = 0
     can_delete = False
-    fields = ["number", "kind", "status", "is_active", "metrics", "progress", "trained_at"]
+    fields = ["number", "kind", "status", "is_active", "quality", "training", "trained_at"]
     readonly_fields = fields
     show_change_link = True
+
+    @admin.display(description="quality")
+    def quality(self, version: ModelVersion) -> str:
+        return qwk_summary(version)
+
+    @admin.display(description="progress")
+    def training(self, version: ModelVersion) -> str:
+        return progress_bar(version)
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -37,7 +51,15 @@ class ModelVersionInline(admin.TabularInline):
 
 @admin.register(Item)
 class ItemAdmin(ModelPermissions, admin.ModelAdmin):
-    list_display = ["key", "language", "max_score", "answer_count", "active_model"]
+    list_display = [
+        "key",
+        "language",
+        "max_score",
+        "answer_count",
+        "active_model",
+        "active_quality",
+        "waiting",
+    ]
     list_filter = ["language"]
     search_fields = ["key", "prompt"]
     fields = [
@@ -77,6 +99,15 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
     def active_model(self, item: Item) -> str:
         version = item.active_version
         return version.label if version else "-"
+
+    @admin.display(description="active model quality")
+    def active_quality(self, item: Item) -> str:
+        version = item.active_version
+        return qwk_summary(version) if version else "-"
+
+    @admin.display(description="waiting for review")
+    def waiting(self, item: Item) -> int:
+        return waiting_for_review(item)
 
     def get_urls(self):  # type: ignore[no-untyped-def]
         custom = [
@@ -179,6 +210,7 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
         if item is not None:
             versions = list(item.model_versions.order_by("-number"))
             extra["version_reports"] = [version_report(v) for v in versions]
+            extra["glance"] = item_glance(item)
             extra["can_activate"] = self.has_activate_permission(request)
             extra["can_roll_back"] = (
                 extra["can_activate"] and audit.previously_active(item) is not None

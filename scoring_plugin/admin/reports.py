@@ -3,16 +3,121 @@ curve, agreement-versus-automation curve, merge results, and the progress poller
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
+from django.utils.html import format_html
 
 from ml_core.confidence import CURVE_KEY, CURVE_SOURCE_KEY, ECE_KEY
 from scoring_plugin import charts, review
-from scoring_plugin.models import ModelVersion
+from scoring_plugin.models import Item, ModelVersion, Submission
+
+METRIC_LABELS = (
+    ("qwk", "QWK"),
+    ("accuracy", "exact agreement (accuracy)"),
+    ("macro_f1", "macro F1"),
+    ("micro_f1", "micro F1"),
+    ("qwk_pooled", "QWK (all held-out answers pooled)"),
+    (ECE_KEY, "expected calibration error"),
+    ("auto_fraction_at_threshold", "answers posted without review"),
+    ("agreement_at_threshold", "agreement of the answers posted"),
+)
 
 
 def metric_text(version: ModelVersion, key: str) -> str:
     value = version.metrics.get(key) if isinstance(version.metrics, dict) else None
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+
+def _number(metrics: dict[str, object], key: str) -> float | None:
+    value = metrics.get(key)
+    return float(value) if isinstance(value, (int, float)) and value == value else None
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    label: str
+    value: str
+    interval: str  # "0.61 – 0.79" (95%, cross-validated) or ""
+
+
+def metric_rows(version: ModelVersion) -> list[MetricRow]:
+    """The version's metrics as table rows, each with its 95% cross-validated interval where the
+    training measured one (``<key>_ci_low`` / ``<key>_ci_high``)."""
+    metrics = version.metrics if isinstance(version.metrics, dict) else {}
+    rows = []
+    for key, label in METRIC_LABELS:
+        value = _number(metrics, key)
+        if value is None:
+            continue
+        low, high = _number(metrics, f"{key}_ci_low"), _number(metrics, f"{key}_ci_high")
+        interval = f"{low:.3f} – {high:.3f}" if low is not None and high is not None else ""
+        rows.append(MetricRow(label, f"{value:.3f}", interval))
+    return rows
+
+
+def metrics_source(version: ModelVersion) -> str:
+    """Where the figures come from, in words."""
+    metrics = version.metrics if isinstance(version.metrics, dict) else {}
+    folds = _number(metrics, "inner_folds")
+    if folds:
+        answers = _number(metrics, "n_train") or 0
+        return f"cross-validated: {int(folds)} folds over {int(answers)} training answers"
+    tested = _number(metrics, "n_test")
+    if tested:
+        return f"{int(tested)} held-out test answers"
+    return "not measured"
+
+
+def qwk_summary(version: ModelVersion) -> str:
+    """ "QWK 0.712 (95% CI 0.650 – 0.774)", or "QWK 0.712", or "not measured"."""
+    rows = {row.label: row for row in metric_rows(version)}
+    qwk = rows.get("QWK")
+    if qwk is None:
+        return "not measured"
+    return f"QWK {qwk.value}" + (f" (95% CI {qwk.interval})" if qwk.interval else "")
+
+
+def progress_bar(version: ModelVersion) -> str:
+    """Training progress as a bar with its percent and epoch (HTML)."""
+    progress = version.progress if isinstance(version.progress, dict) else {}
+    percent = progress.get("percent", 0.0)
+    percent = max(0.0, min(100.0, float(percent))) if isinstance(percent, (int, float)) else 0.0
+    if version.status not in (ModelVersion.Status.PENDING, ModelVersion.Status.TRAINING):
+        percent = 100.0 if version.status == ModelVersion.Status.READY else percent
+    epoch, epochs = progress.get("epoch"), progress.get("epochs")
+    detail = f", epoch {epoch} of {epochs}" if epoch is not None and epochs else ""
+    return format_html(
+        '<progress class="sb-progress-bar" max="100" value="{}" aria-label="training progress of '
+        '{}"></progress> <span class="sb-progress-label">{}%{} ({})</span>',
+        f"{percent:.0f}",
+        version.label,
+        f"{percent:.0f}",
+        detail,
+        version.get_status_display(),
+    )
+
+
+def waiting_for_review(item: Item) -> int:
+    """How many of the item's answers wait for a person: below the review threshold or flagged,
+    or the student asked for a review; not reviewed yet."""
+    answers = Submission.objects.filter(item=item, status=Submission.Status.SCORED)
+    below = review.ReviewFilter(needs_review=True, unreviewed=True).apply(answers)
+    asked = answers.filter(review_requested=True, reviewed_score__isnull=True)
+    return len(set(below.values_list("pk", flat=True)) | set(asked.values_list("pk", flat=True)))
+
+
+def item_glance(item: Item) -> dict[str, object]:
+    """The top of an item's page: how good its active model is, how many answers wait."""
+    version = item.active_version
+    return {
+        "version": version,
+        "qwk": qwk_summary(version) if version else "",
+        "source": metrics_source(version) if version else "",
+        "rows": metric_rows(version) if version else [],
+        "waiting": waiting_for_review(item),
+        "answers": Submission.objects.filter(item=item).count(),
+    }
 
 
 def confidence_report(version: ModelVersion) -> dict[str, object]:
@@ -57,6 +162,9 @@ def version_report(version: ModelVersion) -> dict[str, object]:
         "macro_f1": metric_text(version, "macro_f1"),
         "micro_f1": metric_text(version, "micro_f1"),
         "n_test": version.metrics.get("n_test", "-") if isinstance(version.metrics, dict) else "-",
+        "metric_rows": metric_rows(version),
+        "metrics_source": metrics_source(version),
+        "progress_bar": progress_bar(version),
         "confusion_svg": charts.confusion_svg(matrix, title=f"{version.label} confusion matrix")
         if matrix
         else "",

@@ -23,7 +23,13 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from scoring_plugin import admin_trust, audit, model_cards
-from scoring_plugin.admin.reports import merge_report, metric_text, progress_payload, version_report
+from scoring_plugin.admin.reports import (
+    merge_report,
+    metric_text,
+    progress_bar,
+    progress_payload,
+    version_report,
+)
 from scoring_plugin.admin.shared import ModelPermissions, admin_actor, merge_page
 from scoring_plugin.artifact_store import version_folder_or_none
 from scoring_plugin.models import ModelVersion
@@ -42,10 +48,9 @@ class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
         "backbone",
         "artifact_key",
         "artifact_hash",
-        "metrics",
         "review_threshold",
         "status",
-        "progress",
+        "training",
         "error",
         "note",
         "is_active",
@@ -54,6 +59,8 @@ class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
         "created_at",
         "trained_at",
     ]
+    # The metrics and progress JSON are shown for people (the report below, the bar), not edited.
+    exclude = ["metrics", "progress"]
     actions = ["activate", "cancel", "distill", "merge_gw", "archive"]
     list_select_related = ["item"]
     change_form_template = "admin/scoring_plugin/modelversion/change_form.html"
@@ -65,6 +72,10 @@ class ModelVersionAdmin(ModelPermissions, admin.ModelAdmin):
     @admin.display(description="accuracy")
     def accuracy(self, version: ModelVersion) -> str:
         return metric_text(version, "accuracy")
+
+    @admin.display(description="progress")
+    def training(self, version: ModelVersion) -> str:
+        return progress_bar(version)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # versions come from training, started on items
