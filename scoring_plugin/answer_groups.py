@@ -42,16 +42,20 @@ def answer_vectors(texts: Sequence[str], fit_on: Sequence[str] = ()) -> csr_matr
     return normalize(matrix)[: len(texts)]
 
 
-def group_indices(vectors: csr_matrix, max_distance: float = DEFAULT_DISTANCE) -> list[list[int]]:
-    """Indices of ``vectors`` grouped by average-linkage agglomerative clustering on cosine
-    distance, cut at ``max_distance``; largest groups first, then by first index."""
+def group_indices(
+    vectors: csr_matrix | np.ndarray, max_distance: float = DEFAULT_DISTANCE
+) -> list[list[int]]:
+    """Indices of ``vectors`` (unit rows, sparse or dense) grouped by average-linkage
+    agglomerative clustering on cosine distance, cut at ``max_distance``; largest groups first,
+    then by first index."""
     n = vectors.shape[0]
     if n == 0:
         return []
     if n == 1:
         return [[0]]
     # Condensed cosine distances of unit rows: 1 - dot product.
-    similarity = np.clip((vectors @ vectors.T).toarray(), -1.0, 1.0)
+    product = vectors @ vectors.T
+    similarity = np.clip(product.toarray() if hasattr(product, "toarray") else product, -1.0, 1.0)
     distances = 1.0 - similarity[np.triu_indices(n, k=1)]
     np.clip(distances, 0.0, 2.0, out=distances)
     labels = fcluster(linkage(distances, method="average"), t=max_distance, criterion="distance")
