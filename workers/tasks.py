@@ -48,6 +48,7 @@ from ml_core.training import (
     train_item,
 )
 from queueing.app import app
+from scoring_plugin.answer_groups import pack_vector
 from scoring_plugin.artifact_store import publish, version_folder
 from scoring_plugin.models import ModelVersion, Submission, review_threshold_for
 from scoring_plugin.signals import submission_finished
@@ -192,7 +193,7 @@ def _claim(rows: Sequence[Submission], claimed: set[str]) -> None:
 
 # What scoring writes on a submission.
 SCORED_FIELDS = (
-    "status", "score", "probabilities", "confidence", "truncated", "model_version",
+    "status", "score", "probabilities", "confidence", "truncated", "embedding", "model_version",
     "review_threshold", "error", "waiting_for", "scored_at",
 )  # fmt: skip
 
@@ -272,6 +273,7 @@ def _score_submissions(submission_ids: Sequence[str], claimed: set[str]) -> Batc
                 row.probabilities = list(result.probabilities)
                 row.confidence = result.confidence
                 row.truncated = result.truncated
+                row.embedding = pack_vector(result.vector)  # answer groups
                 row.model_version = version
                 row.review_threshold = review_threshold_for(version.item, version)  # decision log
                 row.error = ""
