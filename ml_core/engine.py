@@ -385,7 +385,13 @@ class ScoringEngine:
                 results[position] = (
                     error_result(key, error, item.version)
                     if out is None
-                    else _result(key, item, out, tokenized[index].truncated)
+                    else _result(
+                        key,
+                        item,
+                        out,
+                        tokenized[index].truncated,
+                        pooled[row] if pooled is not None else None,
+                    )
                 )
         for position, _, item in pending[:scored_rows]:
             if results[position] is None:  # tokenization failed
@@ -492,7 +498,13 @@ class ScoringEngine:
         return out
 
 
-def _result(item_key: str, item: _Item, probabilities: np.ndarray, truncated: bool) -> ScoreResult:
+def _result(
+    item_key: str,
+    item: _Item,
+    probabilities: np.ndarray,
+    truncated: bool,
+    vector: np.ndarray | None = None,
+) -> ScoreResult:
     per_criterion: dict[str, int] = {}
     per_probabilities: dict[str, tuple[float, ...]] = {}
     confidence = math.inf
@@ -512,4 +524,5 @@ def _result(item_key: str, item: _Item, probabilities: np.ndarray, truncated: bo
         truncated=truncated,
         criteria=per_criterion if multi else None,
         criteria_probabilities=per_probabilities if multi else None,
+        vector=np.array(vector, dtype=np.float32) if vector is not None else None,
     )

@@ -6,7 +6,7 @@ Plain dataclasses (no torch), so the ONNX-only distilled scorer uses them too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,9 @@ class ScoreResult:
     the criteria's probabilities concatenated in order, also per criterion in
     ``criteria_probabilities``); ``confidence`` is the top probability (the lowest over criteria).
     ``truncated`` says the answer was longer than the window and only its start was scored.
-    On bad input ``error`` is set and ``score`` is None.
+    On bad input ``error`` is set and ``score`` is None. ``vector`` is the answer's pooled
+    backbone vector where the scorer computed one (``float32 [hidden]``; ``None`` otherwise):
+    answers of one item and model version can be compared by it (answer groups).
     """
 
     item_key: str
@@ -38,6 +40,8 @@ class ScoreResult:
     error: str | None = None
     criteria: Mapping[str, int] | None = None
     criteria_probabilities: Mapping[str, tuple[float, ...]] | None = None
+    # an array (no numpy import here): not compared, not shown in repr
+    vector: object | None = field(default=None, compare=False, repr=False)
 
 
 def error_result(item_key: str, error: str, version: str = "") -> ScoreResult:

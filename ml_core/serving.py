@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -555,6 +555,16 @@ class ServingSet:
                 positions, reader.score_embedded(own, part, rows), strict=True
             ):
                 results[position] = result
+            if part is not None:  # the plain backbone vector each answer was scored from
+                for j, row in enumerate(rows):
+                    position = positions[row]
+                    found = results[position]
+                    if (
+                        found is not None
+                        and found.error is None
+                        and np.isfinite(part.vectors[j]).all()
+                    ):
+                        results[position] = replace(found, vector=part.vectors[j].copy())
         done = {id(reader) for reader, _, _, _ in readers} | {id(engine)}
         for key, (scorer, positions) in groups.items():
             if key in done:

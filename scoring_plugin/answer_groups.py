@@ -1,11 +1,14 @@
 """Answer groups: an item's answers grouped by how alike they are, so an instructor can score a
 group in one action, and the human-scored answers most like a given one ("scored like these").
 
-Vectors: TF-IDF of word 1-2-grams and character 3-5-grams (within word boundaries), L2
-normalised. The encoder's vectors live in the scoring workers (``workers.engine_host``); loading
-a backbone into every web process for a review page would cost seconds and hundreds of MB per
-process, while TF-IDF fits 1,000 answers in milliseconds, needs no model, and groups exact and
-near copies (the groups that save most clicks) just as well. ADR 0012 records the choice.
+Vectors: the encoder's. The scoring worker stores, per answer, the pooled backbone vector the
+model scored (``pack_vector``: L2-normalised float16, 768 bytes for MiniLM); answers scored by
+the same model version are grouped by them, read back from the database, no model in the web
+process. Answers without a stored vector (scored before vectors were kept, by a kind that
+computes none such as a distilled student, or by another version) fall back to TF-IDF of word
+1-2-grams and character 3-5-grams, grouped among themselves. On SAF the encoder's groups agree
+better with the human scores than TF-IDF's at the same number of groups
+(``benchmarks/grouping.py --compare``; ADR 0012).
 
 Grouping: agglomerative clustering, average linkage on cosine distance, cut at a distance
 threshold. No number of groups to guess, deterministic, and for n answers it needs n² distances:
@@ -14,6 +17,7 @@ threshold. No number of groups to guess, deterministic, and for n answers it nee
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -24,8 +28,31 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
 DEFAULT_DISTANCE = 0.6
-"""Cosine distance at which groups stop merging: answers of one group share most of their
-words and word pieces; rephrasings with other words stay apart."""
+"""TF-IDF: cosine distance at which groups stop merging: answers of one group share most of
+their words and word pieces; rephrasings with other words stay apart."""
+ENCODER_DISTANCE = 0.15
+"""Encoder vectors: cosine distance at which groups stop merging. Sentence vectors of answers
+to one question are all close (SAF saf-de-1: half the pairs under 0.50 apart); 0.15 keeps a
+group to answers that say the same thing (purity 0.86 against the human scores there)."""
+
+
+def pack_vector(vector: object) -> bytes | None:
+    """A pooled vector as stored on a submission: L2-normalised float16 bytes (None if the
+    vector is missing, empty, not finite or zero)."""
+    if vector is None:
+        return None
+    array = np.asarray(vector, dtype=np.float32).ravel()
+    norm = float(np.linalg.norm(array)) if array.size else 0.0
+    if not np.isfinite(array).all() or norm == 0.0:
+        return None
+    return (array / norm).astype(np.float16).tobytes()
+
+
+def unpack_vector(data: bytes | memoryview | None) -> np.ndarray | None:
+    """A stored vector as float32 (None for none)."""
+    if not data:
+        return None
+    return np.frombuffer(bytes(data), dtype=np.float16).astype(np.float32)
 
 
 def answer_vectors(texts: Sequence[str], fit_on: Sequence[str] = ()) -> csr_matrix:
@@ -42,16 +69,20 @@ def answer_vectors(texts: Sequence[str], fit_on: Sequence[str] = ()) -> csr_matr
     return normalize(matrix)[: len(texts)]
 
 
-def group_indices(vectors: csr_matrix, max_distance: float = DEFAULT_DISTANCE) -> list[list[int]]:
-    """Indices of ``vectors`` grouped by average-linkage agglomerative clustering on cosine
-    distance, cut at ``max_distance``; largest groups first, then by first index."""
+def group_indices(
+    vectors: csr_matrix | np.ndarray, max_distance: float = DEFAULT_DISTANCE
+) -> list[list[int]]:
+    """Indices of ``vectors`` (unit rows, sparse or dense) grouped by average-linkage
+    agglomerative clustering on cosine distance, cut at ``max_distance``; largest groups first,
+    then by first index."""
     n = vectors.shape[0]
     if n == 0:
         return []
     if n == 1:
         return [[0]]
     # Condensed cosine distances of unit rows: 1 - dot product.
-    similarity = np.clip((vectors @ vectors.T).toarray(), -1.0, 1.0)
+    product = vectors @ vectors.T
+    similarity = np.clip(product.toarray() if hasattr(product, "toarray") else product, -1.0, 1.0)
     distances = 1.0 - similarity[np.triu_indices(n, k=1)]
     np.clip(distances, 0.0, 2.0, out=distances)
     labels = fcluster(linkage(distances, method="average"), t=max_distance, criterion="distance")
@@ -68,6 +99,9 @@ class Member:
     score: int | None
     confidence: float | None
     final_score: int | None = None
+    vector: bytes | memoryview | None = None
+    space: str = ""
+    """What the vector is comparable within (the model version that computed it)."""
 
 
 @dataclass
@@ -104,14 +138,51 @@ class AnswerGroup:
         return min(values) if values else 1.0
 
 
+def _encoder_members(members: Sequence[Member]) -> tuple[list[int], np.ndarray | None]:
+    """Indices of the members grouped by encoder vector (those of the most common vector space
+    with a stored vector of the common length) and their vectors."""
+    unpacked = [unpack_vector(m.vector) for m in members]
+    spaces = Counter(
+        (m.space, v.shape[0]) for m, v in zip(members, unpacked, strict=True) if v is not None
+    )
+    if not spaces:
+        return [], None
+    space, size = spaces.most_common(1)[0][0]
+    chosen = [
+        i
+        for i, (m, v) in enumerate(zip(members, unpacked, strict=True))
+        if v is not None and m.space == space and v.shape[0] == size
+    ]
+    return chosen, np.stack([unpacked[i] for i in chosen])  # type: ignore[misc]
+
+
+def group_members(
+    members: Sequence[Member],
+    max_distance: float = DEFAULT_DISTANCE,
+    encoder_distance: float = ENCODER_DISTANCE,
+) -> list[list[int]]:
+    """Indices of ``members`` in groups: by encoder vector where stored (one vector space),
+    the rest by TF-IDF of their text."""
+    with_vectors, vectors = _encoder_members(members)
+    rest = sorted(set(range(len(members))) - set(with_vectors))
+    groups: list[list[int]] = []
+    if vectors is not None and len(with_vectors) > 1:
+        groups += [[with_vectors[i] for i in g] for g in group_indices(vectors, encoder_distance)]
+    elif with_vectors:
+        rest = sorted(rest + with_vectors)
+    if rest:
+        texts = answer_vectors([members[i].text for i in rest])
+        groups += [[rest[i] for i in g] for g in group_indices(texts, max_distance)]
+    return groups
+
+
 def build_groups(
     members: Sequence[Member], max_distance: float = DEFAULT_DISTANCE
 ) -> list[AnswerGroup]:
-    """``members`` grouped by their text; groups with the least confident member first, each
-    group's members least confident first."""
-    vectors = answer_vectors([m.text for m in members])
+    """``members`` grouped (:func:`group_members`); groups with the least confident member
+    first, each group's members least confident first."""
     groups = []
-    for indices in group_indices(vectors, max_distance):
+    for indices in group_members(members, max_distance):
         chosen = sorted(
             (members[i] for i in indices),
             key=lambda m: (m.confidence if m.confidence is not None else 1.0, m.key),

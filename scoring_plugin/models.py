@@ -362,6 +362,13 @@ class Submission(models.Model):
     truncated = models.BooleanField(
         default=False, help_text="The answer was longer than the model reads; its end was cut."
     )
+    embedding = models.BinaryField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The pooled backbone vector the model scored (L2-normalised float16) for "
+        "answer groups; comparable between answers scored by the same model version.",
+    )
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="submissions"
     )

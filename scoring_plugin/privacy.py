@@ -359,6 +359,7 @@ def erase(records: StudentRecords, actor: str, *, mode: str = "erase") -> Erasur
         else:
             Submission.objects.filter(pk__in=submission_ids).update(
                 text=ERASED_TEXT,
+                embedding=None,  # derived from the text
                 review_comment="",
                 client_reference=pseudonym,
                 submitted_by=None,

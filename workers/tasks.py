@@ -50,6 +50,7 @@ from ml_core.training import (
 )
 from queueing import catalog
 from queueing.tasks import task
+from scoring_plugin.answer_groups import pack_vector
 from scoring_plugin.artifact_store import publish, version_folder
 from scoring_plugin.models import (
     ModelVersion,
@@ -200,7 +201,7 @@ def _claim(rows: Sequence[Submission], claimed: set[str]) -> None:
 
 # What scoring writes on a submission.
 SCORED_FIELDS = (
-    "status", "score", "probabilities", "confidence", "truncated", "model_version",
+    "status", "score", "probabilities", "confidence", "truncated", "embedding", "model_version",
     "review_threshold", "error", "waiting_for", "scored_at",
 )  # fmt: skip
 
@@ -319,6 +320,7 @@ def _set_score(row: Submission, result: ScoreResult, version: ModelVersion, now:
     row.probabilities = list(result.probabilities)
     row.confidence = result.confidence
     row.truncated = result.truncated
+    row.embedding = pack_vector(result.vector)  # answer groups
     row.model_version = version
     row.review_threshold = review_threshold_for(version.item, version)  # decision log
     row.error = ""

@@ -258,6 +258,8 @@ def review_groups(request: HttpRequest, session: sessions.LaunchSession) -> Http
                     score=link.submission.score,
                     confidence=link.submission.confidence,
                     final_score=link.submission.final_score,
+                    vector=link.submission.embedding,
+                    space=str(link.submission.model_version_id or ""),
                 )
                 for key, link in links_by_id.items()
             ]

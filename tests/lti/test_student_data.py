@@ -216,6 +216,7 @@ def test_pseudonymising_keeps_scores_but_nothing_identifying(
     student_with_history, platform, settings
 ) -> None:
     ids = student_with_history["ids"]
+    Submission.objects.filter(pk__in=ids).update(embedding=b"\x00\x3c\x00\x00")  # a vector
     out = io.StringIO()
     call_command("student_data", "erase", "--lms-user", SUB, "--mode", "pseudonymise", stdout=out)
     assert json.loads(out.getvalue())["counts"]["answers"] == 2
@@ -224,6 +225,7 @@ def test_pseudonymising_keeps_scores_but_nothing_identifying(
     assert file_hits(Path(settings.ARTIFACTS_DIR), identifying_values()) == []
     kept = {str(s.pk): s for s in Submission.objects.filter(pk__in=ids)}
     assert [kept[pk].score for pk in ids] == [1, 1]
+    assert [kept[pk].embedding for pk in ids] == [None, None]  # derived from the text
     assert kept[ids[1]].reviewed_score == 3 and kept[ids[1]].review_comment == ""
     assert LtiSubmission.objects.get(pk=ids[1]).final_score == 3
     assert not ScoredAnswer.objects.filter(response_key__in=[f"review:{pk}" for pk in ids])

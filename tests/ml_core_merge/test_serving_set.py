@@ -174,6 +174,14 @@ def test_a_mixed_batch_of_every_kind_is_scored_in_one_call_each_item_by_its_own_
     results = served.score(requests)
     for got, want in zip(results, expected, strict=False):
         _same(got, want)
+    # the vector each answer was scored from comes back where the backbone ran (answer groups)
+    for request, got in zip(requests[:-2], results, strict=False):
+        if request.item_key in ("h", "l", "au"):
+            assert got.vector is not None and got.vector.shape == (engine.hidden_size,)
+        if request.item_key == "au":
+            assert np.allclose(got.vector, engine.embed([request.text])[0], atol=1e-4)
+        if request.item_key in ("d", "al", "q-a", "q-b", "q-c"):
+            assert got.vector is None
     assert results[-2].error == "empty answer" and results[-2].model_version == "au@v3"
     assert results[-1].error and results[-1].score is None
     engine_rows = sum(1 for k in keys if k in ("h", "l"))

@@ -114,7 +114,7 @@ def test_preview_names_every_bad_row(staff_client) -> None:
 
 
 def test_upload_must_be_a_small_csv(staff_client, monkeypatch) -> None:
-    from scoring_plugin import admin as scoring_admin
+    from scoring_plugin.admin import forms as scoring_admin
 
     wrong_type = staff_client.post(
         IMPORT_URL, {"items_file": upload("items.xlsx", ITEMS_CSV, "application/zip")}
