@@ -27,7 +27,7 @@ from ml_core.subgroups import (
     results_by_length_band,
     wilson_interval,
 )
-from scoring_plugin.artifact_store import version_folder_or_none
+from scoring_plugin.artifact_store import publish_documents, version_folder_or_none
 from scoring_plugin.models import ModelVersion
 
 INTENDED_USE = (
@@ -49,7 +49,6 @@ LIMITS = [
 ]
 LENGTH_BANDS = [(0, 10, "1-10 words"), (10, 30, "11-30 words"), (30, 10**9, "over 30 words")]
 AUTOMATION_THRESHOLDS = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
-CARD_FILES = ("model_card.json", "model_card.md")
 
 
 def _manifest(version: ModelVersion) -> dict[str, object]:
@@ -467,11 +466,28 @@ def card_markdown(card: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def write_card_files(version: ModelVersion, folder: Path) -> list[Path]:
-    """Write ``model_card.json`` and ``model_card.md`` into ``folder``."""
+def card_file_names(version: ModelVersion) -> tuple[str, str]:
+    """``model_card.json``/``.md``; ``model_card.<item>.json``/``.md`` when several versions
+    share the artifact (a merged group), so each keeps its own card beside it."""
+    shared = (
+        ModelVersion.objects.filter(artifact_key=version.artifact_key)
+        .exclude(pk=version.pk)
+        .exists()
+    )
+    stem = f"model_card.{version.item.key}" if shared else "model_card"
+    return f"{stem}.json", f"{stem}.md"
+
+
+def store_card_files(version: ModelVersion) -> list[str]:
+    """Store the card as JSON and Markdown beside the version's artifact in the artifact store
+    (a local folder or S3), where it travels with the model; returns the file names."""
     card = build_card(version)
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = (folder / name for name in CARD_FILES)
-    json_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    md_path.write_text(card_markdown(card))
-    return [json_path, md_path]
+    json_name, md_name = card_file_names(version)
+    publish_documents(
+        version,
+        {
+            json_name: (json.dumps(card, indent=2, sort_keys=True) + "\n").encode(),
+            md_name: card_markdown(card).encode(),
+        },
+    )
+    return [json_name, md_name]

@@ -44,6 +44,7 @@ from ml_core.metrics import confusion_matrix
 from scoring_plugin.artifact_store import publish, version_folder
 from scoring_plugin.models import ModelVersion
 from scoring_plugin.services import MergeOptions, training_examples
+from workers import trust_hooks
 from workers.tasks import _claim_for_training, cancel_requested, set_progress
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,8 @@ def run_merge(version_ids: Sequence[int], options: MergeOptions) -> str:
         ).update(status=ModelVersion.Status.FAILED, error=f"merge failed: {exc}"[:2000])
         shutil.rmtree(job_dir, ignore_errors=True)
         return "failed"
+    for pk in sorted(ids):  # every merged version gets a gaming check and a model card
+        trust_hooks.after_training(pk)
     return "ready"
 
 

@@ -686,7 +686,9 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
         held = engine_host.engine_if_loaded()
         if teacher_key and held is not None and teacher_key in held.loaded():
             held.remove_item(teacher_key)
-    return _finish_ready(version, artifact.path, artifact.metrics, activate=activate)
+    outcome = _finish_ready(version, artifact.path, artifact.metrics, activate=activate)
+    trust_hooks.after_training(version.pk)  # gaming check + model card (issue 18)
+    return outcome
 
 
 @shared_task(name="workers.tasks.sweep_stuck_submissions")
