@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -31,8 +32,17 @@ from urllib.parse import urlparse
 logger = logging.getLogger(__name__)
 
 HASH_PREFIX = "sha256:"
-# Written beside the model after its hash is taken (documentation, never loaded).
+# Written beside the model after its hash is taken (documentation, never loaded): the model
+# card, or one card per item (``model_card.<item>.json``) in a folder several versions share.
 UNHASHED_FILES = frozenset({"model_card.json", "model_card.md"})
+_DOCUMENT = re.compile(r"^model_card(\.[A-Za-z0-9][A-Za-z0-9._-]*)?\.(json|md)$")
+
+
+def is_document(name: str) -> bool:
+    """Whether a file name is a document stored beside an artifact (not part of its hash)."""
+    return name in UNHASHED_FILES or bool(_DOCUMENT.match(name))
+
+
 _CHUNK = 1 << 20
 
 
@@ -44,7 +54,7 @@ def artifact_files(folder: Path) -> list[str]:
     """The folder's hashed files as sorted POSIX paths relative to it."""
     names = []
     for path in folder.rglob("*"):
-        if path.is_file() and path.name not in UNHASHED_FILES:
+        if path.is_file() and not is_document(path.name):
             names.append(path.relative_to(folder).as_posix())
     return sorted(names)
 
@@ -99,6 +109,17 @@ class ArtifactStore(Protocol):
     def evict_except(self, keep: Iterable[str]) -> int:
         """Drop local copies whose hash is not in ``keep``; returns how many."""
         ...
+
+    def put_documents(self, key: str, files: Mapping[str, bytes]) -> None:
+        """Store documents (``is_document`` names: model cards) beside the artifact under
+        ``key``, where they travel with it; its hash does not change."""
+        ...
+
+
+def _check_documents(files: Mapping[str, bytes]) -> None:
+    wrong = [name for name in files if not is_document(name)]
+    if wrong:
+        raise ArtifactStoreError(f"{wrong[0]!r} is not a document name (model_card[.<item>].md)")
 
 
 @dataclass
@@ -156,6 +177,14 @@ class LocalFolderStore:
     def evict_except(self, keep: Iterable[str]) -> int:
         return 0  # the folders are the store itself, not a cache
 
+    def put_documents(self, key: str, files: Mapping[str, bytes]) -> None:
+        _check_documents(files)
+        folder = self.root / check_key(key)
+        if not folder.is_dir():
+            raise ArtifactStoreError(f"artifact {key!r} is not in {self.root}")
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+
 
 @dataclass(frozen=True)
 class S3Location:
@@ -206,6 +235,21 @@ class S3Store:
                 str(local_dir / name), self.location.bucket, self.location.object_key(key, name)
             )
         return key, manifest_hash(manifest)
+
+    def put_documents(self, key: str, files: Mapping[str, bytes]) -> None:
+        """Uploaded beside the artifact's objects, and written into the local copies this
+        machine holds (the training folder, verified cache folders of ``key``)."""
+        _check_documents(files)
+        key = check_key(key)
+        local = [self.root / key] if self.root is not None else []
+        local += [f for (k, _), f in self._verified.folders.items() if k == key]
+        for name, data in files.items():
+            self.client.put_object(  # type: ignore[attr-defined]
+                Bucket=self.location.bucket, Key=self.location.object_key(key, name), Body=data
+            )
+            for folder in local:
+                if folder.is_dir():
+                    (folder / name).write_bytes(data)
 
     def _cached(self, content_hash: str) -> Path:
         digest = content_hash.removeprefix(HASH_PREFIX)

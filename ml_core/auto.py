@@ -581,6 +581,15 @@ def _train_auto(
         },
         "metrics": metrics,
         "agreement_curve": curve,
+        # per training answer, in the order of ``examples`` (reference answers left out): the
+        # out-of-fold score and confidence and the answer's word count, never its text, for
+        # results per answer-length band and per imported group column (model cards)
+        "out_of_fold": {
+            "scores": labels[: len(examples)].tolist(),
+            "predicted": decoded[: len(examples)].tolist(),
+            "confidence": [round(float(c), 4) for c in confidence[: len(examples)]],
+            "words": [len(e.text.split()) for e in examples],
+        },
         # calibrated probabilities and scores of the first training answers as trained (dual
         # form, float64): AutoModel.self_check() recomputes them from the stored weights
         "self_check": {

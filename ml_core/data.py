@@ -5,7 +5,9 @@ Two CSV files (see ``shared/datasets/README.md`` of the project's data folder):
 * ``items.csv``: ``item_id, language, prompt, reference_answer, max_score``, and optionally
   ``title`` (what students see as the heading) and ``feedback_0``, ``feedback_1``, ... (the
   text a student reads with score 0, 1, ...; at most ``max_score``)
-* ``responses.csv``: ``item_id, response_id, text, score, split``
+* ``responses.csv``: ``item_id, response_id, text, score, split``, and optionally group columns
+  ``group:<name>`` (for example ``group:school``, ``group:gender``: a value per answer, blank when
+  unknown) that model cards report results by
 
 Every problem is reported as a :class:`DataFormatError` naming the 1-based data row (the header
 is row 1, so the first answer is row 2) and the column, so an admin can fix the file. Readers
@@ -18,7 +20,7 @@ import csv
 import io
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -33,6 +35,10 @@ MAX_ID_CHARS = 200
 MAX_TITLE_CHARS = 200
 MAX_FEEDBACK_CHARS = 2000
 FEEDBACK_COLUMN = re.compile(r"^feedback_(\d+)$")
+GROUP_PREFIX = "group:"
+GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+MAX_GROUP_COLUMNS = 10
+MAX_GROUP_VALUE_CHARS = 100
 ITEM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 """Item ids are slugs: they name folders and URL segments, so no '/', spaces or other marks."""
 
@@ -77,6 +83,8 @@ class ResponseRecord:
     text: str
     score: int
     split: str
+    groups: tuple[tuple[str, str], ...] = ()
+    """(group name, value) from the ``group:<name>`` columns; blank values are left out."""
 
 
 Source = str | Path | bytes | IO[str]
@@ -233,6 +241,39 @@ def read_items_csv(source: Source) -> list[ItemRecord]:
     return items
 
 
+def _group_columns(columns: Iterable[str]) -> list[str]:
+    """The ``group:<name>`` columns of a header, checked (a bad name is a header error)."""
+    found = [c for c in columns if c.startswith(GROUP_PREFIX)]
+    for column in found:
+        if not GROUP_NAME.match(column[len(GROUP_PREFIX) :]):
+            raise DataFormatError(
+                "a group column is named group:<name>, the name 1-40 letters, digits, "
+                "'.', '_' or '-'",
+                row=1,
+                column=column,
+            )
+    if len(found) > MAX_GROUP_COLUMNS:
+        raise DataFormatError(
+            f"at most {MAX_GROUP_COLUMNS} group columns", row=1, column=found[MAX_GROUP_COLUMNS]
+        )
+    return found
+
+
+def _group_values(
+    rec: Mapping[str, str], columns: Sequence[str], row: int
+) -> tuple[tuple[str, str], ...]:
+    values = []
+    for column in columns:
+        value = rec[column].strip()
+        if len(value) > MAX_GROUP_VALUE_CHARS:
+            raise DataFormatError(
+                f"longer than {MAX_GROUP_VALUE_CHARS} characters", row=row, column=column
+            )
+        if value:
+            values.append((column[len(GROUP_PREFIX) :], value))
+    return tuple(values)
+
+
 def read_responses_csv(
     source: Source, items: Mapping[str, ItemRecord] | None = None
 ) -> list[ResponseRecord]:
@@ -243,7 +284,10 @@ def read_responses_csv(
     """
     responses: list[ResponseRecord] = []
     seen: dict[str, int] = {}
+    groups: list[str] | None = None
     for row, rec in _rows(source, RESPONSE_COLUMNS):
+        if groups is None:
+            groups = _group_columns(rec)
         item_id = _required(rec["item_id"], row, "item_id", MAX_ID_CHARS)
         high = MAX_SCORE_LIMIT
         if items is not None:
@@ -276,6 +320,7 @@ def read_responses_csv(
                 text=text,
                 score=_integer(rec["score"], row, "score", 0, high),
                 split=split,
+                groups=_group_values(rec, groups, row),
             )
         )
     if not responses:

@@ -76,6 +76,13 @@ def publish(local_dir: Path) -> tuple[str, str]:
     return store().put_folder(Path(local_dir))
 
 
+def publish_documents(version: ModelVersion, files: dict[str, bytes]) -> None:
+    """Store documents (the model card) beside the version's artifact, in whichever store."""
+    if not version.artifact_key:
+        raise ArtifactStoreError(f"{version} has no artifact")
+    store().put_documents(version.artifact_key, files)
+
+
 def version_folder(version: ModelVersion) -> Path:
     """The version's artifact as a verified local folder (fetched and cached when remote)."""
     if not version.artifact_key:

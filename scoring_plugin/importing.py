@@ -118,8 +118,8 @@ def _row_errors(file: str, data: bytes, check: object) -> list[RowError]:
             check(buffer.getvalue().encode())  # type: ignore[operator]
         except ImportError_ as exc:
             error = exc.error
-            if error.row is None:  # a header problem: one message for the file
-                return [RowError(file, None, error.column, error.reason)]
+            if error.row in (None, 1):  # a header problem: one message for the file
+                return [RowError(file, error.row, error.column, error.reason)]
             errors.append(RowError(file, index, error.column, error.reason))
             if len(errors) >= MAX_ROW_ERRORS:
                 break

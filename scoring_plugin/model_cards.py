@@ -1,9 +1,10 @@
 """A model card per model version (issue 18), as JSON and Markdown.
 
-Built from what is stored: the version's metrics (test split; a cross-validated evaluation when
-the training stored one), its artifact manifest (training configuration, backbone fingerprint),
+Built from what is stored: the version's metrics (the cross-validated evaluation of ``auto``
+versions, a held-out test split otherwise), its artifact manifest (training configuration, backbone fingerprint),
 the item's training data counts (per score, per who scored them), the gaming check stored by the
-training hook, and the instructors' reviews of answers this version scored (agreement, the
+training hook, results per answer-length band and per imported group column (measured at
+training on answers the model was not trained on), and the instructors' reviews of answers this version scored (agreement, the
 agreement-versus-automation curve, calibration, results per answer-length band). Counts and
 rates only: a card never holds an answer's text, so it survives erasure and retention purges.
 """
@@ -11,13 +12,22 @@ rates only: a card never holds an answer's text, so it survives erasure and rete
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from pathlib import Path
 
+from ml_core.confidence import CURVE_KEY, CURVE_SOURCE_KEY, ECE_KEY, REVIEW_THRESHOLD_KEY
 from ml_core.gaming import attack_row
 from ml_core.metrics import accuracy, quadratic_weighted_kappa
-from scoring_plugin.artifact_store import version_folder_or_none
+from ml_core.subgroups import (
+    GROUPS_KEY,
+    LENGTH_BANDS_KEY,
+    MIN_GROUP_ANSWERS,
+    OUT_OF_FOLD_KEY,
+    SUBGROUP_SOURCE_KEY,
+    results_by_length_band,
+    wilson_interval,
+)
+from scoring_plugin.artifact_store import publish_documents, version_folder_or_none
 from scoring_plugin.models import ModelVersion
 
 INTENDED_USE = (
@@ -30,25 +40,15 @@ LIMITS = [
     "Trained for one item: it does not score other questions, even similar ones.",
     "Learned from the scored answers counted below: answers unlike them (another language, "
     "unusual length or style, new correct ideas) are scored less reliably.",
-    "Accuracy figures come from a held-out split of that data; on a small item they carry "
-    "wide intervals (shown).",
+    "Accuracy figures come from that data (cross-validated, or a held-out split); on a small "
+    "item they carry wide intervals (shown), and they say nothing about answers unlike it.",
+    f"Results per group or length band are not shown for fewer than {MIN_GROUP_ANSWERS} "
+    "answers; a group's figures describe the answers imported for it, not every student in it.",
     "It reads only the beginning of a long answer (the backbone's window).",
     "It must not be the only basis of a high-stakes decision about a student.",
 ]
 LENGTH_BANDS = [(0, 10, "1-10 words"), (10, 30, "11-30 words"), (30, 10**9, "over 30 words")]
 AUTOMATION_THRESHOLDS = [0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
-CARD_FILES = ("model_card.json", "model_card.md")
-
-
-def wilson_interval(successes: float, n: float, z: float = 1.96) -> list[float] | None:
-    """95% Wilson score interval of a proportion."""
-    if n <= 0:
-        return None
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
 
 
 def _manifest(version: ModelVersion) -> dict[str, object]:
@@ -60,14 +60,14 @@ def _manifest(version: ModelVersion) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-def _evaluation(metrics: dict[str, object]) -> dict[str, object]:
-    def num(key: str) -> float | None:
-        value = metrics.get(key)
-        return float(value) if isinstance(value, (int, float)) else None
+def _num(metrics: dict[str, object], key: str) -> float | None:
+    value = metrics.get(key)
+    return float(value) if isinstance(value, (int, float)) else None
 
-    n_test = num("n_test")
-    acc = num("accuracy")
-    cv = {k: v for k, v in metrics.items() if k.startswith("cv_") or k.endswith("_ci95")}
+
+def _evaluation(version: ModelVersion, metrics: dict[str, object]) -> dict[str, object]:
+    """Accuracy as training measured it: the cross-validated out-of-fold figures of an ``auto``
+    version (QWK interval over the inner folds), else the held-out test split's."""
     per_score: dict[str, float | None] = {}
     confusion = metrics.get("confusion")
     if isinstance(confusion, list):
@@ -75,17 +75,83 @@ def _evaluation(metrics: dict[str, object]) -> dict[str, object]:
             if isinstance(row, list) and row:
                 total = sum(row)
                 per_score[str(score)] = round(row[score] / total, 4) if total else None
+    acc = _num(metrics, "accuracy")
+    low, high = _num(metrics, "qwk_ci_low"), _num(metrics, "qwk_ci_high")
+    cross_validated = version.kind == ModelVersion.Kind.AUTO and _num(metrics, "n_train")
+    if cross_validated:
+        n = _num(metrics, "n_train")
+        folds = _num(metrics, "inner_folds")
+        source = f"cross-validation ({int(folds or 0)} folds, out-of-fold predictions)"
+    else:
+        n = _num(metrics, "n_test")
+        source = (
+            "cross-validation"
+            if any(k.startswith("cv_") for k in metrics)
+            else ("held-out test split")
+        )
+    cv = {k: v for k, v in metrics.items() if k.startswith("cv_") or k.endswith("_ci95")}
     return {
-        "source": "cross-validation" if cv else "held-out test split",
-        "n_test": int(n_test) if n_test is not None else None,
-        "qwk": num("qwk"),
+        "source": source,
+        "n_test": int(n) if n is not None else None,
+        "qwk": _num(metrics, "qwk"),
+        "qwk_ci95": [round(low, 4), round(high, 4)]
+        if low is not None and high is not None
+        else None,
         "accuracy": acc,
         "accuracy_ci95": cv.get("accuracy_ci95")
-        or (wilson_interval(acc * n_test, n_test) if acc is not None and n_test else None),
-        "macro_f1": num("macro_f1"),
-        "micro_f1": num("micro_f1"),
+        or (wilson_interval(acc * n, n) if acc is not None and n else None),
+        "macro_f1": _num(metrics, "macro_f1"),
+        "micro_f1": _num(metrics, "micro_f1"),
         "recall_per_score": per_score,
         "cross_validation": cv or None,
+    }
+
+
+def _calibration(metrics: dict[str, object]) -> dict[str, object] | None:
+    """ECE and the agreement-versus-automation curve measured at training, when stored."""
+    curve = metrics.get(CURVE_KEY)
+    if not isinstance(curve, list) or not curve:
+        return None
+    return {
+        "source": metrics.get(CURVE_SOURCE_KEY),
+        "ece": _num(metrics, ECE_KEY),
+        "review_threshold": _num(metrics, REVIEW_THRESHOLD_KEY),
+        "agreement_vs_automation": [
+            {
+                "threshold": p.get("threshold"),
+                "automated_share": p.get("auto_fraction"),
+                "agreement": p.get("agreement"),
+            }
+            for p in curve
+            if isinstance(p, dict)
+        ],
+    }
+
+
+def _subgroups(
+    version: ModelVersion, metrics: dict[str, object], manifest: dict[str, object]
+) -> dict[str, object]:
+    """Results per answer-length band and per imported group column, measured at training;
+    bands of an ``auto`` version trained before they were stored come from its manifest."""
+    bands = metrics.get(LENGTH_BANDS_KEY)
+    source = metrics.get(SUBGROUP_SOURCE_KEY)
+    oof = manifest.get(OUT_OF_FOLD_KEY)
+    if not isinstance(bands, list) and isinstance(oof, dict):
+        try:
+            bands = results_by_length_band(
+                [int(w) for w in oof["words"]],
+                [int(v) for v in oof["scores"]],
+                [int(v) for v in oof["predicted"]],
+                version.item.max_score + 1,
+            )
+            source = "out-of-fold answers of the cross-validation"
+        except (KeyError, TypeError, ValueError):
+            bands = None
+    groups = metrics.get(GROUPS_KEY)
+    return {
+        "source": source,
+        "by_length_band": bands if isinstance(bands, list) else None,
+        "by_group": groups if isinstance(groups, dict) else None,
     }
 
 
@@ -158,6 +224,7 @@ def build_card(version: ModelVersion) -> dict[str, object]:
     answers = item.scored_answers.values_list("score", "source")
     by_score = Counter(str(score) for score, _ in answers)
     by_source = Counter(source for _, source in answers)
+    evaluation = _evaluation(version, metrics)
     return {
         "model_version": version.label,
         "item": item.key,
@@ -180,8 +247,16 @@ def build_card(version: ModelVersion) -> dict[str, object]:
             "scored_by": dict(sorted(by_source.items())),
             "splits": manifest.get("split_sizes"),
         },
-        "evaluation": _evaluation(metrics),
-        "by_language": {item.language: {"accuracy": metrics.get("accuracy")}},
+        "evaluation": evaluation,
+        "calibration": _calibration(metrics),
+        "by_language": {
+            item.language: {
+                "answers": evaluation["n_test"],
+                "accuracy": evaluation["accuracy"],
+                "qwk": evaluation["qwk"],
+            }
+        },
+        "subgroups": _subgroups(version, metrics, manifest),
         "instructor_reviews": _reviews(version),
         "gaming_check": metrics.get("gaming"),
         "training_config": {
@@ -198,6 +273,78 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     return str(value)
+
+
+def _subgroup_rows(rows: list[dict[str, object]]) -> list[str]:
+    return [
+        f"| {r['value']} | {r['answers']} | "
+        + (
+            f"{_fmt(r.get('accuracy'))} ({_fmt(r.get('accuracy_ci95'))}) | {_fmt(r.get('qwk'))} |"
+            if "note" not in r
+            else f"{r['note']} | |"
+        )
+        for r in rows
+    ]
+
+
+def _training_sections(card: dict[str, object]) -> list[str]:
+    """Per language, calibration and the automation curve, per length band and per group, as
+    measured at training (out-of-fold or held-out answers)."""
+    lines = [
+        "Per language: "
+        + ", ".join(
+            f"`{lang}` {v.get('answers') or '-'} answers, accuracy {_fmt(v.get('accuracy'))}, "
+            f"QWK {_fmt(v.get('qwk'))}"
+            for lang, v in card["by_language"].items()  # type: ignore[union-attr]
+        ),
+        "",
+    ]
+    calibration = card.get("calibration")
+    if isinstance(calibration, dict):
+        lines += [
+            f"## Calibration and automation ({calibration['source'] or 'at training'})",
+            "",
+            f"Expected calibration error: {_fmt(calibration['ece'])}; review threshold: "
+            f"{_fmt(calibration['review_threshold'])} (answers below it go to an instructor).",
+            "",
+            "| confidence threshold | automated | agreement |",
+            "|---:|---:|---:|",
+            *[
+                f"| {_fmt(p['threshold'])} | {_fmt(p['automated_share'])} "
+                f"| {_fmt(p['agreement'])} |"
+                for p in calibration["agreement_vs_automation"]
+            ],
+            "",
+        ]
+    groups = card.get("subgroups")
+    if not isinstance(groups, dict):
+        return lines
+    header = ["| {} | answers | accuracy (95% CI) | QWK |", "|---|---:|---:|---:|"]
+    if isinstance(groups.get("by_length_band"), list):
+        lines += [
+            f"## Per answer length ({groups['source'] or 'at training'})",
+            "",
+            header[0].format("length"),
+            header[1],
+            *_subgroup_rows(groups["by_length_band"]),
+            "",
+        ]
+    for column, rows in (groups.get("by_group") or {}).items():
+        lines += [
+            f"## Per group `{column}` ({groups['source'] or 'at training'})",
+            "",
+            header[0].format(column),
+            header[1],
+            *_subgroup_rows(rows),
+            "",
+        ]
+    if not groups.get("by_group"):
+        lines += [
+            "Per group: no group columns were imported with this item's answers "
+            "(`group:<name>` columns of responses.csv).",
+            "",
+        ]
+    return lines
 
 
 def card_markdown(card: dict[str, object]) -> str:
@@ -242,7 +389,8 @@ def card_markdown(card: dict[str, object]) -> str:
         f"| answers evaluated | {_fmt(evaluation['n_test'])} |",
         f"| accuracy | {_fmt(evaluation['accuracy'])} "
         f"(95% CI {_fmt(evaluation['accuracy_ci95'])}) |",
-        f"| QWK | {_fmt(evaluation['qwk'])} |",
+        f"| QWK | {_fmt(evaluation['qwk'])}"
+        + (f" (95% CI {_fmt(evaluation['qwk_ci95'])}) |" if evaluation.get("qwk_ci95") else " |"),
         f"| macro F1 | {_fmt(evaluation['macro_f1'])} |",
         f"| micro F1 | {_fmt(evaluation['micro_f1'])} |",
         "",
@@ -252,6 +400,7 @@ def card_markdown(card: dict[str, object]) -> str:
             or "not stored for this version (no test confusion matrix)"
         ),
         "",
+        *_training_sections(card),
         "## Instructors' reviews of its scores",
         "",
     ]
@@ -317,11 +466,28 @@ def card_markdown(card: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def write_card_files(version: ModelVersion, folder: Path) -> list[Path]:
-    """Write ``model_card.json`` and ``model_card.md`` into ``folder``."""
+def card_file_names(version: ModelVersion) -> tuple[str, str]:
+    """``model_card.json``/``.md``; ``model_card.<item>.json``/``.md`` when several versions
+    share the artifact (a merged group), so each keeps its own card beside it."""
+    shared = (
+        ModelVersion.objects.filter(artifact_key=version.artifact_key)
+        .exclude(pk=version.pk)
+        .exists()
+    )
+    stem = f"model_card.{version.item.key}" if shared else "model_card"
+    return f"{stem}.json", f"{stem}.md"
+
+
+def store_card_files(version: ModelVersion) -> list[str]:
+    """Store the card as JSON and Markdown beside the version's artifact in the artifact store
+    (a local folder or S3), where it travels with the model; returns the file names."""
     card = build_card(version)
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = (folder / name for name in CARD_FILES)
-    json_path.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    md_path.write_text(card_markdown(card))
-    return [json_path, md_path]
+    json_name, md_name = card_file_names(version)
+    publish_documents(
+        version,
+        {
+            json_name: (json.dumps(card, indent=2, sort_keys=True) + "\n").encode(),
+            md_name: card_markdown(card).encode(),
+        },
+    )
+    return [json_name, md_name]

@@ -173,6 +173,12 @@ class ScoredAnswer(models.Model):
         default="import",
         help_text="Where the human score comes from: a CSV import or an instructor's review.",
     )
+    groups = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Group name -> value from the import's group:<name> columns (model cards "
+        "report results per group).",
+    )
     imported_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -310,6 +310,26 @@ def scrub_files(root: Path, values: Sequence[str]) -> tuple[list[str], list[str]
     return redacted, unredactable
 
 
+def rehash_redacted_versions(redacted: Sequence[str]) -> list[str]:
+    """Versions whose artifact folder (local store) had a file redacted (an ``auto`` manifest
+    keeps a few training answers for its self-check) get the folder's new content hash, so
+    they still load; returns their labels. Redaction never touches weights, only text."""
+    from ml_core.artifact_store import folder_hash
+    from scoring_plugin.models import ModelVersion
+
+    if settings.ARTIFACT_STORE or not redacted:
+        return []
+    root = Path(settings.ARTIFACTS_DIR)
+    names = {Path(n).as_posix() for n in redacted}
+    changed = []
+    for version in ModelVersion.objects.exclude(artifact_key=""):
+        key = version.artifact_key.rstrip("/")
+        if any(n.startswith(key + "/") for n in names) and (root / key).is_dir():
+            ModelVersion.objects.filter(pk=version.pk).update(artifact_hash=folder_hash(root / key))
+            changed.append(version.label)
+    return changed
+
+
 def _scrub_entry_details(details: object) -> dict[str, object]:
     """An audit entry's details without free text: numbers, booleans and None are kept."""
     if not isinstance(details, dict):
@@ -379,6 +399,7 @@ def erase(records: StudentRecords, actor: str, *, mode: str = "erase") -> Erasur
         report.redacted_files, report.unredactable_files = scrub_files(
             Path(settings.ARTIFACTS_DIR), [*ids, *texts]
         )
+        rehash_redacted_versions(report.redacted_files)
         report.counts["files_redacted"] = len(report.redacted_files)
         report.counts["files_unredactable"] = len(report.unredactable_files)
         record(

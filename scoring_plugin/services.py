@@ -164,12 +164,20 @@ def rescore_submissions(submission_ids: Sequence[str]) -> int:
 
 
 def training_examples(item: Item) -> list[TrainExample]:
+    return training_data(item)[0]
+
+
+def training_data(item: Item) -> tuple[list[TrainExample], list[dict[str, str]]]:
+    """The item's scored answers as training examples, and beside each its imported group
+    values (``group:<name>`` columns), read in one query so they stay aligned."""
     from ml_core.training import TrainExample  # torch: only workers and commands need it
 
-    return [
-        TrainExample(text=a.text, label=a.score, split=a.split)
-        for a in item.scored_answers.order_by("pk")
+    rows = list(item.scored_answers.order_by("pk").values_list("text", "score", "split", "groups"))
+    examples = [TrainExample(text=t, label=score, split=split) for t, score, split, _ in rows]
+    groups = [
+        {str(k): str(v) for k, v in g.items()} if isinstance(g, dict) else {} for *_, g in rows
     ]
+    return examples, groups
 
 
 def create_model_version(item: Item, kind: str) -> ModelVersion:
@@ -504,11 +512,14 @@ def import_item_bank(items_source: Source | None, responses_source: Source | Non
                         text=r.text,
                         score=r.score,
                         split=r.split,
+                        groups=dict(r.groups),
                     )
                 )
                 summary.answers_created += 1
             else:
-                ScoredAnswer.objects.filter(pk=pk).update(text=r.text, score=r.score, split=r.split)
+                ScoredAnswer.objects.filter(pk=pk).update(
+                    text=r.text, score=r.score, split=r.split, groups=dict(r.groups)
+                )
                 summary.answers_updated += 1
             summary.answers_per_item[r.item_id] += 1
         ScoredAnswer.objects.bulk_create(new_rows, batch_size=500)

@@ -29,6 +29,7 @@ from queueing.tasks import task
 from scoring_plugin.artifact_store import publish, version_folder
 from scoring_plugin.models import ModelVersion
 from scoring_plugin.services import MergeOptions, training_examples
+from workers import trust_hooks
 from workers.tasks import cancel_requested, claim_for_training, set_progress
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ def run_merge(version_ids: Sequence[int], options: MergeOptions) -> str:
         ).update(status=ModelVersion.Status.FAILED, error=f"merge failed: {exc}"[:2000])
         shutil.rmtree(job_dir, ignore_errors=True)
         return "failed"
+    for pk in sorted(ids):  # every merged version gets a gaming check and a model card
+        trust_hooks.after_training(pk)
     return "ready"
 
 

@@ -39,6 +39,7 @@ from ml_core.confidence import (
 )
 from ml_core.engine import ScoreRequest, ScoreResult, ScoringEngine
 from ml_core.serving import Scorer
+from ml_core.subgroups import GROUPS_KEY, LENGTH_BANDS_KEY, SUBGROUP_SOURCE_KEY
 from ml_core.training import (
     TrainConfig,
     TrainedArtifact,
@@ -414,12 +415,13 @@ def _finish_failed_version(version: ModelVersion, exc: Exception) -> None:
 @task(catalog.TRAIN, bind=True)
 def train_model_version(self, version_id: int, activate: bool = True) -> str:  # type: ignore[no-untyped-def]
     """Train a pending model version on its item's scored answers."""
-    from scoring_plugin.services import training_examples
+    from scoring_plugin.services import training_data
 
     if not claim_for_training(version_id):
         return "not pending"
     version = ModelVersion.objects.select_related("item").get(pk=version_id)
-    return run_training(version, activate=activate, examples=training_examples(version.item))
+    examples, groups = training_data(version.item)
+    return run_training(version, activate=activate, examples=examples, groups=groups)
 
 
 def run_training(
@@ -427,9 +429,12 @@ def run_training(
     *,
     activate: bool,
     examples: list[TrainExample],
+    groups: Sequence[Mapping[str, str]] = (),
     show_progress: bool = False,
 ) -> str:
-    """Train ``version`` in this process; shared by the task and the ``train_items`` command."""
+    """Train ``version`` in this process; shared by the task and the ``train_items`` command.
+    ``groups`` (beside each example, its imported group values) give the model card's results
+    per group."""
     item = version.item
     out_dir = Path(settings.ARTIFACTS_DIR) / item.key / f"v{version.number}-{version.kind}"
     if out_dir.exists():
@@ -447,11 +452,9 @@ def run_training(
     try:
         # auto: with the TF-IDF baseline's QWK on the same folds when auto did not measure it
         artifact, baseline = _train_artifact(version, examples, out_dir, progress, should_stop)
-        metrics: dict[str, object] = {**artifact.metrics, **stored_report(artifact.path)}
+        metrics = _trained_metrics(version, artifact.metrics, artifact.path, examples, groups)
         if baseline is not None:
             metrics[BASELINE_QWK_KEY] = baseline
-        if CURVE_KEY not in metrics:
-            metrics.update(held_out_confidence(version, examples, artifact.path))
     except TrainingCancelled:
         shutil.rmtree(out_dir, ignore_errors=True)
         return "cancelled"
@@ -532,15 +535,60 @@ def baseline_qwk(examples: Sequence[TrainExample], num_labels: int, folds: int, 
     return float(np.mean(values))
 
 
+def _trained_metrics(
+    version: ModelVersion,
+    trained: Mapping[str, object],
+    artifact_path: Path,
+    examples: Sequence[TrainExample],
+    groups: Sequence[Mapping[str, str]],
+) -> dict[str, object]:
+    """The training's metrics with the automation curve, ECE and results per length band and
+    group: out-of-fold (``auto``) or on the held-out test answers (other kinds)."""
+    metrics: dict[str, object] = {**trained, **stored_report(artifact_path)}
+    if CURVE_KEY not in metrics:
+        metrics.update(held_out_confidence(version, examples, artifact_path, groups))
+    else:
+        metrics.update(out_of_fold_subgroups(artifact_path, groups, version.item.max_score + 1))
+    return metrics
+
+
+def out_of_fold_subgroups(
+    artifact_path: Path, groups: Sequence[Mapping[str, str]], num_labels: int
+) -> dict[str, object]:
+    """Results per answer-length band and per group column from an artifact's out-of-fold
+    predictions (``auto``); {} when it stores none."""
+    from ml_core.subgroups import out_of_fold, results_by_group, results_by_length_band
+
+    oof = out_of_fold(artifact_path)
+    if oof is None:
+        return {}
+    scores = [int(v) for v in oof["scores"]]
+    predicted = [int(v) for v in oof["predicted"]]
+    words = [int(v) for v in oof["words"]]
+    out: dict[str, object] = {
+        SUBGROUP_SOURCE_KEY: "out-of-fold answers of the cross-validation",
+        LENGTH_BANDS_KEY: results_by_length_band(words, scores, predicted, num_labels),
+    }
+    if any(groups) and len(groups) == len(scores):
+        out[GROUPS_KEY] = results_by_group(groups, scores, predicted, num_labels)
+    return out
+
+
 def held_out_confidence(
-    version: ModelVersion, examples: Sequence[TrainExample], artifact_path: Path
+    version: ModelVersion,
+    examples: Sequence[TrainExample],
+    artifact_path: Path,
+    groups: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, object]:
     """The automation curve and ECE of a trained ``head``/``lora``/``full`` model on its
-    held-out test answers (the split training left out), for the version's admin page."""
+    held-out test answers (the split training left out), for the version's admin page, and
+    its results there per answer-length band and per group column."""
     from ml_core.merge.group import is_group_folder
+    from ml_core.subgroups import results_by_group, results_by_length_band
 
     split = split_examples(examples, TrainConfig(kind=version.kind))
     test = [examples[i] for i in split.test]
+    test_groups = [groups[i] for i in split.test] if len(groups) == len(examples) else []
     if not test:
         return {}
     item_key = version.item.key
@@ -555,14 +603,26 @@ def held_out_confidence(
     finally:
         if isinstance(scorer, ScoringEngine):
             scorer.remove_item(key)
-    scored = [(r, e) for r, e in zip(results, test, strict=True) if r.score is not None]
-    if not scored:
+    kept = [i for i, r in enumerate(results) if r.score is not None]
+    if not kept:
         return {}
-    return held_out_report(
-        [r.confidence for r, _ in scored],
-        [r.score == e.label for r, e in scored],
-        f"{len(scored)} held-out test answers",
+    labels = [test[i].label for i in kept]
+    predicted = [int(results[i].score or 0) for i in kept]
+    num_labels = version.item.max_score + 1
+    source = f"{len(kept)} held-out test answers"
+    out = held_out_report(
+        [results[i].confidence for i in kept],
+        [p == h for p, h in zip(predicted, labels, strict=True)],
+        source,
     )
+    out[SUBGROUP_SOURCE_KEY] = source
+    words = [len(test[i].text.split()) for i in kept]
+    out[LENGTH_BANDS_KEY] = results_by_length_band(words, labels, predicted, num_labels)
+    if any(test_groups):
+        out[GROUPS_KEY] = results_by_group(
+            [test_groups[i] for i in kept], labels, predicted, num_labels
+        )
+    return out
 
 
 @task(catalog.DISTILL, bind=True)
@@ -687,7 +747,9 @@ def run_distillation(version: ModelVersion, *, activate: bool) -> str:
         held = engine_host.engine_if_loaded()
         if teacher_key and held is not None and teacher_key in held.loaded():
             held.remove_item(teacher_key)
-    return _finish_ready(version, Path(report.path), report.metrics, activate=activate)
+    outcome = _finish_ready(version, Path(report.path), report.metrics, activate=activate)
+    trust_hooks.after_training(version.pk)  # gaming check + model card (issue 18)
+    return outcome
 
 
 @task(catalog.SWEEP)

@@ -22,9 +22,10 @@ GAMING_SOURCES = 50
 
 
 def after_training(version_id: int) -> None:
-    """Gaming check (stored in the version's metrics) and model card files; then, if the
-    version was activated and earns credit above ``SCOREBRIDGE_GAMING_MAX_CREDIT_RATE``, the
-    previous version is activated again."""
+    """Gaming check (stored in the version's metrics) and model card files beside its artifact;
+    then, if the version was activated and earns credit above
+    ``SCOREBRIDGE_GAMING_MAX_CREDIT_RATE``, the previous version is activated again. Called
+    for every trained version: trained, distilled and merged ones."""
     try:
         version = ModelVersion.objects.select_related("item").get(pk=version_id)
         report = run_gaming_check(version)
@@ -33,11 +34,14 @@ def after_training(version_id: int) -> None:
         )
         version.refresh_from_db()
         block_if_gameable(version, report)
-        from scoring_plugin.model_cards import write_card_files
+    except Exception:  # the card then says the check did not run
+        logger.exception("gaming check of version %s failed", version_id)
+    try:
+        from scoring_plugin.model_cards import store_card_files
 
-        write_card_files(version, version_folder(version))
+        store_card_files(ModelVersion.objects.select_related("item").get(pk=version_id))
     except Exception:  # the trained version stays usable without its card
-        logger.exception("gaming check or model card of version %s failed", version_id)
+        logger.exception("model card of version %s failed", version_id)
 
 
 def version_scorer(version: ModelVersion) -> tuple[ScoreFn, object]:

@@ -207,3 +207,26 @@ def test_engine_refuses_an_auto_artifact_with_a_clear_error(
     engine = ScoringEngine(str(tiny_backbone))
     with pytest.raises(ArtifactError, match="AutoModel"):
         engine.load_item("q", tmp_path / "a", "v1")
+
+
+def test_manifest_keeps_out_of_fold_predictions_per_answer_without_text(tmp_path: Path) -> None:
+    examples = noisy_examples(90, seed=4)
+    train_auto(
+        examples,
+        3,
+        tmp_path / "v",
+        config=AutoConfig(seed=2),
+        embed=toy_embed,
+        reference_answers=["alpha beta gamma"],
+    )
+    manifest = json.loads((tmp_path / "v" / "manifest.json").read_text())
+    oof = manifest["out_of_fold"]
+    # one entry per training answer, in order; the reference answer is not among them
+    assert oof["scores"] == [e.label for e in examples]
+    assert oof["words"] == [len(e.text.split()) for e in examples]
+    assert len(oof["predicted"]) == len(oof["confidence"]) == len(examples)
+    assert all(0.0 <= c <= 1.0 for c in oof["confidence"])
+    # the stored predictions are the ones the cross-validated accuracy was computed from
+    agree = sum(p == s for p, s in zip(oof["predicted"], oof["scores"], strict=True))
+    assert agree / len(examples) == pytest.approx(manifest["metrics"]["accuracy"], abs=0.02)
+    assert "out_of_fold" in manifest and examples[0].text not in json.dumps(oof)

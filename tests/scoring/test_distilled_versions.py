@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -30,6 +32,11 @@ def test_a_distilled_version_is_trained_activated_and_scores(trained_item) -> No
     assert student.parent == teacher
     assert {"qwk", "accuracy", "teacher_qwk"} <= student.metrics.keys()
     assert (version_folder(student) / "student.onnx").is_file()
+    # a distilled version gets its gaming check and model card like any trained version
+    card = json.loads((version_folder(student) / "model_card.json").read_text())
+    assert card["model_version"] == student.label and card["kind"] == "distilled"
+    assert card["gaming_check"] == student.metrics["gaming"]
+    assert (version_folder(student) / "model_card.md").read_text().startswith("# Model card")
 
     answer = SubmissionFactory(item=trained_item, text="tcp udp")
     assert tasks.score_submissions([str(answer.pk)]) == {str(answer.pk): "scored"}

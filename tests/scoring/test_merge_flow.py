@@ -12,6 +12,7 @@ import pytest
 from ml_core.merge.group import GroupScorer
 from queueing import dispatch
 from scoring_plugin.artifact_store import version_folder
+from scoring_plugin.model_cards import card_file_names
 from scoring_plugin.models import Item, ModelVersion, Submission
 from scoring_plugin.services import create_model_version, training_examples
 from tests.scoring.conftest import add_scored_answers
@@ -228,6 +229,15 @@ def test_a_human_plan_is_checked_in_admin_and_followed(full_items, queued, start
     assert infos["net-a"]["plan_source"] == "human" and infos["net-a"]["method"] == "average"
     saved = json.loads((Path(infos["net-a"]["heatmap"]).parent / "plan.json").read_text())
     assert saved["groups"] == [["net-a", "net-c"], ["net-b"]]
+    # every merged version has its own gaming check and model card beside its artifact; the
+    # two items sharing a group folder each keep theirs there
+    names = {}
+    for version in ModelVersion.objects.filter(pk__in=ids):
+        names[version.item.key] = card_file_names(version)
+        card = json.loads((version_folder(version) / names[version.item.key][0]).read_text())
+        assert card["model_version"] == version.label and card["kind"] == "merged"
+        assert len(card["gaming_check"]["attacks"]) == 7
+    assert names["net-a"][0] == "model_card.net-a.json" and names["net-b"][0] == "model_card.json"
 
 
 def test_items_without_mergeable_models_are_refused(db, scoring_settings, queued, start) -> None:  # type: ignore[no-untyped-def]

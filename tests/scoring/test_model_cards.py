@@ -130,3 +130,31 @@ def test_command_writes_cards_and_the_gaming_summary(trained_item: Item, tmp_pat
     readme = (tmp_path / "README.md").read_text()
     assert "| key_terms |" in readme and "of 1 |" in readme
     assert (tmp_path / "transport-protocols-v1.md").read_text().startswith("# Model card")
+
+
+def test_the_card_is_stored_in_s3_beside_the_model_and_travels_with_it(db, s3_settings) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from scoring_plugin import artifact_store
+    from tests.scoring.conftest import add_scored_answers
+    from tests.scoring.factories import ItemFactory
+
+    item = ItemFactory(key="transport-protocols")
+    add_scored_answers(item)
+    version = train_active_version(item)
+    bucket, prefix = s3_settings.ARTIFACT_STORE.removeprefix("s3://").split("/", 1)
+    listed = artifact_store.s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix)  # type: ignore[attr-defined]
+    names = {e["Key"].rsplit("/", 1)[-1] for e in listed["Contents"]}
+    assert {"model_card.json", "model_card.md", "manifest.json"} <= names
+
+    # another machine: no training folder, an empty cache, a fresh store
+    shutil.rmtree(s3_settings.ARTIFACTS_DIR)
+    shutil.rmtree(s3_settings.ARTIFACT_CACHE_DIR)
+    artifact_store._stores.clear()
+    folder = version_folder(version)
+    card = json.loads((folder / "model_card.json").read_text())
+    assert card["model_version"] == version.label and card["gaming_check"]["attacks"]
+    web = Client()
+    web.force_login(UserFactory(username="root", is_staff=True, is_superuser=True))
+    md = web.get(f"/admin/scoring_plugin/modelversion/{version.pk}/model-card.md")
+    assert md.status_code == 200 and md.content.decode().startswith("# Model card")

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from scoring_plugin.models import Item, ModelVersion
-from scoring_plugin.services import create_model_version, training_examples
+from scoring_plugin.services import create_model_version, training_data
 from workers.tasks import run_training
 
 # Kinds trained from an item's answers (merged and distilled versions come from other versions).
@@ -58,7 +58,8 @@ class Command(BaseCommand):
                 ModelVersion.objects.filter(pk=version.pk).update(
                     status=ModelVersion.Status.TRAINING
                 )
-                outcome = run_training(version, activate=True, examples=training_examples(item))
+                examples, groups = training_data(item)
+                outcome = run_training(version, activate=True, examples=examples, groups=groups)
                 version.refresh_from_db()
                 if outcome != "ready":
                     failed.append(f"{item.key}: {version.error or outcome}")
