@@ -4,7 +4,7 @@ score sent to the LMS gradebook."""
 from __future__ import annotations
 
 from scoring_plugin.models import Submission
-from scoring_plugin.signals import submission_finished, submission_reviewed
+from scoring_plugin.signals import submission_finished, submission_reviewed, submissions_finished
 
 
 def on_submission_finished(sender: object, submission_id: str, status: str, **_: object) -> None:
@@ -12,6 +12,16 @@ def on_submission_finished(sender: object, submission_id: str, status: str, **_:
     from lti.tasks import enqueue_post_score
 
     if LtiSubmission.objects.filter(pk=submission_id).exists():
+        enqueue_post_score(str(submission_id))
+
+
+def on_submissions_finished(sender: object, statuses: dict[str, str], **_: object) -> None:
+    """A scoring worker's batch: one query finds the answers that came through a launch."""
+    from lti.models import LtiSubmission
+    from lti.tasks import enqueue_post_score
+
+    launched = LtiSubmission.objects.filter(pk__in=list(statuses)).values_list("pk", flat=True)
+    for submission_id in launched:
         enqueue_post_score(str(submission_id))
 
 
@@ -43,6 +53,9 @@ def connect() -> None:
         )
     submission_finished.connect(
         on_submission_finished, sender=Submission, dispatch_uid="lti-grade-passback"
+    )
+    submissions_finished.connect(
+        on_submissions_finished, sender=Submission, dispatch_uid="lti-grade-passback-batch"
     )
     submission_reviewed.connect(
         on_submission_reviewed, sender=Submission, dispatch_uid="lti-grade-passback-review"

@@ -6,8 +6,11 @@ the ML code into every web worker (seconds of start-up and hundreds of MB each).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+
+from kombu import Producer
 
 from queueing import catalog
 from queueing.app import app
@@ -28,25 +31,55 @@ def send_score(submission_id: str) -> None:
 
     One connection attempt, no retry: raises at once when the broker is away (kombu's own
     loop would hold the request for seconds per answer); the caller leaves the answer for the
-    sweeper.
+    sweeper. Each thread keeps its connection and producer between answers (the queue is
+    declared once per connection, not per message).
     """
     global _broker_down_until
     if time.monotonic() < _broker_down_until:
         raise BrokerUnavailable("the broker failed a send moments ago")
-    try:
-        with app.pool.acquire(block=True) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+    # A held connection the broker dropped since (a restart) gets one fresh connection first.
+    for fresh in (getattr(_held, "producer", None) is None, True):
+        try:
             app.send_task(
                 catalog.SCORE.name,
                 args=[submission_id],
                 queue=catalog.SCORE.queue,
                 retry=False,
-                connection=conn,
+                producer=_producer(),
             )
-    except Exception:
-        with _broker_lock:
-            _broker_down_until = time.monotonic() + BROKER_RETRY_AFTER_SECONDS
-        raise
+            return
+        except Exception:
+            _drop_producer()
+            if fresh:
+                with _broker_lock:
+                    _broker_down_until = time.monotonic() + BROKER_RETRY_AFTER_SECONDS
+                raise
+
+
+_held = threading.local()
+
+
+def _producer() -> Producer:
+    """This thread's producer on its own broker connection, made on first use (and again in a
+    forked child, which must not share its parent's socket)."""
+    producer: Producer | None = getattr(_held, "producer", None)
+    if producer is None or _held.pid != os.getpid():
+        connection = app.connection_for_write()
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+        producer = app.amqp.Producer(connection, auto_declare=False)
+        _held.producer, _held.pid = producer, os.getpid()
+    return producer
+
+
+def _drop_producer() -> None:
+    """Close this thread's connection after a failed send; the next send opens a new one."""
+    producer: Producer | None = getattr(_held, "producer", None)
+    _held.producer = None
+    if producer is not None and _held.pid == os.getpid():
+        try:
+            producer.connection.release()
+        except Exception:  # already broken: nothing to close cleanly
+            pass
 
 
 def forget_broker_failures() -> None:
@@ -54,6 +87,7 @@ def forget_broker_failures() -> None:
     global _broker_down_until
     with _broker_lock:
         _broker_down_until = 0.0
+    _drop_producer()
 
 
 def send_training(version_id: int, activate: bool) -> None:

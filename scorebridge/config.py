@@ -463,6 +463,12 @@ _int(
 _str("SCOREBRIDGE_API_RATE", "6000/minute", "API rate limit per user")
 _str("SCOREBRIDGE_API_ANON_RATE", "60/minute", "API rate limit for anonymous clients")
 _str("SCOREBRIDGE_API_BATCH_RATE", "120/minute", "API rate limit of the batch endpoint")
+_int(
+    "SCOREBRIDGE_API_TOKEN_CACHE_SECONDS",
+    10,
+    0,
+    "each web process keeps a checked API token this long: a token deleted or a user deactivated elsewhere is refused within this time (at once in the process that did it); `0` checks the database on every request",
+)
 _add(
     "SCOREBRIDGE_CACHE_URL",
     cache_url(allow_locmem=True),

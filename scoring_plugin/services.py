@@ -71,7 +71,11 @@ def clean_answer(text: object) -> str:
 def submit_answer(
     item: Item, text: object, *, user: object = None, client_reference: str = ""
 ) -> Submission:
-    """Store an answer and enqueue it for scoring once the transaction commits."""
+    """Store an answer and enqueue it for scoring once the transaction commits.
+
+    The row is inserted already ``queued`` (one write, not an insert and an update: issue 19);
+    if the broker refuses the message it goes back to ``received``, waiting for the broker.
+    """
     answer = clean_answer(text)
     with transaction.atomic():
         submission = Submission.objects.create(
@@ -80,8 +84,10 @@ def submit_answer(
             submitted_by=user if getattr(user, "is_authenticated", False) else None,
             client_reference=client_reference[:200],
             flags=answer_flags(item, answer),
+            status=Submission.Status.QUEUED,
+            queued_at=timezone.now(),
         )
-        transaction.on_commit(lambda: enqueue_submission(str(submission.pk)))
+        transaction.on_commit(lambda: _publish(str(submission.pk)))
     return submission
 
 
@@ -106,6 +112,12 @@ def enqueue_submission(submission_id: str, *, waiting_for: str = "") -> bool:
     )
     if not updated:
         return False
+    return _publish(submission_id)
+
+
+def _publish(submission_id: str) -> bool:
+    """Send a queued answer to the scoring queue; if the broker is away it goes back to
+    ``received``, waiting for the broker (the sweeper sends it later)."""
     try:
         dispatch.send_score(submission_id)
     except Exception as exc:  # kombu raises several types for an unreachable broker

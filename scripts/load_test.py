@@ -114,7 +114,11 @@ def wait_all(client: Client, ids: list[str], deadline: float) -> dict[str, dict[
     return {str(b["id"]): b for b in bodies if b["status"] in ("scored", "failed")}
 
 
-def low_load(client: Client, texts: dict[str, list[str]], count: int, rng: random.Random) -> None:
+def low_load(
+    client: Client, texts: dict[str, list[str]], count: int, rng: random.Random
+) -> dict[str, float]:
+    """Answers sent one at a time, each waited for; returns p50/p95 in ms, as the client saw
+    them (submit to a poll that read the score) and as stored (created_at to scored_at)."""
     latencies = []
     server = []
     for _ in range(count):
@@ -129,17 +133,25 @@ def low_load(client: Client, texts: dict[str, list[str]], count: int, rng: rando
         latencies.append((time.perf_counter() - started) * 1000)
         server.append((parse_time(body["scored_at"]) - parse_time(body["created_at"])) * 1000)
         time.sleep(0.05)
+    figures = {
+        "client_p50_ms": percentile(latencies, 0.5),
+        "client_p95_ms": percentile(latencies, 0.95),
+        "stored_p50_ms": percentile(server, 0.5),
+        "stored_p95_ms": percentile(server, 0.95),
+    }
     print(
         f"low load, {count} answers one at a time: submit-to-scored p50 "
-        f"{percentile(latencies, 0.5):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms "
-        f"(client, incl. polling); stored created->scored p50 {percentile(server, 0.5):.0f} ms, "
-        f"p95 {percentile(server, 0.95):.0f} ms"
+        f"{figures['client_p50_ms']:.0f} ms, p95 {figures['client_p95_ms']:.0f} ms "
+        f"(client, incl. polling); stored created->scored p50 {figures['stored_p50_ms']:.0f} ms, "
+        f"p95 {figures['stored_p95_ms']:.0f} ms"
     )
+    return figures
 
 
 def burst(
     client: Client, texts: dict[str, list[str]], count: int, rng: random.Random, deadline: float
-) -> int:
+) -> dict[str, float]:
+    """The burst; returns its figures (answers/s, latencies in ms, counts)."""
     keys = list(texts)
     work = [(keys[i % len(keys)], rng.choice(texts[keys[i % len(keys)]])) for i in range(count)]
     started = time.perf_counter()
@@ -148,22 +160,37 @@ def burst(
     submitted = time.perf_counter() - started
     done = wait_all(client, ids, deadline)
     scored = [b for b in done.values() if b["status"] == "scored"]
-    failed = len(done) - len(scored)
-    missing = len(ids) - len(done)
+    figures: dict[str, float] = {
+        "answers": count,
+        "items": len(keys),
+        "submit_per_s": count / submitted,
+        "scored": len(scored),
+        "failed": len(done) - len(scored),
+        "lost": len(ids) - len(done),
+    }
     if not scored:
         print("burst: nothing was scored", file=sys.stderr)
-        return 1
+        return figures
     created = [parse_time(str(b["created_at"])) for b in scored]
     finished = [parse_time(str(b["scored_at"])) for b in scored]
     span = max(finished) - min(created)
     latency = [(f - c) * 1000 for c, f in zip(created, finished, strict=True)]
+    figures.update(
+        {
+            "span_s": span,
+            "per_s": len(scored) / span,
+            "p50_ms": percentile(latency, 0.5),
+            "p95_ms": percentile(latency, 0.95),
+        }
+    )
     print(
         f"burst of {count} answers over {len(keys)} items: submitted in {submitted:.1f} s "
-        f"({count / submitted:.0f}/s); scored {len(scored)}, failed {failed}, lost {missing}; "
-        f"throughput {len(scored) / span:.0f} answers/s (first submit to last score, {span:.1f} s); "
-        f"submit-to-scored p50 {percentile(latency, 0.5):.0f} ms, p95 {percentile(latency, 0.95):.0f} ms"
+        f"({figures['submit_per_s']:.0f}/s); scored {len(scored)}, failed "
+        f"{figures['failed']:.0f}, lost {figures['lost']:.0f}; throughput "
+        f"{figures['per_s']:.0f} answers/s (first submit to last score, {span:.1f} s); "
+        f"submit-to-scored p50 {figures['p50_ms']:.0f} ms, p95 {figures['p95_ms']:.0f} ms"
     )
-    return 0 if missing == 0 and failed == 0 else 1
+    return figures
 
 
 def main() -> int:
@@ -196,7 +223,8 @@ def main() -> int:
     print(f"{len(items)} item(s), {from_file} with answers from --responses")
     if args.single:
         low_load(client, texts, args.single, rng)
-    return burst(client, texts, args.burst, rng, deadline)
+    figures = burst(client, texts, args.burst, rng, deadline)
+    return 0 if figures["scored"] == args.burst else 1
 
 
 if __name__ == "__main__":

@@ -93,3 +93,69 @@ def test_admin_shows_a_new_token_once(admin_client) -> None:  # type: ignore[no-
     assert ApiToken.find(match.group(1)).user == user
     listing = admin_client.get("/admin/scoring_plugin/apitoken/").content.decode()
     assert match.group(1) not in listing
+
+
+def _delete_elsewhere(token: ApiToken) -> None:
+    """What another web process or machine does: the row goes, this process hears nothing."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {ApiToken._meta.db_table} WHERE id = %s", [token.pk])
+
+
+@pytest.mark.parametrize("change", ["token deleted", "user deactivated"])
+def test_a_token_revoked_elsewhere_is_refused_within_the_cache_time(settings, change) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from django.contrib.auth import get_user_model
+
+    from scoring_plugin.tokens import forget_checked_tokens
+
+    forget_checked_tokens()
+    settings.SCOREBRIDGE_API_TOKEN_CACHE_SECONDS = 1
+    user = UserFactory(username="cached")
+    token, key = ApiToken.create_for(user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/v1/items/").status_code == 200
+    revoked = time.monotonic()
+    if change == "token deleted":
+        _delete_elsewhere(token)
+    else:
+        get_user_model().objects.filter(pk=user.pk).update(is_active=False)  # no signal
+    while client.get("/api/v1/items/").status_code == 200:
+        assert time.monotonic() - revoked < 1.0, "still accepted after the cache time"
+        time.sleep(0.05)
+    assert client.get("/api/v1/items/").status_code == 401
+
+
+def test_a_token_deleted_in_this_process_is_refused_at_once(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SCOREBRIDGE_API_TOKEN_CACHE_SECONDS = 3600
+    token, key = ApiToken.create_for(UserFactory(username="here"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/v1/items/").status_code == 200
+    token.delete()  # admin > API tokens > Delete
+    assert client.get("/api/v1/items/").status_code == 401
+
+
+def test_cached_users_are_copies_per_request(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SCOREBRIDGE_API_TOKEN_CACHE_SECONDS = 3600
+    _, key = ApiToken.create_for(UserFactory(username="copies"))
+    first = ApiToken.find(key)
+    second = ApiToken.find(key)
+    assert first is not None and second is not None
+    assert first.user is not second.user and first.user.pk == second.user.pk
+    first.user._perm_cache = {"scoring_plugin.change_submission"}  # what has_perm caches
+    assert not hasattr(ApiToken.find(key).user, "_perm_cache")
+
+
+def test_without_a_cache_every_request_reads_the_database(settings) -> None:  # type: ignore[no-untyped-def]
+    from scoring_plugin.tokens import forget_checked_tokens
+
+    forget_checked_tokens()
+    settings.SCOREBRIDGE_API_TOKEN_CACHE_SECONDS = 0
+    token, key = ApiToken.create_for(UserFactory(username="uncached"))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/v1/items/").status_code == 200
+    _delete_elsewhere(token)
+    assert client.get("/api/v1/items/").status_code == 401

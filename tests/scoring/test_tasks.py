@@ -10,7 +10,7 @@ from django.utils import timezone
 from queueing import dispatch
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.services import activate_version
-from scoring_plugin.signals import submission_finished
+from scoring_plugin.signals import submissions_finished
 from tests.scoring.conftest import train_active_version
 from tests.scoring.factories import ItemFactory, SubmissionFactory
 from workers import tasks
@@ -20,12 +20,12 @@ from workers import tasks
 def finished(db) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
     seen: list[tuple[str, str]] = []
 
-    def receiver(sender: object, submission_id: str, status: str, **kwargs: object) -> None:
-        seen.append((submission_id, status))
+    def receiver(sender: object, statuses: dict[str, str], **kwargs: object) -> None:
+        seen.extend(statuses.items())
 
-    submission_finished.connect(receiver)
+    submissions_finished.connect(receiver)
     yield seen
-    submission_finished.disconnect(receiver)
+    submissions_finished.disconnect(receiver)
 
 
 def test_scores_with_the_active_version_once(
