@@ -86,6 +86,10 @@ def configure(app: Celery) -> None:
                 "queue": "training",
                 "routing_key": "training",
             },
+            "workers.cold_start_tasks.compute_cold_start": {
+                "queue": "training",
+                "routing_key": "training",
+            },
             "workers.tasks.sweep_stuck_submissions": {"queue": "lms", "routing_key": "lms"},
             "workers.privacy_tasks.purge_expired_data": {"queue": "lms", "routing_key": "lms"},
         },
@@ -112,7 +116,10 @@ def configure(app: Celery) -> None:
 
 
 # workers.tasks is found by autodiscovery; other task modules are listed here.
-app = Celery("scorebridge", include=["workers.merge_tasks", "workers.privacy_tasks"])
+app = Celery(
+    "scorebridge",
+    include=["workers.merge_tasks", "workers.privacy_tasks", "workers.cold_start_tasks"],
+)
 configure(app)
 # lti.tasks holds grade passback (the lms queue); it is found when the lti app is installed.
 app.autodiscover_tasks(["workers", "lti"])

@@ -61,6 +61,11 @@ def send_training(version_id: int, activate: bool) -> None:
     )
 
 
+def send_cold_start(item_id: int) -> None:
+    """An item's "what to score next" and learning curve (issue 16) to the training queue."""
+    app.send_task("workers.cold_start_tasks.compute_cold_start", args=[item_id], queue="training")
+
+
 def send_distillation(version_id: int, activate: bool) -> None:
     app.send_task(
         "workers.tasks.distill_model_version", args=[version_id, activate], queue="training"
