@@ -48,7 +48,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 class ColdStartConfig:
     """How the few-answers model, the suggester and the curve work (chosen on SAF, issue 16)."""
 
-    own_c: float = field(default=1.0, metadata={"help": "inverse L2 strength of the own model"})
+    own_c: float = field(default=10.0, metadata={"help": "inverse L2 strength of the own model"})
     class_weight: str | None = field(
         default="balanced", metadata={"help": "'balanced' or None for the own model"}
     )
@@ -242,10 +242,13 @@ def predict_probabilities(
         raise ValueError(f"labels must lie in 0..{num_labels - 1}")
     n = len(vectors)
     uniform = np.full((n, num_labels), 1.0 / num_labels)
-    features = vectors
+    # centred on the item's answers and scaled to unit mean length: what tells this item's
+    # answers apart, not what they share
+    centred = vectors - vectors.mean(axis=0)
+    features = centred / max(float(np.linalg.norm(centred, axis=1).mean()), _EPS)
     if prior is not None:
         prior_score = expected_scores(prior) / max(num_labels - 1, 1)
-        features = np.column_stack([vectors, config.prior_feature_scale * prior_score])
+        features = np.column_stack([features, config.prior_feature_scale * prior_score])
     own: np.ndarray | None = None
     if len(np.unique(y)) >= 2:
         coef, intercept = fit_logistic(
