@@ -119,6 +119,27 @@ def score_unscored_answer(answer: UnscoredAnswer, score: int, actor: str) -> Sco
     return scored
 
 
+def score_waiting(item: Item, kind: str, key: str, score: int, actor: str) -> None:
+    """An instructor's score for a suggested answer (``kind``/``key`` as in the report): an
+    imported answer becomes a training answer; a waiting submission gets the instructor's score
+    (:func:`scoring_plugin.overrides.apply_override`, gradebook included), which
+    ``copy_reviewed_answers`` makes training data. What an admin action or page calls."""
+    from scoring_plugin.overrides import apply_override
+
+    if kind == "unscored":
+        answer = UnscoredAnswer.objects.filter(item=item, response_key=key).first()
+        if answer is None:
+            raise ValidationError(f"No answer '{key}' of item '{item.key}' waits for a score.")
+        score_unscored_answer(answer, score, actor)
+    elif kind == "submission":
+        submission = Submission.objects.filter(item=item, pk=key).first()
+        if submission is None:
+            raise ValidationError(f"No submission '{key}' of item '{item.key}'.")
+        apply_override(submission, score, "", actor, via=Submission.ReviewedVia.ADMIN)
+    else:
+        raise ValidationError(f"'{kind}' is not an answer kind (unscored or submission).")
+
+
 def request_report(
     item: Item, *, batch_size: int = DEFAULT_BATCH, target_qwk: float = DEFAULT_TARGET_QWK
 ) -> ColdStartReport:

@@ -18,6 +18,7 @@ from scoring_plugin.cold_start import (
     describe,
     request_report,
     score_unscored_answer,
+    score_waiting,
     training_answers,
     waiting_answers,
 )
@@ -182,3 +183,19 @@ def test_the_command_queues_the_report_and_the_worker_task_stores_it(
     with pytest.raises(ValidationError, match="batch size"):
         request_report(item, batch_size=0)
     monkeypatch.setattr(cold_start_tasks, "_CACHE", None)
+
+
+@pytest.mark.django_db
+def test_scoring_suggested_answers_of_both_kinds_through_one_call() -> None:
+    import_item_bank(ITEMS.encode(), UNSCORED.encode())
+    item = Item.objects.get(key="q1")
+    submission = SubmissionFactory(item=item, waiting_for=Submission.WaitingFor.MODEL)
+    score_waiting(item, "unscored", "a3", 0, "admin:bob")
+    score_waiting(item, "submission", str(submission.pk), 2, "admin:bob")
+    assert ScoredAnswer.objects.get(response_key="a3").scored_by == "admin:bob"
+    assert Submission.objects.get(pk=submission.pk).reviewed_score == 2
+    assert [w.key for w in waiting_answers(item)] == ["a2"]
+    with pytest.raises(ValidationError, match="waits for a score"):
+        score_waiting(item, "unscored", "a3", 1, "admin:bob")
+    with pytest.raises(ValidationError, match="not an answer kind"):
+        score_waiting(item, "other", "a2", 1, "admin:bob")
