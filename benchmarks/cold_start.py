@@ -60,6 +60,7 @@ from ml_core.metrics import quadratic_weighted_kappa  # noqa: E402
 
 CONDITIONS = ("suggested+bank", "random+bank", "suggested", "random")
 REPORT_SIZES = (10, 25, 50, 100)
+CURVE_WITH_PRIOR = False  # the own model's curve: the prior flattens the first sizes
 TARGET_SHARE = 0.95  # the item's target: this share of what it reaches with the whole pool
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -215,6 +216,42 @@ class ItemResult:
         return {s: float(np.mean([r[s] for r in runs])) for s in sizes}
 
 
+def estimate(
+    result: ItemResult, item: ItemData, estimate_at: int, config: ColdStartConfig, prior: bool
+) -> None:
+    """The curve's "answers needed" after ``estimate_at`` suggested answers, per repeat."""
+    result.estimates, result.intervals = [], []
+    for repeat, order in enumerate(result.orders):
+        scored = order[:estimate_at]
+        # the interval (bootstrap) of the first repeat only: it is the slow part
+        curve_config = ColdStartConfig(
+            **{**config.__dict__, "curve_bootstrap": 0 if repeat else 100}
+        )
+        curve = learning_curve(
+            item.vectors, scored, item.labels[scored], item.num_labels, result.target,
+            prior=item.prior if prior else None, config=curve_config,
+        )  # fmt: skip
+        result.estimates.append(curve.needed)
+        result.intervals.append((curve.needed_low, curve.needed_high))
+
+
+def load_results(path: Path) -> list[ItemResult]:
+    """The simulations a previous run saved (``--reuse``): only the estimates are redone."""
+    results = []
+    for raw in json.loads(path.read_text(encoding="utf-8")):
+        result = ItemResult(raw["key"], raw["language"], orders=raw["orders"])
+        for name in ("held", "rest"):
+            getattr(result, name).update(
+                {
+                    c: [{int(k): v for k, v in run.items()} for run in runs]
+                    for c, runs in raw[name].items()
+                }
+            )
+        result.target, result.actual = raw["target"], raw["actual"]
+        results.append(result)
+    return results
+
+
 def run_item(
     item: ItemData, repeats: int, cap: int, estimate_at: int, config: ColdStartConfig
 ) -> ItemResult:
@@ -230,18 +267,7 @@ def run_item(
     system = result.mean_curve(CONDITIONS[0])
     result.target = TARGET_SHARE * system[max(system)]
     result.actual = next((s for s in sorted(system) if s >= 5 and system[s] >= result.target), None)
-    for repeat, order in enumerate(result.orders):
-        scored = order[:estimate_at]
-        # the interval (bootstrap) of the first repeat only: it is the slow part
-        curve_config = ColdStartConfig(
-            **{**config.__dict__, "curve_bootstrap": 0 if repeat else 100}
-        )
-        curve = learning_curve(
-            item.vectors, scored, item.labels[scored], item.num_labels, result.target,
-            prior=item.prior, config=curve_config,
-        )  # fmt: skip
-        result.estimates.append(curve.needed)
-        result.intervals.append((curve.needed_low, curve.needed_high))
+    estimate(result, item, estimate_at, config, prior=CURVE_WITH_PRIOR)
     return result
 
 
@@ -434,6 +460,9 @@ def main() -> int:
     parser.add_argument("--estimate-at", type=int, default=30)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/issue16-cold-start.md")
     parser.add_argument("--plots", type=Path, default=ROOT / "docs")
+    parser.add_argument(
+        "--reuse", type=Path, help="a previous run's .json: redo only the answers-needed estimates"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     bank, responses, cache = load(args.data)
@@ -441,7 +470,11 @@ def main() -> int:
     chosen = [k for k in args.items.split(",") if k] or sorted(items)
     config = ColdStartConfig()
     results = []
-    for key in chosen:
+    if args.reuse:
+        results = [r for r in load_results(args.reuse) if r.key in chosen]
+        for result in results:
+            estimate(result, items[result.key], args.estimate_at, config, CURVE_WITH_PRIOR)
+    for key in chosen if not args.reuse else []:
         results.append(run_item(items[key], args.repeats, args.cap, args.estimate_at, config))
         print(f"{key}: done after {time.perf_counter() - started:.0f} s", file=sys.stderr)
     for language in sorted({r.language for r in results}):
