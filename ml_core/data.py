@@ -7,7 +7,9 @@ Two CSV files (see ``shared/datasets/README.md`` of the project's data folder):
   text a student reads with score 0, 1, ...; at most ``max_score``)
 * ``responses.csv``: ``item_id, response_id, text, score, split``, and optionally group columns
   ``group:<name>`` (for example ``group:school``, ``group:gender``: a value per answer, blank when
-  unknown) that model cards report results by
+  unknown) that model cards report results by.
+  A reader that accepts answers without scores (``unscored=``) takes an empty ``score`` as
+  "needs a human score".
 
 Every problem is reported as a :class:`DataFormatError` naming the 1-based data row (the header
 is row 1, so the first answer is row 2) and the column, so an admin can fix the file. Readers
@@ -85,6 +87,16 @@ class ResponseRecord:
     split: str
     groups: tuple[tuple[str, str], ...] = ()
     """(group name, value) from the ``group:<name>`` columns; blank values are left out."""
+
+
+@dataclass(frozen=True)
+class UnscoredRecord:
+    """An answer of ``responses.csv`` whose ``score`` is empty: it waits for a human score."""
+
+    item_id: str
+    response_id: str
+    text: str
+    row: int = field(default=0, compare=False)
 
 
 Source = str | Path | bytes | IO[str]
@@ -275,12 +287,17 @@ def _group_values(
 
 
 def read_responses_csv(
-    source: Source, items: Mapping[str, ItemRecord] | None = None
+    source: Source,
+    items: Mapping[str, ItemRecord] | None = None,
+    *,
+    unscored: list[UnscoredRecord] | None = None,
 ) -> list[ResponseRecord]:
     """Parse and validate a ``responses.csv``.
 
     With ``items`` (item_id -> record), every answer must belong to a known item and its score
-    must be within ``0..max_score`` of that item.
+    must be within ``0..max_score`` of that item. With ``unscored`` (a list to fill), a row with
+    an empty ``score`` is an answer without a score: it is appended there instead of being an
+    error. The scored answers are returned.
     """
     responses: list[ResponseRecord] = []
     seen: dict[str, int] = {}
@@ -313,6 +330,11 @@ def read_responses_csv(
             raise DataFormatError(
                 f"'{rec['split']}' is not one of train, val, test or blank", row=row, column="split"
             )
+        if not rec["score"].strip():
+            if unscored is None:
+                raise DataFormatError("must not be empty", row=row, column="score")
+            unscored.append(UnscoredRecord(item_id, response_id, text, row))
+            continue
         responses.append(
             ResponseRecord(
                 item_id=item_id,
@@ -323,6 +345,6 @@ def read_responses_csv(
                 groups=_group_values(rec, groups, row),
             )
         )
-    if not responses:
+    if not responses and not unscored:
         raise DataFormatError("the file has a header but no answers", row=2)
     return responses

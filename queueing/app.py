@@ -99,7 +99,10 @@ def configure(app: Celery) -> None:
 
 
 # workers.tasks is found by autodiscovery; other task modules are listed here.
-app = Celery("scorebridge", include=["workers.merge_tasks", "workers.privacy_tasks"])
+app = Celery(
+    "scorebridge",
+    include=["workers.merge_tasks", "workers.privacy_tasks", "workers.cold_start_tasks"],
+)
 configure(app)
 # lti.tasks holds grade passback (the lms queue); it is found when the lti app is installed.
 app.autodiscover_tasks(["workers", "lti"])

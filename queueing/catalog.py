@@ -40,12 +40,13 @@ SCORE = TaskSpec("workers.tasks.score_submission", "scoring")
 TRAIN = TaskSpec("workers.tasks.train_model_version", "training")
 DISTILL = TaskSpec("workers.tasks.distill_model_version", "training")
 MERGE = TaskSpec("workers.merge_tasks.merge_model_versions", "training")
+COLD_START = TaskSpec("workers.cold_start_tasks.compute_cold_start", "training")
 # periodic upkeep rides on the lms queue: light, never behind a long training job
 SWEEP = TaskSpec("workers.tasks.sweep_stuck_submissions", "lms")
 PURGE = TaskSpec("workers.privacy_tasks.purge_expired_data", "lms")
 POST_SCORE = TaskSpec("lti.tasks.post_score", "lms", retry=Backoff(5.0, 600.0))
 
-TASKS = (SCORE, TRAIN, DISTILL, MERGE, SWEEP, PURGE, POST_SCORE)
+TASKS = (SCORE, TRAIN, DISTILL, MERGE, COLD_START, SWEEP, PURGE, POST_SCORE)
 
 
 def routes() -> dict[str, dict[str, str]]:

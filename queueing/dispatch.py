@@ -94,6 +94,11 @@ def send_training(version_id: int, activate: bool) -> None:
     app.send_task(catalog.TRAIN.name, args=[version_id, activate], queue=catalog.TRAIN.queue)
 
 
+def send_cold_start(item_id: int) -> None:
+    """An item's "what to score next" and learning curve (issue 16) to the training queue."""
+    app.send_task(catalog.COLD_START.name, args=[item_id], queue=catalog.COLD_START.queue)
+
+
 def send_distillation(version_id: int, activate: bool) -> None:
     app.send_task(catalog.DISTILL.name, args=[version_id, activate], queue=catalog.DISTILL.queue)
 

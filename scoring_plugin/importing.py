@@ -16,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from ml_core.data import DataFormatError, ItemRecord, ResponseRecord
+from ml_core.data import DataFormatError, ItemRecord, ResponseRecord, UnscoredRecord
 from scoring_plugin.services import ImportError_, parse_item_bank
 
 MAX_ROW_ERRORS = 50
@@ -47,6 +47,9 @@ class Preview:
     answers_per_item: Counter[str] = field(default_factory=Counter)
     scores_per_item: dict[str, Counter[int]] = field(default_factory=dict)
     score_distribution: Counter[int] = field(default_factory=Counter)
+    unscored: list[UnscoredRecord] = field(default_factory=list)
+    """Answers with an empty score: imported as "needs a human score"."""
+    unscored_per_item: Counter[str] = field(default_factory=Counter)
     errors: list[RowError] = field(default_factory=list)
 
     @property
@@ -130,14 +133,16 @@ def preview(items_data: bytes | None, responses_data: bytes | None) -> Preview:
     """Validate both files completely and summarise them; nothing is written to the database."""
     result = Preview()
     try:
-        items, responses = parse_item_bank(items_data, responses_data)
+        items, responses = parse_item_bank(items_data, responses_data, unscored=result.unscored)
     except ImportError_ as exc:
         file = "items" if exc.file == "items.csv" else "responses"
         data = items_data if file == "items" else responses_data
         if file == "items":
             errors = _row_errors(exc.file, data or b"", lambda d: parse_item_bank(d, None))
         else:
-            errors = _row_errors(exc.file, data or b"", lambda d: parse_item_bank(items_data, d))
+            errors = _row_errors(
+                exc.file, data or b"", lambda d: parse_item_bank(items_data, d, unscored=[])
+            )
         # Some errors only show across rows (a repeated id): keep the first error then.
         error: DataFormatError = exc.error
         first = RowError(exc.file, error.row, error.column, error.reason)
@@ -150,4 +155,6 @@ def preview(items_data: bytes | None, responses_data: bytes | None) -> Preview:
         result.answers_per_item[r.item_id] += 1
         result.scores_per_item.setdefault(r.item_id, Counter())[r.score] += 1
         result.score_distribution[r.score] += 1
+    for u in result.unscored:
+        result.unscored_per_item[u.item_id] += 1
     return result

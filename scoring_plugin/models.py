@@ -169,9 +169,17 @@ class ScoredAnswer(models.Model):
     split = models.CharField(max_length=5, choices=Split.choices, blank=True, default="")
     source = models.CharField(
         max_length=10,
-        choices=[("import", "imported"), ("review", "reviewed submission")],
+        choices=[
+            ("import", "imported"),
+            ("review", "reviewed submission"),
+            ("scored", "imported unscored, scored here"),
+        ],
         default="import",
-        help_text="Where the human score comes from: a CSV import or an instructor's review.",
+        help_text="Where the human score comes from: a CSV import, an instructor's review, or "
+        "an instructor scoring an answer imported without a score.",
+    )
+    scored_by = models.CharField(
+        max_length=200, blank=True, help_text="Who gave the score here (empty: from a file)."
     )
     groups = models.JSONField(
         default=dict,
@@ -191,6 +199,48 @@ class ScoredAnswer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.item.key}/{self.response_key}"
+
+
+class UnscoredAnswer(models.Model):
+    """An answer imported without a score (issue 16): it waits for an instructor's score, then
+    becomes a :class:`ScoredAnswer` (training data) and this row goes."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="unscored_answers")
+    response_key = models.CharField(max_length=200, help_text="response_id of the imported CSV.")
+    text = models.TextField(blank=True)
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["item", "response_key"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item", "response_key"], name="unique_unscored_response_per_item"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item.key}/{self.response_key} (needs a score)"
+
+
+class ColdStartReport(models.Model):
+    """The latest "what to score next" and learning curve of an item, computed by a worker."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        READY = "ready", "ready"
+        FAILED = "failed", "failed"
+
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="cold_start")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    batch_size = models.PositiveSmallIntegerField(default=10)
+    target_qwk = models.FloatField(default=0.7)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+    computed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.item.key}: cold start ({self.status})"
 
 
 class ModelVersionQuerySet(models.QuerySet):

@@ -26,13 +26,14 @@ from ml_core.data import (
     ItemRecord,
     ResponseRecord,
     Source,
+    UnscoredRecord,
     read_items_csv,
     read_responses_csv,
 )
 from ml_core.merge.plans import MergePlan, PlanError, validate_plan  # numpy only, no torch
 from queueing import dispatch
 from scoring_plugin.gaming_flags import answer_flags
-from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission
+from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission, UnscoredAnswer
 
 if TYPE_CHECKING:
     from ml_core.training import TrainExample
@@ -409,12 +410,20 @@ class ImportSummary:
     answers_created: int = 0
     answers_updated: int = 0
     answers_per_item: Counter[str] = field(default_factory=Counter)
+    unscored_created: int = 0
+    unscored_kept: int = 0
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"{self.items_created} item(s) created, {self.items_updated} updated; "
             f"{self.answers_created} scored answer(s) created, {self.answers_updated} updated"
         )
+        if self.unscored_created or self.unscored_kept:
+            text += (
+                f"; {self.unscored_created} answer(s) without a score wait for a human score"
+                f" ({self.unscored_kept} already known)"
+            )
+        return text
 
 
 class ImportError_(ValidationError):
@@ -427,9 +436,16 @@ class ImportError_(ValidationError):
 
 
 def parse_item_bank(
-    items_source: Source | None, responses_source: Source | None
+    items_source: Source | None,
+    responses_source: Source | None,
+    *,
+    unscored: list[UnscoredRecord] | None = None,
 ) -> tuple[list[ItemRecord], list[ResponseRecord]]:
-    """Validate both files completely; raise ``ImportError_`` naming file, row and column."""
+    """Validate both files completely; raise ``ImportError_`` naming file, row and column.
+
+    Answers with an empty ``score`` are appended to ``unscored`` (they need a human score);
+    without that list an empty score is an error.
+    """
     items: list[ItemRecord] = []
     if items_source is not None:
         try:
@@ -449,7 +465,7 @@ def parse_item_bank(
                 existing.max_score,
             )
         try:
-            responses = read_responses_csv(responses_source, known)
+            responses = read_responses_csv(responses_source, known, unscored=unscored)
         except DataFormatError as exc:
             raise ImportError_("responses.csv", exc) from exc
     return items, responses
@@ -478,12 +494,15 @@ def _check_max_scores(items: Sequence[ItemRecord]) -> None:
 
 
 def import_item_bank(items_source: Source | None, responses_source: Source | None) -> ImportSummary:
-    """Import items and scored answers all at once or not at all.
+    """Import items, scored answers and answers without a score all at once or not at all.
 
     Items are matched by ``item_id`` and answers by (item, ``response_id``): importing the same
-    files twice changes nothing.
+    files twice changes nothing. An answer with an empty ``score`` is stored as an
+    :class:`UnscoredAnswer` ("needs a human score") unless it already has a human score; a later
+    file that scores it makes it a scored answer.
     """
-    items, responses = parse_item_bank(items_source, responses_source)
+    unscored: list[UnscoredRecord] = []
+    items, responses = parse_item_bank(items_source, responses_source, unscored=unscored)
     summary = ImportSummary()
     with transaction.atomic():
         by_key: dict[str, Item] = {}
@@ -535,4 +554,39 @@ def import_item_bank(items_source: Source | None, responses_source: Source | Non
                 summary.answers_updated += 1
             summary.answers_per_item[r.item_id] += 1
         ScoredAnswer.objects.bulk_create(new_rows, batch_size=500)
+        _store_unscored(unscored, by_key, responses, summary)
     return summary
+
+
+def _store_unscored(
+    unscored: Sequence[UnscoredRecord],
+    by_key: dict[str, Item],
+    responses: Sequence[ResponseRecord],
+    summary: ImportSummary,
+) -> None:
+    """Answers now scored leave the waiting list; new answers without a score join it."""
+    now_scored = {(r.item_id, r.response_id) for r in responses}
+    waiting = UnscoredAnswer.objects.filter(item__key__in={key for key, _ in now_scored})
+    UnscoredAnswer.objects.filter(
+        pk__in=[
+            pk
+            for pk, key, response in waiting.values_list("pk", "item__key", "response_key")
+            if (key, response) in now_scored
+        ]
+    ).delete()
+    needed = {r.item_id for r in unscored} - by_key.keys()
+    by_key.update({i.key: i for i in Item.objects.filter(key__in=needed)})
+    scored = set(
+        ScoredAnswer.objects.filter(item__key__in={r.item_id for r in unscored}).values_list(
+            "item__key", "response_key"
+        )
+    )
+    for r in unscored:
+        if (r.item_id, r.response_id) in scored:
+            summary.unscored_kept += 1  # a human score is never dropped by a file without one
+            continue
+        _, created = UnscoredAnswer.objects.update_or_create(
+            item=by_key[r.item_id], response_key=r.response_id, defaults={"text": r.text}
+        )
+        summary.unscored_created += created
+        summary.unscored_kept += not created

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("scoring_plugin", "0010_artifact_storage"),
+        ("scoring_plugin", "0011_submission_embedding"),
     ]
 
     operations = [

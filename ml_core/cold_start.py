@@ -1,0 +1,548 @@
+"""Starting an item from few scored answers (issue 16): what to score next, how many more
+answers are needed, and a prior from what the item already says.
+
+Everything works on the item's answer vectors (the frozen backbone's pooled vectors, as
+:func:`ml_core.embeddings.frozen_embedder` returns them; rows are L2-normalised here) and is
+cheap enough to run after every batch an instructor scores:
+
+- :func:`reference_features` describes each answer by what the item says: cosine to the
+  reference answer(s) and to the prompt (raw, and standardised within the item's answers),
+  word overlap with the reference, length. :class:`BankPrior` maps those features to a
+  normalised score ``0..1`` with a model fitted on the OTHER items of the bank, and turns the
+  prediction into a distribution over the item's scores (:meth:`BankPrior.class_probabilities`).
+- :func:`predict_probabilities` fits the item's own model (logistic regression over the vectors)
+  on the answers scored so far and blends it with the prior: the own model's weight is
+  ``n / (n + prior_strength)`` for ``n`` scored answers.
+- :func:`suggest_batch` picks the next answers to score: with nothing scored, the answers
+  nearest the centres of a k-means over the vectors (pure diversity, representative answers);
+  afterwards, greedily the answers with the highest mix of uncertainty (the variance of the
+  predicted score) and distance to everything scored or already picked (k-center).
+- :func:`learning_curve` cross-validates the same predictor on prefixes of the scored answers,
+  fits an inverse power law ``qwk(n) = a - b * n**-c`` and estimates how many scored answers
+  reach a target QWK, with a bootstrap interval over the folds.
+
+No Django, no environment; numpy, scipy and scikit-learn only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ml_core.baseline import fit_logistic
+from ml_core.lexical import softmax
+from ml_core.metrics import quadratic_weighted_kappa
+
+_EPS = 1e-12
+Integers = Sequence[int] | np.ndarray
+"""Positions or scores: a list of ints or an integer array."""
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class ColdStartConfig:
+    """How the few-answers model, the suggester and the curve work (chosen on SAF, issue 16)."""
+
+    own_c: float = field(default=10.0, metadata={"help": "inverse L2 strength of the own model"})
+    class_weight: str | None = field(
+        default="balanced", metadata={"help": "'balanced' or None for the own model"}
+    )
+    prior_strength: float = field(
+        default=20.0,
+        metadata={"help": "scored answers at which the own model and the bank prior weigh equally"},
+    )
+    prior_feature_scale: float = field(
+        default=1.0,
+        metadata={"help": "scale of the prior's predicted score appended to the own features"},
+    )
+    uncertainty_weight: float = field(
+        default=0.5,
+        metadata={"help": "weight of uncertainty against diversity in batches after the first"},
+    )
+    curve_folds: int = field(default=5, metadata={"help": "folds of the learning curve"})
+    curve_bootstrap: int = field(default=200, metadata={"help": "bootstrap refits of the curve"})
+    horizon: float = field(
+        default=20.0,
+        metadata={"help": "estimates beyond this many times the scored answers count as never"},
+    )
+    seed: int = field(default=16, metadata={"help": "seed of k-means, folds and bootstrap"})
+
+
+def normalise_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (float64)."""
+    array = np.asarray(vectors, dtype=np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"vectors must be a 2-d array, got shape {array.shape}")
+    return array / np.maximum(np.linalg.norm(array, axis=1, keepdims=True), _EPS)
+
+
+# --------------------------------------------------------------------------------------------
+# What the item already says
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2}
+
+
+def _standardise(values: np.ndarray) -> np.ndarray:
+    return (values - values.mean()) / max(float(values.std()), 1e-6)
+
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "cos_reference",
+    "cos_reference_z",
+    "cos_reference_rank",
+    "cos_prompt",
+    "cos_prompt_z",
+    "reference_recall",
+    "reference_precision",
+    "log_words",
+    "log_length_ratio",
+    "cos_centroid_z",
+)
+
+
+def reference_features(
+    texts: Sequence[str],
+    vectors: np.ndarray,
+    reference_texts: Sequence[str],
+    reference_vectors: np.ndarray,
+    prompt_vector: np.ndarray,
+) -> np.ndarray:
+    """``[n, len(FEATURE_NAMES)]`` features of the item's answers from its reference answer(s)
+    and prompt. Pass ALL the item's answers (scored or not): the ``_z`` and rank columns
+    standardise within them, which removes the item-to-item offset of raw cosines.
+    """
+    if len(texts) != len(vectors):
+        raise ValueError(f"{len(texts)} texts but {len(vectors)} vectors")
+    if not reference_texts or len(reference_texts) != len(reference_vectors):
+        raise ValueError("give at least one reference answer, with one vector each")
+    answers = normalise_rows(vectors)
+    references = normalise_rows(reference_vectors)
+    prompt = normalise_rows(np.asarray(prompt_vector).reshape(1, -1))[0]
+    cos_ref = (answers @ references.T).max(axis=1)
+    cos_prompt = answers @ prompt
+    centroid = answers.mean(axis=0)
+    cos_centroid = answers @ (centroid / max(float(np.linalg.norm(centroid)), _EPS))
+    ranks = np.argsort(np.argsort(cos_ref)) / max(len(texts) - 1, 1)
+    ref_words = set().union(*(_words(r) for r in reference_texts))
+    ref_length = np.mean([max(len(_WORD.findall(r)), 1) for r in reference_texts])
+    rows = []
+    for text in texts:
+        words = _words(text)
+        count = len(_WORD.findall(text))
+        overlap = len(words & ref_words)
+        rows.append(
+            (
+                overlap / max(len(ref_words), 1),
+                overlap / max(len(words), 1),
+                math.log1p(count),
+                math.log((count + 1) / (ref_length + 1)),
+            )
+        )
+    lexical = np.asarray(rows, dtype=np.float64).reshape(len(texts), 4)
+    return np.column_stack(
+        [
+            cos_ref,
+            _standardise(cos_ref),
+            ranks,
+            cos_prompt,
+            _standardise(cos_prompt),
+            lexical,
+            _standardise(cos_centroid),
+        ]
+    )
+
+
+@dataclass
+class BankPrior:
+    """A model fitted across items: reference features -> normalised score ``score / max``.
+
+    Fit it on the other items of the bank (never on the item it will score).
+    """
+
+    max_iter: int = 200
+    _model: object = None
+    residual_sd: float = 0.3
+
+    def fit(self, features: np.ndarray, normalised_scores: np.ndarray) -> BankPrior:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        x = np.asarray(features, dtype=np.float64)
+        y = np.asarray(normalised_scores, dtype=np.float64)
+        if len(x) != len(y) or len(x) < 20:
+            raise ValueError("the bank prior needs at least 20 scored answers of other items")
+        if y.min() < 0 or y.max() > 1:
+            raise ValueError("normalised scores must lie in 0..1")
+        model = HistGradientBoostingRegressor(
+            max_iter=self.max_iter, learning_rate=0.05, max_leaf_nodes=15, random_state=0
+        )
+        model.fit(x, y)
+        self._model = model
+        self.residual_sd = max(float(np.std(y - model.predict(x))), 0.1)
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Normalised predicted scores in ``0..1``."""
+        if self._model is None:
+            raise RuntimeError("the bank prior is not fitted")
+        raw = self._model.predict(np.asarray(features, dtype=np.float64))  # type: ignore[attr-defined]
+        return np.clip(np.asarray(raw, dtype=np.float64), 0.0, 1.0)
+
+    def class_probabilities(self, features: np.ndarray, num_labels: int) -> np.ndarray:
+        """``[n, num_labels]``: a discretised normal around the predicted score."""
+        centre = self.predict(features) * (num_labels - 1)
+        sd = max(self.residual_sd * (num_labels - 1), 0.3)
+        grid = np.arange(num_labels, dtype=np.float64)
+        logits = -0.5 * ((grid[None, :] - centre[:, None]) / sd) ** 2
+        return softmax(logits)
+
+
+# --------------------------------------------------------------------------------------------
+# The item's own model, blended with the prior
+
+
+def expected_scores(probabilities: np.ndarray) -> np.ndarray:
+    return np.asarray(probabilities @ np.arange(probabilities.shape[1], dtype=np.float64))
+
+
+def decode(probabilities: np.ndarray) -> np.ndarray:
+    """Scores from probabilities: the expected score, rounded (ordinal, kind to QWK)."""
+    return np.rint(expected_scores(probabilities)).astype(np.int64)
+
+
+def predict_probabilities(
+    vectors: np.ndarray,
+    scored: Integers,
+    labels: Integers,
+    num_labels: int,
+    *,
+    prior: np.ndarray | None = None,
+    config: ColdStartConfig | None = None,
+) -> np.ndarray:
+    """``[n, num_labels]`` for every row of ``vectors`` (normalised rows of ALL the item's
+    answers), from the answers at positions ``scored`` with scores ``labels``.
+
+    ``prior`` (``[n, num_labels]``, e.g. :meth:`BankPrior.class_probabilities`) is blended in
+    with weight ``prior_strength / (n_scored + prior_strength)``; its expected score is also a
+    feature of the own model. Without a prior and with fewer than two scored classes the result
+    is uniform (nothing is known yet).
+    """
+    config = config or ColdStartConfig()
+    index = np.asarray(scored, dtype=np.int64)
+    y = np.asarray(labels, dtype=np.int64)
+    if len(index) != len(y):
+        raise ValueError(f"{len(index)} scored positions but {len(y)} labels")
+    if len(y) and (y.min() < 0 or y.max() >= num_labels):
+        raise ValueError(f"labels must lie in 0..{num_labels - 1}")
+    n = len(vectors)
+    uniform = np.full((n, num_labels), 1.0 / num_labels)
+    # centred on the item's answers and scaled to unit mean length: what tells this item's
+    # answers apart, not what they share
+    centred = vectors - vectors.mean(axis=0)
+    features = centred / max(float(np.linalg.norm(centred, axis=1).mean()), _EPS)
+    if prior is not None:
+        prior_score = expected_scores(prior) / max(num_labels - 1, 1)
+        features = np.column_stack([features, config.prior_feature_scale * prior_score])
+    own: np.ndarray | None = None
+    if len(np.unique(y)) >= 2:
+        coef, intercept = fit_logistic(
+            features[index], y, num_labels, C=config.own_c, class_weight=config.class_weight
+        )
+        own = softmax(features @ coef.T + intercept)
+    if prior is None:
+        return own if own is not None else uniform
+    if own is None:
+        return np.asarray(prior, dtype=np.float64)
+    weight = len(y) / (len(y) + config.prior_strength)
+    return np.asarray(weight * own + (1.0 - weight) * prior)
+
+
+# --------------------------------------------------------------------------------------------
+# Which answers to score next
+
+
+def score_uncertainty(probabilities: np.ndarray) -> np.ndarray:
+    """Variance of the predicted score, scaled to ``0..1`` (the largest possible is
+    ``((K-1)/2)**2``): ordinal uncertainty, which is what QWK punishes."""
+    k = probabilities.shape[1]
+    grid = np.arange(k, dtype=np.float64)
+    mean = probabilities @ grid
+    variance = probabilities @ grid**2 - mean**2
+    return np.clip(variance / max(((k - 1) / 2) ** 2, _EPS), 0.0, 1.0)
+
+
+def _diverse_first_batch(
+    vectors: np.ndarray, candidates: np.ndarray, size: int, seed: int
+) -> list[int]:
+    from sklearn.cluster import KMeans
+
+    clusters = min(size, len(candidates))
+    model = KMeans(n_clusters=clusters, n_init=3, random_state=seed).fit(vectors[candidates])
+    chosen: list[int] = []
+    for centre in model.cluster_centers_:
+        distances = np.linalg.norm(vectors[candidates] - centre, axis=1)
+        for position in np.argsort(distances):
+            if int(candidates[position]) not in chosen:
+                chosen.append(int(candidates[position]))
+                break
+    return chosen
+
+
+def suggest_batch(
+    vectors: np.ndarray,
+    scored: Integers,
+    labels: Integers,
+    num_labels: int,
+    size: int,
+    *,
+    prior: np.ndarray | None = None,
+    config: ColdStartConfig | None = None,
+    candidates: Sequence[int] | None = None,
+    probabilities: np.ndarray | None = None,
+) -> list[int]:
+    """Positions (rows of ``vectors``, normalised) of the next ``size`` answers to score, best
+    first, among ``candidates`` (default: every row). Never returns a scored position; fewer
+    than ``size`` when fewer are left. ``probabilities`` may pass what
+    :func:`predict_probabilities` already returned for this scored set.
+    """
+    config = config or ColdStartConfig()
+    if size < 1:
+        raise ValueError("the batch size must be at least 1")
+    done = set(int(i) for i in scored)
+    pool = range(len(vectors)) if candidates is None else candidates
+    left = np.array([int(i) for i in pool if int(i) not in done], dtype=np.int64)
+    if len(left) <= size:
+        return [int(i) for i in left]
+    if not done:
+        return _diverse_first_batch(vectors, left, size, config.seed)
+    if probabilities is None:
+        probabilities = predict_probabilities(
+            vectors, scored, labels, num_labels, prior=prior, config=config
+        )
+    return _uncertain_and_diverse(vectors, left, sorted(done), probabilities, size, config)
+
+
+def _uncertain_and_diverse(
+    vectors: np.ndarray,
+    candidates: np.ndarray,
+    done: Sequence[int],
+    probabilities: np.ndarray,
+    size: int,
+    config: ColdStartConfig,
+) -> list[int]:
+    uncertainty = score_uncertainty(probabilities[candidates])
+    if uncertainty.max() > 0:
+        uncertainty = uncertainty / uncertainty.max()
+    anchor = vectors[np.asarray(done, dtype=np.int64)]
+    distance = (1.0 - vectors[candidates] @ anchor.T).min(axis=1)
+    chosen: list[int] = []
+    taken: list[int] = []
+    weight = config.uncertainty_weight
+    for _ in range(size):
+        spread = distance / max(float(distance.max()), _EPS)
+        value = weight * uncertainty + (1.0 - weight) * spread
+        value[taken] = -np.inf
+        best = int(np.argmax(value))
+        taken.append(best)
+        chosen.append(int(candidates[best]))
+        distance = np.minimum(distance, 1.0 - vectors[candidates] @ vectors[candidates[best]])
+    return chosen
+
+
+# --------------------------------------------------------------------------------------------
+# The learning curve and how many more answers are needed
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    size: int
+    qwk: float
+    sd: float
+
+
+@dataclass(frozen=True)
+class LearningCurve:
+    """Cross-validated QWK against training size, and the answers needed for ``target``.
+
+    ``needed`` is the total number of scored answers at which the fitted curve reaches
+    ``target`` (None: the fitted curve levels off below it, or reaches it only beyond
+    ``horizon`` times the scored answers); ``needed_low``/``needed_high``
+    the 10th/90th percentiles over bootstrap refits (None when more than 10% of them level off
+    below the target); ``reachable`` the share of refits that reach it at all.
+    """
+
+    scored: int
+    target: float
+    points: tuple[CurvePoint, ...]
+    asymptote: float | None
+    params: tuple[float, float, float] | None
+    needed: float | None
+    needed_low: float | None
+    needed_high: float | None
+    reachable: float
+
+    @property
+    def more_needed(self) -> float | None:
+        return None if self.needed is None else max(0.0, self.needed - self.scored)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "scored": self.scored,
+            "target": self.target,
+            "points": [{"size": p.size, "qwk": p.qwk, "sd": p.sd} for p in self.points],
+            "asymptote": self.asymptote,
+            "params": list(self.params) if self.params else None,
+            "needed": self.needed,
+            "needed_low": self.needed_low,
+            "needed_high": self.needed_high,
+            "more_needed": self.more_needed,
+            "reachable": self.reachable,
+        }
+
+
+def _power_law(n: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    return np.asarray(a - b * np.power(n, -c))
+
+
+def fit_power_law(
+    sizes: Sequence[float], qwks: Sequence[float], sds: Sequence[float] | None = None
+) -> tuple[float, float, float] | None:
+    """``(a, b, c)`` of ``qwk(n) = a - b * n**-c`` (``a`` in ``-1..1``, ``b >= 0``,
+    ``c`` in ``0.05..2``), or None with fewer than three sizes or when the fit fails."""
+    from scipy.optimize import curve_fit
+
+    x = np.asarray(sizes, dtype=np.float64)
+    y = np.asarray(qwks, dtype=np.float64)
+    if len(x) < 3:
+        return None
+    sigma = None if sds is None else np.maximum(np.asarray(sds, dtype=np.float64), 0.02)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            params, _ = curve_fit(
+                _power_law,
+                x,
+                y,
+                p0=(min(float(y.max()) + 0.05, 1.0), 1.0, 0.5),
+                sigma=sigma,
+                bounds=((-1.0, 0.0, 0.05), (1.0, 50.0, 2.0)),
+                maxfev=4000,
+            )
+    except (RuntimeError, ValueError):
+        return None
+    return float(params[0]), float(params[1]), float(params[2])
+
+
+def answers_for(
+    params: tuple[float, float, float], target: float, limit: float = math.inf
+) -> float | None:
+    """Training size at which the fitted curve reaches ``target`` (None: never, or beyond
+    ``limit``: an extrapolation that far says nothing)."""
+    a, b, c = params
+    if b <= 0:
+        return 1.0 if a >= target else None
+    if a <= target:
+        return None
+    needed = float((b / (a - target)) ** (1.0 / c))
+    return needed if needed <= limit else None
+
+
+def curve_sizes(largest: int, smallest: int = 5) -> list[int]:
+    """Training sizes of the curve: about 1.4x apart from ``smallest`` up to ``largest``."""
+    sizes: list[int] = []
+    size = float(smallest)
+    while size < largest:
+        if not sizes or int(size) > sizes[-1]:
+            sizes.append(int(size))
+        size *= 1.4
+    if largest >= smallest and (not sizes or sizes[-1] != largest):
+        sizes.append(largest)
+    return sizes
+
+
+def _fold_curves(
+    vectors: np.ndarray,
+    scored: np.ndarray,
+    y: np.ndarray,
+    num_labels: int,
+    prior: np.ndarray | None,
+    config: ColdStartConfig,
+) -> tuple[list[int], np.ndarray]:
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(y))
+    folds = min(config.curve_folds, len(y))
+    parts = [order[f::folds] for f in range(folds)]
+    sizes = curve_sizes(len(y) - max(len(p) for p in parts))
+    table = np.zeros((folds, len(sizes)))
+    for f, test in enumerate(parts):
+        train = np.concatenate([p for g, p in enumerate(parts) if g != f])
+        for s, size in enumerate(sizes):
+            picked = train[:size]
+            probabilities = predict_probabilities(
+                vectors, scored[picked], y[picked], num_labels, prior=prior, config=config
+            )
+            predicted = decode(probabilities[scored[test]])
+            table[f, s] = quadratic_weighted_kappa(y[test], predicted, num_labels)
+    return sizes, table
+
+
+def learning_curve(
+    vectors: np.ndarray,
+    scored: Integers,
+    labels: Integers,
+    num_labels: int,
+    target: float,
+    *,
+    prior: np.ndarray | None = None,
+    config: ColdStartConfig | None = None,
+) -> LearningCurve:
+    """Cross-validated QWK of :func:`predict_probabilities` on prefixes of the scored answers
+    (folds over the scored answers; each fold's training part is taken in a random order), and
+    the inverse-power-law estimate of the scored answers needed to reach ``target``.
+
+    Needs at least 10 scored answers.
+    """
+    config = config or ColdStartConfig()
+    index = np.asarray(scored, dtype=np.int64)
+    y = np.asarray(labels, dtype=np.int64)
+    if len(index) != len(y):
+        raise ValueError(f"{len(index)} scored positions but {len(y)} labels")
+    if len(y) < 10:
+        raise ValueError("a learning curve needs at least 10 scored answers")
+    sizes, table = _fold_curves(vectors, index, y, num_labels, prior, config)
+    means, sds = table.mean(axis=0), table.std(axis=0)
+    points = tuple(
+        CurvePoint(size, float(m), float(s)) for size, m, s in zip(sizes, means, sds, strict=True)
+    )
+    params = fit_power_law(sizes, means, sds)
+    limit = config.horizon * len(y)
+    needed = answers_for(params, target, limit) if params else None
+    rng = np.random.default_rng(config.seed + 1)
+    boot: list[float] = []
+    for _ in range(config.curve_bootstrap):
+        sample = table[rng.integers(0, len(table), len(table))]
+        refit = fit_power_law(sizes, sample.mean(axis=0), sample.std(axis=0))
+        value = answers_for(refit, target, limit) if refit else None
+        boot.append(math.inf if value is None else value)
+    finite = np.asarray(boot)
+    reachable = float(np.isfinite(finite).mean()) if len(finite) else 0.0
+    low = high = None
+    if reachable >= 0.9:
+        low, high = (float(v) for v in np.percentile(finite, [10, 90]))
+    return LearningCurve(
+        scored=len(y),
+        target=target,
+        points=points,
+        asymptote=params[0] if params else None,
+        params=params,
+        needed=needed,
+        needed_low=low,
+        needed_high=high,
+        reachable=reachable,
+    )

@@ -1,0 +1,157 @@
+"""ml_core.cold_start: the batch suggester, the few-answers model and the learning curve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml_core.cold_start import (
+    FEATURE_NAMES,
+    BankPrior,
+    ColdStartConfig,
+    answers_for,
+    decode,
+    fit_power_law,
+    learning_curve,
+    normalise_rows,
+    predict_probabilities,
+    reference_features,
+    score_uncertainty,
+    suggest_batch,
+)
+from ml_core.metrics import quadratic_weighted_kappa
+
+
+def clustered(per_class: int = 30, classes: int = 3, noise: float = 0.15, seed: int = 0):
+    """Normalised vectors in ``classes`` clusters (class k around axis k) and their labels."""
+    rng = np.random.default_rng(seed)
+    dim = 12
+    rows, labels = [], []
+    for label in range(classes):
+        centre = np.zeros(dim)
+        centre[label] = 1.0
+        rows.append(centre + noise * rng.standard_normal((per_class, dim)))
+        labels += [label] * per_class
+    return normalise_rows(np.vstack(rows)), np.array(labels)
+
+
+def test_first_batch_with_nothing_scored_covers_every_cluster():
+    vectors, labels = clustered()
+    batch = suggest_batch(vectors, [], [], 3, 3)
+    assert len(set(batch)) == 3
+    assert sorted(labels[batch].tolist()) == [0, 1, 2]
+
+
+def test_batches_never_repeat_a_scored_answer_and_stay_in_the_candidates():
+    vectors, labels = clustered()
+    scored = [0, 1, 30, 31, 60, 61]
+    candidates = list(range(0, 90, 2))
+    batch = suggest_batch(vectors, scored, labels[scored], 3, 10, candidates=candidates)
+    assert len(batch) == len(set(batch)) == 10
+    assert not set(batch) & set(scored)
+    assert set(batch) <= set(candidates)
+    assert suggest_batch(vectors, list(range(88)), labels[:88], 3, 5) == [88, 89]
+
+
+def test_uncertainty_picks_the_answers_between_the_scored_classes():
+    rng = np.random.default_rng(1)
+    low = np.array([1.0, 0.0, 0.0]) + 0.05 * rng.standard_normal((20, 3))
+    high = np.array([0.0, 1.0, 0.0]) + 0.05 * rng.standard_normal((20, 3))
+    between = np.array([1.0, 1.0, 0.0]) + 0.05 * rng.standard_normal((5, 3))
+    vectors = normalise_rows(np.vstack([low, high, between]))
+    scored = list(range(0, 20, 2)) + list(range(20, 40, 2))
+    labels = [0] * 10 + [2] * 10
+    config = ColdStartConfig(uncertainty_weight=1.0, own_c=10.0)
+    batch = suggest_batch(vectors, scored, labels, 3, 5, config=config)
+    assert sorted(batch) == list(range(40, 45))
+
+
+def test_score_uncertainty_is_zero_for_certainty_and_one_for_the_extremes_split():
+    probabilities = np.array([[1.0, 0, 0], [0.5, 0, 0.5], [0, 1.0, 0]])
+    assert score_uncertainty(probabilities).tolist() == pytest.approx([0.0, 1.0, 0.0])
+
+
+def test_own_model_learns_and_blends_towards_the_prior_with_few_answers():
+    vectors, labels = clustered(seed=2)
+    nothing = predict_probabilities(vectors, [], [], 3)
+    assert np.allclose(nothing, 1 / 3)
+    prior = np.tile([0.0, 0.0, 1.0], (len(labels), 1))
+    assert np.allclose(predict_probabilities(vectors, [0], [0], 3, prior=prior), prior)
+    train = list(range(0, 90, 3))
+    test = [i for i in range(90) if i not in train]
+    own = predict_probabilities(vectors, train, labels[train], 3)
+    assert quadratic_weighted_kappa(labels[test], decode(own[test]), 3) > 0.9
+    few = predict_probabilities(vectors, train[:6], labels[train[:6]], 3, prior=prior)
+    many = predict_probabilities(vectors, train, labels[train], 3, prior=prior)
+    # the wrong prior ("everything scores 2") weighs less as scored answers grow
+    assert few[:30, 2].mean() > many[:30, 2].mean()
+    with pytest.raises(ValueError, match="labels must lie"):
+        predict_probabilities(vectors, [0, 1], [0, 5], 3)
+
+
+def test_reference_features_rank_the_reference_itself_first():
+    rng = np.random.default_rng(3)
+    reference = "the tcp header has a sequence number and a window"
+    texts = [reference, "no idea", "udp is faster", "tcp has a sequence number"]
+    reference_vector = rng.standard_normal((1, 8))
+    vectors = np.vstack([reference_vector, rng.standard_normal((3, 8))])
+    features = reference_features(
+        texts, vectors, [reference], reference_vector, rng.standard_normal(8)
+    )
+    assert features.shape == (4, len(FEATURE_NAMES))
+    column = dict(zip(FEATURE_NAMES, features.T, strict=True))
+    assert column["cos_reference"][0] == pytest.approx(1.0)
+    assert column["cos_reference_rank"][0] == 1.0
+    assert column["reference_recall"][0] == 1.0
+    assert column["reference_recall"][1] == 0.0
+    assert 0 < column["reference_recall"][3] < 1
+    with pytest.raises(ValueError, match="reference answer"):
+        reference_features(texts, vectors, [], np.zeros((0, 8)), np.zeros(8))
+
+
+def test_bank_prior_learns_a_score_from_features_and_spreads_it_over_classes():
+    rng = np.random.default_rng(4)
+    features = rng.uniform(0, 1, (400, 3))
+    scores = np.clip(features[:, 0] + 0.05 * rng.standard_normal(400), 0, 1)
+    prior = BankPrior().fit(features, scores)
+    test = rng.uniform(0, 1, (100, 3))
+    assert np.corrcoef(prior.predict(test), test[:, 0])[0, 1] > 0.9
+    probabilities = prior.class_probabilities(np.array([[0.95, 0.5, 0.5], [0.05, 0.5, 0.5]]), 5)
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert probabilities[0].argmax() == 4 and probabilities[1].argmax() == 0
+    with pytest.raises(ValueError, match="at least 20"):
+        BankPrior().fit(features[:5], scores[:5])
+    with pytest.raises(ValueError, match="0..1"):
+        BankPrior().fit(features, scores * 4)
+
+
+def test_power_law_fit_recovers_a_known_curve_and_the_answers_it_needs():
+    sizes = np.array([5, 8, 12, 20, 30, 45, 70])
+    qwk = 0.85 - 1.2 * sizes**-0.6
+    a, b, c = fit_power_law(sizes, qwk)
+    assert (a, b, c) == pytest.approx((0.85, 1.2, 0.6), rel=0.02)
+    needed = answers_for((a, b, c), 0.8)
+    assert needed == pytest.approx((1.2 / 0.05) ** (1 / 0.6), rel=0.05)
+    assert answers_for((a, b, c), 0.9) is None
+    assert answers_for((a, b, c), 0.8, limit=needed / 2) is None  # too far to say
+    assert fit_power_law([5, 10], [0.1, 0.2]) is None
+
+
+def test_learning_curve_estimates_answers_for_a_reachable_target_only():
+    vectors, labels = clustered(per_class=40, noise=0.5, seed=5)
+    rng = np.random.default_rng(5)
+    noisy = labels.copy()
+    flip = rng.random(len(noisy)) < 0.15
+    noisy[flip] = rng.integers(0, 3, flip.sum())
+    scored = rng.permutation(len(labels))[:80]
+    config = ColdStartConfig(curve_bootstrap=40)
+    curve = learning_curve(vectors, scored, noisy[scored], 3, 0.5, config=config)
+    assert curve.scored == 80
+    assert [p.size for p in curve.points] == sorted(p.size for p in curve.points)
+    assert curve.points[-1].qwk > curve.points[0].qwk
+    assert curve.needed is not None and curve.reachable > 0.5
+    unreachable = learning_curve(vectors, scored, noisy[scored], 3, 0.999, config=config)
+    assert unreachable.needed is None and unreachable.more_needed is None
+    assert unreachable.to_json()["needed"] is None
+    with pytest.raises(ValueError, match="at least 10"):
+        learning_curve(vectors, scored[:5], noisy[scored[:5]], 3, 0.5, config=config)
