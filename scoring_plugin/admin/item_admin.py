@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from scoring_plugin import audit, charts, importing, review
+from scoring_plugin import audit, charts, cold_start, importing, review
 from scoring_plugin.admin.forms import ImportForm
 from scoring_plugin.admin.reports import (
     item_glance,
@@ -81,6 +81,7 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
         "merge_gw",
         "roll_back",
         "retrain_with_reviewed",
+        "suggest_next",
     ]
     change_list_template = "admin/scoring_plugin/item/change_list.html"
     change_form_template = "admin/scoring_plugin/item/change_form.html"
@@ -115,6 +116,11 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
                 "import/",
                 self.admin_site.admin_view(self.import_view),
                 name="scoring_plugin_item_import",
+            ),
+            path(
+                "<int:item_id>/score-next/",
+                self.admin_site.admin_view(require_POST(self.score_next_view)),
+                name="scoring_plugin_item_score_next",
             ),
             path(
                 "<int:item_id>/rollback/",
@@ -224,7 +230,29 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
                 for a in extra["review_agreement"]
             ]
             extra["audit_entries"] = AuditLog.objects.filter(item=item)[:20]
+            extra["cold_start"] = cold_start_panel(item, self.has_train_permission(request))
         return super().change_view(request, object_id, form_url, extra_context=extra)
+
+    def score_next_view(self, request: HttpRequest, item_id: int) -> HttpResponse:
+        """Score one suggested answer (issue 16): it becomes training data, with who scored it."""
+        item = get_object_or_404(Item, pk=item_id)
+        if not self.has_train_permission(request):
+            return HttpResponse("You may not score training answers.", status=403)
+        try:
+            score = int(request.POST.get("score", ""))
+            cold_start.score_waiting(
+                item, request.POST.get("kind", ""), request.POST.get("key", ""), score,
+                admin_actor(request),
+            )  # fmt: skip
+        except ValueError:
+            self.message_user(request, "Choose a score.", messages.ERROR)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+        else:
+            self.message_user(request, f"Scored {score}: it is training data now.")
+        return HttpResponseRedirect(
+            reverse("admin:scoring_plugin_item_change", kwargs={"object_id": item.pk})
+        )
 
     def rollback_view(self, request: HttpRequest, item_id: int) -> HttpResponse:
         item = get_object_or_404(Item, pk=item_id)
@@ -293,6 +321,19 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
 
     @admin.action(
+        description="Suggest what to score next and the learning curve (items with few scores)",
+        permissions=["train"],
+    )
+    def suggest_next(self, request: HttpRequest, queryset: QuerySet[Item]) -> None:
+        for item in queryset:
+            cold_start.request_report(item)
+        self.message_user(
+            request,
+            f"Queued on the training queue for {queryset.count()} item(s): the item page shows "
+            "the answers to score next and the learning curve when it is ready.",
+        )
+
+    @admin.action(
         description="Retrain with reviewed answers (adds them to the training data)",
         permissions=["train"],
     )
@@ -315,3 +356,21 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
                 f"{item.key}: {created} reviewed answer(s) added, {updated} updated; "
                 f"training {version.label} queued.",
             )
+
+
+def cold_start_panel(item: Item, can_score: bool) -> dict[str, object] | None:
+    """The item page's "what to score next" section: the report's lines and its suggested
+    answers (each with a score form when the admin may train), or None without a report."""
+    report = getattr(item, "cold_start", None)
+    if report is None:
+        return None
+    ready = report.status == report.Status.READY
+    return {
+        "status": report.get_status_display(),
+        "error": report.error,
+        "lines": cold_start.describe(report.result) if ready else [],
+        "suggested": report.result.get("suggested", []) if ready else [],
+        "scores": list(range(item.max_score + 1)),
+        "can_score": can_score,
+        "url": reverse("admin:scoring_plugin_item_score_next", kwargs={"item_id": item.pk}),
+    }

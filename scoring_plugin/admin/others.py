@@ -1,4 +1,5 @@
-"""The remaining admins: scored (training) answers and the read-only audit log."""
+"""The remaining admins: scored (training) answers, answers waiting for a human score, and the
+read-only audit log."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from scoring_plugin import admin_trust
-from scoring_plugin.models import AuditLog, ScoredAnswer
+from scoring_plugin.models import AuditLog, ScoredAnswer, UnscoredAnswer
 
 
 @admin.register(ScoredAnswer)
@@ -15,6 +16,24 @@ class ScoredAnswerAdmin(admin.ModelAdmin):
     list_filter = ["split", "source", "item"]
     search_fields = ["response_key", "text"]
     list_select_related = ["item"]
+
+
+@admin.register(UnscoredAnswer)
+class UnscoredAnswerAdmin(admin.ModelAdmin):
+    """Imported answers that wait for a human score: scored from the item page's "What to
+    score next" (they then become training answers); read-only here."""
+
+    list_display = ["response_key", "item", "imported_at"]
+    list_filter = ["item"]
+    search_fields = ["response_key", "text"]
+    list_select_related = ["item"]
+    readonly_fields = ["item", "response_key", "text", "imported_at"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(AuditLog)

@@ -199,3 +199,46 @@ def test_scoring_suggested_answers_of_both_kinds_through_one_call() -> None:
         score_waiting(item, "unscored", "a3", 1, "admin:bob")
     with pytest.raises(ValidationError, match="not an answer kind"):
         score_waiting(item, "other", "a2", 1, "admin:bob")
+
+
+@pytest.mark.django_db
+def test_admin_queues_the_report_shows_the_next_answers_and_scores_one_into_training_data(
+    client, tiny_backbone: Path, django_capture_on_commit_callbacks, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import User
+
+    admin = User.objects.create_superuser("ada", "ada@example.org", "pw")
+    client.force_login(admin)
+    item = ItemFactory(key="fresh")
+    add_scored_answers(item, 12)
+    _unscored(item, 10)
+    sent: list[int] = []
+    monkeypatch.setattr("queueing.dispatch.send_cold_start", sent.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/scoring_plugin/item/",
+            {"action": "suggest_next", "_selected_action": [item.pk]},
+            follow=True,
+        )
+    assert "Queued on the training queue" in response.content.decode() and sent == [item.pk]
+    page = client.get(f"/admin/scoring_plugin/item/{item.pk}/change/").content.decode()
+    assert 'id="cold-start"' in page and "Report: pending" in page
+    embed = EmbeddingCache(frozen_embedder(str(tiny_backbone), "mean", 1))
+    from scoring_plugin.cold_start import run_report
+
+    run_report(item.pk, embed)
+    page = client.get(f"/admin/scoring_plugin/item/{item.pk}/change/").content.decode()
+    suggested = ColdStartReport.objects.get(item=item).result["suggested"][0]
+    assert "12 scored, 10 waiting" in page and suggested["text"] in page
+    url = f"/admin/scoring_plugin/item/{item.pk}/score-next/"
+    client.post(url, {"kind": suggested["kind"], "key": suggested["key"], "score": "2"})
+    scored = ScoredAnswer.objects.get(item=item, response_key=suggested["key"])
+    assert (scored.score, scored.scored_by) == (2, "admin:ada")
+    again = client.post(
+        url, {"kind": suggested["kind"], "key": suggested["key"], "score": "1"}, follow=True
+    )
+    assert "waits for a score" in again.content.decode()  # scored once, not twice
+    assert ScoredAnswer.objects.get(item=item, response_key=suggested["key"]).score == 2
+    viewer = User.objects.create_user("vic", password="pw", is_staff=True)
+    client.force_login(viewer)
+    assert client.post(url, {"kind": "unscored", "key": "x", "score": "1"}).status_code == 403
