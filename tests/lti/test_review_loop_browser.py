@@ -23,6 +23,7 @@ from tests.lti.lti_platform import INSTRUCTOR, TestPlatform
 from tests.lti.test_lti_flow import submit
 from tests.pages.conftest import start_chrome
 from tests.pages.test_browser import screenshot, wait
+from tests.pages.test_student_review_browser import serious_axe_violations
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -139,6 +140,7 @@ def test_whole_loop_student_review_request_group_of_20_gradebook_and_feedback(
         assert members == similar_ids
         assert chrome.execute_script("return document.documentElement.scrollWidth") <= 1000
         screenshot(chrome, tmp_path, "instructor-answer-groups")
+        assert serious_axe_violations(chrome) == []
 
         row = big.find_element(By.CSS_SELECTOR, f'tr[data-id="{first.pk}"]')
         assert "review requested by the student" in row.text
@@ -189,6 +191,7 @@ def test_whole_loop_student_review_request_group_of_20_gradebook_and_feedback(
     assert entry.find_element(By.CSS_SELECTOR, ".feedback-text").text == FEEDBACK["3"]
     assert "Your instructor scored this answer." in entry.text
     screenshot(chrome, tmp_path, "student-reviewed")
+    assert serious_axe_violations(chrome) == []
 
     # The admin's item page: how good the active model is, how many answers wait.
     admin = User.objects.create_superuser("admin", "admin@example.org", "admin-password-1")
@@ -200,4 +203,4 @@ def test_whole_loop_student_review_request_group_of_20_gradebook_and_feedback(
     glance = wait(chrome).until(lambda d: d.find_element(By.ID, "item-glance"))
     assert f"Active model: {item.active_version.label}" in glance.text
     assert "0 of 25 answer(s) wait for review." in glance.text
-    screenshot(chrome, tmp_path, "admin-item-versions")
+    screenshot(chrome, tmp_path, "admin-item")
