@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -152,7 +153,7 @@ def test_progress_endpoint_reports_percent_epoch_and_metric(staff_client, db) ->
 
 
 def _version_with_artifact(item: Item, tmp_path: Path, number: int, **metrics: object):  # type: ignore[no-untyped-def]
-    key = f"{item.key}/v{number}-{tmp_path.name}"
+    key = f"{item.key}/v{number}-{uuid.uuid4().hex}"  # var/test outlives a run: a fresh key
     folder = Path(settings.ARTIFACTS_DIR) / key
     folder.mkdir(parents=True)
     history = [

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from lti.models import ItemLtiSettings, LtiSubmission, RegistrationInvite, UsedNonce
 from scoring_plugin import audit
-from scoring_plugin.models import AuditLog, ModelVersion, Submission
+from scoring_plugin.models import AuditLog, ModelVersion, Submission, UnscoredAnswer
 from scoring_plugin.tokens import ApiToken
 from tests.scoring.factories import (
     ModelVersionFactory,
@@ -100,6 +100,7 @@ def world(course, item):  # type: ignore[no-untyped-def]
         )
     audit.record(AuditLog.Action.ACTIVATE, "admin:someone", model_version=active)
     ItemLtiSettings.objects.create(item=item)
+    UnscoredAnswer.objects.create(item=item, response_key="u1", text="waits for a human score")
     ApiToken.create_for(UserFactory(username="api-client"), name="client")
     RegistrationInvite.create_with_token(expires_at=timezone.now() + timedelta(days=1))
     UsedNonce.objects.create(
