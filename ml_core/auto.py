@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,7 +45,7 @@ from ml_core.artifact import AUTO_KIND, MANIFEST_FILE, WEIGHTS_FILE, read_manife
 from ml_core.baseline import fit_logistic
 from ml_core.crossval import expected_calibration_error, stratified_folds, t_interval
 from ml_core.embeddings import frozen_embedder as _frozen_embedder
-from ml_core.lexical import LexicalVectorizer, linear_logits, softmax
+from ml_core.lexical import LexicalVectorizer, SparseRows, linear_logits, softmax
 from ml_core.metrics import quadratic_weighted_kappa
 from ml_core.training import TrainedArtifact, TrainExample, TrainingCancelled, TrainProgress
 
@@ -93,6 +94,20 @@ class AutoConfig:
         metadata={"help": "stop trying further candidates after this many seconds (None: all)"},
     )
     curve_step: float = field(default=0.05, metadata={"help": "threshold step of the curve"})
+    answer_features: bool = field(
+        default=True,
+        metadata={
+            "help": "add the answer's length and its likeness to the reference answer(s) "
+            "(vector cosine, TF-IDF similarity, content-word coverage) to every candidate"
+        },
+    )
+    feature_weight: float = field(
+        default=1.0, metadata={"help": "scale of the answer-feature block beside the others"}
+    )
+    c_scales: tuple[float, ...] = field(
+        default=(1.0,),
+        metadata={"help": "multipliers of each candidate's C compared by inner CV"},
+    )
     reference_as_answer: bool = field(
         default=False,
         metadata={"help": "add each reference answer as a training answer with the top score"},
@@ -126,14 +141,24 @@ class _DualModel:
         return np.asarray(kernel_rows @ self.alpha + self.intercept)
 
 
-def _fit_dual(
-    kernel: np.ndarray, labels: np.ndarray, num_labels: int, c: float, class_weight: str | None
-) -> _DualModel:
-    """L2-penalised multinomial LR with a linear kernel, exactly (representer theorem)."""
+def _eigen_basis(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(basis, scale)``: the kernel's eigenvectors and root eigenvalues above round-off."""
     values, vectors = np.linalg.eigh(kernel)
     keep = values > max(float(values.max()) * 1e-10, 1e-12)
-    scale = np.sqrt(values[keep])
-    basis = vectors[:, keep]
+    return vectors[:, keep], np.sqrt(values[keep])
+
+
+def _fit_dual(
+    kernel: np.ndarray | tuple[np.ndarray, np.ndarray],
+    labels: np.ndarray,
+    num_labels: int,
+    c: float,
+    class_weight: str | None,
+) -> _DualModel:
+    """L2-penalised multinomial LR with a linear kernel, exactly (representer theorem).
+
+    ``kernel`` is the ``n x n`` Gram matrix or its :func:`_eigen_basis`."""
+    basis, scale = _eigen_basis(kernel) if isinstance(kernel, np.ndarray) else kernel
     coef, intercept = fit_logistic(
         basis * scale, labels, num_labels, C=c, class_weight=class_weight, max_iter=5000
     )
@@ -250,6 +275,68 @@ def review_threshold_for(curve: Sequence[dict[str, float]], target: float) -> fl
 
 
 # --------------------------------------------------------------------------------------------
+# Answer features beside the n-grams and the vectors: length and likeness to the reference
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+def _tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def _content_words(text: str) -> frozenset[str]:
+    """The reference's words that carry content (a language-free proxy: 4 letters or more)."""
+    return frozenset(t for t in _tokens(text) if len(t) >= 4 and not t.isdigit())
+
+
+@dataclass(frozen=True)
+class _AnswerFeatures:
+    """Per answer: ``log(1 + words)``; with reference answers also, each the best over them,
+    the cosine of the answer's vector to the reference's (when vectors are used), the TF-IDF
+    similarity to the reference, and the share of the reference's content words present."""
+
+    references: tuple[str, ...]
+    reference_rows: np.ndarray  # dense TF-IDF rows of the references [r, width]
+    reference_vectors: np.ndarray | None  # unit backbone vectors of the references [r, hidden]
+
+    @property
+    def names(self) -> list[str]:
+        names = ["log_words"]
+        if self.references:
+            names += ["vector_cosine"] if self.reference_vectors is not None else []
+            names += ["tfidf_similarity", "reference_coverage"]
+        return names
+
+    def compute(
+        self, texts: Sequence[str], rows: SparseRows, unit_vectors: np.ndarray | None
+    ) -> np.ndarray:
+        columns = [np.log1p([len(_tokens(t)) for t in texts])]
+        if self.references:
+            if self.reference_vectors is not None:
+                assert unit_vectors is not None
+                columns.append((unit_vectors @ self.reference_vectors.T).max(axis=1))
+            similarity = linear_logits(
+                rows, self.reference_rows, np.zeros(len(self.reference_rows))
+            )
+            columns.append(similarity.max(axis=1) / 2.0)  # two L2-normalised blocks
+            words = [_content_words(r) for r in self.references]
+            coverage = np.zeros(len(texts))
+            for i, text in enumerate(texts):
+                present = set(_tokens(text))
+                coverage[i] = max(len(w & present) / len(w) if w else 0.0 for w in words)
+            columns.append(coverage)
+        return np.asarray(np.stack(columns, axis=1), dtype=np.float64)
+
+
+def _dense_rows(rows: SparseRows) -> np.ndarray:
+    dense = np.zeros((len(rows), rows.width))
+    for i in range(len(rows)):
+        start, stop = int(rows.indptr[i]), int(rows.indptr[i + 1])
+        dense[i, rows.indices[start:stop]] = rows.data[start:stop]
+    return dense
+
+
+# --------------------------------------------------------------------------------------------
 # Training
 
 
@@ -259,6 +346,7 @@ class _Channels:
 
     lexical_kernel: np.ndarray | None
     embedding_kernel: np.ndarray | None
+    feature_kernel: np.ndarray | None = None
 
 
 def _prepare_embeddings(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -271,6 +359,15 @@ def _prepare_embeddings(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]
 
 
 def _candidate_kernel(
+    name: str, channels: _Channels, config: AutoConfig
+) -> tuple[np.ndarray, float] | None:
+    spec = _channel_kernel(name, channels, config)
+    if spec is None or channels.feature_kernel is None:
+        return spec
+    return spec[0] + channels.feature_kernel, spec[1]
+
+
+def _channel_kernel(
     name: str, channels: _Channels, config: AutoConfig
 ) -> tuple[np.ndarray, float] | None:
     if name == "lexical" and channels.lexical_kernel is not None:
@@ -293,14 +390,17 @@ def _out_of_fold(
     kernel: np.ndarray,
     labels: np.ndarray,
     num_labels: int,
-    c: float,
+    cs: Sequence[float],
     class_weight: str | None,
     folds: Sequence[tuple[np.ndarray, np.ndarray]],
-) -> np.ndarray:
-    probabilities = np.zeros((len(labels), num_labels))
+) -> dict[float, np.ndarray]:
+    """Out-of-fold probabilities per C (one eigendecomposition per fold serves every C)."""
+    probabilities = {c: np.zeros((len(labels), num_labels)) for c in cs}
     for train, test in folds:
-        model = _fit_dual(kernel[np.ix_(train, train)], labels[train], num_labels, c, class_weight)
-        probabilities[test] = softmax(model.logits(kernel[np.ix_(test, train)]))
+        basis = _eigen_basis(kernel[np.ix_(train, train)])
+        for c in cs:
+            model = _fit_dual(basis, labels[train], num_labels, c, class_weight)
+            probabilities[c][test] = softmax(model.logits(kernel[np.ix_(test, train)]))
     return probabilities
 
 
@@ -310,6 +410,80 @@ class _Choice:
     blend_weight: float  # lexical share (blend only)
     decoder: str
     qwk: float
+    cs: tuple[float, ...]  # C of the candidate (blend: of the lexical, then the neural part)
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str
+    weight: float
+    cs: tuple[float, ...]
+    probabilities: np.ndarray
+
+    @property
+    def label(self) -> str:
+        weight = f"@{self.weight}" if self.name == "blend" else ""
+        return f"{self.name}{weight}[C={'/'.join(f'{c:g}' for c in self.cs)}]"
+
+
+def _options(
+    oof: dict[str, dict[float, np.ndarray]], labels: np.ndarray, num_labels: int, config: AutoConfig
+) -> list[_Option]:
+    """Every (candidate, C) and the blends of the lexical and neural channels, each at the C
+    whose out-of-fold argmax QWK is best."""
+    options = [
+        _Option(name, 1.0 if name == "lexical" else 0.0, (c,), p)
+        for name, by_c in oof.items()
+        if name in config.candidates
+        for c, p in by_c.items()
+    ]
+    if "blend" in config.candidates and "lexical" in oof and "embedding" in oof:
+
+        def best_c(by_c: dict[float, np.ndarray]) -> float:
+            return max(
+                by_c,
+                key=lambda c: quadratic_weighted_kappa(labels, by_c[c].argmax(axis=1), num_labels),
+            )
+
+        c_lexical, c_neural = best_c(oof["lexical"]), best_c(oof["embedding"])
+        for weight in config.blend_weights:
+            mixed = weight * oof["lexical"][c_lexical] + (1 - weight) * oof["embedding"][c_neural]
+            options.append(_Option("blend", weight, (c_lexical, c_neural), mixed))
+    return options
+
+
+@dataclass(frozen=True)
+class _FeatureBlock:
+    features: _AnswerFeatures
+    mean: np.ndarray
+    scale: np.ndarray  # per column: feature_weight / sqrt(columns) / training std
+    matrix: np.ndarray  # the training answers' scaled features [n, columns]
+
+
+def _feature_block(
+    texts: Sequence[str],
+    rows: SparseRows,
+    unit_vectors: np.ndarray | None,
+    vectorizer: LexicalVectorizer,
+    reference_answers: Sequence[str],
+    embed: Callable[[Sequence[str]], np.ndarray] | None,
+    config: AutoConfig,
+) -> _FeatureBlock:
+    """The answer features of the training answers, standardised and scaled as one block."""
+    references = tuple(r for r in reference_answers if r.strip())
+    reference_vectors = None
+    if references and unit_vectors is not None:
+        assert embed is not None
+        reference_vectors = _normalise(np.asarray(embed(list(references)), dtype=np.float64))
+    features = _AnswerFeatures(
+        references,
+        _dense_rows(vectorizer.transform(references)),
+        reference_vectors,
+    )
+    raw = features.compute(texts, rows, unit_vectors)
+    mean = raw.mean(axis=0)
+    scale = config.feature_weight / math.sqrt(raw.shape[1]) / np.maximum(raw.std(axis=0), 1e-6)
+    return _FeatureBlock(features, mean, scale, (raw - mean) * scale)
 
 
 def train_auto(
@@ -426,22 +600,30 @@ def _train_auto(
     embedding_features: np.ndarray | None = None
     embedding_mean = np.zeros(0)
     embedding_scale = 1.0
+    unit_vectors: np.ndarray | None = None
     if neural:
         assert embed is not None
         raw = np.asarray(embed(texts), dtype=np.float64)
+        unit_vectors = _normalise(raw)
         embedding_features, embedding_mean, embedding_scale = _prepare_embeddings(raw)
+    block = (
+        _feature_block(texts, rows, unit_vectors, vectorizer, reference_answers, embed, config)
+        if config.answer_features
+        else None
+    )
     channels = _Channels(
         lexical_kernel=lexical_kernel,
         embedding_kernel=embedding_features @ embedding_features.T
         if embedding_features is not None
         else None,
+        feature_kernel=block.matrix @ block.matrix.T if block is not None else None,
     )
 
     # 2. out-of-fold probabilities of every candidate (inner stratified CV)
     advance("cross-validation")
     inner = stratified_folds(labels.tolist(), folds=config.folds, repeats=1, seed=config.seed)
     fold_index = [(np.array(f.train), np.array(f.test)) for f in inner]
-    oof: dict[str, np.ndarray] = {}
+    oof: dict[str, dict[float, np.ndarray]] = {}
     for name in ("lexical", "embedding", "joint"):
         needed = name in config.candidates or (
             name in ("lexical", "embedding") and "blend" in config.candidates
@@ -450,25 +632,22 @@ def _train_auto(
         if spec is None or (oof and out_of_time()):
             continue
         oof[name] = _out_of_fold(
-            spec[0], labels, num_labels, spec[1], config.class_weight, fold_index
+            spec[0],
+            labels,
+            num_labels,
+            [spec[1] * scale for scale in config.c_scales],
+            config.class_weight,
+            fold_index,
         )
 
     # 3. choose (candidate, decoding) by out-of-fold QWK; calibrate; tune cut points
     advance("selection")
-    options: list[tuple[str, float, np.ndarray]] = [
-        (name, 1.0 if name == "lexical" else 0.0, p)
-        for name, p in oof.items()
-        if name in config.candidates
-    ]
-    if "blend" in config.candidates and "lexical" in oof and "embedding" in oof:
-        for weight in config.blend_weights:
-            options.append(
-                ("blend", weight, weight * oof["lexical"] + (1 - weight) * oof["embedding"])
-            )
+    options = _options(oof, labels, num_labels, config)
     best: _Choice | None = None
     best_probabilities = np.zeros(0)
-    for name, weight, probabilities in options:
+    for option in options:
         for decoder in config.decoders:
+            probabilities = option.probabilities
             cuts = (
                 tune_cut_points(probabilities, labels, num_labels) if decoder == "cutpoints" else ()
             )
@@ -477,7 +656,7 @@ def _train_auto(
             )
             # ties keep the earlier (simpler) option
             if best is None or score > best.qwk + 1e-9:
-                best = _Choice(name, weight, decoder, score)
+                best = _Choice(option.name, option.weight, decoder, score, option.cs)
                 best_probabilities = probabilities
     assert best is not None
     temperature = fit_temperature(best_probabilities, labels)
@@ -525,10 +704,10 @@ def _train_auto(
         parts = [("lexical", "lexical"), ("embedding", "embedding")]
     else:
         parts = [(best.candidate, best.candidate)]
-    for prefix, name in parts:
+    for (prefix, name), c in zip(parts, best.cs, strict=True):
         spec = _candidate_kernel(name, channels, config)
         assert spec is not None
-        model = _fit_dual(spec[0], labels, num_labels, spec[1], config.class_weight)
+        model = _fit_dual(spec[0], labels, num_labels, c, config.class_weight)
         final_logits[prefix] = model.logits(spec[0][: min(5, len(labels))])
         arrays[f"{prefix}.intercept"] = model.intercept
         if name in ("lexical", "joint"):
@@ -537,9 +716,17 @@ def _train_auto(
             assert embedding_features is not None
             factor = config.joint_embedding_weight if name == "joint" else 1.0
             arrays[f"{prefix}.embedding_coef"] = factor * (embedding_features.T @ model.alpha).T
+        if block is not None:
+            arrays[f"{prefix}.feature_coef"] = (block.matrix.T @ model.alpha).T
     description, lexical_arrays = vectorizer.state()
-    if uses_lexical:
+    needs_vectorizer = uses_lexical or (block is not None and bool(block.features.references))
+    if needs_vectorizer:
         arrays.update(lexical_arrays)
+    if block is not None:
+        arrays["features.mean"] = block.mean
+        arrays["features.scale"] = block.scale
+        if block.features.reference_vectors is not None:
+            arrays["features.reference_vectors"] = block.features.reference_vectors
     if uses_embedding:
         arrays["embedding.mean"] = embedding_mean
         arrays["embedding.scale"] = np.array([embedding_scale])
@@ -563,7 +750,8 @@ def _train_auto(
         "labels": list(range(num_labels)),
         "pooling": config.pooling,
         "normalize_embeddings": True,
-        "needs_embeddings": uses_embedding,
+        "needs_embeddings": uses_embedding
+        or (block is not None and block.features.reference_vectors is not None),
         "lora": None,
         "auto": {
             "candidate": best.candidate,
@@ -572,11 +760,14 @@ def _train_auto(
             "cut_points": list(cuts),
             "temperature": temperature,
             "uses_lexical": uses_lexical,
+            "c": list(best.cs),
+            "features": block.features.names if block is not None else [],
+            "feature_references": list(block.features.references) if block is not None else [],
             "inner_cv_qwk_by_candidate": {
-                f"{name}{'' if name != 'blend' else f'@{weight}'}": quadratic_weighted_kappa(
-                    labels, p.argmax(axis=1), num_labels
+                option.label: quadratic_weighted_kappa(
+                    labels, option.probabilities.argmax(axis=1), num_labels
                 )
-                for name, weight, p in options
+                for option in options
             },
         },
         "metrics": metrics,
@@ -600,7 +791,7 @@ def _train_auto(
         "reference_answers": list(reference_answers),
         "training": {**asdict(config), "seconds": metrics["train_seconds"]},
     }
-    files = {LEXICAL_FILE: json.dumps(description, ensure_ascii=False)} if uses_lexical else {}
+    files = {LEXICAL_FILE: json.dumps(description, ensure_ascii=False)} if needs_vectorizer else {}
     import torch
 
     tensors = {
@@ -662,6 +853,20 @@ class AutoModel:
         self.agreement_curve: list[dict[str, float]] = list(manifest.get("agreement_curve") or [])  # type: ignore[call-overload]
         self._arrays = {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
         self._vectorizer = vectorizer
+        self._features: _AnswerFeatures | None = None
+        if "features.mean" in self._arrays:
+            references = tuple(str(r) for r in auto.get("feature_references") or [])  # type: ignore[attr-defined]
+            if references and vectorizer is None:
+                raise ValueError("reference features need the lexical vocabulary")
+            self._features = _AnswerFeatures(
+                references,
+                _dense_rows(vectorizer.transform(references))
+                if vectorizer is not None
+                else np.zeros((0, 0)),
+                self._arrays.get("features.reference_vectors"),
+            )
+            if len(self._features.names) != len(self._arrays["features.mean"]):
+                raise ValueError("answer features do not match their stored statistics")
 
     @classmethod
     def load(cls, artifact_dir: Path) -> AutoModel:
@@ -696,10 +901,35 @@ class AutoModel:
             self._arrays["embedding.scale"][0]
         )
 
+    def _feature_rows(self, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray:
+        """The answer features of ``texts``, scaled as in training."""
+        assert self._features is not None
+        unit = None
+        if self._features.reference_vectors is not None:
+            if embeddings is None or len(embeddings) != len(texts):
+                raise ValueError("this auto model needs the backbone's embeddings of the answers")
+            unit = _normalise(np.asarray(embeddings, dtype=np.float64))
+        rows = (
+            self._vectorizer.transform(texts)
+            if self._vectorizer is not None
+            else SparseRows(
+                np.zeros(len(texts) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0), 0
+            )
+        )
+        raw = self._features.compute(texts, rows, unit)
+        return np.asarray((raw - self._arrays["features.mean"]) * self._arrays["features.scale"])
+
     def _channel_logits(
-        self, prefix: str, texts: Sequence[str], embeddings: np.ndarray | None
+        self,
+        prefix: str,
+        texts: Sequence[str],
+        embeddings: np.ndarray | None,
+        features: np.ndarray | None = None,
     ) -> np.ndarray:
         logits = np.tile(self._arrays[f"{prefix}.intercept"], (len(texts), 1))
+        if f"{prefix}.feature_coef" in self._arrays:
+            assert features is not None
+            logits = logits + features @ self._arrays[f"{prefix}.feature_coef"].T
         if f"{prefix}.lexical_coef" in self._arrays:
             assert self._vectorizer is not None
             rows = self._vectorizer.transform(texts)
@@ -713,11 +943,12 @@ class AutoModel:
 
     def raw_probabilities(self, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray:
         """Uncalibrated probabilities ``[n, num_labels]`` of the chosen candidate."""
+        features = self._feature_rows(texts, embeddings) if self._features is not None else None
         if self.candidate == "blend":
-            lexical = softmax(self._channel_logits("lexical", texts, None))
-            neural = softmax(self._channel_logits("embedding", texts, embeddings))
+            lexical = softmax(self._channel_logits("lexical", texts, None, features))
+            neural = softmax(self._channel_logits("embedding", texts, embeddings, features))
             return self.blend_weight * lexical + (1 - self.blend_weight) * neural
-        return softmax(self._channel_logits(self.candidate, texts, embeddings))
+        return softmax(self._channel_logits(self.candidate, texts, embeddings, features))
 
     def probabilities(self, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray:
         """Calibrated class probabilities ``[len(texts), num_labels]``."""

@@ -230,3 +230,75 @@ def test_manifest_keeps_out_of_fold_predictions_per_answer_without_text(tmp_path
     agree = sum(p == s for p, s in zip(oof["predicted"], oof["scores"], strict=True))
     assert agree / len(examples) == pytest.approx(manifest["metrics"]["accuracy"], abs=0.02)
     assert "out_of_fold" in manifest and examples[0].text not in json.dumps(oof)
+
+
+_KEY_WORDS = "chlorophyll sunlight glucose oxygen carbon water stomata energy".split()
+_FILLER = "plants grow green leaves because they need something from the world".split()
+
+
+def coverage_examples(n: int, seed: int) -> list[TrainExample]:
+    """Eight-word answers; score = how many of the reference's first four key words an answer
+    holds (0-1, 2, 3-4); the last four key words never occur in training answers."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        count = i % 5
+        words = rng.sample(_FILLER, 8 - count) + rng.sample(_KEY_WORDS[:4], count)
+        rng.shuffle(words)
+        out.append(TrainExample(" ".join(words), 0 if count < 2 else 1 if count == 2 else 2))
+    return out
+
+
+def test_reference_answer_raises_the_score_of_answers_that_cover_it(tmp_path: Path) -> None:
+    examples = coverage_examples(100, seed=2)
+    reference = "Plants use " + ", ".join(_KEY_WORDS) + "."
+    config = AutoConfig(candidates=("lexical",), decoders=("argmax",))
+    train_auto(examples, 3, tmp_path / "ref", config=config, reference_answers=[reference])
+    train_auto(examples, 3, tmp_path / "plain", config=config)
+    with_reference = AutoModel.load(tmp_path / "ref")
+    without = AutoModel.load(tmp_path / "plain")
+    assert "reference_coverage" in with_reference.manifest["auto"]["features"]  # type: ignore[index]
+    assert "reference_coverage" not in without.manifest["auto"]["features"]  # type: ignore[index]
+    # key words of the reference that no training answer used: only the reference tells
+    answer = "plants need " + " ".join(_KEY_WORDS[4:]) + " from the"
+    levels = np.arange(3)
+    raised = with_reference.probabilities([answer], None) @ levels
+    plain = without.probabilities([answer], None) @ levels
+    assert raised[0] > plain[0] + 0.3
+    # the same holds for what the model serves, and the model still needs no backbone
+    assert with_reference.needs_embeddings is False
+    assert with_reference.decode(with_reference.probabilities([answer], None))[0] >= 1
+    assert with_reference.self_check() < 1e-4
+
+
+def test_reference_features_with_vectors_round_trip(tmp_path: Path) -> None:
+    examples = noisy_examples(90, seed=7)
+    config = AutoConfig(seed=3, c_scales=(0.25, 1.0, 4.0))
+    train_auto(
+        examples,
+        3,
+        tmp_path / "v",
+        config=config,
+        reference_answers=["tcp udp header", "  "],
+        embed=toy_embed,
+    )
+    model = AutoModel.load(tmp_path / "v")
+    auto = model.manifest["auto"]
+    assert auto["features"] == [  # type: ignore[index]
+        "log_words",
+        "vector_cosine",
+        "tfidf_similarity",
+        "reference_coverage",
+    ]
+    assert auto["feature_references"] == ["tcp udp header"]  # type: ignore[index]
+    # every candidate was tried at every C of the grid; the chosen C is one of them
+    assert set(auto["c"]) <= {1.0, 4.0, 16.0}  # type: ignore[index]
+    labels = list(auto["inner_cv_qwk_by_candidate"])  # type: ignore[index]
+    assert sum(label.startswith("joint[") for label in labels) == 3
+    # the vector cosine to the reference is a feature: serving needs the vectors
+    assert model.needs_embeddings is True
+    assert model.self_check(toy_embed) < 1e-4
+    with pytest.raises(ValueError, match="embeddings"):
+        model.probabilities(["tcp udp"], None)
+    texts = [e.text for e in make_examples(20, seed=9)]
+    np.testing.assert_allclose(model.probabilities(texts, toy_embed(texts)).sum(axis=1), 1.0)

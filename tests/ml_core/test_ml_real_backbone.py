@@ -68,3 +68,37 @@ def test_packaged_backbone_auto_round_trip_with_the_frozen_embedder(tmp_path: Pa
     texts = ["TCP has a sequence number, UDP has not.", "No idea."]
     probabilities = model.probabilities(texts, embed(texts) if model.needs_embeddings else None)
     assert model.decode(probabilities).shape == (2,)
+
+
+@pytest.mark.backbone
+def test_a_backbone_given_as_a_local_folder_is_used_by_auto(tmp_path: Path) -> None:
+    """Any folder with a sentence-transformers model works by configuration (issue 13, item 7):
+    a copy of the packaged model, under another name, gives the same vectors and fingerprint."""
+    import shutil
+
+    from ml_core.auto import AutoConfig, AutoModel, frozen_embedder, train_auto
+    from ml_core.backbone import backbone_label
+
+    folder = tmp_path / "my-minilm"
+    shutil.copytree(resolve_backbone(None), folder)
+    assert resolve_backbone(str(folder)) == str(folder.resolve())
+    assert backbone_label(str(folder)) == "my-minilm"
+    # the same weights: the same hash under the folder's own name
+    assert (
+        backbone_fingerprint(str(folder)) == "my-minilm@" + backbone_fingerprint(None).split("@")[1]
+    )
+    texts = [text for text, _ in ANSWERS[:4]]
+    local = frozen_embedder(str(folder), "mean", threads=1)
+    packaged = frozen_embedder(None, "mean", threads=1)
+    assert float(abs(local(texts) - packaged(texts)).max()) < 1e-5
+    train_auto(
+        [TrainExample(text, label) for text, label in ANSWERS * 2],
+        3,
+        tmp_path / "auto",
+        backbone=str(folder),
+        config=AutoConfig(folds=3),
+        reference_answers=[ANSWERS[0][0]],
+    )
+    model = AutoModel.load(tmp_path / "auto")
+    assert model.manifest["backbone"] == "my-minilm"
+    assert model.self_check(local) < 1e-4

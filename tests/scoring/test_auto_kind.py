@@ -5,6 +5,7 @@ version that scored worse than the active one or the baseline."""
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
@@ -15,8 +16,14 @@ from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.models import Item, ModelVersion, Submission
 from scoring_plugin.review import ReviewFilter
 from scoring_plugin.services import create_model_version, start_training, training_examples
-from tests.scoring.conftest import add_scored_answers, train_active_version
-from tests.scoring.factories import ItemFactory, ModelVersionFactory, SubmissionFactory, UserFactory
+from tests.scoring.conftest import WORDS, add_scored_answers, train_active_version
+from tests.scoring.factories import (
+    ItemFactory,
+    ModelVersionFactory,
+    ScoredAnswerFactory,
+    SubmissionFactory,
+    UserFactory,
+)
 from tests.scoring.realworker import broker, tail, wait_for, worker_process
 from workers import tasks
 
@@ -101,7 +108,14 @@ def test_the_auto_versions_threshold_routes_low_confidence_answers_to_review(
     from ml_core.auto import AutoModel
 
     item = ItemFactory(key="routed")
-    add_scored_answers(item, 45)
+    # score = how many of 'tcp', 'udp' an answer names, with 3-6 other words: the answer's
+    # length alone does not give the score away (auto reads the length too), so confidences spread
+    rng = random.Random(5)
+    fillers = [w for w in WORDS if w not in ("tcp", "udp")]
+    for i in range(45):
+        words = rng.sample(fillers, rng.randint(3, 6)) + ["tcp", "udp"][: i % 3]
+        rng.shuffle(words)
+        ScoredAnswerFactory(item=item, text=" ".join(words), score=i % 3)
     version = _train_auto(item)
     chosen = AutoModel.load(version_folder(version)).review_threshold
     assert version.review_threshold == pytest.approx(chosen)
