@@ -539,22 +539,14 @@ def train_auto(
         )
 
 
-def _train_auto(
+def _checked_inputs(
     examples: Sequence[TrainExample],
     num_labels: int,
-    out_dir: Path,
-    *,
-    backbone: str | None,
     config: AutoConfig,
     reference_answers: Sequence[str],
-    embed: Callable[[Sequence[str]], np.ndarray] | None,
-    progress: Callable[[TrainProgress], None] | None,
-    should_cancel: Callable[[], bool] | None,
-    item_id: str,
-) -> TrainedArtifact:
-    from ml_core.backbone import backbone_fingerprint, backbone_label
-
-    started = time.perf_counter()
+) -> tuple[list[str], np.ndarray]:
+    """The training texts and labels (with the reference answers as top-score answers when the
+    config asks); raises ``ValueError`` on bad input."""
     if num_labels < 2:
         raise ValueError("num_labels must be >= 2")
     if not examples:
@@ -572,26 +564,28 @@ def _train_auto(
         extra = [r for r in reference_answers if r.strip()]
         texts = texts + extra
         labels = np.concatenate([labels, np.full(len(extra), num_labels - 1, dtype=np.int64)])
-    stages = 4
-    stage = 0
+    return texts, labels
 
-    def advance(name: str) -> None:
-        nonlocal stage
-        if should_cancel is not None and should_cancel():
-            raise TrainingCancelled(f"auto training cancelled before {name}")
-        stage += 1
-        if progress is not None:
-            progress(
-                TrainProgress(
-                    stage, stages, stage, stages, {"seconds": time.perf_counter() - started}
-                )
-            )
 
-    def out_of_time() -> bool:
-        return config.max_seconds is not None and time.perf_counter() - started > config.max_seconds
+@dataclass
+class _Inputs:
+    """Everything computed once from the training answers (phase 1)."""
 
-    # 1. features, computed once
-    advance("features")
+    vectorizer: LexicalVectorizer
+    lexical_matrix: object  # scipy sparse [n, vocabulary]
+    embedding_features: np.ndarray | None
+    embedding_mean: np.ndarray
+    embedding_scale: float
+    block: _FeatureBlock | None
+    channels: _Channels
+
+
+def _compute_inputs(
+    texts: Sequence[str],
+    config: AutoConfig,
+    reference_answers: Sequence[str],
+    embed: Callable[[Sequence[str]], np.ndarray] | None,
+) -> _Inputs:
     vectorizer = LexicalVectorizer(min_df=config.min_df, sublinear_tf=config.sublinear_tf)
     rows = vectorizer.fit_transform(texts)
     lexical_matrix = rows.to_scipy()
@@ -618,17 +612,32 @@ def _train_auto(
         else None,
         feature_kernel=block.matrix @ block.matrix.T if block is not None else None,
     )
+    return _Inputs(
+        vectorizer,
+        lexical_matrix,
+        embedding_features,
+        embedding_mean,
+        embedding_scale,
+        block,
+        channels,
+    )
 
-    # 2. out-of-fold probabilities of every candidate (inner stratified CV)
-    advance("cross-validation")
-    inner = stratified_folds(labels.tolist(), folds=config.folds, repeats=1, seed=config.seed)
-    fold_index = [(np.array(f.train), np.array(f.test)) for f in inner]
+
+def _all_out_of_fold(
+    inputs: _Inputs,
+    labels: np.ndarray,
+    num_labels: int,
+    config: AutoConfig,
+    fold_index: list[tuple[np.ndarray, np.ndarray]],
+    out_of_time: Callable[[], bool],
+) -> dict[str, dict[float, np.ndarray]]:
+    """Out-of-fold probabilities of every candidate channel, per C (phase 2)."""
     oof: dict[str, dict[float, np.ndarray]] = {}
     for name in ("lexical", "embedding", "joint"):
         needed = name in config.candidates or (
             name in ("lexical", "embedding") and "blend" in config.candidates
         )
-        spec = _candidate_kernel(name, channels, config) if needed else None
+        spec = _candidate_kernel(name, inputs.channels, config) if needed else None
         if spec is None or (oof and out_of_time()):
             continue
         oof[name] = _out_of_fold(
@@ -639,10 +648,13 @@ def _train_auto(
             config.class_weight,
             fold_index,
         )
+    return oof
 
-    # 3. choose (candidate, decoding) by out-of-fold QWK; calibrate; tune cut points
-    advance("selection")
-    options = _options(oof, labels, num_labels, config)
+
+def _choose(
+    options: Sequence[_Option], labels: np.ndarray, num_labels: int, config: AutoConfig
+) -> tuple[_Choice, np.ndarray]:
+    """The (candidate, decoding) with the best out-of-fold QWK and its probabilities."""
     best: _Choice | None = None
     best_probabilities = np.zeros(0)
     for option in options:
@@ -659,6 +671,29 @@ def _train_auto(
                 best = _Choice(option.name, option.weight, decoder, score, option.cs)
                 best_probabilities = probabilities
     assert best is not None
+    return best, best_probabilities
+
+
+@dataclass
+class _Calibrated:
+    """The chosen candidate's calibration, cut points and out-of-fold figures (phase 3)."""
+
+    temperature: float
+    cuts: tuple[float, ...]
+    decoded: np.ndarray
+    confidence: np.ndarray
+    curve: list[dict[str, float]]
+    metrics: dict[str, float]
+
+
+def _calibrate(
+    best: _Choice,
+    best_probabilities: np.ndarray,
+    labels: np.ndarray,
+    num_labels: int,
+    config: AutoConfig,
+    fold_index: list[tuple[np.ndarray, np.ndarray]],
+) -> _Calibrated:
     temperature = fit_temperature(best_probabilities, labels)
     calibrated = apply_temperature(best_probabilities, temperature)
     cuts = tune_cut_points(calibrated, labels, num_labels) if best.decoder == "cutpoints" else ()
@@ -672,6 +707,7 @@ def _train_auto(
     ]
     interval = t_interval(fold_qwks)
     posted = confidence >= threshold
+    uncalibrated = decode_scores(best_probabilities, best.decoder, cuts)
     metrics: dict[str, float] = {
         "qwk": interval.mean,
         "qwk_ci_low": interval.low,
@@ -680,10 +716,7 @@ def _train_auto(
         "accuracy": float(correct.mean()),
         "ece": expected_calibration_error(confidence, correct),
         "ece_uncalibrated": expected_calibration_error(
-            best_probabilities[
-                np.arange(len(labels)), decode_scores(best_probabilities, best.decoder, cuts)
-            ],
-            decode_scores(best_probabilities, best.decoder, cuts) == labels,
+            best_probabilities[np.arange(len(labels)), uncalibrated], uncalibrated == labels
         ),
         "temperature": temperature,
         "review_threshold": threshold,
@@ -693,10 +726,31 @@ def _train_auto(
         "n_train": float(len(labels)),
         "inner_folds": float(len(fold_index)),
     }
+    return _Calibrated(temperature, tuple(cuts), decoded, confidence, curve, metrics)
 
-    # 4. refit the chosen channel(s) on every answer; primal weights for numpy serving
-    advance("final fit")
+
+@dataclass
+class _Final:
+    """The chosen channel(s) refitted on every answer (phase 4): serving arrays and the
+    calibrated probabilities of the first training answers for the load-time self-check."""
+
+    arrays: dict[str, np.ndarray]
+    files: dict[str, str]
+    uses_lexical: bool
+    uses_embedding: bool
+    check: np.ndarray
+
+
+def _final_fit(
+    best: _Choice,
+    inputs: _Inputs,
+    labels: np.ndarray,
+    num_labels: int,
+    config: AutoConfig,
+    temperature: float,
+) -> _Final:
     arrays: dict[str, np.ndarray] = {}
+    block = inputs.block
     uses_lexical = best.candidate in ("lexical", "joint") or (best.candidate == "blend")
     uses_embedding = best.candidate in ("embedding", "joint", "blend")
     final_logits: dict[str, np.ndarray] = {}
@@ -705,20 +759,22 @@ def _train_auto(
     else:
         parts = [(best.candidate, best.candidate)]
     for (prefix, name), c in zip(parts, best.cs, strict=True):
-        spec = _candidate_kernel(name, channels, config)
+        spec = _candidate_kernel(name, inputs.channels, config)
         assert spec is not None
         model = _fit_dual(spec[0], labels, num_labels, c, config.class_weight)
         final_logits[prefix] = model.logits(spec[0][: min(5, len(labels))])
         arrays[f"{prefix}.intercept"] = model.intercept
         if name in ("lexical", "joint"):
-            arrays[f"{prefix}.lexical_coef"] = np.asarray(lexical_matrix.T @ model.alpha).T  # type: ignore[attr-defined]
+            arrays[f"{prefix}.lexical_coef"] = np.asarray(inputs.lexical_matrix.T @ model.alpha).T  # type: ignore[attr-defined]
         if name in ("embedding", "joint"):
-            assert embedding_features is not None
+            assert inputs.embedding_features is not None
             factor = config.joint_embedding_weight if name == "joint" else 1.0
-            arrays[f"{prefix}.embedding_coef"] = factor * (embedding_features.T @ model.alpha).T
+            arrays[f"{prefix}.embedding_coef"] = (
+                factor * (inputs.embedding_features.T @ model.alpha).T
+            )
         if block is not None:
             arrays[f"{prefix}.feature_coef"] = (block.matrix.T @ model.alpha).T
-    description, lexical_arrays = vectorizer.state()
+    description, lexical_arrays = inputs.vectorizer.state()
     needs_vectorizer = uses_lexical or (block is not None and bool(block.features.references))
     if needs_vectorizer:
         arrays.update(lexical_arrays)
@@ -728,8 +784,8 @@ def _train_auto(
         if block.features.reference_vectors is not None:
             arrays["features.reference_vectors"] = block.features.reference_vectors
     if uses_embedding:
-        arrays["embedding.mean"] = embedding_mean
-        arrays["embedding.scale"] = np.array([embedding_scale])
+        arrays["embedding.mean"] = inputs.embedding_mean
+        arrays["embedding.scale"] = np.array([inputs.embedding_scale])
     # what the fitted model says about its first training answers, for load-time self-checks
     if best.candidate == "blend":
         check_raw = best.blend_weight * softmax(final_logits["lexical"]) + (
@@ -737,10 +793,28 @@ def _train_auto(
         ) * softmax(final_logits["embedding"])
     else:
         check_raw = softmax(final_logits[best.candidate])
-    check = apply_temperature(check_raw, temperature)
-    metrics["train_seconds"] = time.perf_counter() - started
+    files = {LEXICAL_FILE: json.dumps(description, ensure_ascii=False)} if needs_vectorizer else {}
+    return _Final(
+        arrays, files, uses_lexical, uses_embedding, apply_temperature(check_raw, temperature)
+    )
 
-    manifest: dict[str, object] = {
+
+def _auto_manifest(
+    examples: Sequence[TrainExample],
+    texts: Sequence[str],
+    labels: np.ndarray,
+    num_labels: int,
+    backbone: str | None,
+    config: AutoConfig,
+    reference_answers: Sequence[str],
+    item_id: str,
+    parts: tuple[_Inputs, Sequence[_Option], _Choice, _Calibrated, _Final],
+) -> dict[str, object]:
+    from ml_core.backbone import backbone_fingerprint, backbone_label
+
+    inputs, options, best, chosen, final = parts
+    block = inputs.block
+    return {
         "item_id": item_id,
         "kind": AUTO_KIND,
         "backbone": backbone_label(backbone),
@@ -750,16 +824,16 @@ def _train_auto(
         "labels": list(range(num_labels)),
         "pooling": config.pooling,
         "normalize_embeddings": True,
-        "needs_embeddings": uses_embedding
+        "needs_embeddings": final.uses_embedding
         or (block is not None and block.features.reference_vectors is not None),
         "lora": None,
         "auto": {
             "candidate": best.candidate,
             "blend_weight": best.blend_weight,
             "decoder": best.decoder,
-            "cut_points": list(cuts),
-            "temperature": temperature,
-            "uses_lexical": uses_lexical,
+            "cut_points": list(chosen.cuts),
+            "temperature": chosen.temperature,
+            "uses_lexical": final.uses_lexical,
             "c": list(best.cs),
             "features": block.features.names if block is not None else [],
             "feature_references": list(block.features.references) if block is not None else [],
@@ -770,35 +844,98 @@ def _train_auto(
                 for option in options
             },
         },
-        "metrics": metrics,
-        "agreement_curve": curve,
+        "metrics": chosen.metrics,
+        "agreement_curve": chosen.curve,
         # per training answer, in the order of ``examples`` (reference answers left out): the
         # out-of-fold score and confidence and the answer's word count, never its text, for
         # results per answer-length band and per imported group column (model cards)
         "out_of_fold": {
             "scores": labels[: len(examples)].tolist(),
-            "predicted": decoded[: len(examples)].tolist(),
-            "confidence": [round(float(c), 4) for c in confidence[: len(examples)]],
+            "predicted": chosen.decoded[: len(examples)].tolist(),
+            "confidence": [round(float(c), 4) for c in chosen.confidence[: len(examples)]],
             "words": [len(e.text.split()) for e in examples],
         },
         # calibrated probabilities and scores of the first training answers as trained (dual
         # form, float64): AutoModel.self_check() recomputes them from the stored weights
         "self_check": {
-            "texts": texts[: len(check)],
-            "probabilities": check.tolist(),
-            "scores": decode_scores(check, best.decoder, cuts).tolist(),
+            "texts": list(texts[: len(final.check)]),
+            "probabilities": final.check.tolist(),
+            "scores": decode_scores(final.check, best.decoder, chosen.cuts).tolist(),
         },
         "reference_answers": list(reference_answers),
-        "training": {**asdict(config), "seconds": metrics["train_seconds"]},
+        "training": {**asdict(config), "seconds": chosen.metrics["train_seconds"]},
     }
-    files = {LEXICAL_FILE: json.dumps(description, ensure_ascii=False)} if needs_vectorizer else {}
+
+
+def _train_auto(
+    examples: Sequence[TrainExample],
+    num_labels: int,
+    out_dir: Path,
+    *,
+    backbone: str | None,
+    config: AutoConfig,
+    reference_answers: Sequence[str],
+    embed: Callable[[Sequence[str]], np.ndarray] | None,
+    progress: Callable[[TrainProgress], None] | None,
+    should_cancel: Callable[[], bool] | None,
+    item_id: str,
+) -> TrainedArtifact:
+    """Four phases: inputs computed once, out-of-fold probabilities of every candidate, the
+    choice with its calibration and figures, the final fit; then one artifact."""
+    started = time.perf_counter()
+    texts, labels = _checked_inputs(examples, num_labels, config, reference_answers)
+    stages = 4
+    stage = 0
+
+    def advance(name: str) -> None:
+        nonlocal stage
+        if should_cancel is not None and should_cancel():
+            raise TrainingCancelled(f"auto training cancelled before {name}")
+        stage += 1
+        if progress is not None:
+            progress(
+                TrainProgress(
+                    stage, stages, stage, stages, {"seconds": time.perf_counter() - started}
+                )
+            )
+
+    def out_of_time() -> bool:
+        return config.max_seconds is not None and time.perf_counter() - started > config.max_seconds
+
+    advance("features")
+    inputs = _compute_inputs(texts, config, reference_answers, embed)
+    advance("cross-validation")
+    inner = stratified_folds(labels.tolist(), folds=config.folds, repeats=1, seed=config.seed)
+    fold_index = [(np.array(f.train), np.array(f.test)) for f in inner]
+    oof = _all_out_of_fold(inputs, labels, num_labels, config, fold_index, out_of_time)
+    advance("selection")
+    options = _options(oof, labels, num_labels, config)
+    best, best_probabilities = _choose(options, labels, num_labels, config)
+    chosen = _calibrate(best, best_probabilities, labels, num_labels, config, fold_index)
+    advance("final fit")
+    final = _final_fit(best, inputs, labels, num_labels, config, chosen.temperature)
+    chosen.metrics["train_seconds"] = time.perf_counter() - started
+    manifest = _auto_manifest(
+        examples,
+        texts,
+        labels,
+        num_labels,
+        backbone,
+        config,
+        reference_answers,
+        item_id,
+        (inputs, options, best, chosen, final),
+    )
     import torch
 
     tensors = {
-        k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in arrays.items()
+        k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
+        for k, v in final.arrays.items()
     }
-    size = write_artifact(Path(out_dir), manifest, tensors, files)
-    return TrainedArtifact(path=Path(out_dir), kind=AUTO_KIND, metrics=metrics, size_bytes=size)
+    size = write_artifact(Path(out_dir), manifest, tensors, final.files)
+    return TrainedArtifact(
+        path=Path(out_dir), kind=AUTO_KIND, metrics=chosen.metrics, size_bytes=size
+    )
 
 
 # --------------------------------------------------------------------------------------------
