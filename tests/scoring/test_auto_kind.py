@@ -15,8 +15,8 @@ from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.models import Item, ModelVersion, Submission
 from scoring_plugin.review import ReviewFilter
 from scoring_plugin.services import create_model_version, start_training, training_examples
+from tests.factories import ItemFactory, ModelVersionFactory, SubmissionFactory, UserFactory
 from tests.scoring.conftest import add_scored_answers, train_active_version
-from tests.scoring.factories import ItemFactory, ModelVersionFactory, SubmissionFactory, UserFactory
 from tests.scoring.realworker import broker, tail, wait_for, worker_process
 from workers import tasks
 
