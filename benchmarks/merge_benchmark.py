@@ -42,8 +42,9 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ml_core.artifact import load_artifact  # noqa: E402
 from ml_core.backbone import backbone_label  # noqa: E402
-from ml_core.data import read_items_csv, read_responses_csv  # noqa: E402
+from ml_core.data import ItemRecord, read_items_csv, read_responses_csv  # noqa: E402
 from ml_core.merge.config import DistanceConfig, FeatureConfig, MergeConfig, PlanConfig  # noqa: E402
 from ml_core.merge.distances import DistanceMatrix, cached_matrix, draw_heatmap  # noqa: E402
 from ml_core.merge.group import GroupScorer  # noqa: E402
@@ -250,10 +251,34 @@ def _summaries(
     }
 
 
-def main() -> None:  # noqa: C901 - a linear script
-    args = _parse()
-    device = _device(args.device)
-    torch.manual_seed(args.seed)
+@dataclass
+class _Features:
+    """Phase 1's output: the answers' features under each item's own model and the backbone."""
+
+    samples: dict[str, np.ndarray]
+    shared_samples: dict[str, np.ndarray]
+    scores: dict[str, np.ndarray]
+    unmerged: dict[str, object]
+    seconds: float
+    shared_seconds: float
+
+
+@dataclass
+class _Runs:
+    """What the merge runs share: merged groups and cross-validated counts are computed once."""
+
+    args: argparse.Namespace
+    encoder: Encoder
+    by_id: dict[str, ItemData]
+    plans: dict[str, MergePlan]
+    group_cache: dict[tuple[tuple[str, ...], str, str], GroupResult] = field(default_factory=dict)
+    cv_cache: dict[tuple[tuple[tuple[str, ...], str, str], str], int] = field(default_factory=dict)
+
+
+def _read_examples(
+    args: argparse.Namespace,
+) -> tuple[dict[str, ItemRecord], list[str], dict[str, list[TrainExample]]]:
+    """The item bank, the chosen item ids and their answers with fixed splits."""
     item_bank = {item.item_id: item for item in read_items_csv(args.items)}
     responses = read_responses_csv(args.responses, item_bank)
     raw: dict[str, list[TrainExample]] = defaultdict(list)
@@ -264,36 +289,29 @@ def main() -> None:  # noqa: C901 - a linear script
     if unknown:
         raise SystemExit(f"no answers for {unknown} in {args.responses}")
     examples = {item: fix_splits(raw[item], args.max_train_per_item, args.seed) for item in chosen}
-    args.out.mkdir(parents=True, exist_ok=True)
-    models_dir = args.models_dir or args.out / "models" / args.kind
-    _check_data_settings(models_dir, args)
-    started = time.perf_counter()
-    print(f"device {device}; models in {models_dir}; {len(chosen)} items", flush=True)
-    training = _train_all(
-        args, models_dir, chosen, examples, {i: item_bank[i].max_score for i in chosen}, device
-    )
-    if args.train_only:
-        return
-    report: dict[str, object] = {
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "device": device,
-        "training": training,
-    }
+    return item_bank, chosen, examples
 
-    feature_config = FeatureConfig(
-        max_answers=args.feature_answers, max_length=args.max_length, seed=args.seed
-    )
-    plan_config = PlanConfig(group_size=args.group_size, seed=args.seed)
-    encoder = Encoder(args.backbone, max_length=args.max_length, device=device)
+
+def _load_items(
+    args: argparse.Namespace,
+    models_dir: Path,
+    chosen: Sequence[str],
+    examples: dict[str, list[TrainExample]],
+    encoder: Encoder,
+) -> list[ItemData]:
     items = []
     for item_id in chosen:
         artifact = load_artifact(models_dir / item_id)
         if artifact.kind != args.kind:
             raise SystemExit(f"{models_dir / item_id} is a {artifact.kind} model, not {args.kind}")
         items.append(prepare_item(artifact, examples[item_id], encoder))
-    by_id = {item.item_id: item for item in items}
+    return items
 
-    # 1. features: each item's own model (and its test answers), and the pretrained backbone
+
+def _features(
+    items: Sequence[ItemData], encoder: Encoder, feature_config: FeatureConfig
+) -> _Features:
+    """1. features: each item's own model (and its test answers), and the pretrained backbone."""
     samples, tests, feature_seconds = own_features(items, encoder, feature_config, with_test=True)
     shared_samples, shared_seconds = pretrained_features(items, encoder, feature_config)
     scores = sample_scores(items, feature_config)
@@ -314,23 +332,28 @@ def main() -> None:  # noqa: C901 - a linear script
         f"micro F1 {unmerged['summary']['micro_f1_pooled']:.3f}",  # type: ignore[index]
         flush=True,
     )
+    return _Features(samples, shared_samples, scores, unmerged, feature_seconds, shared_seconds)
 
-    # 2. distances (cached) and heatmaps
+
+def _distances(
+    args: argparse.Namespace,
+    items: Sequence[ItemData],
+    found: _Features,
+    feature_config: FeatureConfig,
+    encoder: Encoder,
+    report: dict[str, object],
+) -> dict[str, DistanceMatrix]:
+    """2. distances (cached) and heatmaps, and the GW timing on 30 synthetic items."""
     hashes = {item.item_id: item.hash for item in items}
     feature_settings = asdict(feature_config)
+    own, shared = found.samples, found.shared_samples
     specs: dict[str, tuple[str, dict[str, np.ndarray], DistanceConfig, str, bool]] = {
-        "gw": ("gw", samples, DistanceConfig(), "own", False),
-        "gw-mean": ("gw", samples, DistanceConfig(normalize="mean"), "own", False),
-        "gw-labels": ("gw", samples, DistanceConfig(label_weight=args.label_weight), "own", True),
-        "gw-pretrained": ("gw", shared_samples, DistanceConfig(), "pretrained", False),
-        "centroid_cosine": ("centroid_cosine", samples, DistanceConfig(), "own", False),
-        "centroid-pretrained": (
-            "centroid_cosine",
-            shared_samples,
-            DistanceConfig(),
-            "pretrained",
-            False,
-        ),
+        "gw": ("gw", own, DistanceConfig(), "own", False),
+        "gw-mean": ("gw", own, DistanceConfig(normalize="mean"), "own", False),
+        "gw-labels": ("gw", own, DistanceConfig(label_weight=args.label_weight), "own", True),
+        "gw-pretrained": ("gw", shared, DistanceConfig(), "pretrained", False),
+        "centroid_cosine": ("centroid_cosine", own, DistanceConfig(), "own", False),
+        "centroid-pretrained": ("centroid_cosine", shared, DistanceConfig(), "pretrained", False),
     }
     matrices: dict[str, DistanceMatrix] = {}
     distance_info: dict[str, object] = {}
@@ -342,7 +365,7 @@ def main() -> None:  # noqa: C901 - a linear script
             args.out / "cache",
             config=config,
             feature_settings={**feature_settings, "extractor": extractor},
-            labels=scores if with_labels else None,
+            labels=found.scores if with_labels else None,
         )
         draw_heatmap(matrix, args.out / f"heatmap-{name}.png", title=f"{name} distance")
         matrices[name] = matrix
@@ -364,21 +387,30 @@ def main() -> None:  # noqa: C901 - a linear script
     )
     distance_info["gw_30_items_seconds"] = gw30.seconds
     print(f"all-pairs GW on 30 items x {args.feature_answers} answers: {gw30.seconds:.1f}s")
-    distance_info["feature_seconds"] = feature_seconds
-    distance_info["pretrained_feature_seconds"] = shared_seconds
+    distance_info["feature_seconds"] = found.seconds
+    distance_info["pretrained_feature_seconds"] = found.shared_seconds
     report["distances"] = distance_info
     report["distance_matrices"] = {
         k: {"item_ids": list(m.item_ids), "values": m.values.round(6).tolist()}
         for k, m in matrices.items()
     }
+    return matrices
 
-    # 3. plans
+
+def _plans(
+    args: argparse.Namespace,
+    chosen: Sequence[str],
+    matrices: dict[str, DistanceMatrix],
+    report: dict[str, object],
+) -> tuple[dict[str, MergePlan], list[str]]:
+    """3. plans: every structured planner and ``--random-plans`` random ones."""
+    plan_config = PlanConfig(group_size=args.group_size, seed=args.seed)
     plans: dict[str, MergePlan] = {
         name: make_plan(matrices[name], plan_config, name) for name in STRUCTURED
     }
     random_names = [f"random-{r}" for r in range(args.random_plans)]
     for r, name in enumerate(random_names):
-        plans[name] = random_plan(chosen, args.group_size, args.seed + r)
+        plans[name] = random_plan(list(chosen), args.group_size, args.seed + r)
     report["plans"] = {
         name: {
             **plan.to_json(),
@@ -389,8 +421,11 @@ def main() -> None:  # noqa: C901 - a linear script
     }
     for name, plan in plans.items():
         print(f"plan {name}: {[list(g) for g in plan.groups]}", flush=True)
+    return plans, random_names
 
-    # 4. merge + evaluate (each distinct group is merged once)
+
+def _methods(args: argparse.Namespace) -> tuple[list[str], str]:
+    """The merge methods to run and the one used for every plan."""
     full = args.kind == "full"
     methods = (
         args.methods.split(",")
@@ -400,92 +435,87 @@ def main() -> None:  # noqa: C901 - a linear script
     main_method = args.main_method or ("ties" if full else "svd")
     if main_method not in methods:
         methods.insert(0, main_method)
-    report["methods"], report["main_method"] = methods, main_method
-    # the comparisons that answer the question first, so a cut-short run still reports them
-    runs = (
-        [(name, main_method, "float32") for name in plans]
-        + [("gw", m, "float32") for m in methods if m != main_method]
-        + ([("gw", main_method, "float16")] if args.fp16_run else [])
-    )
-    report["unmerged"] = unmerged
-    report["unmerged_refit"] = _refit_baseline(items, encoder)
-    report["storage"] = {"unmerged_bytes": sum(weights_bytes(i.artifact.path) for i in items)}
-    group_cache: dict[tuple[tuple[str, ...], str, str], GroupResult] = {}
-    cv_cache: dict[tuple[tuple[tuple[str, ...], str, str], str], int] = {}
-    results: dict[str, dict[str, object]] = {}
-    for plan_name, method, dtype in runs:
-        plan = plans[plan_name]
-        config = MergeConfig(method=method, shared_dtype=dtype)
-        label = f"{plan_name}/{method}" + ("/fp16" if dtype == "float16" else "")
-        run_started = time.perf_counter()
-        merged_pred: dict[str, dict[str, np.ndarray]] = {"test": {}, "val": {}}
-        stale_pred: dict[str, np.ndarray] = {}
-        groups: list[GroupResult] = []
-        for group in plan.groups:
-            key = (tuple(group), method, dtype)
-            if key not in group_cache:
-                digest = hashlib.sha256(repr(key).encode()).hexdigest()[:10]
-                group_cache[key] = merge_group(
-                    [by_id[i] for i in group],
-                    encoder,
-                    args.out / "merged" / f"{method}-{dtype}" / f"group-{digest}",
-                    group_id=f"{method}-" + "+".join(group),
-                    config=config,
-                    backbone_label=backbone_label(args.backbone),
-                )
-            result = group_cache[key]
-            groups.append(result)
-            for item_id in group:
-                item = by_id[item_id]
-                if args.cv_folds and (key, item_id) not in cv_cache:
-                    weight, bias = head_tensors(item.artifact)[0]
-                    cv_cache[(key, item_id)] = cross_validated_correct(
-                        result.features[item_id][list(item.split.train)],
-                        item.labels(item.split.train)[:, 0],
-                        weight,
-                        bias,
-                        folds=args.cv_folds,
-                        seed=args.seed,
-                    )
-                merged_pred["test"][item_id] = result.predictions(item, item.split.test)
-                merged_pred["val"][item_id] = result.predictions(item, item.split.val)
-                stale_pred[item_id] = predict_heads(
-                    result.features[item_id][list(item.split.test)], head_tensors(item.artifact)
-                )
-        merged_items = [by_id[i] for i in plan.item_ids]
-        results[label] = {
-            "plan": plan_name,
-            "method": method,
-            "shared_dtype": dtype,
-            **_summaries(merged_items, merged_pred),
-            "summary_without_refit": pooled_report(merged_items, stale_pred),
-            "cv_accuracy": (
-                sum(cv_cache[((tuple(g), method, dtype), i)] for g in plan.groups for i in g)
-                / max(1, sum(len(by_id[i].split.train) for i in plan.item_ids))
-                if args.cv_folds
-                else None
-            ),
-            "storage_bytes": sum(g.size_bytes for g in groups),
-            "groups": [
-                {"items": list(g.item_ids), "path": str(g.path), "bytes": g.size_bytes}
-                for g in groups
-            ],
-            "seconds": time.perf_counter() - run_started,
-        }
-        s = results[label]["summary"]
-        v = results[label]["val_summary"]
-        cv = results[label]["cv_accuracy"]
-        print(
-            f"merged {label}: test micro F1 {s['micro_f1_pooled']:.3f}, "  # type: ignore[index]
-            f"val {v['micro_f1_pooled']:.3f}, train CV {_f(cv)} "  # type: ignore[index]
-            f"({time.perf_counter() - run_started:.0f}s)",
-            flush=True,
-        )
-        report["merged"] = results
-        report["seconds"] = time.perf_counter() - started
-        _write(args, report)
+    return methods, main_method
 
-    # 5. the plan chosen on the validation answers, and the random plans' spread (test)
+
+def _merged_group(runs: _Runs, group: Sequence[str], method: str, dtype: str) -> GroupResult:
+    """One group merged with ``method`` (once per distinct group, method and dtype)."""
+    args = runs.args
+    key = (tuple(group), method, dtype)
+    if key not in runs.group_cache:
+        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:10]
+        runs.group_cache[key] = merge_group(
+            [runs.by_id[i] for i in group],
+            runs.encoder,
+            args.out / "merged" / f"{method}-{dtype}" / f"group-{digest}",
+            group_id=f"{method}-" + "+".join(group),
+            config=MergeConfig(method=method, shared_dtype=dtype),
+            backbone_label=backbone_label(args.backbone),
+        )
+    result = runs.group_cache[key]
+    for item_id in group:
+        item = runs.by_id[item_id]
+        if args.cv_folds and (key, item_id) not in runs.cv_cache:
+            weight, bias = head_tensors(item.artifact)[0]
+            runs.cv_cache[(key, item_id)] = cross_validated_correct(
+                result.features[item_id][list(item.split.train)],
+                item.labels(item.split.train)[:, 0],
+                weight,
+                bias,
+                folds=args.cv_folds,
+                seed=args.seed,
+            )
+    return result
+
+
+def _merge_run(runs: _Runs, plan_name: str, method: str, dtype: str) -> dict[str, object]:
+    """4. one plan merged with one method and evaluated (test, validation, training CV)."""
+    plan, by_id = runs.plans[plan_name], runs.by_id
+    run_started = time.perf_counter()
+    merged_pred: dict[str, dict[str, np.ndarray]] = {"test": {}, "val": {}}
+    stale_pred: dict[str, np.ndarray] = {}
+    groups: list[GroupResult] = []
+    for group in plan.groups:
+        result = _merged_group(runs, group, method, dtype)
+        groups.append(result)
+        for item_id in group:
+            item = by_id[item_id]
+            merged_pred["test"][item_id] = result.predictions(item, item.split.test)
+            merged_pred["val"][item_id] = result.predictions(item, item.split.val)
+            stale_pred[item_id] = predict_heads(
+                result.features[item_id][list(item.split.test)], head_tensors(item.artifact)
+            )
+    merged_items = [by_id[i] for i in plan.item_ids]
+    cv_cache = runs.cv_cache
+    return {
+        "plan": plan_name,
+        "method": method,
+        "shared_dtype": dtype,
+        **_summaries(merged_items, merged_pred),
+        "summary_without_refit": pooled_report(merged_items, stale_pred),
+        "cv_accuracy": (
+            sum(cv_cache[((tuple(g), method, dtype), i)] for g in plan.groups for i in g)
+            / max(1, sum(len(by_id[i].split.train) for i in plan.item_ids))
+            if runs.args.cv_folds
+            else None
+        ),
+        "storage_bytes": sum(g.size_bytes for g in groups),
+        "groups": [
+            {"items": list(g.item_ids), "path": str(g.path), "bytes": g.size_bytes} for g in groups
+        ],
+        "seconds": time.perf_counter() - run_started,
+    }
+
+
+def _selection(
+    args: argparse.Namespace,
+    report: dict[str, object],
+    results: dict[str, dict[str, object]],
+    plans: dict[str, MergePlan],
+    random_names: Sequence[str],
+    main_method: str,
+) -> dict[str, object]:
+    """5. the plan chosen on the validation answers, and the random plans' spread (test)."""
     candidates = [f"{name}/{main_method}" for name in STRUCTURED]
     chosen_by_val = max(
         candidates,
@@ -504,7 +534,8 @@ def main() -> None:  # noqa: C901 - a linear script
         if args.cv_folds
         else None
     )
-    report["selection"] = {
+    print(f"chosen on validation: {chosen_by_val}; by training CV: {chosen_by_cv}", flush=True)
+    return {
         "val_selected": chosen_by_val,
         "val_selected_test_micro_f1": results[chosen_by_val]["summary"]["micro_f1_pooled"],  # type: ignore[index]
         "cv_selected": chosen_by_cv,
@@ -520,10 +551,16 @@ def main() -> None:  # noqa: C901 - a linear script
         "random_val_micro_f1_mean": statistics.fmean(random_val) if random_val else None,
         "random_test_micro_f1": random_test,
     }
-    print(f"chosen on validation: {chosen_by_val}; by training CV: {chosen_by_cv}", flush=True)
 
-    # 6. latency, and a check that a written group folder serves what was evaluated
-    gw_main = results[f"gw/{main_method}"]
+
+def _serving_check(
+    args: argparse.Namespace,
+    device: str,
+    encoder: Encoder,
+    by_id: dict[str, ItemData],
+    gw_main: dict[str, object],
+) -> dict[str, object]:
+    """6. latency, and a check that a written group folder serves what was evaluated."""
     first_group = Path(gw_main["groups"][0]["path"])  # type: ignore[index]
     scorer = GroupScorer(first_group, args.backbone, max_length=args.max_length, device=device)
     group_items = [by_id[g.item_id] for g in scorer.group.items]
@@ -547,7 +584,7 @@ def main() -> None:  # noqa: C901 - a linear script
             ]
         )
     )
-    report["latency"] = {
+    return {
         "items": [i.item_id for i in group_items],
         "unmerged_seconds_per_answer_switching_models": unmerged_latency,
         "merged_seconds_per_answer": merged_latency,
@@ -555,6 +592,67 @@ def main() -> None:  # noqa: C901 - a linear script
         "served_micro_f1": served_f1,
         "evaluated_micro_f1": evaluated["micro_f1"],
     }
+
+
+def main() -> None:
+    args = _parse()
+    device = _device(args.device)
+    torch.manual_seed(args.seed)
+    item_bank, chosen, examples = _read_examples(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    models_dir = args.models_dir or args.out / "models" / args.kind
+    _check_data_settings(models_dir, args)
+    started = time.perf_counter()
+    print(f"device {device}; models in {models_dir}; {len(chosen)} items", flush=True)
+    training = _train_all(
+        args, models_dir, chosen, examples, {i: item_bank[i].max_score for i in chosen}, device
+    )
+    if args.train_only:
+        return
+    report: dict[str, object] = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "device": device,
+        "training": training,
+    }
+    feature_config = FeatureConfig(
+        max_answers=args.feature_answers, max_length=args.max_length, seed=args.seed
+    )
+    encoder = Encoder(args.backbone, max_length=args.max_length, device=device)
+    items = _load_items(args, models_dir, chosen, examples, encoder)
+    by_id = {item.item_id: item for item in items}
+    found = _features(items, encoder, feature_config)
+    matrices = _distances(args, items, found, feature_config, encoder, report)
+    plans, random_names = _plans(args, chosen, matrices, report)
+    methods, main_method = _methods(args)
+    report["methods"], report["main_method"] = methods, main_method
+    # the comparisons that answer the question first, so a cut-short run still reports them
+    queue = (
+        [(name, main_method, "float32") for name in plans]
+        + [("gw", m, "float32") for m in methods if m != main_method]
+        + ([("gw", main_method, "float16")] if args.fp16_run else [])
+    )
+    report["unmerged"] = found.unmerged
+    report["unmerged_refit"] = _refit_baseline(items, encoder)
+    report["storage"] = {"unmerged_bytes": sum(weights_bytes(i.artifact.path) for i in items)}
+    runs = _Runs(args, encoder, by_id, plans)
+    results: dict[str, dict[str, object]] = {}
+    for plan_name, method, dtype in queue:
+        label = f"{plan_name}/{method}" + ("/fp16" if dtype == "float16" else "")
+        results[label] = _merge_run(runs, plan_name, method, dtype)
+        s = results[label]["summary"]
+        v = results[label]["val_summary"]
+        cv = results[label]["cv_accuracy"]
+        print(
+            f"merged {label}: test micro F1 {s['micro_f1_pooled']:.3f}, "  # type: ignore[index]
+            f"val {v['micro_f1_pooled']:.3f}, train CV {_f(cv)} "  # type: ignore[index]
+            f"({results[label]['seconds']:.0f}s)",
+            flush=True,
+        )
+        report["merged"] = results
+        report["seconds"] = time.perf_counter() - started
+        _write(args, report)
+    report["selection"] = _selection(args, report, results, plans, random_names, main_method)
+    report["latency"] = _serving_check(args, device, encoder, by_id, results[f"gw/{main_method}"])
     report["seconds"] = time.perf_counter() - started
     _write(args, report)
     print((args.out / "report.md").read_text())
@@ -605,7 +703,8 @@ def _f(value: object, digits: int = 3) -> str:
     return f"{float(value):.{digits}f}" if isinstance(value, (int, float)) else str(value)  # type: ignore[arg-type]
 
 
-def render_markdown(report: dict[str, object]) -> str:  # noqa: C901 - one table after another
+def _results_table(report: dict[str, object]) -> list[str]:
+    """The table of every run against the unmerged models."""
     unmerged = report["unmerged"]["summary"]  # type: ignore[index]
     base = unmerged["micro_f1_pooled"]
     before = report["storage"]["unmerged_bytes"]  # type: ignore[index]
@@ -632,7 +731,7 @@ def render_markdown(report: dict[str, object]) -> str:  # noqa: C901 - one table
             f"{_f(r['qwk_item_mean'])} | {_f(r['accuracy_item_mean'])} | - | - | - | "
             f"{before / 1e6:.1f} | 1.00x |"
         )
-    for name, run in report["merged"].items():  # type: ignore[union-attr]
+    for name, run in report["merged"].items():  # type: ignore[attr-defined]
         s = run["summary"]
         lines.append(
             f"| {name} | {_f(s['micro_f1_pooled'])} | {100 * (s['micro_f1_pooled'] - base):+.1f} | "
@@ -641,98 +740,118 @@ def render_markdown(report: dict[str, object]) -> str:  # noqa: C901 - one table
             f"{_f(run.get('cv_accuracy'))} | {_f(run['summary_without_refit']['micro_f1_pooled'])} | "
             f"{run['storage_bytes'] / 1e6:.1f} | {before / run['storage_bytes']:.2f}x |"
         )
-    selection = report.get("selection")
-    if selection:
-        mean, std = (
-            selection["random_test_micro_f1_mean"],  # type: ignore[index]
-            selection["random_test_micro_f1_std"],  # type: ignore[index]
-        )
-        lines += ["", "## Structured plans against random plans (test, pooled micro F1)", ""]
-        if mean is not None:
-            lines.append(
-                f"- random plans: mean {_f(mean)} +- {_f(std)} (std over "
-                f"{len(selection['random_test_micro_f1'])} plans: "  # type: ignore[index]
-                f"{', '.join(_f(v) for v in selection['random_test_micro_f1'])})"  # type: ignore[index]
-            )
-        main = report["main_method"]
-        for name in STRUCTURED:
-            run = report["merged"].get(f"{name}/{main}")  # type: ignore[union-attr]
-            if run is None:
-                continue
-            value = run["summary"]["micro_f1_pooled"]
-            versus = (
-                f"{100 * (value - mean):+.1f} points vs random mean"
-                + (f" ({(value - mean) / std:+.2f} std)" if std else "")
-                if mean is not None
-                else ""
-            )
-            lines.append(f"- {name}: {_f(value)} {versus}")
+    return lines
+
+
+def _selection_lines(report: dict[str, object], selection: dict[str, Any]) -> list[str]:
+    """Structured plans against the random plans, and the plans the signals chose."""
+    mean, std = selection["random_test_micro_f1_mean"], selection["random_test_micro_f1_std"]
+    lines = ["", "## Structured plans against random plans (test, pooled micro F1)", ""]
+    if mean is not None:
         lines.append(
-            f"- chosen on the validation answers: **{selection['val_selected']}**, test "  # type: ignore[index]
-            f"{_f(selection['val_selected_test_micro_f1'])}"  # type: ignore[index]
+            f"- random plans: mean {_f(mean)} +- {_f(std)} (std over "
+            f"{len(selection['random_test_micro_f1'])} plans: "
+            f"{', '.join(_f(v) for v in selection['random_test_micro_f1'])})"
         )
-        if selection.get("cv_selected"):  # type: ignore[union-attr]
-            lines.append(
-                f"- chosen by cross-validation on the training answers: "
-                f"**{selection['cv_selected']}**, test "  # type: ignore[index]
-                f"{_f(selection['cv_selected_test_micro_f1'])}"  # type: ignore[index]
-            )
-        correlations = selection.get("rank_correlation_with_test") or {}  # type: ignore[union-attr]
+    main = report["main_method"]
+    for name in STRUCTURED:
+        run = report["merged"].get(f"{name}/{main}")  # type: ignore[attr-defined]
+        if run is None:
+            continue
+        value = run["summary"]["micro_f1_pooled"]
+        versus = (
+            f"{100 * (value - mean):+.1f} points vs random mean"
+            + (f" ({(value - mean) / std:+.2f} std)" if std else "")
+            if mean is not None
+            else ""
+        )
+        lines.append(f"- {name}: {_f(value)} {versus}")
+    lines.append(
+        f"- chosen on the validation answers: **{selection['val_selected']}**, test "
+        f"{_f(selection['val_selected_test_micro_f1'])}"
+    )
+    if selection.get("cv_selected"):
         lines.append(
-            "- rank correlation with test micro F1 over all plans (Spearman): "
-            + ", ".join(f"{k} {_f(v, 2)}" for k, v in correlations.items())
+            f"- chosen by cross-validation on the training answers: "
+            f"**{selection['cv_selected']}**, test "
+            f"{_f(selection['cv_selected_test_micro_f1'])}"
         )
-    main_run = report["merged"].get(f"gw/{report['main_method']}")  # type: ignore[union-attr]
-    if main_run:
-        per_before = report["unmerged"]["per_item"]  # type: ignore[index]
-        lines += [
-            "",
-            f"## Per item: unmerged vs gw/{report['main_method']} (test split)",
-            "",
-            "| item | n test | micro F1 before | after | macro F1 before | after | QWK before | after |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for item_id, after in main_run["per_item"].items():
-            b = per_before[item_id]
-            lines.append(
-                f"| {item_id} | {int(after['n_test'])} | {_f(b['micro_f1'])} | "
-                f"{_f(after['micro_f1'])} | {_f(b['macro_f1'])} | {_f(after['macro_f1'])} | "
-                f"{_f(b['qwk'])} | {_f(after['qwk'])} |"
-            )
-    d = report["distances"]
-    lines += [
+    correlations = selection.get("rank_correlation_with_test") or {}
+    lines.append(
+        "- rank correlation with test micro F1 over all plans (Spearman): "
+        + ", ".join(f"{k} {_f(v, 2)}" for k, v in correlations.items())
+    )
+    return lines
+
+
+def _per_item_lines(report: dict[str, object], main_run: dict[str, Any]) -> list[str]:
+    """Each item before and after the GW plan with the main method."""
+    per_before = report["unmerged"]["per_item"]  # type: ignore[index]
+    lines = [
+        "",
+        f"## Per item: unmerged vs gw/{report['main_method']} (test split)",
+        "",
+        "| item | n test | micro F1 before | after | macro F1 before | after | QWK before | after |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for item_id, after in main_run["per_item"].items():
+        b = per_before[item_id]
+        lines.append(
+            f"| {item_id} | {int(after['n_test'])} | {_f(b['micro_f1'])} | "
+            f"{_f(after['micro_f1'])} | {_f(b['macro_f1'])} | {_f(after['macro_f1'])} | "
+            f"{_f(b['qwk'])} | {_f(after['qwk'])} |"
+        )
+    return lines
+
+
+def _plan_and_time_lines(report: dict[str, object]) -> list[str]:
+    """The plans' costs and groups, then where the time went."""
+    d: dict[str, Any] = report["distances"]  # type: ignore[assignment]
+    lines = [
         "",
         "## Plans (total within-group distance)",
         "",
         "| plan | GW cost | centroid-cosine cost | groups |",
         "|---|---|---|---|",
     ]
-    for name, plan in report["plans"].items():  # type: ignore[union-attr]
+    for name, plan in report["plans"].items():  # type: ignore[attr-defined]
         lines.append(
             f"| {name} | {_f(plan['gw_cost'])} | {_f(plan['cosine_cost'])} | "
             f"{'; '.join(' + '.join(g) for g in plan['groups'])} |"
         )
-    lat = report.get("latency") or {}
-    gw = d["gw"]  # type: ignore[index]
-    lines += [
+    lat: dict[str, Any] = report.get("latency") or {}  # type: ignore[assignment]
+    gw = d["gw"]
+    return lines + [
         "",
         "## Time",
         "",
-        f"- features under each item's own model: {_f(d['feature_seconds'], 1)} s; under the "  # type: ignore[index]
-        f"pretrained backbone: {_f(d['pretrained_feature_seconds'], 1)} s",  # type: ignore[index]
+        f"- features under each item's own model: {_f(d['feature_seconds'], 1)} s; under the "
+        f"pretrained backbone: {_f(d['pretrained_feature_seconds'], 1)} s",
         f"- all-pairs GW on these items: {_f(gw['seconds'], 2)} s ({gw['pairs']} pairs"
         f"{', cached' if gw['cached'] else ''})",
         f"- all-pairs GW on 30 items of the same shape (435 pairs): "
-        f"{_f(d['gw_30_items_seconds'], 2)} s",  # type: ignore[index]
+        f"{_f(d['gw_30_items_seconds'], 2)} s",
         "- scoring, seconds per answer (one group's test answers): unmerged with model switching "
-        f"{_f(lat.get('unmerged_seconds_per_answer_switching_models'), 4)}, merged "  # type: ignore[union-attr]
-        f"{_f(lat.get('merged_seconds_per_answer'), 4)}",  # type: ignore[union-attr]
+        f"{_f(lat.get('unmerged_seconds_per_answer_switching_models'), 4)}, merged "
+        f"{_f(lat.get('merged_seconds_per_answer'), 4)}",
         "- the written group folder served its first item's test answers with micro F1 "
-        f"{_f(lat.get('served_micro_f1'))} (evaluation in memory: "  # type: ignore[union-attr]
-        f"{_f(lat.get('evaluated_micro_f1'))}), version `{lat.get('served_model_version')}`",  # type: ignore[union-attr]
+        f"{_f(lat.get('served_micro_f1'))} (evaluation in memory: "
+        f"{_f(lat.get('evaluated_micro_f1'))}), version `{lat.get('served_model_version')}`",
         f"- whole benchmark: {_f(report['seconds'], 0)} s",
         "",
     ]
+
+
+def render_markdown(report: dict[str, object]) -> str:
+    """``report.md``: the results table, selection, per item, plans and time, in that order."""
+    lines = _results_table(report)
+    selection = report.get("selection")
+    if selection:
+        lines += _selection_lines(report, selection)  # type: ignore[arg-type]
+    main_run = report["merged"].get(f"gw/{report['main_method']}")  # type: ignore[attr-defined]
+    if main_run:
+        lines += _per_item_lines(report, main_run)
+    lines += _plan_and_time_lines(report)
     return "\n".join(lines) + "\n"
 
 

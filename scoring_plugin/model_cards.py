@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from ml_core.confidence import CURVE_KEY, CURVE_SOURCE_KEY, ECE_KEY, REVIEW_THRESHOLD_KEY
 from ml_core.gaming import attack_row
@@ -347,16 +348,9 @@ def _training_sections(card: dict[str, object]) -> list[str]:
     return lines
 
 
-def card_markdown(card: dict[str, object]) -> str:
-    """The card as Markdown, for people."""
-    data = card["data"]
-    evaluation = card["evaluation"]
-    reviews = card["instructor_reviews"]
-    gaming = card["gaming_check"]
-    training = card["training_config"]
-    assert isinstance(data, dict) and isinstance(evaluation, dict)
-    assert isinstance(reviews, dict) and isinstance(training, dict)
-    lines = [
+def _header_sections(card: dict[str, object]) -> list[str]:
+    """Title, intended use and limits."""
+    return [
         f"# Model card: {card['model_version']}",
         "",
         f"Kind: {card['kind']} · status: {card['status']} · active: {card['active']} · "
@@ -370,6 +364,12 @@ def card_markdown(card: dict[str, object]) -> str:
         "",
         *[f"- {limit}" for limit in card["limits"]],  # type: ignore[union-attr]
         "",
+    ]
+
+
+def _data_section(data: dict[str, Any]) -> list[str]:
+    """The human-scored answers the version learnt from."""
+    return [
         "## Data",
         "",
         f"{data['answers']} human-scored answers in `{data['language']}`, scores 0-"
@@ -382,6 +382,12 @@ def card_markdown(card: dict[str, object]) -> str:
         "",
         f"Splits: {data['splits'] or '-'}",
         "",
+    ]
+
+
+def _accuracy_section(evaluation: dict[str, Any]) -> list[str]:
+    """Accuracy on the evaluated answers."""
+    return [
         f"## Accuracy ({evaluation['source']})",
         "",
         "| metric | value |",
@@ -400,59 +406,67 @@ def card_markdown(card: dict[str, object]) -> str:
             or "not stored for this version (no test confusion matrix)"
         ),
         "",
-        *_training_sections(card),
-        "## Instructors' reviews of its scores",
-        "",
     ]
-    if reviews.get("reviewed_answers"):
-        lines += [
-            f"{reviews['reviewed_answers']} reviewed answers: agreement "
-            f"{_fmt(reviews['accuracy'])} (95% CI {_fmt(reviews['accuracy_ci95'])}), "
-            f"QWK {_fmt(reviews['qwk'])}.",
-            "",
-            "Agreement versus automation (answers at or above a confidence threshold):",
-            "",
-            "| threshold | automated | agreement |",
-            "|---:|---:|---:|",
-            *[
-                f"| {p['threshold']} | {p['automated_share']:.0%} | {_fmt(p['agreement'])} |"
-                for p in reviews["agreement_vs_automation"]
-            ],
-            "",
-            "Calibration:",
-            "",
-            "| confidence | answers | mean confidence | agreement |",
-            "|---|---:|---:|---:|",
-            *[
-                f"| {b['confidence']} | {b['answers']} | {_fmt(b['mean_confidence'])} "
-                f"| {_fmt(b['agreement'])} |"
-                for b in reviews["calibration"]
-            ],
-            "",
-            "Per answer length: "
-            + ", ".join(
-                f"{b['band']}: {_fmt(b['agreement'])} ({b['answers']})"
-                for b in reviews["by_length_band"]
-            ),
-        ]
-    else:
-        lines.append(
+
+
+def _reviews_section(reviews: dict[str, Any]) -> list[str]:
+    """How instructors' reviews agree with the version's scores."""
+    lines = ["## Instructors' reviews of its scores", ""]
+    if not reviews.get("reviewed_answers"):
+        return lines + [
             "No reviews yet: calibration, the agreement-versus-automation curve and results "
             "per answer length appear once instructors review answers this version scored."
-        )
-    lines += ["", "## Gaming check", ""]
-    if isinstance(gaming, dict) and isinstance(gaming.get("attacks"), list):
-        lines += [
-            "Generated adversarial answers scored by this version (how often they earn credit; "
-            "'flagged' = the run-time check sends them to review):",
-            "",
-            "| attack | answers | earn credit | full credit | mean score/max | flagged |",
-            "|---|---:|---:|---:|---:|---:|",
-            *[attack_row(a) for a in gaming["attacks"]],
         ]
-    else:
-        lines.append("Not run for this version.")
-    lines += [
+    return lines + [
+        f"{reviews['reviewed_answers']} reviewed answers: agreement "
+        f"{_fmt(reviews['accuracy'])} (95% CI {_fmt(reviews['accuracy_ci95'])}), "
+        f"QWK {_fmt(reviews['qwk'])}.",
+        "",
+        "Agreement versus automation (answers at or above a confidence threshold):",
+        "",
+        "| threshold | automated | agreement |",
+        "|---:|---:|---:|",
+        *[
+            f"| {p['threshold']} | {p['automated_share']:.0%} | {_fmt(p['agreement'])} |"
+            for p in reviews["agreement_vs_automation"]
+        ],
+        "",
+        "Calibration:",
+        "",
+        "| confidence | answers | mean confidence | agreement |",
+        "|---|---:|---:|---:|",
+        *[
+            f"| {b['confidence']} | {b['answers']} | {_fmt(b['mean_confidence'])} "
+            f"| {_fmt(b['agreement'])} |"
+            for b in reviews["calibration"]
+        ],
+        "",
+        "Per answer length: "
+        + ", ".join(
+            f"{b['band']}: {_fmt(b['agreement'])} ({b['answers']})"
+            for b in reviews["by_length_band"]
+        ),
+    ]
+
+
+def _gaming_section(gaming: object) -> list[str]:
+    """The adversarial answers check, when it ran."""
+    lines = ["", "## Gaming check", ""]
+    if not (isinstance(gaming, dict) and isinstance(gaming.get("attacks"), list)):
+        return lines + ["Not run for this version."]
+    return lines + [
+        "Generated adversarial answers scored by this version (how often they earn credit; "
+        "'flagged' = the run-time check sends them to review):",
+        "",
+        "| attack | answers | earn credit | full credit | mean score/max | flagged |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[attack_row(a) for a in gaming["attacks"]],
+    ]
+
+
+def _training_config_section(training: dict[str, Any]) -> list[str]:
+    """The backbone and the training configuration."""
+    return [
         "",
         "## Training",
         "",
@@ -462,6 +476,25 @@ def card_markdown(card: dict[str, object]) -> str:
         json.dumps(training["config"], indent=1, sort_keys=True),
         "```",
         "",
+    ]
+
+
+def card_markdown(card: dict[str, object]) -> str:
+    """The card as Markdown, for people: one helper per section, in the card's order."""
+    data = card["data"]
+    evaluation = card["evaluation"]
+    reviews = card["instructor_reviews"]
+    training = card["training_config"]
+    assert isinstance(data, dict) and isinstance(evaluation, dict)
+    assert isinstance(reviews, dict) and isinstance(training, dict)
+    lines = [
+        *_header_sections(card),
+        *_data_section(data),
+        *_accuracy_section(evaluation),
+        *_training_sections(card),
+        *_reviews_section(reviews),
+        *_gaming_section(card["gaming_check"]),
+        *_training_config_section(training),
     ]
     return "\n".join(lines)
 

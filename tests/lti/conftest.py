@@ -16,7 +16,7 @@ from lti_tool.models import Key
 
 from lti import keys
 from scoring_plugin.models import Item
-from tests.lti.lti_factories import DeploymentFactory, ItemFactory, RegistrationFactory
+from tests.factories import DeploymentFactory, LtiItemFactory, RegistrationFactory
 from tests.lti.lti_platform import TestPlatform
 from tests.lti.lti_scoring import CapturedTasks
 
@@ -67,7 +67,7 @@ def other_platform(db: None) -> Iterator[TestPlatform]:
 
 @pytest.fixture
 def item(db: None) -> Item:
-    return ItemFactory(key="item-1", max_score=3, review_threshold=0.6)
+    return LtiItemFactory(key="item-1", max_score=3, review_threshold=0.6)
 
 
 @dataclass

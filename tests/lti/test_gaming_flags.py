@@ -11,10 +11,10 @@ from lti import tasks
 from lti.models import ItemLtiSettings
 from scoring_plugin.models import Submission
 from scoring_plugin.review import ReviewFilter
+from tests.factories import ScoredAnswerFactory
 from tests.lti.lti_platform import INSTRUCTOR
 from tests.lti.lti_scoring import CapturedTasks, finish
 from tests.lti.test_lti_flow import submit
-from tests.scoring.factories import ScoredAnswerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -67,10 +67,10 @@ def test_flagged_answers_go_to_review_and_the_gradebook_waits(
 
 
 def test_instructors_see_the_model_card_students_do_not(platform, item, make_browser) -> None:
-    from tests.lti.lti_factories import ModelVersionFactory
+    from tests.factories import LtiModelVersionFactory
     from tests.lti.test_lti_flow import token_of
 
-    ModelVersionFactory(item=item, metrics={"accuracy": 0.8, "n_test": 40, "qwk": 0.7})
+    LtiModelVersionFactory(item=item, metrics={"accuracy": 0.8, "n_test": 40, "qwk": 0.7})
     teacher = make_browser()
     token = token_of(teacher.open(platform, sub="teacher-1", roles=[INSTRUCTOR]))
     review = teacher.get(f"/lti/s/{token}/review/")

@@ -22,7 +22,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from scoring_plugin.models import Submission
-from tests.lti.lti_factories import ItemFactory
+from tests.factories import LtiItemFactory
 from tests.lti.lti_platform import INSTRUCTOR, TestPlatform
 from tests.lti.test_lti_pages import answer
 from tests.pages.conftest import start_chrome
@@ -131,7 +131,7 @@ def test_instructor_sees_the_class_results_in_the_frame(
 
 
 def test_deep_linking_in_the_frame(chrome, live_server, platform) -> None:
-    item = ItemFactory(key="tcp-seq", max_score=4)
+    item = LtiItemFactory(key="tcp-seq", max_score=4)
     platform.prepare(
         "teacher-1", sub="teacher-1", roles=[INSTRUCTOR], message_type="LtiDeepLinkingRequest"
     )
@@ -152,7 +152,7 @@ def test_deep_linking_from_a_new_window_reaches_the_course_page(
     """Moodle's return page calls its parent's processContentItemReturnData: the response made
     in the new window is posted from the frame, not from the new window."""
     chrome = chrome_without_frame_cookies
-    item = ItemFactory(key="tcp-seq", max_score=4)
+    item = LtiItemFactory(key="tcp-seq", max_score=4)
     platform.prepare(
         "teacher-1", sub="teacher-1", roles=[INSTRUCTOR], message_type="LtiDeepLinkingRequest"
     )

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from jwt.algorithms import RSAAlgorithm
 
-from tests.lti.lti_factories import ItemFactory
+from tests.factories import LtiItemFactory
 from tests.lti.lti_platform import INSTRUCTOR, LEARNER
 from tests.lti.lti_scoring import finish
 
@@ -36,7 +36,7 @@ def answer(browser, platform, sub: str, **claims) -> str:  # type: ignore[no-unt
 
 
 def test_deep_linking_returns_a_resource_link_with_the_items_line_item(platform, browser) -> None:
-    item = ItemFactory(key="tcp-seq", max_score=4)
+    item = LtiItemFactory(key="tcp-seq", max_score=4)
     url = browser.open(
         platform, sub="teacher-1", roles=[INSTRUCTOR], message_type="LtiDeepLinkingRequest"
     )

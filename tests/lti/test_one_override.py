@@ -11,10 +11,10 @@ from rest_framework.test import APIClient
 from lti.models import LtiSubmission
 from scoring_plugin.models import AuditLog, Submission
 from scoring_plugin.tokens import ApiToken
+from tests.factories import UserFactory
 from tests.lti.lti_platform import INSTRUCTOR
 from tests.lti.lti_scoring import finish
 from tests.lti.test_lti_flow import submit, token_of
-from tests.scoring.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 

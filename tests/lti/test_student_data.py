@@ -22,10 +22,10 @@ from lti.models import ItemLtiSettings, LtiSubmission
 from scoring_plugin import review
 from scoring_plugin.models import AuditLog, ScoredAnswer, Submission
 from scoring_plugin.privacy import handle_hash
+from tests.factories import UserFactory
 from tests.lti.lti_platform import INSTRUCTOR
 from tests.lti.lti_scoring import CapturedTasks, finish
 from tests.lti.test_lti_flow import submit, token_of
-from tests.scoring.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 

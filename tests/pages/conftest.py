@@ -16,7 +16,7 @@ from lti_tool.models import LtiContext, LtiDeployment, LtiRegistration, LtiResou
 from lti import sessions
 from lti.views.launches import remember_locale
 from scoring_plugin.models import Item
-from tests.scoring.factories import ItemFactory, UserFactory
+from tests.factories import ItemFactory, UserFactory
 from workers import engine_host
 
 CHROMIUM_FLAGS = (

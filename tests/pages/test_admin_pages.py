@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from scoring_plugin import audit
 from scoring_plugin.models import AuditLog, Item, ModelVersion, ScoredAnswer, Submission
-from tests.scoring.factories import (
+from tests.factories import (
     ItemFactory,
     ModelVersionFactory,
     ScoredAnswerFactory,

@@ -21,7 +21,7 @@ from lti.models import ItemLtiSettings, LtiSubmission, RegistrationInvite, UsedN
 from scoring_plugin import audit
 from scoring_plugin.models import AuditLog, ModelVersion, Submission, UnscoredAnswer
 from scoring_plugin.tokens import ApiToken
-from tests.scoring.factories import (
+from tests.factories import (
     ModelVersionFactory,
     ScoredAnswerFactory,
     SubmissionFactory,

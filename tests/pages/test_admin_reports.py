@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from ml_core.confidence import CURVE_KEY, ECE_KEY
 from scoring_plugin.models import ModelVersion
+from tests.factories import ItemFactory, ModelVersionFactory, SubmissionFactory
 from tests.pages.test_admin_pages import _version_with_artifact
-from tests.scoring.factories import ItemFactory, ModelVersionFactory, SubmissionFactory
 
 AUTO_METRICS = {
     "qwk": 0.712,

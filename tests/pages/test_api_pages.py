@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from scoring_plugin.models import Submission
 from scoring_plugin.tokens import ApiToken
-from tests.scoring.factories import ItemFactory, UserFactory
+from tests.factories import ItemFactory, UserFactory
 
 BATCH_URL = "/api/v1/submissions/batch/"
 

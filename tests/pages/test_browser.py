@@ -17,10 +17,10 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from lti.models import LtiSubmission
 from scoring_plugin.models import Item, ModelVersion, Submission
+from tests.factories import ItemFactory
 from tests.pages.conftest import Course
 from tests.pages.test_admin_pages import ITEMS_CSV, RESPONSES_CSV
 from tests.scoring.conftest import add_scored_answers, train_active_version
-from tests.scoring.factories import ItemFactory
 from workers.tasks import score_submissions
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -11,11 +11,10 @@ from jwcrypto.jwk import JWK
 from lti_tool.models import Key
 
 from lti import keys
-from tests.scoring.factories import ItemFactory
+from tests.factories import DeploymentFactory, ItemFactory, RegistrationFactory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lti"))  # the test platform
 
-from lti_factories import DeploymentFactory, RegistrationFactory  # noqa: E402
 from lti_platform import TestPlatform  # noqa: E402
 
 from tests.lti.conftest import Browser  # noqa: E402

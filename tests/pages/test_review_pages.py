@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from lti.models import LtiSubmission
 from scoring_plugin.models import AuditLog, ModelVersion, Submission
-from tests.scoring.factories import ItemFactory
+from tests.factories import ItemFactory
 
 
 def answered(course, sub: str, text: str, *, score: int, confidence: float, name: str = ""):  # type: ignore[no-untyped-def]

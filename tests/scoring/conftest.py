@@ -11,8 +11,8 @@ from rest_framework.test import APIClient
 from scoring_plugin.models import Item, ModelVersion
 from scoring_plugin.services import create_model_version, training_examples
 from scoring_plugin.tokens import ApiToken
+from tests.factories import ItemFactory, ScoredAnswerFactory, UserFactory
 from tests.ml_core.conftest import make_tiny_backbone
-from tests.scoring.factories import ItemFactory, ScoredAnswerFactory, UserFactory
 from workers import engine_host
 
 # The ml_core tests' tiny BERT: its word vocabulary holds every word these answers use.

@@ -7,7 +7,7 @@ import numpy as np
 
 from scoring_plugin.answer_groups import Member, group_members, pack_vector, unpack_vector
 from scoring_plugin.models import Submission
-from tests.scoring.factories import SubmissionFactory
+from tests.factories import SubmissionFactory
 from workers import tasks
 
 

@@ -7,7 +7,7 @@ from kombu.exceptions import OperationalError
 
 from queueing import dispatch
 from scoring_plugin.models import Submission
-from tests.scoring.factories import ItemFactory, SubmissionFactory, UserFactory
+from tests.factories import ItemFactory, SubmissionFactory, UserFactory
 
 
 @pytest.fixture()

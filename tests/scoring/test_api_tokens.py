@@ -13,7 +13,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from scoring_plugin.tokens import ApiToken
-from tests.scoring.factories import UserFactory
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 

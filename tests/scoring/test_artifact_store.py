@@ -21,8 +21,8 @@ from ml_core.artifact_store import (
 from scoring_plugin import artifact_store
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.services import create_model_version, training_examples
+from tests.factories import ItemFactory, SubmissionFactory
 from tests.scoring.conftest import add_scored_answers, train_active_version
-from tests.scoring.factories import ItemFactory, SubmissionFactory
 from tests.scoring.seaweed import BUCKET
 from workers import engine_host, tasks
 
@@ -235,7 +235,7 @@ def test_migration_turns_absolute_paths_into_keys_with_hashes(settings, tmp_path
 def test_publish_artifacts_uploads_migrated_versions_to_s3(db, s3_settings, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from django.core.management import call_command
 
-    from tests.scoring.factories import ModelVersionFactory
+    from tests.factories import ModelVersionFactory
 
     folder = _artifact(Path(s3_settings.ARTIFACTS_DIR) / "item-a" / "v1-head")
     migrated = ModelVersionFactory(artifact_key="item-a/v1-head", artifact_hash="")

@@ -16,14 +16,14 @@ from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.models import Item, ModelVersion, Submission
 from scoring_plugin.review import ReviewFilter
 from scoring_plugin.services import create_model_version, start_training, training_examples
-from tests.scoring.conftest import WORDS, add_scored_answers, train_active_version
-from tests.scoring.factories import (
+from tests.factories import (
     ItemFactory,
     ModelVersionFactory,
     ScoredAnswerFactory,
     SubmissionFactory,
     UserFactory,
 )
+from tests.scoring.conftest import WORDS, add_scored_answers, train_active_version
 from tests.scoring.realworker import broker, tail, wait_for, worker_process
 from workers import tasks
 

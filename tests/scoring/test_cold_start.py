@@ -33,8 +33,8 @@ from scoring_plugin.models import (
 from scoring_plugin.overrides import apply_override
 from scoring_plugin.review import copy_reviewed_answers
 from scoring_plugin.services import import_item_bank, training_examples
+from tests.factories import ItemFactory, SubmissionFactory
 from tests.scoring.conftest import WORDS, add_scored_answers
-from tests.scoring.factories import ItemFactory, SubmissionFactory
 from workers import cold_start_tasks
 
 ITEMS = (

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.services import create_model_version, start_distillation
-from tests.scoring.factories import SubmissionFactory
+from tests.factories import SubmissionFactory
 from workers import tasks
 
 
@@ -75,7 +75,7 @@ def test_admin_distills_and_the_student_downloads_as_one_file(
     trained_item, client, monkeypatch, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     from queueing import dispatch
-    from tests.scoring.factories import UserFactory
+    from tests.factories import UserFactory
 
     queued: list[int] = []
     monkeypatch.setattr(dispatch, "send_distillation", lambda pk, activate: queued.append(pk))

@@ -9,8 +9,8 @@ from ml_core.artifact_store import folder_hash
 from scoring_plugin.models import ModelVersion
 from scoring_plugin.privacy import rehash_redacted_versions, scrub_files
 from scoring_plugin.services import create_model_version, training_examples
+from tests.factories import ItemFactory, ScoredAnswerFactory, SubmissionFactory
 from tests.scoring.conftest import add_scored_answers
-from tests.scoring.factories import ItemFactory, ScoredAnswerFactory, SubmissionFactory
 from workers import engine_host, tasks
 
 SECRET = "Zebulon Quartermaine explains that tcp and udp differ"

@@ -13,8 +13,8 @@ from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.model_cards import build_card, card_markdown
 from scoring_plugin.models import Item, ModelVersion, ScoredAnswer
 from scoring_plugin.services import ImportError_, create_model_version, import_item_bank
+from tests.factories import ItemFactory
 from tests.scoring.conftest import add_scored_answers
-from tests.scoring.factories import ItemFactory
 from workers import tasks
 
 ITEMS = (

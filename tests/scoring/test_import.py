@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from scoring_plugin.models import Item, ScoredAnswer
 from scoring_plugin.services import ImportError_, import_item_bank
-from tests.scoring.factories import UserFactory
+from tests.factories import UserFactory
 
 DEMO = Path(__file__).resolve().parents[2] / "scoring_plugin" / "demo"
 ITEMS = (

@@ -23,7 +23,7 @@ from scoring_plugin.services import (
     import_item_bank,
     training_examples,
 )
-from tests.scoring.factories import (
+from tests.factories import (
     ItemFactory,
     ModelVersionFactory,
     ScoredAnswerFactory,

@@ -22,8 +22,8 @@ import pytest
 
 from scoring_plugin.models import Item, ModelVersion, Submission
 from scoring_plugin.services import start_training
+from tests.factories import ItemFactory
 from tests.scoring.conftest import add_scored_answers
-from tests.scoring.factories import ItemFactory
 from tests.scoring.realworker import (
     PrivateRedis,
     broker,

@@ -16,8 +16,8 @@ from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.model_cards import card_file_names
 from scoring_plugin.models import Item, ModelVersion, Submission
 from scoring_plugin.services import create_model_version, training_examples
+from tests.factories import ItemFactory, SubmissionFactory, UserFactory
 from tests.scoring.conftest import add_scored_answers
-from tests.scoring.factories import ItemFactory, SubmissionFactory, UserFactory
 from workers import engine_host, merge_tasks, tasks
 
 KEYS = ("net-a", "net-b", "net-c")

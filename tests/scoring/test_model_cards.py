@@ -14,8 +14,8 @@ from scoring_plugin import audit
 from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.model_cards import build_card, card_markdown
 from scoring_plugin.models import AuditLog, Item, ModelVersion
+from tests.factories import SubmissionFactory, UserFactory
 from tests.scoring.conftest import train_active_version
-from tests.scoring.factories import SubmissionFactory, UserFactory
 
 ATTACKS = [
     "prompt_copy",
@@ -136,8 +136,8 @@ def test_the_card_is_stored_in_s3_beside_the_model_and_travels_with_it(db, s3_se
     import shutil
 
     from scoring_plugin import artifact_store
+    from tests.factories import ItemFactory
     from tests.scoring.conftest import add_scored_answers
-    from tests.scoring.factories import ItemFactory
 
     item = ItemFactory(key="transport-protocols")
     add_scored_answers(item)

@@ -16,7 +16,7 @@ from lti_tool.models import LtiContext, LtiDeployment, LtiMembership, LtiRegistr
 
 from scoring_plugin.models import AuditLog, ModelVersion, ScoredAnswer, Submission
 from scoring_plugin.retention import purge
-from tests.scoring.factories import (
+from tests.factories import (
     ItemFactory,
     ModelVersionFactory,
     ScoredAnswerFactory,

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from scoring_plugin.models import Item, Submission
+from tests.factories import ItemFactory
 from tests.scoring.conftest import add_scored_answers, train_active_version
-from tests.scoring.factories import ItemFactory
 from tests.scoring.realworker import (
     broker,
     parse_metrics,

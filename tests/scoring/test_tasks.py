@@ -11,8 +11,8 @@ from queueing import dispatch
 from scoring_plugin.models import ModelVersion, Submission
 from scoring_plugin.services import activate_version
 from scoring_plugin.signals import submissions_finished
+from tests.factories import ItemFactory, SubmissionFactory
 from tests.scoring.conftest import train_active_version
-from tests.scoring.factories import ItemFactory, SubmissionFactory
 from workers import tasks
 
 

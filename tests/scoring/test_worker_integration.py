@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from scoring_plugin.models import Item, Submission
-from tests.scoring.factories import SubmissionFactory
+from tests.factories import SubmissionFactory
 from tests.scoring.realworker import broker, wait_until_finished, worker_process
 from workers import tasks
 

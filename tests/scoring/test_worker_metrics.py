@@ -15,7 +15,7 @@ from queueing import dispatch, monitoring
 from queueing.app import app
 from scoring_plugin.models import Item, Submission
 from scoring_plugin.services import enqueue_submission, submit_answer
-from tests.scoring.factories import SubmissionFactory
+from tests.factories import SubmissionFactory
 from tests.scoring.realworker import (
     broker,
     free_port,
