@@ -84,7 +84,13 @@ class AutoConfig:
         default=1.0, metadata={"help": "scale of the neural block beside the lexical one (joint)"}
     )
     sublinear_tf: bool = field(default=False, metadata={"help": "TF-IDF with 1 + ln(tf)"})
-    min_df: int = field(default=1, metadata={"help": "drop n-grams in fewer training answers"})
+    min_df: int = field(
+        default=2,
+        metadata={
+            "help": "drop n-grams in fewer training answers: at 2, a word (a name, say) that "
+            "only one answer holds never enters the stored vocabulary"
+        },
+    )
     class_weight: str | None = field(
         default="balanced", metadata={"help": "'balanced' or None for the regressions"}
     )
@@ -567,9 +573,28 @@ def _checked_inputs(
     return texts, labels
 
 
+# Written to the manifest for the load-time self-check beside the item's reference answers:
+# never a student's text, so no artifact holds one.
+SELF_CHECK_TEXTS: tuple[str, ...] = (
+    "I do not know the answer.",
+    "Ich weiß die Antwort nicht.",
+    "The answer is 42, because the first value is larger than the second one.",
+)
+MAX_SELF_CHECK_TEXTS = 5
+
+
+def self_check_texts(reference_answers: Sequence[str]) -> list[str]:
+    """The texts whose training-time probabilities the manifest keeps for
+    :meth:`AutoModel.self_check`: the item's reference answers (written by its author), then
+    fixed generic sentences; at most :data:`MAX_SELF_CHECK_TEXTS`."""
+    texts = [r for r in reference_answers if r.strip()] + list(SELF_CHECK_TEXTS)
+    return texts[:MAX_SELF_CHECK_TEXTS]
+
+
 @dataclass
 class _Inputs:
-    """Everything computed once from the training answers (phase 1)."""
+    """Everything computed once from the training answers (phase 1), and the kernel rows of
+    the self-check texts against them (``check_texts``, ``check_channels``)."""
 
     vectorizer: LexicalVectorizer
     lexical_matrix: object  # scipy sparse [n, vocabulary]
@@ -578,6 +603,8 @@ class _Inputs:
     embedding_scale: float
     block: _FeatureBlock | None
     channels: _Channels
+    check_texts: list[str]
+    check_channels: _Channels
 
 
 def _compute_inputs(
@@ -612,7 +639,7 @@ def _compute_inputs(
         else None,
         feature_kernel=block.matrix @ block.matrix.T if block is not None else None,
     )
-    return _Inputs(
+    inputs = _Inputs(
         vectorizer,
         lexical_matrix,
         embedding_features,
@@ -620,7 +647,35 @@ def _compute_inputs(
         embedding_scale,
         block,
         channels,
+        self_check_texts(reference_answers),
+        channels,
     )
+    inputs.check_channels = _check_channels(inputs, embed)
+    return inputs
+
+
+def _check_channels(
+    inputs: _Inputs, embed: Callable[[Sequence[str]], np.ndarray] | None
+) -> _Channels:
+    """Kernel rows of the self-check texts against the training answers, per channel, computed
+    the way training computes its own (the dual form), not the way serving does."""
+    texts = inputs.check_texts
+    rows = inputs.vectorizer.transform(texts)
+    lexical = rows.to_scipy()
+    lexical_kernel = np.asarray((lexical @ inputs.lexical_matrix.T).toarray(), dtype=np.float64)  # type: ignore[attr-defined]
+    unit: np.ndarray | None = None
+    embedding_kernel: np.ndarray | None = None
+    if inputs.embedding_features is not None:
+        assert embed is not None
+        unit = _normalise(np.asarray(embed(texts), dtype=np.float64))
+        prepared = (unit - inputs.embedding_mean) / inputs.embedding_scale
+        embedding_kernel = prepared @ inputs.embedding_features.T
+    feature_kernel: np.ndarray | None = None
+    if inputs.block is not None:
+        block = inputs.block
+        features = (block.features.compute(texts, rows, unit) - block.mean) * block.scale
+        feature_kernel = features @ block.matrix.T
+    return _Channels(lexical_kernel, embedding_kernel, feature_kernel)
 
 
 def _all_out_of_fold(
@@ -693,37 +748,44 @@ def _calibrate(
     num_labels: int,
     config: AutoConfig,
     fold_index: list[tuple[np.ndarray, np.ndarray]],
+    n_answers: int,
 ) -> _Calibrated:
+    """Temperature and cut points fitted on every training row; the figures (and the curve and
+    review threshold) on the first ``n_answers`` rows only: the students' answers, not the
+    reference answers ``reference_as_answer`` adds after them."""
     temperature = fit_temperature(best_probabilities, labels)
     calibrated = apply_temperature(best_probabilities, temperature)
     cuts = tune_cut_points(calibrated, labels, num_labels) if best.decoder == "cutpoints" else ()
     decoded = decode_scores(calibrated, best.decoder, cuts)
     confidence = calibrated[np.arange(len(decoded)), decoded]
-    correct = decoded == labels
-    curve = agreement_curve(confidence, correct, config.curve_step)
+    answers = labels[:n_answers]
+    correct = decoded[:n_answers] == answers
+    curve = agreement_curve(confidence[:n_answers], correct, config.curve_step)
     threshold = review_threshold_for(curve, config.target_agreement)
     fold_qwks = [
-        quadratic_weighted_kappa(labels[test], decoded[test], num_labels) for _, test in fold_index
+        quadratic_weighted_kappa(labels[test], decoded[test], num_labels)
+        for test in (t[t < n_answers] for _, t in fold_index)
+        if len(test)
     ]
     interval = t_interval(fold_qwks)
-    posted = confidence >= threshold
-    uncalibrated = decode_scores(best_probabilities, best.decoder, cuts)
+    posted = confidence[:n_answers] >= threshold
+    uncalibrated = decode_scores(best_probabilities[:n_answers], best.decoder, cuts)
     metrics: dict[str, float] = {
         "qwk": interval.mean,
         "qwk_ci_low": interval.low,
         "qwk_ci_high": interval.high,
-        "qwk_pooled": quadratic_weighted_kappa(labels, decoded, num_labels),
+        "qwk_pooled": quadratic_weighted_kappa(answers, decoded[:n_answers], num_labels),
         "accuracy": float(correct.mean()),
-        "ece": expected_calibration_error(confidence, correct),
+        "ece": expected_calibration_error(confidence[:n_answers], correct),
         "ece_uncalibrated": expected_calibration_error(
-            best_probabilities[np.arange(len(labels)), uncalibrated], uncalibrated == labels
+            best_probabilities[np.arange(n_answers), uncalibrated], uncalibrated == answers
         ),
         "temperature": temperature,
         "review_threshold": threshold,
         "target_agreement": config.target_agreement,
         "auto_fraction_at_threshold": float(posted.mean()),
         "agreement_at_threshold": float(correct[posted].mean()) if posted.any() else math.nan,
-        "n_train": float(len(labels)),
+        "n_train": float(n_answers),
         "inner_folds": float(len(fold_index)),
     }
     return _Calibrated(temperature, tuple(cuts), decoded, confidence, curve, metrics)
@@ -732,7 +794,7 @@ def _calibrate(
 @dataclass
 class _Final:
     """The chosen channel(s) refitted on every answer (phase 4): serving arrays and the
-    calibrated probabilities of the first training answers for the load-time self-check."""
+    calibrated probabilities of the self-check texts for the load-time self-check."""
 
     arrays: dict[str, np.ndarray]
     files: dict[str, str]
@@ -762,7 +824,9 @@ def _final_fit(
         spec = _candidate_kernel(name, inputs.channels, config)
         assert spec is not None
         model = _fit_dual(spec[0], labels, num_labels, c, config.class_weight)
-        final_logits[prefix] = model.logits(spec[0][: min(5, len(labels))])
+        check = _candidate_kernel(name, inputs.check_channels, config)
+        assert check is not None
+        final_logits[prefix] = model.logits(check[0])
         arrays[f"{prefix}.intercept"] = model.intercept
         if name in ("lexical", "joint"):
             arrays[f"{prefix}.lexical_coef"] = np.asarray(inputs.lexical_matrix.T @ model.alpha).T  # type: ignore[attr-defined]
@@ -786,7 +850,7 @@ def _final_fit(
     if uses_embedding:
         arrays["embedding.mean"] = inputs.embedding_mean
         arrays["embedding.scale"] = np.array([inputs.embedding_scale])
-    # what the fitted model says about its first training answers, for load-time self-checks
+    # what the fitted model says about the self-check texts, for load-time self-checks
     if best.candidate == "blend":
         check_raw = best.blend_weight * softmax(final_logits["lexical"]) + (
             1 - best.blend_weight
@@ -801,7 +865,6 @@ def _final_fit(
 
 def _auto_manifest(
     examples: Sequence[TrainExample],
-    texts: Sequence[str],
     labels: np.ndarray,
     num_labels: int,
     backbone: str | None,
@@ -855,10 +918,11 @@ def _auto_manifest(
             "confidence": [round(float(c), 4) for c in chosen.confidence[: len(examples)]],
             "words": [len(e.text.split()) for e in examples],
         },
-        # calibrated probabilities and scores of the first training answers as trained (dual
-        # form, float64): AutoModel.self_check() recomputes them from the stored weights
+        # calibrated probabilities and scores of the reference answers and fixed sentences (never
+        # a student's answer) as the dual form computes them at training (float64):
+        # AutoModel.self_check() recomputes them from the stored weights
         "self_check": {
-            "texts": list(texts[: len(final.check)]),
+            "texts": list(inputs.check_texts),
             "probabilities": final.check.tolist(),
             "scores": decode_scores(final.check, best.decoder, chosen.cuts).tolist(),
         },
@@ -911,13 +975,14 @@ def _train_auto(
     advance("selection")
     options = _options(oof, labels, num_labels, config)
     best, best_probabilities = _choose(options, labels, num_labels, config)
-    chosen = _calibrate(best, best_probabilities, labels, num_labels, config, fold_index)
+    chosen = _calibrate(
+        best, best_probabilities, labels, num_labels, config, fold_index, len(examples)
+    )
     advance("final fit")
     final = _final_fit(best, inputs, labels, num_labels, config, chosen.temperature)
     chosen.metrics["train_seconds"] = time.perf_counter() - started
     manifest = _auto_manifest(
         examples,
-        texts,
         labels,
         num_labels,
         backbone,
@@ -1094,8 +1159,9 @@ class AutoModel:
         return apply_temperature(self.raw_probabilities(texts, embeddings), self.temperature)
 
     def self_check(self, embed: Callable[[Sequence[str]], np.ndarray] | None = None) -> float:
-        """Largest difference between the stored training-time probabilities of the first
-        training answers and what this loaded model computes for them (``embed``: the frozen
+        """Largest difference between the stored training-time probabilities of the self-check
+        texts (the reference answers and fixed sentences) and what this loaded model computes
+        for them (``embed``: the frozen
         embedder, needed when :attr:`needs_embeddings`). Raises ``ValueError`` if the decoded
         scores differ."""
         record: dict[str, list[object]] = self.manifest["self_check"]  # type: ignore[assignment]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,19 @@ from rest_framework.test import APIClient
 
 from lti import tasks
 from lti.models import ItemLtiSettings, LtiSubmission
+from ml_core.artifact_store import folder_hash
+from ml_core.auto import AutoModel, frozen_embedder
 from scoring_plugin import review
-from scoring_plugin.models import AuditLog, ScoredAnswer, Submission
+from scoring_plugin.models import AuditLog, ModelVersion, ScoredAnswer, Submission
 from scoring_plugin.privacy import handle_hash
-from tests.factories import UserFactory
+from scoring_plugin.services import create_model_version, training_examples
+from tests.factories import ScoredAnswerFactory, UserFactory
 from tests.lti.lti_platform import INSTRUCTOR
 from tests.lti.lti_scoring import CapturedTasks, finish
 from tests.lti.test_lti_flow import submit, token_of
+from tests.scoring.conftest import WORDS
+from workers import engine_host
+from workers import tasks as worker_tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -45,6 +52,18 @@ def captured(monkeypatch) -> CapturedTasks:  # type: ignore[no-untyped-def]
     captured = CapturedTasks()
     monkeypatch.setattr(tasks.post_score, "apply_async", captured.apply_async)
     return captured
+
+
+def import_answers(item, count: int = 48) -> None:  # type: ignore[no-untyped-def]
+    """Imported scored answers (no LMS user): the score is how many key words they name."""
+    rng = random.Random(7)
+    keys = ["tcp", "udp", "header"]
+    fillers = [w for w in WORDS if w not in keys]
+    for i in range(count):
+        score = i % (item.max_score + 1)
+        words = rng.sample(fillers, 4) + keys[:score]
+        rng.shuffle(words)
+        ScoredAnswerFactory(item=item, text=" ".join(words), score=score)
 
 
 @pytest.fixture
@@ -86,6 +105,22 @@ def student_with_history(platform, item, make_browser, captured, settings, tmp_p
         json.dumps([{"text": a.text, "score": a.score} for a in ScoredAnswer.objects.all()])
     )
     return {"ids": ids, "other_id": other_id, "snapshot": snapshot}
+
+
+@pytest.fixture
+def trained_version(student_with_history, item, settings, tiny_backbone):  # type: ignore[no-untyped-def]
+    """An ``auto`` version trained (tiny backbone) on imported answers and the training copies
+    of the reviewed answers, the student's among them."""
+    settings.SCORING_BACKBONE = str(tiny_backbone)
+    import_answers(item)
+    examples = training_examples(item)
+    assert ANSWERS[1] in [e.text for e in examples]
+    version = create_model_version(item, ModelVersion.Kind.AUTO)
+    engine_host.reset()
+    assert worker_tasks.run_training(version, activate=False, examples=examples) == "ready"
+    version.refresh_from_db()
+    yield version
+    engine_host.reset()
 
 
 def privacy_admin(**fields: object):  # type: ignore[no-untyped-def]
@@ -137,13 +172,24 @@ def file_hits(root: Path, needles: list[str]) -> list[str]:
 
 
 def test_export_holds_everything_and_erasure_leaves_nothing_identifying(
-    student_with_history, platform, settings
+    student_with_history, trained_version, platform, settings
 ) -> None:
     ids = student_with_history["ids"]
-    # Before: the scans do find the student (so they can fail).
+    version = trained_version
+    artifact = Path(settings.ARTIFACTS_DIR) / version.artifact_key
+    # Before: the scans do find the student (so they can fail), in the database and in the
+    # admin's snapshot; the model trained on their answer holds none of it (nor the others').
     assert "scoring_plugin_submission.text" in database_hits(identifying_values())
     assert "lti_tool_ltiuser.email" in database_hits([EMAIL])
-    assert file_hits(Path(settings.ARTIFACTS_DIR), ANSWERS)
+    assert file_hits(Path(settings.ARTIFACTS_DIR), ANSWERS) == [
+        str(student_with_history["snapshot"])
+    ]
+    assert {p.name for p in artifact.iterdir()} >= {"manifest.json", "model_card.json"}
+    assert file_hits(artifact, [*identifying_values(), OTHER_ANSWER]) == []
+    # the card counts the students' answers the version was measured on, nothing more
+    card = json.loads((artifact / "model_card.json").read_text())
+    answers = ScoredAnswer.objects.filter(item=version.item).count()
+    assert card["data"]["answers"] == card["evaluation"]["n_test"] == answers
 
     dpo = privacy_admin()
     response = api_as(dpo).post(
@@ -193,6 +239,9 @@ def test_export_holds_everything_and_erasure_leaves_nothing_identifying(
     assert database_hits(identifying_values()) == []
     assert file_hits(Path(settings.ARTIFACTS_DIR), identifying_values()) == []
     assert not Submission.objects.filter(pk__in=ids).exists()
+    # The trained version is untouched and still loads: nothing in it needed redacting.
+    assert version.artifact_hash == folder_hash(artifact)
+    assert AutoModel.load(artifact).self_check(frozen_embedder(settings.SCORING_BACKBONE)) < 1e-4
     assert not LtiUser.objects.filter(sub=SUB).exists()
     # The other student's answer, review and training copy are intact.
     other = Submission.objects.get(pk=student_with_history["other_id"])

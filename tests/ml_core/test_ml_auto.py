@@ -302,3 +302,52 @@ def test_reference_features_with_vectors_round_trip(tmp_path: Path) -> None:
         model.probabilities(["tcp udp"], None)
     texts = [e.text for e in make_examples(20, seed=9)]
     np.testing.assert_allclose(model.probabilities(texts, toy_embed(texts)).sum(axis=1), 1.0)
+
+
+def _files_text(folder: Path) -> str:
+    return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in folder.rglob("*"))
+
+
+def test_no_training_answer_or_single_answer_word_is_written_to_the_artifact(
+    tmp_path: Path,
+) -> None:
+    examples = noisy_examples(60, seed=6)
+    # one student signs an answer with a name that no other answer holds
+    signed = TrainExample(examples[0].text + " signed Wojciechowska", examples[0].label)
+    examples = [signed, *examples[1:]]
+    reference = "tcp and udp differ in the header"
+    train_auto(
+        examples,
+        3,
+        tmp_path / "v",
+        config=AutoConfig(seed=2, candidates=("lexical", "joint")),
+        embed=toy_embed,
+        reference_answers=[reference],
+    )
+    stored = _files_text(tmp_path / "v")
+    assert "wojciechowska" not in stored.lower() and "ciecho" not in stored.lower()
+    assert not [e.text for e in examples if e.text in stored]
+    model = AutoModel.load(tmp_path / "v")
+    # the self-check runs on the reference answer and fixed sentences, and still holds
+    check_texts = model.manifest["self_check"]["texts"]  # type: ignore[index]
+    assert check_texts[0] == reference and len(check_texts) == 4
+    assert model.self_check(toy_embed) < 1e-4
+
+
+def test_figures_count_the_students_answers_not_the_reference_added_as_one(
+    tmp_path: Path,
+) -> None:
+    examples = noisy_examples(60, seed=7)
+    train_auto(
+        examples,
+        3,
+        tmp_path / "v",
+        config=AutoConfig(seed=2, reference_as_answer=True),
+        embed=toy_embed,
+        reference_answers=["tcp udp header port", "tcp udp checksum"],
+    )
+    manifest = json.loads((tmp_path / "v" / "manifest.json").read_text())
+    assert manifest["metrics"]["n_train"] == len(examples)
+    oof = manifest["out_of_fold"]
+    agree = sum(p == s for p, s in zip(oof["predicted"], oof["scores"], strict=True))
+    assert manifest["metrics"]["accuracy"] == pytest.approx(agree / len(examples))
