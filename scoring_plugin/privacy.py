@@ -11,7 +11,8 @@ student:
 * audit entries about their answers (override comments live in the entry's details), and
   entries whose actor is their LTI identity;
 * files under the artifacts folder that contain their text (text files are redacted in place;
-  binary files, e.g. model weights, are reported, never silently kept or broken).
+  binary files, e.g. model weights, are reported, never silently kept or broken), and with an
+  S3 store the stored artifacts likewise (a redacted one is stored again with its new hash).
 
 Erasure writes one audit entry with counts and a salted hash of the handle, never the content.
 """
@@ -24,6 +25,8 @@ import hmac
 import io
 import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,7 @@ from django.db import transaction
 from django.db.models import Q
 from lti_tool.models import LtiMembership, LtiUser
 
+from ml_core.artifact_store import ArtifactStoreError, is_document
 from scoring_plugin.audit import record
 from scoring_plugin.lms_user_data import answer_links
 from scoring_plugin.models import AuditLog, ScoredAnswer, Submission
@@ -330,6 +334,47 @@ def rehash_redacted_versions(redacted: Sequence[str]) -> list[str]:
     return changed
 
 
+def scrub_stored_artifacts(values: Sequence[str]) -> tuple[list[str], list[str]]:
+    """With an S3 store: redact ``values`` in every version's artifact as the store holds it.
+
+    Each artifact (fetched through this machine's cache) is copied, scanned like
+    :func:`scrub_files`; one with a redacted file is stored again under its key (its objects
+    overwritten) and its versions get the new content hash, so the old content is neither
+    stored nor fetched again; this machine's cached copy of the old content is evicted. Returns
+    (redacted, unredactable) as ``s3:<key>/<file>``. Artifacts trained since ``auto`` keeps no
+    training answer (and a word of one answer only) hold nothing to redact."""
+    from scoring_plugin import artifact_store
+    from scoring_plugin.models import ModelVersion
+
+    if not settings.ARTIFACT_STORE or not _file_needles(values):
+        return [], []
+    redacted: list[str] = []
+    unredactable: list[str] = []
+    stored = ModelVersion.objects.exclude(artifact_key="").exclude(artifact_hash="")
+    for key, content_hash in sorted(set(stored.values_list("artifact_key", "artifact_hash"))):
+        try:
+            folder = artifact_store.store().fetch(key, content_hash)
+        except ArtifactStoreError as exc:
+            logger.warning("erasure could not scan stored artifact %s: %s", key, exc)
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / "artifact"
+            shutil.copytree(folder, copy)
+            changed, binary = scrub_files(copy, values)
+            unredactable += [f"s3:{key}/{name}" for name in binary]
+            if not changed:
+                continue
+            _, new_hash = artifact_store.store().put_folder(copy, key)
+            documents = {n: (copy / n).read_bytes() for n in changed if is_document(n)}
+            if documents:
+                artifact_store.store().put_documents(key, documents)
+        stored.filter(artifact_key=key, artifact_hash=content_hash).update(artifact_hash=new_hash)
+        redacted += [f"s3:{key}/{name}" for name in changed]
+    if redacted:
+        artifact_store.evict_unneeded()
+    return redacted, unredactable
+
+
 def _scrub_entry_details(details: object) -> dict[str, object]:
     """An audit entry's details without free text: numbers, booleans and None are kept."""
     if not isinstance(details, dict):
@@ -400,6 +445,9 @@ def erase(records: StudentRecords, actor: str, *, mode: str = "erase") -> Erasur
             Path(settings.ARTIFACTS_DIR), [*ids, *texts]
         )
         rehash_redacted_versions(report.redacted_files)
+        in_store, unredactable_in_store = scrub_stored_artifacts([*ids, *texts])
+        report.redacted_files += in_store
+        report.unredactable_files += unredactable_in_store
         report.counts["files_redacted"] = len(report.redacted_files)
         report.counts["files_unredactable"] = len(report.unredactable_files)
         record(

@@ -1,16 +1,22 @@
 """Erasure and trained artifacts: an ``auto`` version trained on a student's answer holds none of
 its text, in the training folder or in the S3 store; an artifact written before that (its
-manifest kept a few training answers for the self-check) is redacted and still loads."""
+manifest kept a few training answers for the self-check) is redacted, locally or in the store
+(stored again with a new hash), and still scores."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from ml_core.artifact_store import folder_hash
 from scoring_plugin import artifact_store
 from scoring_plugin.models import ModelVersion
-from scoring_plugin.privacy import rehash_redacted_versions, scrub_files
+from scoring_plugin.privacy import (
+    rehash_redacted_versions,
+    scrub_files,
+    scrub_stored_artifacts,
+)
 from scoring_plugin.services import create_model_version, training_examples
 from tests.factories import ItemFactory, ScoredAnswerFactory, SubmissionFactory
 from tests.scoring.conftest import add_scored_answers
@@ -83,3 +89,37 @@ def test_an_older_manifest_holding_an_answer_is_redacted_and_still_scores(
     engine_host.reset()  # a fresh worker loads the redacted artifact
     answer = SubmissionFactory(item=item, text="tcp udp")
     assert tasks.score_submissions([str(answer.pk)]) == {str(answer.pk): "scored"}
+
+
+def test_an_older_manifest_in_s3_is_redacted_in_the_store_and_stored_again(db, s3_settings) -> None:  # type: ignore[no-untyped-def]
+    item = ItemFactory(key="erase-me")
+    version = _train_auto_with_the_secret(item)
+    bucket, _, prefix = s3_settings.ARTIFACT_STORE.removeprefix("s3://").partition("/")
+    manifest_key = f"{prefix}/{version.artifact_key}/manifest.json"
+    client = artifact_store.s3_client()
+    # as an artifact trained before the self-check left students' answers out, on another
+    # machine: only the store holds it
+    manifest = json.loads(client.get_object(Bucket=bucket, Key=manifest_key)["Body"].read())  # type: ignore[attr-defined]
+    manifest["self_check"]["texts"][0] = SECRET
+    local = Path(s3_settings.ARTIFACTS_DIR) / version.artifact_key
+    (local / "manifest.json").write_text(json.dumps(manifest))
+    old_hash = folder_hash(local)
+    client.put_object(Bucket=bucket, Key=manifest_key, Body=(local / "manifest.json").read_bytes())  # type: ignore[attr-defined]
+    ModelVersion.objects.filter(pk=version.pk).update(artifact_hash=old_hash)
+    shutil.rmtree(s3_settings.ARTIFACTS_DIR)
+    engine_host.reset()
+
+    redacted, unredactable = scrub_stored_artifacts([SECRET, "Zebulon"])
+    assert redacted == [f"s3:{version.artifact_key}/manifest.json"] and unredactable == []
+    stored = client.get_object(Bucket=bucket, Key=manifest_key)["Body"].read().decode()  # type: ignore[attr-defined]
+    assert SECRET not in stored and "[erased]" in stored
+    version.refresh_from_db()
+    assert version.artifact_hash != old_hash
+    # this machine's cached copy of the old content is gone; the new one is fetched and scores
+    cache = Path(s3_settings.ARTIFACT_CACHE_DIR)
+    assert not (cache / old_hash.removeprefix("sha256:")).exists()
+    answer = SubmissionFactory(item=item, text="tcp udp")
+    assert tasks.score_submissions([str(answer.pk)]) == {str(answer.pk): "scored"}
+    assert (cache / version.artifact_hash.removeprefix("sha256:")).is_dir()
+    # a second erasure finds nothing left
+    assert scrub_stored_artifacts([SECRET, "Zebulon"]) == ([], [])
