@@ -26,7 +26,9 @@ an ``n x n`` problem; the primal weights are recovered for serving, which needs 
 The artifact is one folder: ``manifest.json`` (kind ``auto``, backbone fingerprint, pooling,
 labels, chosen candidate, temperature, cut points, metrics, curve), ``weights.safetensors``
 (float32 arrays: idf, coefficients, embedding centring), ``lexical.json`` (the n-gram vocabulary).
-No pickles.
+No pickles, and no student's text: the manifest keeps per training answer only its score,
+prediction and word count, the self-check runs on the reference answers and fixed sentences,
+and the vocabulary keeps n-grams of at least ``min_df`` (2) answers.
 """
 
 from __future__ import annotations

@@ -316,8 +316,9 @@ def scrub_files(root: Path, values: Sequence[str]) -> tuple[list[str], list[str]
 
 def rehash_redacted_versions(redacted: Sequence[str]) -> list[str]:
     """Versions whose artifact folder (local store) had a file redacted (an ``auto`` manifest
-    keeps a few training answers for its self-check) get the folder's new content hash, so
-    they still load; returns their labels. Redaction never touches weights, only text."""
+    trained before the self-check left training answers out kept five of them) get the
+    folder's new content hash, so they still load; returns their labels. Redaction never
+    touches weights, only text."""
     from ml_core.artifact_store import folder_hash
     from scoring_plugin.models import ModelVersion
 
