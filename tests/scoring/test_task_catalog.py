@@ -8,6 +8,7 @@ import logging
 import pytest
 
 import lti.tasks
+import workers.cold_start_tasks
 import workers.merge_tasks
 import workers.privacy_tasks
 import workers.tasks
@@ -15,7 +16,13 @@ from queueing import catalog
 from queueing.app import app
 from queueing.tasks import task
 
-TASK_MODULES = (workers.tasks, workers.merge_tasks, workers.privacy_tasks, lti.tasks)
+TASK_MODULES = (
+    workers.tasks,
+    workers.merge_tasks,
+    workers.privacy_tasks,
+    workers.cold_start_tasks,
+    lti.tasks,
+)
 
 
 def test_every_task_is_in_the_catalog_and_routed_to_its_queue() -> None:
