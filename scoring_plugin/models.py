@@ -153,6 +153,43 @@ class Item(models.Model):
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
+class Criterion(models.Model):
+    """One named criterion of an analytic item (issue 16): scored 0..``max_score`` on its own;
+    the item's score is the sum of its criteria's, so their highest scores add up to the item's
+    ``max_score``. An item with criteria trains the ``head`` kind (one head per criterion)."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="criteria")
+    name = models.CharField(
+        max_length=40,
+        help_text="items CSV column criterion:<name>; letters, digits, '.', '_', '-'.",
+    )
+    max_score = models.PositiveSmallIntegerField(help_text="Highest score of this criterion.")
+    feedback = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='What a student reads with each score of this criterion, e.g. {"0": "...", '
+        '"1": "..."} (items CSV columns criterion:<name>:feedback_<score>).',
+    )
+    order = models.PositiveSmallIntegerField(default=0, help_text="Position in the rubric.")
+
+    class Meta:
+        ordering = ["item", "order", "pk"]
+        verbose_name_plural = "criteria"
+        constraints = [
+            models.UniqueConstraint(fields=["item", "name"], name="unique_criterion_per_item")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item.key}: {self.name} (0-{self.max_score})"
+
+    def feedback_for(self, score: int | None) -> str:
+        """The authored feedback text for this criterion's ``score`` ("" when none)."""
+        if score is None or not isinstance(self.feedback, dict):
+            return ""
+        text = self.feedback.get(str(score), "")
+        return text if isinstance(text, str) else ""
+
+
 class ScoredAnswer(models.Model):
     """A human-scored answer: training and evaluation data for the item's models."""
 
@@ -186,6 +223,12 @@ class ScoredAnswer(models.Model):
         blank=True,
         help_text="Group name -> value from the import's group:<name> columns (model cards "
         "report results per group).",
+    )
+    criterion_scores = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Criterion name -> human score (analytic items; responses CSV columns "
+        "score:<name>); empty for holistic items and scores given as a total only.",
     )
     imported_at = models.DateTimeField(auto_now_add=True)
 
@@ -413,6 +456,11 @@ class Submission(models.Model):
         max_length=10, choices=Status.choices, default=Status.RECEIVED, db_index=True
     )
     score = models.PositiveSmallIntegerField(null=True, blank=True)
+    criterion_scores = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Criterion name -> automatic score (analytic items); ``score`` is their sum.",
+    )
     probabilities = models.JSONField(default=list, blank=True)
     confidence = models.FloatField(null=True, blank=True)
     truncated = models.BooleanField(

@@ -24,7 +24,12 @@ from scoring_plugin.admin.reports import (
 )
 from scoring_plugin.admin.shared import ModelPermissions, admin_actor, merge_page
 from scoring_plugin.models import AuditLog, Item, ModelVersion, Submission
-from scoring_plugin.services import ImportError_, import_item_bank, start_training
+from scoring_plugin.services import (
+    ImportError_,
+    import_item_bank,
+    start_training,
+    training_kind,
+)
 
 _STAGING_SESSION_KEY = "scorebridge_import_token"
 
@@ -273,9 +278,12 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
     def _train(self, request: HttpRequest, queryset: QuerySet[Item], kind: str) -> None:
         started = 0
         for item in queryset:
+            _, note = training_kind(item, kind)  # analytic items train head
             try:
                 start_training(item, kind)
                 started += 1
+                if note:
+                    self.message_user(request, note, messages.WARNING)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
         if started:
