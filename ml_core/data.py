@@ -270,8 +270,7 @@ def _criterion_feedback(
         score = int(match.group(2))
         if max_score is None:
             raise DataFormatError(
-                f"feedback for criterion '{name}', but this item has no score in "
-                f"criterion:{name}",
+                f"feedback for criterion '{name}', but this item has no score in criterion:{name}",
                 row=row,
                 column=column,
             )
@@ -432,9 +431,7 @@ def _criterion_scores(
 ) -> tuple[tuple[str, int], ...]:
     """The row's criterion scores in the item's criterion order; () when none is given. With an
     item, each must be one of its criteria, and an answer scored on one is scored on all."""
-    given = {
-        c[len(CRITERION_SCORE_PREFIX) :]: rec[c].strip() for c in columns if rec[c].strip()
-    }
+    given = {c[len(CRITERION_SCORE_PREFIX) :]: rec[c].strip() for c in columns if rec[c].strip()}
     if item is None:
         return tuple(
             (name, _integer(value, row, CRITERION_SCORE_PREFIX + name, 0, MAX_SCORE_LIMIT))
