@@ -595,9 +595,19 @@ def _check_criteria(items: Sequence[ItemRecord]) -> None:
                 f"({', '.join(stored) or 'none: holistic'}); they cannot change to "
                 f"{', '.join(wanted) or 'none (holistic)'}",
                 row=record.row or None,
-                column=CRITERION_PREFIX + (wanted or stored)[0],
+                column=CRITERION_PREFIX + _first_difference(stored, wanted),
             ),
         )
+
+
+def _first_difference(stored: Sequence[str], wanted: Sequence[str]) -> str:
+    """The first criterion name where two rubrics differ (the new one's where it has one)."""
+    for index in range(max(len(stored), len(wanted))):
+        new = wanted[index] if index < len(wanted) else None
+        old = stored[index] if index < len(stored) else None
+        if new != old:
+            return new or old or ""
+    return ""
 
 
 def _store_criteria(item: Item, criteria: Sequence[CriterionRecord]) -> None:
