@@ -98,15 +98,10 @@ def grade_for(link: LtiSubmission) -> GradeToPost | None:
 
 def criteria_comment(submission: Submission) -> str:
     """An analytic item's automatic criterion scores for the gradebook comment, e.g.
-    "Criteria: content 2/2; language 0/1." ("" for a holistic item). An instructor's score
+    "Criteria: content 2/2, language 0/1." ("" for a holistic item). An instructor's score
     replaces the total, and its comment is the instructor's."""
-    scores = submission.criterion_scores if isinstance(submission.criterion_scores, dict) else {}
-    parts = [
-        f"{c.name} {scores[c.name]}/{c.max_score}"
-        for c in submission.item.criteria.all()
-        if c.name in scores
-    ]
-    return f"Criteria: {'; '.join(parts)}." if parts else ""
+    summary = submission.criteria_summary
+    return f"Criteria: {summary}." if summary else ""
 
 
 def _attempts(link: LtiSubmission) -> list[LtiSubmission]:

@@ -557,6 +557,19 @@ class Submission(models.Model):
         return (self.scored_at - self.created_at).total_seconds()
 
     @property
+    def criteria_summary(self) -> str:
+        """An analytic item's automatic criterion scores in rubric order, e.g. "content 2/2,
+        language 0/1" ("" for a holistic item or an unscored answer)."""
+        scores = self.criterion_scores if isinstance(self.criterion_scores, dict) else {}
+        if not scores:
+            return ""
+        return ", ".join(
+            f"{c.name} {scores[c.name]}/{c.max_score}"
+            for c in self.item.criteria.all()
+            if c.name in scores
+        )
+
+    @property
     def final_score(self) -> int | None:
         """The instructor's score when there is one, else the automatic score."""
         return self.reviewed_score if self.reviewed_score is not None else self.score
