@@ -182,6 +182,16 @@ class Criterion(models.Model):
     def __str__(self) -> str:
         return f"{self.item.key}: {self.name} (0-{self.max_score})"
 
+    def clean(self) -> None:
+        super().clean()
+        if not isinstance(self.feedback, dict):
+            raise ValidationError({"feedback": 'Enter an object like {"0": "text", "1": "text"}.'})
+        for key, text in self.feedback.items():
+            if not str(key).isdigit() or int(key) > self.max_score or not isinstance(text, str):
+                raise ValidationError(
+                    {"feedback": f"'{key}' is not a score from 0 to {self.max_score} with text."}
+                )
+
     def feedback_for(self, score: int | None) -> str:
         """The authored feedback text for this criterion's ``score`` ("" when none)."""
         if score is None or not isinstance(self.feedback, dict):
