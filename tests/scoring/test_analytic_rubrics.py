@@ -4,6 +4,8 @@ criterion scores of each answer beside its total."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -151,3 +153,40 @@ def test_an_analytic_item_needs_ten_answers_scored_per_criterion() -> None:
     with pytest.raises(ValidationError, match="scored on every criterion"):
         start_training(item, ModelVersion.Kind.HEAD)
     assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.django_db
+def test_criterion_feedback_is_edited_on_the_item_page_and_checked(admin_client) -> None:  # type: ignore[no-untyped-def]
+    import_item_bank(ITEMS.encode(), None)
+    item = Item.objects.get(key="rubric")
+    content, language = item.criteria.all()
+    url = f"/admin/scoring_plugin/item/{item.pk}/change/"
+    form = {
+        "key": item.key,
+        "title": "",
+        "prompt": item.prompt,
+        "reference_answer": item.reference_answer,
+        "language": "en",
+        "max_score": "3",
+        "review_threshold": "",
+        "feedback": "{}",
+        "model_versions-TOTAL_FORMS": "0",
+        "model_versions-INITIAL_FORMS": "0",
+        "criteria-TOTAL_FORMS": "2",
+        "criteria-INITIAL_FORMS": "2",
+        "criteria-0-id": str(content.pk),
+        "criteria-0-item": str(item.pk),
+        "criteria-0-feedback": json.dumps({"1": "One of two."}),
+        "criteria-1-id": str(language.pk),
+        "criteria-1-item": str(item.pk),
+        "criteria-1-feedback": json.dumps({"2": "Above the range."}),
+    }
+    page = admin_client.get(url).content.decode()
+    assert "content" in page and "active model on this criterion" in page.lower()
+    response = admin_client.post(url, form)
+    assert response.status_code == 200
+    assert "is not a score from 0 to 1 with text" in response.content.decode()
+    response = admin_client.post(url, {**form, "criteria-1-feedback": "{}"})
+    assert response.status_code == 302
+    content.refresh_from_db()
+    assert content.feedback == {"1": "One of two."} and content.max_score == 2
