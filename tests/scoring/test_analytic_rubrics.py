@@ -5,19 +5,24 @@ criterion scores of each answer beside its total."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 from django.core.exceptions import ValidationError
 
+from scoring_plugin.admin.reports import metric_rows
+from scoring_plugin.artifact_store import version_folder
 from scoring_plugin.models import Criterion, Item, ModelVersion, ScoredAnswer
 from scoring_plugin.services import (
     ImportError_,
+    create_model_version,
     import_item_bank,
     start_training,
     training_examples,
     training_kind,
 )
 from tests.factories import ItemFactory, ScoredAnswerFactory
+from tests.scoring.conftest import WORDS
 
 ITEMS = (
     "item_id,language,prompt,reference_answer,max_score,criterion:content,"
@@ -190,3 +195,35 @@ def test_criterion_feedback_is_edited_on_the_item_page_and_checked(admin_client)
     assert response.status_code == 302
     content.refresh_from_db()
     assert content.feedback == {"1": "One of two."} and content.max_score == 2
+
+
+@pytest.mark.django_db
+def test_an_analytic_version_trains_with_its_checks_and_criterion_metrics(scoring_settings) -> None:  # type: ignore[no-untyped-def]
+    from workers.tasks import run_training
+
+    item = ItemFactory(key="rubric", max_score=3)
+    Criterion.objects.create(item=item, name="content", max_score=2, order=0)
+    Criterion.objects.create(item=item, name="reasoning", max_score=1, order=1)
+    rng = random.Random(3)
+    fillers = [w for w in WORDS if w not in ("tcp", "udp", "because")]
+    for i in range(40):
+        content, reasoning = i % 3, (i // 3) % 2
+        words = rng.sample(fillers, 4) + ["tcp", "udp"][:content] + ["because"] * reasoning
+        ScoredAnswerFactory(
+            item=item,
+            text=" ".join(words),
+            score=content + reasoning,
+            criterion_scores={"content": content, "reasoning": reasoning},
+        )
+    version = create_model_version(item, ModelVersion.Kind.HEAD)
+    assert run_training(version, activate=True, examples=training_examples(item)) == "ready"
+    version.refresh_from_db()
+    metrics = version.metrics
+    for key in ("exact_match", "qwk/content", "accuracy/reasoning", "macro_f1/reasoning"):
+        assert -1.0 <= metrics[key] <= 1.0, key  # QWK may be below 0
+    assert metrics["gaming"]["attacks"] and metrics["agreement_curve_source"]
+    card = json.loads((version_folder(version) / "model_card.json").read_text())
+    assert card["model_version"] == "rubric@v1"
+    labels = [row.label for row in metric_rows(version)]
+    assert "exact match (every criterion right)" in labels
+    assert "QWK: criterion content" in labels and "macro F1: criterion reasoning" in labels
