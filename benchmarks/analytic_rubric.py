@@ -67,7 +67,8 @@ def evaluate_item(item: ItemRecord, examples: list[TrainExample], work: Path) ->
                           criteria=[c.name for c in item.criteria], out_dir=work / "analytic",
                           config=TrainConfig(kind="head"))  # fmt: skip
     seconds = time.perf_counter() - started
-    holistic = train_item(examples, item_id=item.item_id, num_labels=item.max_score + 1,
+    totals = [TrainExample(e.text, e.label, e.split) for e in examples]
+    holistic = train_item(totals, item_id=item.item_id, num_labels=item.max_score + 1,
                           out_dir=work / "holistic", config=TrainConfig(kind="head"))  # fmt: skip
     test = [e for e in examples if e.split == "test"]
     truth = [e.label for e in test]
