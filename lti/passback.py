@@ -88,16 +88,20 @@ def grade_for(link: LtiSubmission) -> GradeToPost | None:
         return None
     if submission.needs_review:
         if ItemLtiSettings.for_item(item).post_mode == ItemLtiSettings.PostMode.NOW:
-            return GradeToPost(
-                float(submission.score),
-                maximum,
-                FULLY_GRADED,
-                "Automatic score; an instructor will review it.",
-            )
+            note = f"Automatic score; an instructor will review it. {criteria_comment(submission)}"
+            return GradeToPost(float(submission.score), maximum, FULLY_GRADED, note.strip())
         return GradeToPost(
             None, maximum, PENDING_MANUAL, "Scored automatically; waiting for instructor review."
         )
-    return GradeToPost(float(submission.score), maximum, FULLY_GRADED)
+    return GradeToPost(float(submission.score), maximum, FULLY_GRADED, criteria_comment(submission))
+
+
+def criteria_comment(submission: Submission) -> str:
+    """An analytic item's automatic criterion scores for the gradebook comment, e.g.
+    "Criteria: content 2/2, language 0/1." ("" for a holistic item). An instructor's score
+    replaces the total, and its comment is the instructor's."""
+    summary = submission.criteria_summary
+    return f"Criteria: {summary}." if summary else ""
 
 
 def _attempts(link: LtiSubmission) -> list[LtiSubmission]:

@@ -15,17 +15,26 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from scoring_plugin.models import Item, Submission
+from scoring_plugin.models import Criterion, Item, Submission
 from scoring_plugin.overrides import apply_override
 from scoring_plugin.services import submit_answer
 
 
+class CriterionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Criterion
+        fields = ["name", "max_score"]
+
+
 class ItemSerializer(serializers.ModelSerializer):
     active_version = serializers.SerializerMethodField()
+    criteria = CriterionSerializer(
+        many=True, read_only=True, help_text="An analytic item's criteria; [] when holistic."
+    )
 
     class Meta:
         model = Item
-        fields = ["key", "prompt", "language", "max_score", "active_version"]
+        fields = ["key", "prompt", "language", "max_score", "criteria", "active_version"]
 
     def get_active_version(self, item: Item) -> str | None:
         version = item.active_version
@@ -50,6 +59,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "text",
             "status",
             "score",
+            "criterion_scores",
             "probabilities",
             "confidence",
             "needs_review",
@@ -99,12 +109,12 @@ class ReviewSerializer(serializers.Serializer):
 
 class ItemList(ListAPIView):
     serializer_class = ItemSerializer
-    queryset = Item.objects.all()
+    queryset = Item.objects.prefetch_related("criteria")
 
 
 class ItemDetail(RetrieveAPIView):
     serializer_class = ItemSerializer
-    queryset = Item.objects.all()
+    queryset = Item.objects.prefetch_related("criteria")
     lookup_field = "key"
 
 

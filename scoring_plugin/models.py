@@ -153,6 +153,53 @@ class Item(models.Model):
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
+class Criterion(models.Model):
+    """One named criterion of an analytic item (issue 16): scored 0..``max_score`` on its own;
+    the item's score is the sum of its criteria's, so their highest scores add up to the item's
+    ``max_score``. An item with criteria trains the ``head`` kind (one head per criterion)."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="criteria")
+    name = models.CharField(
+        max_length=40,
+        help_text="items CSV column criterion:<name>; letters, digits, '.', '_', '-'.",
+    )
+    max_score = models.PositiveSmallIntegerField(help_text="Highest score of this criterion.")
+    feedback = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='What a student reads with each score of this criterion, e.g. {"0": "...", '
+        '"1": "..."} (items CSV columns criterion:<name>:feedback_<score>).',
+    )
+    order = models.PositiveSmallIntegerField(default=0, help_text="Position in the rubric.")
+
+    class Meta:
+        ordering = ["item", "order", "pk"]
+        verbose_name_plural = "criteria"
+        constraints = [
+            models.UniqueConstraint(fields=["item", "name"], name="unique_criterion_per_item")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.item.key}: {self.name} (0-{self.max_score})"
+
+    def clean(self) -> None:
+        super().clean()
+        if not isinstance(self.feedback, dict):
+            raise ValidationError({"feedback": 'Enter an object like {"0": "text", "1": "text"}.'})
+        for key, text in self.feedback.items():
+            if not str(key).isdigit() or int(key) > self.max_score or not isinstance(text, str):
+                raise ValidationError(
+                    {"feedback": f"'{key}' is not a score from 0 to {self.max_score} with text."}
+                )
+
+    def feedback_for(self, score: int | None) -> str:
+        """The authored feedback text for this criterion's ``score`` ("" when none)."""
+        if score is None or not isinstance(self.feedback, dict):
+            return ""
+        text = self.feedback.get(str(score), "")
+        return text if isinstance(text, str) else ""
+
+
 class ScoredAnswer(models.Model):
     """A human-scored answer: training and evaluation data for the item's models."""
 
@@ -186,6 +233,12 @@ class ScoredAnswer(models.Model):
         blank=True,
         help_text="Group name -> value from the import's group:<name> columns (model cards "
         "report results per group).",
+    )
+    criterion_scores = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Criterion name -> human score (analytic items; responses CSV columns "
+        "score:<name>); empty for holistic items and scores given as a total only.",
     )
     imported_at = models.DateTimeField(auto_now_add=True)
 
@@ -413,6 +466,11 @@ class Submission(models.Model):
         max_length=10, choices=Status.choices, default=Status.RECEIVED, db_index=True
     )
     score = models.PositiveSmallIntegerField(null=True, blank=True)
+    criterion_scores = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Criterion name -> automatic score (analytic items); ``score`` is their sum.",
+    )
     probabilities = models.JSONField(default=list, blank=True)
     confidence = models.FloatField(null=True, blank=True)
     truncated = models.BooleanField(
@@ -507,6 +565,19 @@ class Submission(models.Model):
         if self.scored_at is None:
             return None
         return (self.scored_at - self.created_at).total_seconds()
+
+    @property
+    def criteria_summary(self) -> str:
+        """An analytic item's automatic criterion scores in rubric order, e.g. "content 2/2,
+        language 0/1" ("" for a holistic item or an unscored answer)."""
+        scores = self.criterion_scores if isinstance(self.criterion_scores, dict) else {}
+        if not scores:
+            return ""
+        return ", ".join(
+            f"{c.name} {scores[c.name]}/{c.max_score}"
+            for c in self.item.criteria.all()
+            if c.name in scores
+        )
 
     @property
     def final_score(self) -> int | None:

@@ -22,6 +22,8 @@ from django.utils import timezone
 from ml_core.answers import has_visible_text
 from ml_core.confidence import BASELINE_QWK_KEY  # numpy only, no torch
 from ml_core.data import (
+    CRITERION_PREFIX,
+    CriterionRecord,
     DataFormatError,
     ItemRecord,
     ResponseRecord,
@@ -33,7 +35,14 @@ from ml_core.data import (
 from ml_core.merge.plans import MergePlan, PlanError, validate_plan  # numpy only, no torch
 from queueing import dispatch
 from scoring_plugin.gaming_flags import answer_flags
-from scoring_plugin.models import Item, ModelVersion, ScoredAnswer, Submission, UnscoredAnswer
+from scoring_plugin.models import (
+    Criterion,
+    Item,
+    ModelVersion,
+    ScoredAnswer,
+    Submission,
+    UnscoredAnswer,
+)
 
 if TYPE_CHECKING:
     from ml_core.training import TrainExample
@@ -168,6 +177,7 @@ def rescore_submissions(submission_ids: Sequence[str]) -> int:
             waiting_for=Submission.WaitingFor.NOTHING,
             attempts=0,
             scored_at=None,
+            criterion_scores={},
         )
         transaction.on_commit(lambda: [enqueue_submission(pk) for pk in ids])
     return len(ids)
@@ -185,12 +195,64 @@ def training_data(item: Item) -> tuple[list[TrainExample], list[dict[str, str]]]
     values (``group:<name>`` columns), read in one query so they stay aligned."""
     from ml_core.training import TrainExample  # torch: only workers and commands need it
 
-    rows = list(item.scored_answers.order_by("pk").values_list("text", "score", "split", "groups"))
-    examples = [TrainExample(text=t, label=score, split=split) for t, score, split, _ in rows]
+    names = item_criteria(item)
+    rows = list(
+        item.scored_answers.order_by("pk").values_list(
+            "text", "score", "split", "groups", "criterion_scores"
+        )
+    )
+    rows = [r for r in rows if _scored_on(r[4], names)]
+    examples = [
+        TrainExample(
+            text=t,
+            label=score,
+            split=split,
+            criteria_labels=tuple(int(c[n]) for n in names) if names else None,
+        )
+        for t, score, split, _, c in rows
+    ]
     groups = [
-        {str(k): str(v) for k, v in g.items()} if isinstance(g, dict) else {} for *_, g in rows
+        {str(k): str(v) for k, v in g.items()} if isinstance(g, dict) else {}
+        for _, _, _, g, _ in rows
     ]
     return examples, groups
+
+
+def _scored_on(criterion_scores: object, names: Sequence[str]) -> bool:
+    """Whether a human score can train the item: any score of a holistic item; of an analytic
+    item only one given on every criterion (an instructor's total alone cannot)."""
+    return isinstance(criterion_scores, dict) and all(n in criterion_scores for n in names)
+
+
+def trainable_answers(item: Item) -> int:
+    """How many of the item's human scores can train it (see :func:`_scored_on`)."""
+    names = item_criteria(item)
+    if not names:
+        return item.scored_answers.count()
+    scores = item.scored_answers.values_list("criterion_scores", flat=True)
+    return sum(1 for c in scores if _scored_on(c, names))
+
+
+def item_criteria(item: Item) -> list[str]:
+    """The names of an analytic item's criteria in rubric order ([] for a holistic item)."""
+    return list(item.criteria.order_by("order", "pk").values_list("name", flat=True))
+
+
+RUBRIC_KIND_NOTE = (
+    "{key} is an analytic item (criteria: {names}): it trains the head kind, one head per "
+    "criterion ({kind} scores one holistic score)."
+)
+
+
+def training_kind(item: Item, kind: str) -> tuple[str, str]:
+    """The kind an item trains when ``kind`` is asked for, and a note when it differs: an
+    analytic item trains ``head`` (``auto`` scores one holistic score); ``lora`` and ``full``
+    train one head per criterion too."""
+    names = item_criteria(item)
+    if names and kind == ModelVersion.Kind.AUTO:
+        note = RUBRIC_KIND_NOTE.format(key=item.key, names=", ".join(names), kind=kind)
+        return ModelVersion.Kind.HEAD, note
+    return kind, ""
 
 
 def create_model_version(item: Item, kind: str) -> ModelVersion:
@@ -211,9 +273,12 @@ def create_model_version(item: Item, kind: str) -> ModelVersion:
 
 
 def start_training(item: Item, kind: str, *, activate: bool = True) -> ModelVersion:
-    """Create a version and enqueue its training on the ``training`` queue."""
-    if item.scored_answers.count() < 10:
-        raise ValidationError(f"Item '{item.key}' needs at least 10 scored answers to train.")
+    """Create a version and enqueue its training on the ``training`` queue (an analytic item
+    asked for ``auto`` trains ``head``: :func:`training_kind`)."""
+    if trainable_answers(item) < 10:
+        what = "answers scored on every criterion" if item_criteria(item) else "scored answers"
+        raise ValidationError(f"Item '{item.key}' needs at least 10 {what} to train.")
+    kind, _ = training_kind(item, kind)
     version = create_model_version(item, kind)
     transaction.on_commit(lambda: dispatch.send_training(version.pk, activate))
     return version
@@ -225,6 +290,11 @@ def start_distillation(teacher: ModelVersion, *, activate: bool = False) -> Mode
         raise ValidationError(f"{teacher} is {teacher.status}; only a ready version can teach.")
     if teacher.kind == ModelVersion.Kind.DISTILLED:
         raise ValidationError(f"{teacher} is already a distilled student.")
+    if item_criteria(teacher.item):
+        raise ValidationError(
+            f"{teacher.item.key} is an analytic item; a distilled student scores one holistic "
+            "score, not its criteria."
+        )
     version = create_model_version(teacher.item, ModelVersion.Kind.DISTILLED)
     ModelVersion.objects.filter(pk=version.pk).update(parent=teacher)
     version.parent = teacher
@@ -347,6 +417,10 @@ def merge_sources(items: Sequence[Item]) -> dict[Item, ModelVersion]:
         version = item.active_version
         if version is None or version.status != ModelVersion.Status.READY:
             raise ValidationError(f"Item '{item.key}' has no active model to merge.")
+        if item_criteria(item):
+            raise ValidationError(
+                f"Item '{item.key}' is an analytic item; merged models score one holistic score."
+            )
         if version.kind not in MERGE_METHODS:
             raise ValidationError(
                 f"Item '{item.key}' is scored by a {version.kind} model; only full and LoRA "
@@ -453,16 +527,20 @@ def parse_item_bank(
         except DataFormatError as exc:
             raise ImportError_("items.csv", exc) from exc
         _check_max_scores(items)
+        _check_criteria(items)
     responses: list[ResponseRecord] = []
     if responses_source is not None:
         known = {i.item_id: i for i in items}
-        for existing in Item.objects.exclude(key__in=known.keys()):
+        for existing in Item.objects.exclude(key__in=known.keys()).prefetch_related("criteria"):
             known[existing.key] = ItemRecord(
                 existing.key,
                 existing.language,
                 existing.prompt,
                 existing.reference_answer,
                 existing.max_score,
+                criteria=tuple(
+                    CriterionRecord(c.name, c.max_score) for c in existing.criteria.all()
+                ),
             )
         try:
             responses = read_responses_csv(responses_source, known, unscored=unscored)
@@ -493,6 +571,60 @@ def _check_max_scores(items: Sequence[ItemRecord]) -> None:
             )
 
 
+def _check_criteria(items: Sequence[ItemRecord]) -> None:
+    """An item with human or automatic scores keeps its criteria's names and order (its scores
+    and its models are per criterion); the error names the row and column, nothing is imported."""
+    existing = {
+        i.key: i
+        for i in Item.objects.filter(key__in=[r.item_id for r in items]).prefetch_related(
+            "criteria"
+        )
+    }
+    for record in items:
+        item = existing.get(record.item_id)
+        if item is None:
+            continue
+        stored = [c.name for c in item.criteria.all()]
+        wanted = [c.name for c in record.criteria]
+        if stored == wanted or not (item.scored_answers.exists() or item.submissions.exists()):
+            continue
+        raise ImportError_(
+            "items.csv",
+            DataFormatError(
+                f"item '{record.item_id}' has scores on its criteria "
+                f"({', '.join(stored) or 'none: holistic'}); they cannot change to "
+                f"{', '.join(wanted) or 'none (holistic)'}",
+                row=record.row or None,
+                column=CRITERION_PREFIX + _first_difference(stored, wanted),
+            ),
+        )
+
+
+def _first_difference(stored: Sequence[str], wanted: Sequence[str]) -> str:
+    """The first criterion name where two rubrics differ (the new one's where it has one)."""
+    for index in range(max(len(stored), len(wanted))):
+        new = wanted[index] if index < len(wanted) else None
+        old = stored[index] if index < len(stored) else None
+        if new != old:
+            return new or old or ""
+    return ""
+
+
+def _store_criteria(item: Item, criteria: Sequence[CriterionRecord]) -> None:
+    """Make the item's criteria those of its items.csv row (in column order)."""
+    item.criteria.exclude(name__in=[c.name for c in criteria]).delete()
+    for order, record in enumerate(criteria):
+        Criterion.objects.update_or_create(
+            item=item,
+            name=record.name,
+            defaults={
+                "max_score": record.max_score,
+                "feedback": {str(score): text for score, text in record.feedback},
+                "order": order,
+            },
+        )
+
+
 def import_item_bank(items_source: Source | None, responses_source: Source | None) -> ImportSummary:
     """Import items, scored answers and answers without a score all at once or not at all.
 
@@ -518,6 +650,7 @@ def import_item_bank(items_source: Source | None, responses_source: Source | Non
                     "feedback": {str(score): text for score, text in record.feedback},
                 },
             )
+            _store_criteria(item, record.criteria)
             by_key[item.key] = item
             if created:
                 summary.items_created += 1
@@ -544,12 +677,17 @@ def import_item_bank(items_source: Source | None, responses_source: Source | Non
                         score=r.score,
                         split=r.split,
                         groups=dict(r.groups),
+                        criterion_scores=dict(r.criteria),
                     )
                 )
                 summary.answers_created += 1
             else:
                 ScoredAnswer.objects.filter(pk=pk).update(
-                    text=r.text, score=r.score, split=r.split, groups=dict(r.groups)
+                    text=r.text,
+                    score=r.score,
+                    split=r.split,
+                    groups=dict(r.groups),
+                    criterion_scores=dict(r.criteria),
                 )
                 summary.answers_updated += 1
             summary.answers_per_item[r.item_id] += 1

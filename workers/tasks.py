@@ -221,8 +221,8 @@ def _claim(rows: Sequence[Submission], claimed: set[str]) -> None:
 
 # What scoring writes on a submission.
 SCORED_FIELDS = (
-    "status", "score", "probabilities", "confidence", "truncated", "embedding", "model_version",
-    "review_threshold", "error", "waiting_for", "scored_at",
+    "status", "score", "criterion_scores", "probabilities", "confidence", "truncated",
+    "embedding", "model_version", "review_threshold", "error", "waiting_for", "scored_at",
 )  # fmt: skip
 
 
@@ -331,6 +331,7 @@ def _set_score(row: Submission, result: ScoreResult, version: ModelVersion, now:
     assert result.score is not None
     row.status = Submission.Status.SCORED
     row.score = result.score
+    row.criterion_scores = dict(result.criteria) if result.criteria else {}  # analytic items
     row.probabilities = list(result.probabilities)
     row.confidence = result.confidence
     row.truncated = result.truncated
@@ -492,11 +493,16 @@ def _train_artifact(
     """Train the version's kind; with ``auto``, also the baseline's QWK when auto did not
     measure it (for the activation warning)."""
     item = version.item
+    criteria = list(item.criteria.order_by("order", "pk"))
+    if criteria and version.kind == ModelVersion.Kind.AUTO:
+        raise ValueError(f"{item.key} is an analytic item: train it with head, lora or full")
     if version.kind != ModelVersion.Kind.AUTO:
         artifact = train_item(
             examples,
             item_id=item.key,
-            num_labels=item.max_score + 1,
+            # analytic: one head per criterion (each example carries its criterion scores)
+            num_labels=[c.max_score + 1 for c in criteria] or item.max_score + 1,
+            criteria=[c.name for c in criteria] or None,
             out_dir=out_dir,
             backbone=settings.SCORING_BACKBONE or None,
             config=TrainConfig(kind=version.kind),

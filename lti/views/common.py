@@ -171,6 +171,7 @@ def answer_feedback(link: LtiSubmission, token: str = "") -> dict[str, object]:
         "score": None,
         "feedback": "",
         "feedback_text": "",
+        "criteria": [],
         "scored_by": "",
         "review_requested": submission.review_requested,
         "can_request_review": False,
@@ -202,6 +203,8 @@ def answer_feedback(link: LtiSubmission, token: str = "") -> dict[str, object]:
             parts.append(_("Your answer was long; only its beginning was read."))
         data["feedback"] = " ".join(parts)
         data["feedback_text"] = item.feedback_for(int(grade.score_given))
+        if submission.reviewed_score is None:  # an instructor's total replaces the criteria
+            data["criteria"] = criterion_scores(submission)
     if submission.reviewed_score is not None:
         data["scored_by"] = str(_("Your instructor scored this answer."))
     elif submission.status == Submission.Status.SCORED:
@@ -223,3 +226,19 @@ def answer_feedback(link: LtiSubmission, token: str = "") -> dict[str, object]:
             "lti:request-review", kwargs={"token": token, "submission_id": submission.pk}
         )
     return data
+
+
+def criterion_scores(submission: Submission) -> list[dict[str, object]]:
+    """An analytic item's automatic score per criterion, in rubric order, each with its
+    authored feedback ([] for a holistic item or an unscored answer)."""
+    scores = submission.criterion_scores if isinstance(submission.criterion_scores, dict) else {}
+    return [
+        {
+            "name": c.name,
+            "score": scores[c.name],
+            "max_score": c.max_score,
+            "feedback": c.feedback_for(scores[c.name]),
+        }
+        for c in submission.item.criteria.all()
+        if c.name in scores
+    ]

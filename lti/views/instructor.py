@@ -26,6 +26,7 @@ from lti.models import LtiSubmission
 from lti.people import display_name
 from lti.views.common import (
     answer_feedback,
+    criterion_scores,
     launch_page,
     require_instructor,
 )
@@ -180,6 +181,7 @@ def review_submission(
             "link": link,
             "error": error,
             "feedback": answer_feedback(link),
+            "criteria": criterion_scores(link.submission),
             "similar": scored_like_these(link.submission),
         },
         status=400 if error else 200,

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from scoring_plugin import audit, charts, cold_start, importing, review
 from scoring_plugin.admin.forms import ImportForm
 from scoring_plugin.admin.reports import (
+    criterion_metric_rows,
     item_glance,
     progress_bar,
     qwk_summary,
@@ -23,8 +24,13 @@ from scoring_plugin.admin.reports import (
     waiting_for_review,
 )
 from scoring_plugin.admin.shared import ModelPermissions, admin_actor, merge_page
-from scoring_plugin.models import AuditLog, Item, ModelVersion, Submission
-from scoring_plugin.services import ImportError_, import_item_bank, start_training
+from scoring_plugin.models import AuditLog, Criterion, Item, ModelVersion, Submission
+from scoring_plugin.services import (
+    ImportError_,
+    import_item_bank,
+    start_training,
+    training_kind,
+)
 
 _STAGING_SESSION_KEY = "scorebridge_import_token"
 
@@ -44,6 +50,31 @@ class ModelVersionInline(admin.TabularInline):
     @admin.display(description="progress")
     def training(self, version: ModelVersion) -> str:
         return progress_bar(version)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class CriterionInline(admin.TabularInline):
+    """An analytic item's rubric: named and scored by items.csv (answers and models are per
+    criterion), its feedback editable here; with the active model's results per criterion."""
+
+    model = Criterion
+    extra = 0
+    can_delete = False
+    fields = ["name", "max_score", "feedback", "active_model_results"]
+    readonly_fields = ["name", "max_score", "active_model_results"]
+
+    @admin.display(description="active model on this criterion")
+    def active_model_results(self, criterion: Criterion) -> str:
+        version = criterion.item.active_version
+        metrics = version.metrics if version and isinstance(version.metrics, dict) else {}
+        rows = [
+            r
+            for r in criterion_metric_rows(metrics)
+            if r.label.endswith(f"criterion {criterion.name}")
+        ]
+        return ", ".join(f"{r.label.split(':')[0]} {r.value}" for r in rows) or "-"
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
@@ -72,7 +103,7 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
         "review_threshold",
         "feedback",
     ]
-    inlines = [ModelVersionInline]
+    inlines = [CriterionInline, ModelVersionInline]
     actions = [
         "train_auto",
         "train_head",
@@ -273,9 +304,12 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
     def _train(self, request: HttpRequest, queryset: QuerySet[Item], kind: str) -> None:
         started = 0
         for item in queryset:
+            _, note = training_kind(item, kind)  # analytic items train head
             try:
                 start_training(item, kind)
                 started += 1
+                if note:
+                    self.message_user(request, note, messages.WARNING)
             except ValidationError as exc:
                 self.message_user(request, " ".join(exc.messages), messages.ERROR)
         if started:

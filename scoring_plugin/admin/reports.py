@@ -53,6 +53,26 @@ def metric_rows(version: ModelVersion) -> list[MetricRow]:
         low, high = _number(metrics, f"{key}_ci_low"), _number(metrics, f"{key}_ci_high")
         interval = f"{low:.3f} – {high:.3f}" if low is not None and high is not None else ""
         rows.append(MetricRow(label, f"{value:.3f}", interval))
+    return rows + criterion_metric_rows(metrics)
+
+
+CRITERION_METRICS = (("qwk", "QWK"), ("accuracy", "exact agreement"), ("macro_f1", "macro F1"))
+
+
+def criterion_metric_rows(metrics: dict[str, object]) -> list[MetricRow]:
+    """An analytic item's version: the share of answers right on every criterion (exact match)
+    and each criterion's QWK, exact agreement and macro F1 (``<metric>/<criterion>`` keys of the
+    training's report, in rubric order). [] for a holistic version."""
+    rows = []
+    exact = _number(metrics, "exact_match")
+    if exact is not None:
+        rows.append(MetricRow("exact match (every criterion right)", f"{exact:.3f}", ""))
+    names = dict.fromkeys(k.split("/", 1)[1] for k in metrics if k.startswith("qwk/"))
+    for name in names:
+        for key, label in CRITERION_METRICS:
+            value = _number(metrics, f"{key}/{name}")
+            if value is not None:
+                rows.append(MetricRow(f"{label}: criterion {name}", f"{value:.3f}", ""))
     return rows
 
 

@@ -90,6 +90,7 @@ class SubmissionAdmin(admin.ModelAdmin):
         "client_reference",
         "status",
         "score",
+        "criteria_summary",
         "probabilities",
         "confidence",
         "truncated",

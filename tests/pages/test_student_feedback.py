@@ -172,6 +172,8 @@ def test_feedback_is_edited_in_admin_and_checked(staff_client, item) -> None:
         "feedback": json.dumps({"0": "Nothing yet.", "2": "Both named."}),
         "model_versions-TOTAL_FORMS": "0",
         "model_versions-INITIAL_FORMS": "0",
+        "criteria-TOTAL_FORMS": "0",
+        "criteria-INITIAL_FORMS": "0",
     }
     page = staff_client.get(url).content.decode()
     assert 'name="feedback"' in page and 'name="title"' in page

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from scoring_plugin.models import Item, ModelVersion
-from scoring_plugin.services import create_model_version, training_data
+from scoring_plugin.services import create_model_version, training_data, training_kind
 from workers.tasks import run_training
 
 # Kinds trained from an item's answers (merged and distilled versions come from other versions).
@@ -54,7 +54,10 @@ class Command(BaseCommand):
         with tqdm(items, desc=f"training ({kind})", unit="item") as bar:
             for item in bar:
                 bar.set_postfix_str(item.key)
-                version = create_model_version(item, kind)
+                item_kind, note = training_kind(item, kind)  # analytic items train head
+                if note:
+                    bar.write(note)
+                version = create_model_version(item, item_kind)
                 ModelVersion.objects.filter(pk=version.pk).update(
                     status=ModelVersion.Status.TRAINING
                 )
