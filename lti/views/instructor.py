@@ -243,7 +243,9 @@ def review_groups(request: HttpRequest, session: sessions.LaunchSession) -> Http
     if item is not None:
         scoped = filters.apply(
             _context_links(session).filter(
-                submission__item=item, submission__status=Submission.Status.SCORED
+                Q(submission__status=Submission.Status.SCORED)
+                | Q(submission__waiting_for=Submission.WaitingFor.MODEL),  # needs a human score
+                submission__item=item,
             ),
             prefix="submission__",
         )
