@@ -20,6 +20,7 @@ reaches the item's target (:attr:`Item.effective_target_qwk`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -51,6 +52,8 @@ from scoring_plugin.models import (
     UnscoredAnswer,
 )
 from scoring_plugin.review import REVIEW_KEY_PREFIX, copy_reviewed_answers
+
+logger = logging.getLogger(__name__)
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 DEFAULT_BATCH = 10
@@ -152,10 +155,16 @@ def score_waiting(item: Item, kind: str, key: str, score: int, actor: str) -> No
 
 
 def request_report(
-    item: Item, *, batch_size: int = DEFAULT_BATCH, target_qwk: float | None = None
+    item: Item,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    target_qwk: float | None = None,
+    quiet: bool = False,
 ) -> ColdStartReport:
     """Mark the item's report pending and enqueue its computation once this commits (the
-    target QWK defaults to the item's, :attr:`Item.effective_target_qwk`)."""
+    target QWK defaults to the item's, :attr:`Item.effective_target_qwk`). ``quiet``: a broker
+    that is away is logged, not raised (the report stays pending, asked for again when
+    stale)."""
     if target_qwk is None:
         target_qwk = item.effective_target_qwk
     if not 1 <= batch_size <= 200:
@@ -172,8 +181,17 @@ def request_report(
             "error": "",
         },
     )
-    transaction.on_commit(lambda: dispatch.send_cold_start(item.pk))
+    transaction.on_commit(lambda: _send(item, quiet))
     return report
+
+
+def _send(item: Item, quiet: bool) -> None:
+    try:
+        dispatch.send_cold_start(item.pk)
+    except Exception as exc:  # kombu raises several types for an unreachable broker
+        if not quiet:
+            raise
+        logger.warning("cold-start report for item %s not queued: %s", item.key, exc)
 
 
 def _bank_prior(item: Item, embed: Embedder) -> BankPrior | None:
@@ -292,8 +310,8 @@ def request_report_if_due(item: Item) -> bool:
     else:
         last = report.result.get("scored", 0) if isinstance(report.result, dict) else 0
         due = scored >= MIN_CURVE_ANSWERS and scored - int(last) >= report.batch_size
-    if due:
-        request_report(item, batch_size=report.batch_size if report else DEFAULT_BATCH)
+    if due:  # quietly: a broker that is away must not fail the instructor's score
+        request_report(item, batch_size=report.batch_size if report else DEFAULT_BATCH, quiet=True)
     return due
 
 

@@ -173,3 +173,20 @@ def test_instructor_scores_start_training_on_a_real_worker_and_the_model_takes_o
     report = ColdStartReport.objects.get(item=item)
     assert report.result["clears_baseline"] and report.trained_on == 15
     assert item.scored_answers.filter(source="review", scored_by="lti:Ms Smith").count() == 15
+
+
+@pytest.mark.django_db
+def test_a_broker_that_is_away_does_not_fail_the_instructors_score(
+    django_capture_on_commit_callbacks, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    def away(item_id: int) -> None:
+        raise ConnectionRefusedError("no broker")
+
+    monkeypatch.setattr("queueing.dispatch.send_cold_start", away)
+    item = ItemFactory()
+    add_scored_answers(item, 9)
+    submission = SubmissionFactory(item=item, waiting_for=Submission.WaitingFor.MODEL)
+    with django_capture_on_commit_callbacks(execute=True):
+        apply_override(submission, 1, "", "admin:ada", via=Submission.ReviewedVia.ADMIN)
+    assert Submission.objects.get(pk=submission.pk).reviewed_score == 1
+    assert ColdStartReport.objects.get(item=item).status == ColdStartReport.Status.PENDING
