@@ -128,6 +128,11 @@ class LtiSubmission(models.Model):
         code = answer_state(self.submission)
         if code == WAITING_FOR_REVIEW and self.submission.review_requested:
             return code, "review requested by the student"
+        if (
+            code == WAITING_FOR_REVIEW
+            and self.submission.waiting_for == Submission.WaitingFor.MODEL
+        ):
+            return code, "needs a human score (no model yet)"
         return code, INSTRUCTOR_LABELS[code]
 
     def _held_grade(self) -> str:

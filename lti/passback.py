@@ -8,7 +8,9 @@ Rules (docs/decisions/0003-lti-tool.md):
 * under the threshold: ``PendingManual`` without a score (the item's "post when reviewed"), or
   FullyGraded now and overwritten by the review ("post now"), because Moodle clears the grade
   for anything but FullyGraded;
-* an answer the engine could not score: ``PendingManual`` without a score.
+* an answer the engine could not score: ``PendingManual`` without a score;
+* an answer to an item with no active model (it needs a human score, issue 16):
+  ``PendingManual`` without a score, activity ``Submitted``.
 
 The gradebook holds one score per student and line item. With several attempts the item's
 gradebook policy (``ItemLtiSettings.gradebook_policy``) picks the attempt whose grade is sent:
@@ -50,6 +52,7 @@ logger = logging.getLogger(__name__)
 FULLY_GRADED = "FullyGraded"
 PENDING_MANUAL = "PendingManual"
 COMPLETED = "Completed"
+SUBMITTED = "Submitted"
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,14 @@ def grade_for(link: LtiSubmission) -> GradeToPost | None:
     if submission.status == Submission.Status.FAILED:
         return GradeToPost(
             None, maximum, PENDING_MANUAL, "Automatic scoring failed; an instructor will grade."
+        )
+    if submission.waiting_for == Submission.WaitingFor.MODEL:
+        return GradeToPost(
+            None,
+            maximum,
+            PENDING_MANUAL,
+            "Waiting for an instructor's score.",
+            activity_progress=SUBMITTED,
         )
     if submission.status != Submission.Status.SCORED or submission.score is None:
         return None

@@ -33,11 +33,14 @@ INSTRUCTOR_LABELS = {
 
 def answer_state(submission: Submission) -> str:
     """An instructor's score settles it; else failed, still being scored, waiting for review
-    (low confidence, a gaming flag, or the student asked), or scored."""
+    (low confidence, a gaming flag, the student asked, or no model for the item yet), or
+    scored."""
     if submission.reviewed_score is not None:
         return REVIEWED
     if submission.status == Submission.Status.FAILED:
         return FAILED
+    if submission.waiting_for == Submission.WaitingFor.MODEL:
+        return WAITING_FOR_REVIEW  # no model for its item yet: it needs a human score
     if submission.status != Submission.Status.SCORED:
         return SCORING
     if submission.needs_review or getattr(submission, "review_requested", False):

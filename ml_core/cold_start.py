@@ -466,6 +466,38 @@ def curve_sizes(largest: int, smallest: int = 5) -> list[int]:
     return sizes
 
 
+def _folds(count: int, config: ColdStartConfig) -> list[np.ndarray]:
+    """The curve's folds over ``count`` scored answers (a seeded random order, dealt out)."""
+    order = np.random.default_rng(config.seed).permutation(count)
+    folds = min(config.curve_folds, count)
+    return [order[f::folds] for f in range(folds)]
+
+
+def baseline_qwk(
+    texts: Sequence[str],
+    labels: Integers,
+    num_labels: int,
+    *,
+    config: ColdStartConfig | None = None,
+) -> float:
+    """Cross-validated QWK of the TF-IDF + logistic regression baseline
+    (:class:`ml_core.baseline.TfidfBaseline`) on the scored answers, over the learning curve's
+    folds: what the curve's model must beat before training is worth starting."""
+    from ml_core.baseline import TfidfBaseline
+
+    config = config or ColdStartConfig()
+    y = np.asarray(labels, dtype=np.int64)
+    if len(texts) != len(y) or len(y) < 2:
+        raise ValueError("give one label per text, at least two")
+    per_fold = []
+    for test in _folds(len(y), config):
+        train = np.setdiff1d(np.arange(len(y)), test)
+        model = TfidfBaseline(num_labels).fit([texts[i] for i in train], y[train].tolist())
+        predicted = model.predict([texts[i] for i in test])
+        per_fold.append(quadratic_weighted_kappa(y[test], predicted, num_labels))
+    return float(np.mean(per_fold))  # averaged per fold, as the curve's points are
+
+
 def _fold_curves(
     vectors: np.ndarray,
     scored: np.ndarray,
@@ -474,10 +506,8 @@ def _fold_curves(
     prior: np.ndarray | None,
     config: ColdStartConfig,
 ) -> tuple[list[int], np.ndarray]:
-    rng = np.random.default_rng(config.seed)
-    order = rng.permutation(len(y))
-    folds = min(config.curve_folds, len(y))
-    parts = [order[f::folds] for f in range(folds)]
+    parts = _folds(len(y), config)
+    folds = len(parts)
     sizes = curve_sizes(len(y) - max(len(p) for p in parts))
     table = np.zeros((folds, len(sizes)))
     for f, test in enumerate(parts):

@@ -415,6 +415,13 @@ _add(
     "fraction 0..1",
 )
 _add(
+    "SCOREBRIDGE_COLD_START_TARGET_QWK",
+    number(minimum=0.01, maximum=0.99),
+    0.7,
+    "cross-validated QWK an item's model must reach before it is activated when it trained by itself from instructors' scores (issue 16); an item may set its own",
+    "number 0.01..0.99",
+)
+_add(
     "SCOREBRIDGE_REVIEW_THRESHOLD",
     number(minimum=0.0),
     0.6,

@@ -343,6 +343,8 @@ S3_SECRET_ACCESS_KEY = _s3_secret()
 # with human raters this often (auto models), else below SCOREBRIDGE_REVIEW_THRESHOLD.
 SCOREBRIDGE_REVIEW_THRESHOLD = read("SCOREBRIDGE_REVIEW_THRESHOLD")
 SCOREBRIDGE_TARGET_AGREEMENT = read("SCOREBRIDGE_TARGET_AGREEMENT")
+# Cold start (issue 16): an item's model that trained by itself is activated at this QWK.
+SCOREBRIDGE_COLD_START_TARGET_QWK = read("SCOREBRIDGE_COLD_START_TARGET_QWK")
 
 
 # --- Retention (docs/trust.md): days after which the purge task (beat) removes data ----------

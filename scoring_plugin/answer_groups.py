@@ -18,7 +18,7 @@ threshold. No number of groups to guess, deterministic, and for n answers it nee
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,12 +80,29 @@ def group_indices(
         return []
     if n == 1:
         return [[0]]
-    # Condensed cosine distances of unit rows: 1 - dot product.
+    labels = fcluster(_average_linkage(vectors), t=max_distance, criterion="distance")
+    return _by_label(labels)
+
+
+def split_indices(vectors: csr_matrix | np.ndarray) -> list[list[int]]:
+    """Indices of ``vectors`` (unit rows, at least two) in the two groups the top of the same
+    dendrogram separates: a tighter cut of one group. One group when they cannot be told apart
+    (all identical)."""
+    labels = fcluster(_average_linkage(vectors), t=2, criterion="maxclust")
+    return _by_label(labels)
+
+
+def _average_linkage(vectors: csr_matrix | np.ndarray) -> np.ndarray:
+    """Average linkage on the condensed cosine distances of unit rows (1 - dot product)."""
+    n = vectors.shape[0]
     product = vectors @ vectors.T
     similarity = np.clip(product.toarray() if hasattr(product, "toarray") else product, -1.0, 1.0)
     distances = 1.0 - similarity[np.triu_indices(n, k=1)]
     np.clip(distances, 0.0, 2.0, out=distances)
-    labels = fcluster(linkage(distances, method="average"), t=max_distance, criterion="distance")
+    return np.asarray(linkage(distances, method="average"))
+
+
+def _by_label(labels: np.ndarray) -> list[list[int]]:
     groups: dict[int, list[int]] = {}
     for index, label in enumerate(labels):
         groups.setdefault(int(label), []).append(index)
@@ -176,13 +193,76 @@ def group_members(
     return groups
 
 
+def group_anchor(keys: Collection[str]) -> str:
+    """What names a group (its members' keys) across page loads: its first key and its size (a
+    group split from it has the same first key or another, and fewer members)."""
+    return f"{min(keys)}:{len(keys)}"
+
+
+def _split_in_two(members: Sequence[Member]) -> list[list[int]]:
+    """Indices of ``members`` split by a tighter cut: encoder vectors when all of them have one
+    in one space, else TF-IDF of their text."""
+    with_vectors, vectors = _encoder_members(members)
+    if vectors is not None and len(with_vectors) == len(members):
+        return [[with_vectors[i] for i in g] for g in split_indices(vectors)]
+    return split_indices(answer_vectors([m.text for m in members]))
+
+
+def _apply_splits(
+    members: Sequence[Member], groups: Sequence[list[int]], split: Collection[str]
+) -> list[list[int]]:
+    """Each group whose anchor is in ``split`` replaced by its two halves, and so on down."""
+    done: list[list[int]] = []
+    todo = list(groups)
+    while todo:
+        group = todo.pop()
+        if len(group) < 2 or group_anchor([members[i].key for i in group]) not in split:
+            done.append(group)
+            continue
+        halves = _split_in_two([members[i] for i in group])
+        if len(halves) < 2:
+            done.append(group)  # identical answers: nothing to split
+            continue
+        todo += [[group[i] for i in half] for half in halves]
+    return done
+
+
+def _edited_groups(
+    members: Sequence[Member],
+    max_distance: float,
+    apart: Sequence[Sequence[str]],
+    split: Collection[str],
+) -> list[list[int]]:
+    """Indices in groups: the answers moved ``apart`` (lists of keys) each form their own group,
+    the others are grouped (:func:`group_members`), then the groups named in ``split`` split."""
+    position = {m.key: i for i, m in enumerate(members)}
+    taken: set[int] = set()
+    pulled: list[list[int]] = []
+    for keys in apart:
+        chosen = [position[k] for k in dict.fromkeys(keys) if k in position]
+        chosen = [i for i in chosen if i not in taken]
+        if chosen:
+            pulled.append(chosen)
+            taken.update(chosen)
+    rest = [i for i in range(len(members)) if i not in taken]
+    grouped = group_members([members[i] for i in rest], max_distance)
+    groups = [[rest[i] for i in g] for g in grouped] + pulled
+    return _apply_splits(members, groups, set(split))
+
+
 def build_groups(
-    members: Sequence[Member], max_distance: float = DEFAULT_DISTANCE
+    members: Sequence[Member],
+    max_distance: float = DEFAULT_DISTANCE,
+    *,
+    apart: Sequence[Sequence[str]] = (),
+    split: Collection[str] = (),
 ) -> list[AnswerGroup]:
-    """``members`` grouped (:func:`group_members`); groups with the least confident member
-    first, each group's members least confident first."""
+    """``members`` grouped (:func:`group_members`); the answers moved ``apart`` (lists of keys)
+    each a group of their own, and the groups whose :func:`group_anchor` is in ``split`` cut
+    tighter; groups with the least confident member first, each group's members least
+    confident first."""
     groups = []
-    for indices in group_members(members, max_distance):
+    for indices in _edited_groups(members, max_distance, apart, split):
         chosen = sorted(
             (members[i] for i in indices),
             key=lambda m: (m.confidence if m.confidence is not None else 1.0, m.key),

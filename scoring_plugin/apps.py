@@ -26,3 +26,10 @@ class ScoringPluginConfig(AppConfig):
     def ready(self) -> None:
         connection_created.connect(_private_sqlite_files, dispatch_uid="scorebridge-private-db")
         from scoring_plugin import admin_tokens  # noqa: F401  (registers the token admin)
+        from scoring_plugin.cold_start import on_submission_reviewed
+        from scoring_plugin.models import Submission
+        from scoring_plugin.signals import submission_reviewed
+
+        submission_reviewed.connect(
+            on_submission_reviewed, sender=Submission, dispatch_uid="scoring-cold-start-report"
+        )

@@ -10,20 +10,31 @@ the ``training`` queue (it embeds every answer of the item and of the bank: too 
 request); :func:`compute_report` is that computation (the worker task and ``manage.py
 cold_start --now`` call it). :func:`score_unscored_answer` is what an instructor's score of a
 waiting imported answer does: the answer becomes training data, with who scored it.
+
+Training by itself: every instructor's score of an item without an active model may make a new
+report due (:func:`request_report_if_due`: a batch of new scores since the last one); when a
+report says the curve's model clears the TF-IDF baseline, :func:`start_training_if_due` starts
+training once for that evidence, and the version is activated only if its cross-validated QWK
+reaches the item's target (:attr:`Item.effective_target_qwk`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ml_core.cold_start import (
     BankPrior,
+    baseline_qwk,
     learning_curve,
     normalise_rows,
     reference_features,
@@ -35,15 +46,17 @@ from scoring_plugin.models import (
     AuditLog,
     ColdStartReport,
     Item,
+    ModelVersion,
     ScoredAnswer,
     Submission,
     UnscoredAnswer,
 )
-from scoring_plugin.review import REVIEW_KEY_PREFIX
+from scoring_plugin.review import REVIEW_KEY_PREFIX, copy_reviewed_answers
+
+logger = logging.getLogger(__name__)
 
 Embedder = Callable[[Sequence[str]], np.ndarray]
 DEFAULT_BATCH = 10
-DEFAULT_TARGET_QWK = 0.7
 BANK_ANSWERS_PER_ITEM = 300  # enough for the bank prior; bounds the embedding work
 SCORED_SOURCE = "scored"
 MIN_CURVE_ANSWERS = 10
@@ -116,6 +129,7 @@ def score_unscored_answer(answer: UnscoredAnswer, score: int, actor: str) -> Sco
             item=item,
             details={"response_key": answer.response_key, "score": score, "via": "cold start"},
         )
+        transaction.on_commit(lambda: request_report_if_due(item))
     return scored
 
 
@@ -141,9 +155,18 @@ def score_waiting(item: Item, kind: str, key: str, score: int, actor: str) -> No
 
 
 def request_report(
-    item: Item, *, batch_size: int = DEFAULT_BATCH, target_qwk: float = DEFAULT_TARGET_QWK
+    item: Item,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    target_qwk: float | None = None,
+    quiet: bool = False,
 ) -> ColdStartReport:
-    """Mark the item's report pending and enqueue its computation once this commits."""
+    """Mark the item's report pending and enqueue its computation once this commits (the
+    target QWK defaults to the item's, :attr:`Item.effective_target_qwk`). ``quiet``: a broker
+    that is away is logged, not raised (the report stays pending, asked for again when
+    stale)."""
+    if target_qwk is None:
+        target_qwk = item.effective_target_qwk
     if not 1 <= batch_size <= 200:
         raise ValidationError("The batch size must be from 1 to 200.")
     if not 0.0 < target_qwk < 1.0:
@@ -158,8 +181,17 @@ def request_report(
             "error": "",
         },
     )
-    transaction.on_commit(lambda: dispatch.send_cold_start(item.pk))
+    transaction.on_commit(lambda: _send(item, quiet))
     return report
+
+
+def _send(item: Item, quiet: bool) -> None:
+    try:
+        dispatch.send_cold_start(item.pk)
+    except Exception as exc:  # kombu raises several types for an unreachable broker
+        if not quiet:
+            raise
+        logger.warning("cold-start report for item %s not queued: %s", item.key, exc)
 
 
 def _bank_prior(item: Item, embed: Embedder) -> BankPrior | None:
@@ -188,13 +220,18 @@ def _features(item: Item, texts: Sequence[str], embed: Embedder) -> np.ndarray:
 
 
 def compute_report(
-    item: Item, embed: Embedder, *, batch_size: int = DEFAULT_BATCH, target_qwk: float = 0.7
+    item: Item,
+    embed: Embedder,
+    *,
+    batch_size: int = DEFAULT_BATCH,
+    target_qwk: float | None = None,
 ) -> dict[str, object]:
     """The next batch to score and the learning curve of ``item`` (JSON-ready).
 
     ``embed`` maps texts to the backbone's pooled vectors (any embedder; a worker passes a
     cached one). Raises ``ValidationError`` when the item has no answer waiting or scored.
     """
+    target_qwk = item.effective_target_qwk if target_qwk is None else target_qwk
     waiting = waiting_answers(item)
     training = training_answers(item)
     texts = [w.text for w in waiting] + [t for t, _ in training]
@@ -213,9 +250,10 @@ def compute_report(
     batch = suggest_batch(
         vectors, scored, labels, num_labels, batch_size, prior=prior, candidates=range(len(waiting))
     )
-    curve = None
+    curve = baseline = None
     if len(training) >= MIN_CURVE_ANSWERS:
         curve = learning_curve(vectors, scored, labels, num_labels, target_qwk, prior=prior)
+        baseline = baseline_qwk([t for t, _ in training], labels, num_labels)
     return {
         "suggested": [
             {"kind": waiting[i].kind, "key": waiting[i].key, "text": waiting[i].text[:300]}
@@ -226,6 +264,11 @@ def compute_report(
         "bank_prior": prior is not None,
         "target_qwk": target_qwk,
         "curve": curve.to_json() if curve is not None else None,
+        "baseline_qwk": baseline,
+        # the curve's model at today's scored answers against TF-IDF + logistic regression
+        "clears_baseline": bool(
+            curve is not None and baseline is not None and curve.points[-1].qwk >= baseline
+        ),
     }
 
 
@@ -243,6 +286,114 @@ def run_report(item_id: int, embed: Embedder) -> ColdStartReport:
     report.computed_at = timezone.now()
     report.save(update_fields=["status", "result", "error", "computed_at"])
     return report
+
+
+# --- Training by itself ---------------------------------------------------------------------
+
+REPORT_STALE = timedelta(minutes=30)
+"""A report pending this long is taken as lost (broker or worker away) and asked for again."""
+AUTO_ACTOR = "scorebridge:cold start"
+
+
+def request_report_if_due(item: Item) -> bool:
+    """After a human score of an item without an active model: queue a new report once a
+    batch of new scores (the last report's batch size) has come in since the last report, and
+    there are enough for a learning curve. Returns whether it queued one."""
+    if item.model_versions.filter(is_active=True).exists():
+        return False
+    scored = len(training_answers(item))
+    report = ColdStartReport.objects.filter(item=item).first()
+    if report is None:
+        due = scored >= MIN_CURVE_ANSWERS
+    elif report.status == ColdStartReport.Status.PENDING:
+        due = report.requested_at < timezone.now() - REPORT_STALE
+    else:
+        last = report.result.get("scored", 0) if isinstance(report.result, dict) else 0
+        due = scored >= MIN_CURVE_ANSWERS and scored - int(last) >= report.batch_size
+    if due:  # quietly: a broker that is away must not fail the instructor's score
+        request_report(item, batch_size=report.batch_size if report else DEFAULT_BATCH, quiet=True)
+    return due
+
+
+def on_submission_reviewed(
+    sender: object, submission_id: str, score: int | None, **_: object
+) -> None:
+    """An instructor's score (LTI page, answer group, admin, API) may make a new report due."""
+    if score is None:
+        return
+    item = Item.objects.filter(submissions__pk=submission_id).first()
+    if item is not None:
+        request_report_if_due(item)
+
+
+def start_training_if_due(report: ColdStartReport) -> ModelVersion | None:
+    """Start training the item's model (``SCORING_TRAIN_KIND``, training queue) when its ready
+    report says the curve's model clears the TF-IDF baseline; once per new evidence: not again
+    on as many scored answers as the last time, not while a version trains, not when a version
+    is active. The version is activated only if its QWK reaches the item's target; until then
+    answers keep going to the instructor. Instructors' scores are copied into training data
+    first (with who scored them)."""
+    from scoring_plugin.services import start_training
+
+    result = report.result if isinstance(report.result, dict) else {}
+    if report.status != ColdStartReport.Status.READY or not result.get("clears_baseline"):
+        return None
+    scored = int(result.get("scored", 0))
+    item = report.item
+    with transaction.atomic():
+        locked = ColdStartReport.objects.select_for_update().get(pk=report.pk)
+        busy = item.model_versions.filter(
+            Q(is_active=True)
+            | Q(status__in=[ModelVersion.Status.PENDING, ModelVersion.Status.TRAINING])
+        ).exists()
+        if busy or (locked.trained_on is not None and scored <= locked.trained_on):
+            return None
+        added, _ = copy_reviewed_answers(item)
+        try:
+            version = start_training(
+                item, settings.SCORING_TRAIN_KIND, activation_qwk=item.effective_target_qwk
+            )
+        except ValidationError:
+            return None
+        ColdStartReport.objects.filter(pk=report.pk).update(trained_on=scored)
+        record(
+            AuditLog.Action.RETRAIN,
+            AUTO_ACTOR,
+            model_version=version,
+            details={
+                "scored": scored,
+                "reviewed_added": added,
+                "target": item.effective_target_qwk,
+            },
+        )
+    report.trained_on = scored
+    return version
+
+
+def training_state(item: Item) -> str:
+    """Where the item stands (admin): active, training, or collecting scores with the curve's
+    estimate of how many more are needed."""
+    active = item.active_version
+    if active is not None:
+        return f"active: {active.label}"
+    training = item.model_versions.filter(
+        status__in=[ModelVersion.Status.PENDING, ModelVersion.Status.TRAINING]
+    ).first()
+    if training is not None:
+        return f"training {training.label} on the training queue"
+    line = f"collecting scores: {len(training_answers(item))} scored"
+    report = ColdStartReport.objects.filter(item=item, status=ColdStartReport.Status.READY).first()
+    curve = report.result.get("curve") if report and isinstance(report.result, dict) else None
+    if isinstance(curve, dict) and curve.get("more_needed") is not None:
+        line += f", curve estimate {curve['more_needed']:.0f} more needed"
+    elif isinstance(curve, dict):
+        line += f", the curve does not reach the target QWK {curve['target']:.2f} yet"
+    missed = item.model_versions.filter(
+        status=ModelVersion.Status.READY, activation_qwk__isnull=False
+    ).first()
+    if missed is not None and missed.note:
+        line += f"; {missed.label}: {missed.note}"
+    return line
 
 
 def describe(result: dict[str, object]) -> list[str]:
@@ -270,6 +421,10 @@ def describe(result: dict[str, object]) -> list[str]:
             )
     else:
         lines.append(f"learning curve: needs at least {MIN_CURVE_ANSWERS} scored answers")
+    baseline = result.get("baseline_qwk")
+    if isinstance(baseline, float):
+        verdict = "clears it" if result.get("clears_baseline") else "does not clear it yet"
+        lines.append(f"TF-IDF baseline (cross-validated QWK {baseline:.2f}): the curve {verdict}")
     suggested = result["suggested"]
     assert isinstance(suggested, list)
     lines.append(f"score next ({len(suggested)}):")

@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Max, Q
 from django.db.models.signals import pre_delete
@@ -69,6 +69,15 @@ class Item(models.Model):
         help_text='What a student reads with each score, e.g. {"0": "Name both protocols.", '
         '"2": "Both named."} (items CSV columns feedback_0, feedback_1, ...).',
     )
+    target_qwk = models.FloatField(
+        null=True,
+        blank=True,
+        default=None,
+        validators=[MinValueValidator(0.01), MaxValueValidator(0.99)],
+        help_text="Cross-validated QWK a model that trained by itself from instructors' scores "
+        "must reach to be activated (until then answers go to the instructor). Empty: "
+        "SCOREBRIDGE_COLD_START_TARGET_QWK.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -84,6 +93,13 @@ class Item(models.Model):
     @property
     def active_version(self) -> ModelVersion | None:
         return self.model_versions.filter(is_active=True).first()
+
+    @property
+    def effective_target_qwk(self) -> float:
+        """The QWK a self-trained model must reach: the item's own, else the setting's."""
+        if self.target_qwk is not None:
+            return float(self.target_qwk)
+        return float(settings.SCOREBRIDGE_COLD_START_TARGET_QWK)
 
     def lowest_max_score(self) -> int:
         """The smallest ``max_score`` this item can have: its human scores, stored automatic
@@ -291,6 +307,12 @@ class ColdStartReport(models.Model):
     error = models.TextField(blank=True)
     requested_at = models.DateTimeField(default=timezone.now)
     computed_at = models.DateTimeField(null=True, blank=True)
+    trained_on = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Scored answers the last training started by the learning curve used; it "
+        "starts again only with more (once per new evidence).",
+    )
 
     def __str__(self) -> str:
         return f"{self.item.key}: cold start ({self.status})"
@@ -375,6 +397,13 @@ class ModelVersion(models.Model):
         null=True, blank=True, help_text="Score classes the model predicts (max_score + 1)."
     )
     note = models.TextField(blank=True, help_text="Why a finished version was not activated.")
+    activation_qwk = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Activated after training only if its cross-validated QWK reaches this (a "
+        "version that trained by itself from instructors' scores: the item's target); empty: "
+        "no such condition.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     trained_at = models.DateTimeField(null=True, blank=True)
 
@@ -602,6 +631,7 @@ class AuditLog(models.Model):
         EXPORT = "export", "a student's data exported"
         ERASE = "erase", "a student's data erased or pseudonymised"
         PURGE = "purge", "retention purge"
+        GROUP = "group", "answer group split, or answers left out of a group"
 
     action = models.CharField(max_length=10, choices=Action.choices, db_index=True)
     actor = models.CharField(max_length=200, help_text="Admin username or LTI user.")

@@ -73,9 +73,13 @@ class ReviewFilter:
                     Value(float(settings.SCOREBRIDGE_REVIEW_THRESHOLD), output_field=FloatField()),
                 )
             ).filter(
-                Q(**{f"{p}confidence__lt": F("review_threshold_in_force")})
-                | ~Q(**{f"{p}flags": []}),
-                **{f"{p}status": Submission.Status.SCORED},
+                (
+                    Q(**{f"{p}confidence__lt": F("review_threshold_in_force")})
+                    | ~Q(**{f"{p}flags": []})
+                )
+                & Q(**{f"{p}status": Submission.Status.SCORED})
+                # no model for the item yet: the answer needs a human score (issue 16)
+                | Q(**{f"{p}waiting_for": Submission.WaitingFor.MODEL})
             )
         if self.low_confidence is not None:
             queryset = queryset.filter(**{f"{p}confidence__lt": self.low_confidence})
@@ -242,7 +246,8 @@ def export_csv(rows: Iterable[tuple[Submission, str]]) -> str:
 
 
 def copy_reviewed_answers(item: Item) -> tuple[int, int]:
-    """Copy the item's reviewed submissions into ScoredAnswer rows marked ``review``.
+    """Copy the item's reviewed submissions into ScoredAnswer rows marked ``review``, with who
+    scored each (``scored_by``).
 
     Keyed by submission id, so running it again updates rows instead of adding them.
     Returns (created, updated).
@@ -250,11 +255,16 @@ def copy_reviewed_answers(item: Item) -> tuple[int, int]:
     created = updated = 0
     reviewed = Submission.objects.filter(item=item, reviewed_score__isnull=False)
     with transaction.atomic():
-        for s in reviewed.only("pk", "text", "reviewed_score"):
+        for s in reviewed.only("pk", "text", "reviewed_score", "reviewed_by"):
             _, was_created = ScoredAnswer.objects.update_or_create(
                 item=item,
                 response_key=f"{REVIEW_KEY_PREFIX}{s.pk}",
-                defaults={"text": s.text, "score": s.reviewed_score, "source": REVIEW_SOURCE},
+                defaults={
+                    "text": s.text,
+                    "score": s.reviewed_score,
+                    "source": REVIEW_SOURCE,
+                    "scored_by": s.reviewed_by,
+                },
             )
             created += was_created
             updated += not was_created

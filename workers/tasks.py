@@ -195,15 +195,20 @@ def _write_scored(rows: Sequence[Submission]) -> None:
 
 
 def _wait_for_model(rows: Sequence[Submission]) -> None:
-    """Answers of items with no active model wait for one (not taken, no attempt counted);
+    """Answers of items with no active model wait for one (not taken, no attempt counted) and
+    need a human score meanwhile: listeners hear ``waiting`` (the gradebook shows them pending);
     activating a version sends them again."""
+    waiting: dict[str, str] = {}
     for row in rows:
-        Submission.objects.filter(pk=row.pk, status__in=WAITING).update(
+        updated = Submission.objects.filter(pk=row.pk, status__in=WAITING).update(
             status=Submission.Status.RECEIVED,
             waiting_for=Submission.WaitingFor.MODEL,
             error=f"waiting for an active model (item '{row.item.key}' has none)",
         )
+        if updated and row.waiting_for != Submission.WaitingFor.MODEL:  # once, not per delivery
+            waiting[str(row.pk)] = "waiting"
         logger.info("submission=%s item=%s status=waiting reason=model", row.pk, row.item.key)
+    _announce(waiting)
 
 
 def _claim(rows: Sequence[Submission], claimed: set[str]) -> None:

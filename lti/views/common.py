@@ -176,7 +176,11 @@ def answer_feedback(link: LtiSubmission, token: str = "") -> dict[str, object]:
         "review_requested": submission.review_requested,
         "can_request_review": False,
         "request_review_url": "",
-        "done": submission.status in (Submission.Status.SCORED, Submission.Status.FAILED),
+        # an answer waiting for a human score (no model yet) is done until the instructor
+        # scores it: no polling for days
+        "done": submission.status in (Submission.Status.SCORED, Submission.Status.FAILED)
+        or submission.reviewed_score is not None
+        or submission.waiting_for == Submission.WaitingFor.MODEL,
     }
     grade = grade_for(link)
     if not data["done"]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import caches
@@ -15,6 +17,7 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
+    QueryDict,
 )
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
@@ -32,7 +35,8 @@ from lti.views.common import (
 )
 from scoring_plugin import answer_groups, charts
 from scoring_plugin import review as scoring_review
-from scoring_plugin.models import Item, Submission
+from scoring_plugin.audit import record
+from scoring_plugin.models import AuditLog, Item, Submission
 from scoring_plugin.overrides import apply_override
 
 logger = logging.getLogger(__name__)
@@ -203,55 +207,178 @@ def _group_item(session: sessions.LaunchSession, chosen: str) -> Item | None:
     return in_course.order_by("key").first()
 
 
+MAX_GROUP_EDITS = 50  # split and moved groups kept in one page's address
+
+
+@dataclass(frozen=True)
+class GroupEdits:
+    """How the instructor reshaped the page's groups, carried in its address (no JavaScript,
+    nothing stored): groups to cut tighter (``split``: :func:`answer_groups.group_anchor`) and
+    answers moved to a group of their own (``apart``: comma-separated answer ids per group)."""
+
+    split: tuple[str, ...] = ()
+    apart: tuple[str, ...] = ()
+
+    @classmethod
+    def from_query(cls, params: QueryDict) -> GroupEdits:
+        return cls(
+            tuple(v[:60] for v in params.getlist("split")[:MAX_GROUP_EDITS]),
+            tuple(v[:8000] for v in params.getlist("apart")[:MAX_GROUP_EDITS]),
+        )
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [("split", v) for v in self.split] + [("apart", v) for v in self.apart]
+
+
+def _group_query(
+    item: Item | None, filters: scoring_review.ReviewFilter, reviewed: bool, edits: GroupEdits
+) -> str:
+    """The page's address query: the item, the filters and the group edits."""
+    pairs = [
+        (k, str(v))
+        for k, v in (
+            ("item_id", item.pk if item else ""),
+            ("needs_review", "1" if filters.needs_review else ""),
+            ("review_requested", "1" if filters.review_requested else ""),
+            ("low_confidence", filters.low_confidence or ""),
+            ("reviewed", "1" if reviewed else ""),
+        )
+        if v
+    ]
+    return urlencode(pairs + edits.pairs())
+
+
+def _score_group(
+    request: HttpRequest,
+    item: Item,
+    links: list[LtiSubmission],
+    picked: set[str],
+    actor: str,
+) -> str:
+    """Score the group's answers except the ``picked`` ones (outliers left out), each through
+    the one override function; returns an error ("" when scored)."""
+    try:
+        score = int(request.POST.get("score", ""))
+    except ValueError:
+        score = -1
+    chosen = [link for link in links if str(link.pk) not in picked]
+    if not chosen:
+        return "No answers were chosen."
+    if not 0 <= score <= item.max_score:
+        return f"Enter a whole number from 0 to {item.max_score}."
+    with transaction.atomic():
+        if picked:
+            record(
+                AuditLog.Action.GROUP,
+                actor,
+                item=item,
+                details={"change": "left out", "left_out": sorted(picked), "scored": len(chosen)},
+            )
+        for link in chosen:
+            apply_override(
+                link.submission,
+                score,
+                request.POST.get("comment", ""),
+                actor,
+                via=Submission.ReviewedVia.GROUP,
+            )
+    return ""
+
+
+def _edit_groups(
+    request: HttpRequest, item: Item, links: list[LtiSubmission], picked: set[str], actor: str
+) -> tuple[str, str]:
+    """Split the group or move the picked answers to a group of their own, with an audit
+    entry; returns (the address parameter to add, an error)."""
+    action = request.POST.get("action", "")
+    if action == "split":
+        if len(links) < 2:
+            return "", "A group of one answer cannot be split."
+        anchor = answer_groups.group_anchor([str(link.pk) for link in links])
+        record(
+            AuditLog.Action.GROUP, actor, item=item, details={"change": "split", "group": anchor}
+        )
+        return urlencode({"split": anchor}), ""
+    moved = sorted(str(link.pk) for link in links if str(link.pk) in picked)
+    if not moved:
+        return "", "Select the answers to move to a group of their own."
+    record(
+        AuditLog.Action.GROUP,
+        actor,
+        item=item,
+        details={"change": "moved to a new group", "answers": moved},
+    )
+    return urlencode({"apart": ",".join(moved)}), ""
+
+
+def _group_post(
+    request: HttpRequest, session: sessions.LaunchSession, item: Item
+) -> HttpResponse | str:
+    """A group's form: score it (the picked answers left out), split it, or move the picked
+    answers out; a redirect to the page, or an error."""
+    ids = request.POST.getlist("submission_ids")
+    links = list(_context_links(session).filter(pk__in=ids[:2000], submission__item=item))
+    picked = set(request.POST.getlist("picked")) & {str(link.pk) for link in links}
+    lti_user = session.user
+    actor = f"lti:{lti_user.name or lti_user.sub}"
+    query = request.POST.get("query", "")
+    page = reverse("lti:review-groups", kwargs={"token": session.token})
+    if not links:
+        return "No answers were chosen."
+    if request.POST.get("action", "score") == "score":
+        error = _score_group(request, item, links, picked, actor)
+        added = f"scored={len(links) - len(picked)}"
+    else:
+        added, error = _edit_groups(request, item, links, picked, actor)
+    if error:
+        return error
+    return HttpResponseRedirect(f"{page}?{query}{'&' if query else ''}{added}")
+
+
+def _group_links(
+    session: sessions.LaunchSession,
+    item: Item,
+    filters: scoring_review.ReviewFilter,
+    show_reviewed: bool,
+) -> dict[str, LtiSubmission]:
+    """The item's answers in this course that the page groups: scored, or waiting for a human
+    score (no model yet), as filtered."""
+    scoped = filters.apply(
+        _context_links(session).filter(
+            Q(submission__status=Submission.Status.SCORED)
+            | Q(submission__waiting_for=Submission.WaitingFor.MODEL),  # needs a human score
+            submission__item=item,
+        ),
+        prefix="submission__",
+    )
+    if show_reviewed:
+        scoped = scoped.filter(submission__reviewed_score__isnull=False)
+    return {str(link.pk): link for link in scoped.order_by("pk")[:2000]}
+
+
 @launch_page("GET", "POST", instructor=True)
 def review_groups(request: HttpRequest, session: sessions.LaunchSession) -> HttpResponse:
     """One item's answers in this course, grouped by similarity (``scoring_plugin.answer_groups``)
-    with their size and score spread, least confident first; POST scores a whole group, each
-    answer through the one override function (its audit entry, its grade to the gradebook)."""
+    with their size and score spread, least confident first. POST scores a whole group, each
+    answer through the one override function (its audit entry, its grade to the gradebook),
+    leaving out the answers the instructor picked (outliers); or splits the group by a tighter
+    cut, or moves the picked answers to a group of their own (both kept in the address and
+    audited)."""
     params = request.POST if request.method == "POST" else request.GET
     item = _group_item(session, str(params.get("item_id", "")))
     error = ""
     if request.method == "POST" and item is not None:
-        ids = request.POST.getlist("submission_ids")
-        links = list(_context_links(session).filter(pk__in=ids[:2000], submission__item=item))
-        lti_user = session.user
-        try:
-            score = int(request.POST.get("score", ""))
-        except ValueError:
-            score = -1
-        if not links:
-            error = "No answers were chosen."
-        elif not 0 <= score <= item.max_score:
-            error = f"Enter a whole number from 0 to {item.max_score}."
-        else:
-            with transaction.atomic():
-                for link in links:
-                    apply_override(
-                        link.submission,
-                        score,
-                        request.POST.get("comment", ""),
-                        f"lti:{lti_user.name or lti_user.sub}",
-                        via=Submission.ReviewedVia.GROUP,
-                    )
-            query = request.POST.get("query", "")
-            return HttpResponseRedirect(
-                reverse("lti:review-groups", kwargs={"token": session.token})
-                + f"?{query}{'&' if query else ''}scored={len(links)}"
-            )
+        outcome = _group_post(request, session, item)
+        if not isinstance(outcome, str):
+            return outcome
+        error = outcome
     filters = scoring_review.ReviewFilter.from_query(params)
     show_reviewed = params.get("reviewed", "") in ("1", "on", "true")
+    edits = GroupEdits.from_query(request.GET)
     groups: list[answer_groups.AnswerGroup] = []
     links_by_id: dict[str, LtiSubmission] = {}
     if item is not None:
-        scoped = filters.apply(
-            _context_links(session).filter(
-                submission__item=item, submission__status=Submission.Status.SCORED
-            ),
-            prefix="submission__",
-        )
-        if show_reviewed:
-            scoped = scoped.filter(submission__reviewed_score__isnull=False)
-        links_by_id = {str(link.pk): link for link in scoped.order_by("pk")[:2000]}
+        links_by_id = _group_links(session, item, filters, show_reviewed)
         groups = answer_groups.build_groups(
             [
                 answer_groups.Member(
@@ -264,7 +391,9 @@ def review_groups(request: HttpRequest, session: sessions.LaunchSession) -> Http
                     space=str(link.submission.model_version_id or ""),
                 )
                 for key, link in links_by_id.items()
-            ]
+            ],
+            apart=[v.split(",") for v in edits.apart],
+            split=edits.split,
         )
     return render(
         request,
@@ -280,19 +409,11 @@ def review_groups(request: HttpRequest, session: sessions.LaunchSession) -> Http
             ],
             "filters": filters,
             "show_reviewed": show_reviewed,
+            "edited": bool(edits.pairs()),
             "error": error,
             "scored": request.GET.get("scored", ""),
-            "query": "&".join(
-                f"{k}={v}"
-                for k, v in (
-                    ("item_id", item.pk if item else ""),
-                    ("needs_review", "1" if filters.needs_review else ""),
-                    ("review_requested", "1" if filters.review_requested else ""),
-                    ("low_confidence", filters.low_confidence or ""),
-                    ("reviewed", "1" if show_reviewed else ""),
-                )
-                if v
-            ),
+            "query": _group_query(item, filters, show_reviewed, edits),
+            "unedited_query": _group_query(item, filters, show_reviewed, GroupEdits()),
         },
         status=400 if error else 200,
     )

@@ -101,6 +101,7 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
         "language",
         "max_score",
         "review_threshold",
+        "target_qwk",
         "feedback",
     ]
     inlines = [CriterionInline, ModelVersionInline]
@@ -262,6 +263,7 @@ class ItemAdmin(ModelPermissions, admin.ModelAdmin):
             ]
             extra["audit_entries"] = AuditLog.objects.filter(item=item)[:20]
             extra["cold_start"] = cold_start_panel(item, self.has_train_permission(request))
+            extra["training_state"] = cold_start.training_state(item)
         return super().change_view(request, object_id, form_url, extra_context=extra)
 
     def score_next_view(self, request: HttpRequest, item_id: int) -> HttpResponse:

@@ -120,8 +120,8 @@ def progress_bar(version: ModelVersion) -> str:
 
 def waiting_for_review(item: Item) -> int:
     """How many of the item's answers wait for a person: below the review threshold or flagged,
-    or the student asked for a review; not reviewed yet."""
-    answers = Submission.objects.filter(item=item, status=Submission.Status.SCORED)
+    the student asked for a review, or no model scores the item yet; not reviewed yet."""
+    answers = Submission.objects.filter(item=item)
     below = review.ReviewFilter(needs_review=True, unreviewed=True).apply(answers)
     asked = answers.filter(review_requested=True, reviewed_score__isnull=True)
     return len(set(below.values_list("pk", flat=True)) | set(asked.values_list("pk", flat=True)))

@@ -173,7 +173,8 @@ def test_the_command_queues_the_report_and_the_worker_task_stores_it(
     assert sent == [item.pk]
     assert ColdStartReport.objects.get(item=item).status == ColdStartReport.Status.PENDING
     monkeypatch.setattr(cold_start_tasks, "_CACHE", None)  # load the tiny backbone of settings
-    assert cold_start_tasks.compute_cold_start(item.pk) == ColdStartReport.Status.READY
+    # "ready", or "ready+training v1" when the curve already clears the baseline
+    assert cold_start_tasks.compute_cold_start(item.pk).startswith(ColdStartReport.Status.READY)
     report = ColdStartReport.objects.get(item=item)
     assert len(report.result["suggested"]) == 3 and report.computed_at is not None
     call_command("cold_start", "fresh")

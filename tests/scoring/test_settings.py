@@ -88,6 +88,7 @@ _MALFORMED = {
     "number ≥ 0": ("SCOREBRIDGE_REVIEW_THRESHOLD", "high"),
     "number ≥ 0.001": ("SCORING_BATCH_WAIT_SECONDS", "0"),
     "fraction 0..1": ("SCOREBRIDGE_TARGET_AGREEMENT", "1.5"),
+    "number 0.01..0.99": ("SCOREBRIDGE_COLD_START_TARGET_QWK", "1"),
     "days": ("SCOREBRIDGE_RETAIN_LOGS_DAYS", "a week"),
     "one of `auto`, `torch`, `onnx`, `onnx-int8`": ("SCORING_BACKEND", "tensorflow"),
     "one of `auto`, `head`, `lora`, `full`": ("SCORING_TRAIN_KIND", "big"),

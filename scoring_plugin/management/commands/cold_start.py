@@ -10,7 +10,6 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from scoring_plugin.cold_start import (
     DEFAULT_BATCH,
-    DEFAULT_TARGET_QWK,
     compute_report,
     describe,
     request_report,
@@ -30,7 +29,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("item", help="the item's key (item_id)")
         parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help="answers to suggest")
-        parser.add_argument("--target", type=float, default=DEFAULT_TARGET_QWK, help="target QWK")
+        parser.add_argument(
+            "--target", type=float, default=None, help="target QWK (default: the item's)"
+        )
         parser.add_argument("--now", action="store_true", help="compute here, not in a worker")
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
@@ -39,7 +40,10 @@ class Command(BaseCommand):
         item = Item.objects.filter(key=key).first()
         if item is None:
             raise CommandError(f"no item with key '{key}'")
-        batch, target = int(str(options["batch"])), float(str(options["target"]))
+        batch = int(str(options["batch"]))
+        target = (
+            item.effective_target_qwk if options["target"] is None else float(options["target"])
+        )  # type: ignore[arg-type]
         try:
             if options["now"]:
                 from ml_core.embeddings import EmbeddingCache, frozen_embedder
