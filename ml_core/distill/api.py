@@ -159,7 +159,7 @@ def _vocabulary(inputs: _Inputs, train_rows: Sequence[int], config: DistillConfi
     return build_vocabulary(
         [inputs.texts[i] for i in train_rows] + inputs.extra_texts,
         mode=config.vocabulary,
-        min_count=config.min_count,
+        min_docs=config.min_docs,
         max_size=config.max_vocabulary,
         max_length=config.max_length,
         backbone=config.backbone,

@@ -28,9 +28,11 @@ class DistillConfig:
             "help": "word: lowercased word tokens of the item's answers | wordpiece: the backbone's WordPiece pieces seen in them"
         },
     )
-    min_count: int = field(
-        default=1,
-        metadata={"help": "a token is kept when it occurs this often in the training texts"},
+    min_docs: int = field(
+        default=2,
+        metadata={
+            "help": "a token is kept when this many of the texts it is built from (training and unlabelled answers) hold it; 2 keeps a word of a single answer, e.g. a name, out of the .onnx file"
+        },
     )
     max_vocabulary: int = field(
         default=20000,
@@ -124,7 +126,7 @@ class DistillConfig:
             "embedding_dim",
             "lstm_units",
             "dense_units",
-            "min_count",
+            "min_docs",
             "max_length",
             "epochs",
             "batch_size",

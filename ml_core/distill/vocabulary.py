@@ -151,22 +151,37 @@ def _normalise(text: str, strip_accents: bool) -> str:
     return text
 
 
-def _ranked(counts: Counter[str], min_count: int, max_size: int) -> tuple[str, ...]:
-    # most frequent first, ties alphabetical: the same texts always give the same ids
-    kept = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
+def _ranked(
+    counts: Counter[str], documents: Counter[str], min_docs: int, max_size: int
+) -> tuple[str, ...]:
+    # a token is kept when ``min_docs`` texts hold it, however often one text repeats it; most
+    # frequent first, ties alphabetical: the same texts always give the same ids
+    kept = sorted((t for t, d in documents.items() if d >= min_docs), key=lambda t: (-counts[t], t))
     return (PAD_TOKEN, UNK_TOKEN, *kept[: max_size - 2])
 
 
-def build_word_vocabulary(
-    texts: Sequence[str], *, min_count: int = 1, max_size: int = 20000, max_length: int = 128
-) -> Vocabulary:
-    """Lowercased word tokens occurring at least ``min_count`` times in ``texts``."""
+def _tally(tokenised: Iterable[list[str]]) -> tuple[Counter[str], Counter[str]]:
+    """Occurrences of each token and the number of texts holding it."""
     counts: Counter[str] = Counter()
-    for text in texts:
-        counts.update(_WORD.findall(_normalise(text, False)))
-    counts.pop(PAD_TOKEN.lower(), None)
+    documents: Counter[str] = Counter()
+    for tokens in tokenised:
+        counts.update(tokens)
+        documents.update(set(tokens))
+    return counts, documents
+
+
+def build_word_vocabulary(
+    texts: Sequence[str], *, min_docs: int = 2, max_size: int = 20000, max_length: int = 128
+) -> Vocabulary:
+    """Lowercased word tokens occurring in at least ``min_docs`` of ``texts``.
+
+    With the default 2 a word only one answer holds (a student's name, say) is never part of
+    the vocabulary, so it is not in the exported ``.onnx`` file either.
+    """
+    counts, documents = _tally(_WORD.findall(_normalise(text, False)) for text in texts)
+    documents.pop(PAD_TOKEN.lower(), None)
     return Vocabulary(
-        mode="word", tokens=_ranked(counts, min_count, max_size), max_length=max_length
+        mode="word", tokens=_ranked(counts, documents, min_docs, max_size), max_length=max_length
     )
 
 
@@ -174,11 +189,11 @@ def build_wordpiece_vocabulary(
     texts: Sequence[str],
     *,
     backbone: str | None = None,
-    min_count: int = 1,
+    min_docs: int = 2,
     max_size: int = 20000,
     max_length: int = 128,
 ) -> Vocabulary:
-    """The backbone's WordPiece pieces occurring at least ``min_count`` times in ``texts``.
+    """The backbone's WordPiece pieces occurring in at least ``min_docs`` of ``texts``.
 
     Every single character seen (as a word start and as a ``##`` continuation) is kept too, when
     the backbone has it, so a new word of known letters splits into pieces rather than ``[UNK]``.
@@ -190,12 +205,12 @@ def build_wordpiece_vocabulary(
     tokenizer = load_tokenizer(resolve_backbone(backbone))
     backbone_vocab = tokenizer.get_vocab()
     strip_accents = bool(getattr(tokenizer, "do_lower_case", True))
-    counts: Counter[str] = Counter()
-    characters: set[str] = set()
-    for text in texts:
-        counts.update(p for p in tokenizer.tokenize(text) if p not in tokenizer.all_special_tokens)
-        characters.update(c for c in _normalise(text, strip_accents) if not c.isspace())
-    ranked = list(_ranked(counts, min_count, max_size))
+    special = set(tokenizer.all_special_tokens)
+    counts, documents = _tally(
+        [p for p in tokenizer.tokenize(text) if p not in special] for text in texts
+    )
+    characters = {c for text in texts for c in _normalise(text, strip_accents) if not c.isspace()}
+    ranked = list(_ranked(counts, documents, min_docs, max_size))
     present = set(ranked)
     for char in sorted(characters):
         for piece in (char, CONTINUATION + char):
@@ -211,7 +226,7 @@ def build_vocabulary(
     texts: Sequence[str],
     *,
     mode: str,
-    min_count: int,
+    min_docs: int,
     max_size: int,
     max_length: int,
     backbone: str | None = None,
@@ -219,10 +234,10 @@ def build_vocabulary(
     """Dispatch on ``mode`` (``word`` or ``wordpiece``)."""
     if mode == "word":
         return build_word_vocabulary(
-            texts, min_count=min_count, max_size=max_size, max_length=max_length
+            texts, min_docs=min_docs, max_size=max_size, max_length=max_length
         )
     if mode == "wordpiece":
         return build_wordpiece_vocabulary(
-            texts, backbone=backbone, min_count=min_count, max_size=max_size, max_length=max_length
+            texts, backbone=backbone, min_docs=min_docs, max_size=max_size, max_length=max_length
         )
     raise ValueError(f"vocabulary mode must be one of {MODES}, got {mode!r}")

@@ -64,6 +64,25 @@ def test_unlabelled_answers_and_a_lambda_sweep(tmp_path: Path) -> None:
     assert "ospf" in scorer.vocabulary.tokens
 
 
+def test_a_word_of_a_single_answer_is_not_in_the_onnx_file(tmp_path: Path) -> None:
+    texts, labels = toy_answers(30)
+    texts[0] += " Wilhelmina wilhelmina WILHELMINA"  # a student's name, in one training answer
+    extra_texts = ["Quintessa tcp", "tcp frame"]  # and another's, in one unlabelled answer
+    artifact = distill_item(
+        texts,
+        labels,
+        fake_teacher(labels),
+        extra_texts,
+        fake_teacher(np.array([1, 1])),
+        config=fast_config(epochs=2, compare_baseline=False),
+        out_dir=tmp_path / "s",
+        splits=["train"] * 24 + ["val"] * 3 + ["test"] * 3,
+    )
+    onnx_bytes = artifact.onnx_path.read_bytes().lower()
+    assert b"wilhelmina" not in onnx_bytes and b"quintessa" not in onnx_bytes
+    assert "tcp" in DistilledScorer(artifact.onnx_path).vocabulary.tokens
+
+
 def test_rejects_misaligned_teacher_probabilities(tmp_path: Path) -> None:
     texts, labels = toy_answers(9)
     with pytest.raises(ValueError, match="one row per answer"):
