@@ -1,22 +1,27 @@
 """Merging per-item models guided by GW distance (GW-SMM) vs unmerged models and baseline plans.
 
 For the chosen items: train one model per item (``--kind full`` or ``lora``), or reuse the ones in
-``--models-dir``; embed each item's training answers with its own model (and with the pretrained
-backbone), compute the distances, plan groups (trios by default) with every planner, merge every
-group (TIES by default), re-fit the heads, and compare the unmerged models, every structured plan
-and ``--random-plans`` random plans (mean and standard deviation) on the test answers.
+``--models-dir``; then run the merge job the training worker runs
+(:func:`ml_core.merge.job.run_merge_job`: the GW plan, trios by default, merged with TIES by
+default, heads re-fitted), asked also to merge every other planner's plan and ``--random-plans``
+random plans, the GW plan with the other ``--methods`` (and ``--fp16-run``), and to count the
+cross-validated head accuracy (``--cv-folds``). The benchmark adds the unmerged models with
+re-fitted heads, the selection signals, the GW timing on 30 synthetic items and a check that a
+written group folder serves what was evaluated, and compares them on the test answers.
 
-Planners: ``gw`` (GW on each item's own features, max-normalized intra-set distances: the
-research method), ``gw-mean`` (mean-normalized, scale-free), ``gw-labels`` (label-aware GW: the
-intra-set cost mixes feature and score differences), ``gw-pretrained`` (GW on pretrained-backbone
-features), ``centroid_cosine`` (own features) and ``centroid-pretrained`` (one shared space).
+Planners (:mod:`ml_core.merge.planners`): ``gw`` (GW on each item's own features,
+max-normalized intra-set distances: the research method), ``gw-mean`` (mean-normalized,
+scale-free), ``gw-labels`` (label-aware GW: the intra-set cost mixes feature and score
+differences), ``gw-pretrained`` (GW on pretrained-backbone features), ``centroid_cosine`` (own
+features) and ``centroid-pretrained`` (one shared space).
 ``val-select`` is the structured plan whose merged models score best on the *validation* answers,
 ``cv-select`` the one whose re-fitted heads score best in k-fold cross-validation on the training
 answers (many more answers than validation); their test figures are reported like the others (the
 test answers choose nothing). The report also gives, over all plans, the rank correlation of each
 selection signal (validation, cross-validation, low GW cost) with the test result.
 
-Writes ``report.json``, ``report.md`` and the heatmaps to ``--out``.
+Writes ``report.json`` and ``report.md`` to ``--out``; the job's folder ``--out/job`` gets the
+heatmaps, ``plan.json``, the GW plan's groups (``groups/``) and every other run's (``merged/``).
 
     # 30 SAF items, trained once into a reusable folder, on a GPU if torch sees one
     .venv/bin/python benchmarks/merge_benchmark.py \
@@ -35,14 +40,12 @@ Items missing there are trained into it; ``--train-only`` stops after training.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import statistics
 import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,37 +55,24 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ml_core.artifact import load_artifact  # noqa: E402
-from ml_core.backbone import backbone_label  # noqa: E402
 from ml_core.data import ItemRecord, read_items_csv, read_responses_csv  # noqa: E402
-from ml_core.merge.config import DistanceConfig, FeatureConfig, MergeConfig, PlanConfig  # noqa: E402
-from ml_core.merge.distances import DistanceMatrix, cached_matrix, draw_heatmap  # noqa: E402
+from ml_core.merge.config import MergeConfig  # noqa: E402
+from ml_core.merge.distances import cached_matrix  # noqa: E402
 from ml_core.merge.group import GroupScorer  # noqa: E402
-from ml_core.merge.heads import cross_validated_correct  # noqa: E402
-from ml_core.merge.models import Encoder, head_tensors, item_state, weights_bytes  # noqa: E402
+from ml_core.merge.job import MergeJobConfig, MergeJobReport, run_merge_job  # noqa: E402
+from ml_core.merge.models import Encoder, item_state, weights_bytes  # noqa: E402
 from ml_core.merge.pipeline import (  # noqa: E402
-    GroupResult,
     ItemData,
     item_report,
-    merge_group,
-    own_features,
     pooled_report,
-    predict_heads,
     prepare_item,
-    pretrained_features,
     refit_own_heads,
-    sample_scores,
 )
-from ml_core.merge.plans import MergePlan, make_plan, plan_cost, random_plan  # noqa: E402
+from ml_core.merge.planners import PLANNERS  # noqa: E402
+from ml_core.merge.runs import MergeRun  # noqa: E402
 from ml_core.training import TrainConfig, TrainExample, fix_splits, train_item  # noqa: E402
 
-STRUCTURED = (
-    "gw",
-    "gw-mean",
-    "gw-labels",
-    "gw-pretrained",
-    "centroid_cosine",
-    "centroid-pretrained",
-)
+STRUCTURED = tuple(PLANNERS)
 DATA_FILE = "benchmark-data.json"
 
 
@@ -241,40 +231,6 @@ def _latency(
     return best / max(1, total)
 
 
-def _summaries(
-    items: Sequence[ItemData], predictions: dict[str, dict[str, np.ndarray]]
-) -> dict[str, object]:
-    return {
-        "summary": pooled_report(items, predictions["test"]),
-        "val_summary": pooled_report(items, predictions["val"], "val"),
-        "per_item": {i.item_id: item_report(i, predictions["test"][i.item_id]) for i in items},
-    }
-
-
-@dataclass
-class _Features:
-    """Phase 1's output: the answers' features under each item's own model and the backbone."""
-
-    samples: dict[str, np.ndarray]
-    shared_samples: dict[str, np.ndarray]
-    scores: dict[str, np.ndarray]
-    unmerged: dict[str, object]
-    seconds: float
-    shared_seconds: float
-
-
-@dataclass
-class _Runs:
-    """What the merge runs share: merged groups and cross-validated counts are computed once."""
-
-    args: argparse.Namespace
-    encoder: Encoder
-    by_id: dict[str, ItemData]
-    plans: dict[str, MergePlan]
-    group_cache: dict[tuple[tuple[str, ...], str, str], GroupResult] = field(default_factory=dict)
-    cv_cache: dict[tuple[tuple[tuple[str, ...], str, str], str], int] = field(default_factory=dict)
-
-
 def _read_examples(
     args: argparse.Namespace,
 ) -> tuple[dict[str, ItemRecord], list[str], dict[str, list[TrainExample]]]:
@@ -308,122 +264,6 @@ def _load_items(
     return items
 
 
-def _features(
-    items: Sequence[ItemData], encoder: Encoder, feature_config: FeatureConfig
-) -> _Features:
-    """1. features: each item's own model (and its test answers), and the pretrained backbone."""
-    samples, tests, feature_seconds = own_features(items, encoder, feature_config, with_test=True)
-    shared_samples, shared_seconds = pretrained_features(items, encoder, feature_config)
-    scores = sample_scores(items, feature_config)
-    unmerged_pred: dict[str, dict[str, np.ndarray]] = {"test": {}, "val": {}}
-    for item in items:
-        heads = head_tensors(item.artifact)
-        unmerged_pred["test"][item.item_id] = predict_heads(tests[item.item_id], heads)
-    # validation answers under each item's own model (not part of own_features' output)
-    for item in items:
-        encoder.load(
-            item_state(item.artifact, encoder.base_state), tag=f"item:{item.item_id}:{item.hash}"
-        )
-        features = encoder.encode([], token_ids=[item.token_ids[i] for i in item.split.val])
-        unmerged_pred["val"][item.item_id] = predict_heads(features, head_tensors(item.artifact))
-    unmerged = _summaries(items, unmerged_pred)
-    print(
-        f"features: own {feature_seconds:.1f}s, pretrained {shared_seconds:.1f}s; unmerged pooled "
-        f"micro F1 {unmerged['summary']['micro_f1_pooled']:.3f}",  # type: ignore[index]
-        flush=True,
-    )
-    return _Features(samples, shared_samples, scores, unmerged, feature_seconds, shared_seconds)
-
-
-def _distances(
-    args: argparse.Namespace,
-    items: Sequence[ItemData],
-    found: _Features,
-    feature_config: FeatureConfig,
-    encoder: Encoder,
-    report: dict[str, object],
-) -> dict[str, DistanceMatrix]:
-    """2. distances (cached) and heatmaps, and the GW timing on 30 synthetic items."""
-    hashes = {item.item_id: item.hash for item in items}
-    feature_settings = asdict(feature_config)
-    own, shared = found.samples, found.shared_samples
-    specs: dict[str, tuple[str, dict[str, np.ndarray], DistanceConfig, str, bool]] = {
-        "gw": ("gw", own, DistanceConfig(), "own", False),
-        "gw-mean": ("gw", own, DistanceConfig(normalize="mean"), "own", False),
-        "gw-labels": ("gw", own, DistanceConfig(label_weight=args.label_weight), "own", True),
-        "gw-pretrained": ("gw", shared, DistanceConfig(), "pretrained", False),
-        "centroid_cosine": ("centroid_cosine", own, DistanceConfig(), "own", False),
-        "centroid-pretrained": ("centroid_cosine", shared, DistanceConfig(), "pretrained", False),
-    }
-    matrices: dict[str, DistanceMatrix] = {}
-    distance_info: dict[str, object] = {}
-    for name, (kind, features, config, extractor, with_labels) in specs.items():
-        matrix, hit = cached_matrix(
-            kind,
-            features,
-            hashes,
-            args.out / "cache",
-            config=config,
-            feature_settings={**feature_settings, "extractor": extractor},
-            labels=found.scores if with_labels else None,
-        )
-        draw_heatmap(matrix, args.out / f"heatmap-{name}.png", title=f"{name} distance")
-        matrices[name] = matrix
-        distance_info[name] = {
-            "seconds": matrix.seconds,
-            "cached": hit,
-            "pairs": len(items) * (len(items) - 1) // 2,
-        }
-        print(f"{name}: {matrix.seconds:.2f}s{' (cached)' if hit else ''}", flush=True)
-    # GW alone on 30 items of the same shape: the 30-item timing target (60 s on 2 cores)
-    synthetic = {
-        f"s{i}": np.random.default_rng(i)
-        .standard_normal((args.feature_answers, encoder.hidden_size))
-        .astype(np.float32)
-        for i in range(30)
-    }
-    gw30, _ = cached_matrix(
-        "gw", synthetic, {k: k for k in synthetic}, args.out / "cache-synthetic"
-    )
-    distance_info["gw_30_items_seconds"] = gw30.seconds
-    print(f"all-pairs GW on 30 items x {args.feature_answers} answers: {gw30.seconds:.1f}s")
-    distance_info["feature_seconds"] = found.seconds
-    distance_info["pretrained_feature_seconds"] = found.shared_seconds
-    report["distances"] = distance_info
-    report["distance_matrices"] = {
-        k: {"item_ids": list(m.item_ids), "values": m.values.round(6).tolist()}
-        for k, m in matrices.items()
-    }
-    return matrices
-
-
-def _plans(
-    args: argparse.Namespace,
-    chosen: Sequence[str],
-    matrices: dict[str, DistanceMatrix],
-    report: dict[str, object],
-) -> tuple[dict[str, MergePlan], list[str]]:
-    """3. plans: every structured planner and ``--random-plans`` random ones."""
-    plan_config = PlanConfig(group_size=args.group_size, seed=args.seed)
-    plans: dict[str, MergePlan] = {
-        name: make_plan(matrices[name], plan_config, name) for name in STRUCTURED
-    }
-    random_names = [f"random-{r}" for r in range(args.random_plans)]
-    for r, name in enumerate(random_names):
-        plans[name] = random_plan(list(chosen), args.group_size, args.seed + r)
-    report["plans"] = {
-        name: {
-            **plan.to_json(),
-            "gw_cost": plan_cost(plan, matrices["gw"]),
-            "cosine_cost": plan_cost(plan, matrices["centroid_cosine"]),
-        }
-        for name, plan in plans.items()
-    }
-    for name, plan in plans.items():
-        print(f"plan {name}: {[list(g) for g in plan.groups]}", flush=True)
-    return plans, random_names
-
-
 def _methods(args: argparse.Namespace) -> tuple[list[str], str]:
     """The merge methods to run and the one used for every plan."""
     full = args.kind == "full"
@@ -438,84 +278,153 @@ def _methods(args: argparse.Namespace) -> tuple[list[str], str]:
     return methods, main_method
 
 
-def _merged_group(runs: _Runs, group: Sequence[str], method: str, dtype: str) -> GroupResult:
-    """One group merged with ``method`` (once per distinct group, method and dtype)."""
-    args = runs.args
-    key = (tuple(group), method, dtype)
-    if key not in runs.group_cache:
-        digest = hashlib.sha256(repr(key).encode()).hexdigest()[:10]
-        runs.group_cache[key] = merge_group(
-            [runs.by_id[i] for i in group],
-            runs.encoder,
-            args.out / "merged" / f"{method}-{dtype}" / f"group-{digest}",
-            group_id=f"{method}-" + "+".join(group),
-            config=MergeConfig(method=method, shared_dtype=dtype),
-            backbone_label=backbone_label(args.backbone),
-        )
-    result = runs.group_cache[key]
-    for item_id in group:
-        item = runs.by_id[item_id]
-        if args.cv_folds and (key, item_id) not in runs.cv_cache:
-            weight, bias = head_tensors(item.artifact)[0]
-            runs.cv_cache[(key, item_id)] = cross_validated_correct(
-                result.features[item_id][list(item.split.train)],
-                item.labels(item.split.train)[:, 0],
-                weight,
-                bias,
-                folds=args.cv_folds,
-                seed=args.seed,
-            )
-    return result
-
-
-def _merge_run(runs: _Runs, plan_name: str, method: str, dtype: str) -> dict[str, object]:
-    """4. one plan merged with one method and evaluated (test, validation, training CV)."""
-    plan, by_id = runs.plans[plan_name], runs.by_id
-    run_started = time.perf_counter()
-    merged_pred: dict[str, dict[str, np.ndarray]] = {"test": {}, "val": {}}
-    stale_pred: dict[str, np.ndarray] = {}
-    groups: list[GroupResult] = []
-    for group in plan.groups:
-        result = _merged_group(runs, group, method, dtype)
-        groups.append(result)
-        for item_id in group:
-            item = by_id[item_id]
-            merged_pred["test"][item_id] = result.predictions(item, item.split.test)
-            merged_pred["val"][item_id] = result.predictions(item, item.split.val)
-            stale_pred[item_id] = predict_heads(
-                result.features[item_id][list(item.split.test)], head_tensors(item.artifact)
-            )
-    merged_items = [by_id[i] for i in plan.item_ids]
-    cv_cache = runs.cv_cache
-    return {
-        "plan": plan_name,
-        "method": method,
-        "shared_dtype": dtype,
-        **_summaries(merged_items, merged_pred),
-        "summary_without_refit": pooled_report(merged_items, stale_pred),
-        "cv_accuracy": (
-            sum(cv_cache[((tuple(g), method, dtype), i)] for g in plan.groups for i in g)
-            / max(1, sum(len(by_id[i].split.train) for i in plan.item_ids))
-            if runs.args.cv_folds
-            else None
-        ),
-        "storage_bytes": sum(g.size_bytes for g in groups),
-        "groups": [
-            {"items": list(g.item_ids), "path": str(g.path), "bytes": g.size_bytes} for g in groups
-        ],
-        "seconds": time.perf_counter() - run_started,
+def _gw_30_items(args: argparse.Namespace, hidden_size: int) -> float:
+    """Seconds of all-pairs GW on 30 synthetic items of this run's shape (the 30-item timing
+    target: 60 s on 2 cores)."""
+    synthetic = {
+        f"s{i}": np.random.default_rng(i)
+        .standard_normal((args.feature_answers, hidden_size))
+        .astype(np.float32)
+        for i in range(30)
     }
+    gw30, _ = cached_matrix(
+        "gw", synthetic, {k: k for k in synthetic}, args.out / "cache-synthetic"
+    )
+    print(f"all-pairs GW on 30 items x {args.feature_answers} answers: {gw30.seconds:.1f}s")
+    return gw30.seconds
+
+
+def _job_config(
+    args: argparse.Namespace, methods: Sequence[str], main_method: str
+) -> MergeJobConfig:
+    """The merge job this benchmark runs: the GW plan with the main method, compared with every
+    planner's plan, the random plans, the other methods and (``--fp16-run``) float16 weights."""
+    return MergeJobConfig(
+        job="benchmark",
+        method=main_method,
+        group_size=args.group_size,
+        feature_answers=args.feature_answers,
+        backbone=args.backbone,
+        compare_planners=STRUCTURED,
+        random_plans=args.random_plans,
+        compare_methods=tuple(methods),
+        fp16_run=args.fp16_run,
+        cv_folds=args.cv_folds,
+        label_weight=args.label_weight,
+        seed=args.seed,
+    )
+
+
+def _from_job(report: dict[str, object], job: MergeJobReport, gw_30_seconds: float) -> None:
+    """The job's figures in the report's sections: distances, plans, unmerged and merged runs."""
+    report["distances"] = {
+        **{
+            name: {k: info[k] for k in ("seconds", "cached", "pairs")}
+            for name, info in job.matrices.items()
+        },
+        "gw_30_items_seconds": gw_30_seconds,
+        "feature_seconds": job.distances["feature_seconds"],
+        "pretrained_feature_seconds": job.pretrained_feature_seconds,
+    }
+    report["distance_matrices"] = {
+        name: {"item_ids": info["item_ids"], "values": info["values"]}
+        for name, info in job.matrices.items()
+    }
+    report["plans"] = job.plans
+    report["unmerged"] = job.unmerged
+    report["merged"] = {
+        run.label: {k: v for k, v in run.to_json().items() if k != "predictions"}
+        for run in job.runs
+    }
+
+
+def _print_job_start(job: MergeJobReport) -> None:
+    """What the job found before its first run: feature times, distances and plans."""
+    unmerged = job.unmerged["summary"]["micro_f1_pooled"]  # type: ignore[index]
+    print(
+        f"features: own {_f(job.distances['feature_seconds'], 1)}s, pretrained "
+        f"{job.pretrained_feature_seconds:.1f}s; unmerged pooled micro F1 {unmerged:.3f}",
+        flush=True,
+    )
+    for name, info in job.matrices.items():
+        print(f"{name}: {info['seconds']:.2f}s{' (cached)' if info['cached'] else ''}", flush=True)
+    for name, plan in job.plans.items():
+        print(f"plan {name}: {plan['groups']}", flush=True)
+
+
+def _print_run(run: MergeRun) -> None:
+    print(
+        f"merged {run.label}: test micro F1 {run.summary['micro_f1_pooled']:.3f}, "
+        f"val {run.val_summary['micro_f1_pooled']:.3f}, train CV {_f(run.cv_accuracy)} "
+        f"({run.seconds:.0f}s)",
+        flush=True,
+    )
+
+
+def main() -> None:
+    args = _parse()
+    device = _device(args.device)
+    torch.manual_seed(args.seed)
+    item_bank, chosen, examples = _read_examples(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    models_dir = args.models_dir or args.out / "models" / args.kind
+    _check_data_settings(models_dir, args)
+    started = time.perf_counter()
+    print(f"device {device}; models in {models_dir}; {len(chosen)} items", flush=True)
+    training = _train_all(
+        args, models_dir, chosen, examples, {i: item_bank[i].max_score for i in chosen}, device
+    )
+    if args.train_only:
+        return
+    methods, main_method = _methods(args)
+    report: dict[str, object] = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "device": device,
+        "training": training,
+        "methods": methods,
+        "main_method": main_method,
+    }
+    encoder = Encoder(args.backbone, max_length=args.max_length, device=device)
+    items = _load_items(args, models_dir, chosen, examples, encoder)
+    report["unmerged_refit"] = _refit_baseline(items, encoder)
+    report["storage"] = {"unmerged_bytes": sum(weights_bytes(i.artifact.path) for i in items)}
+    gw_30_seconds = _gw_30_items(args, encoder.hidden_size)
+
+    def written(job: MergeJobReport) -> None:
+        if len(job.runs) == 1:
+            _print_job_start(job)
+        _print_run(job.runs[-1])
+        _from_job(report, job, gw_30_seconds)
+        report["seconds"] = time.perf_counter() - started
+        _write(args, report)
+
+    # the job's folder: heatmaps, plan.json, the groups of every run (cached distances: OUT/cache)
+    job = run_merge_job(
+        items,
+        encoder,
+        args.out / "job",
+        _job_config(args, methods, main_method),
+        cache_dir=args.out / "cache",
+        on_run=written,
+    )
+    results: dict[str, dict[str, object]] = report["merged"]  # type: ignore[assignment]
+    report["selection"] = _selection(args, report, results, list(job.plans), main_method)
+    by_id = {item.item_id: item for item in items}
+    report["latency"] = _serving_check(args, device, encoder, by_id, results[f"gw/{main_method}"])
+    report["seconds"] = time.perf_counter() - started
+    _write(args, report)
+    print((args.out / "report.md").read_text())
 
 
 def _selection(
     args: argparse.Namespace,
     report: dict[str, object],
     results: dict[str, dict[str, object]],
-    plans: dict[str, MergePlan],
-    random_names: Sequence[str],
+    plans: Sequence[str],
     main_method: str,
 ) -> dict[str, object]:
-    """5. the plan chosen on the validation answers, and the random plans' spread (test)."""
+    """The plan chosen on the validation answers, and the random plans' spread (test)."""
+    random_names = [name for name in plans if name.startswith("random-")]
     candidates = [f"{name}/{main_method}" for name in STRUCTURED]
     chosen_by_val = max(
         candidates,
@@ -560,7 +469,7 @@ def _serving_check(
     by_id: dict[str, ItemData],
     gw_main: dict[str, object],
 ) -> dict[str, object]:
-    """6. latency, and a check that a written group folder serves what was evaluated."""
+    """Latency, and a check that a written group folder serves what was evaluated."""
     first_group = Path(gw_main["groups"][0]["path"])  # type: ignore[index]
     scorer = GroupScorer(first_group, args.backbone, max_length=args.max_length, device=device)
     group_items = [by_id[g.item_id] for g in scorer.group.items]
@@ -592,70 +501,6 @@ def _serving_check(
         "served_micro_f1": served_f1,
         "evaluated_micro_f1": evaluated["micro_f1"],
     }
-
-
-def main() -> None:
-    args = _parse()
-    device = _device(args.device)
-    torch.manual_seed(args.seed)
-    item_bank, chosen, examples = _read_examples(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    models_dir = args.models_dir or args.out / "models" / args.kind
-    _check_data_settings(models_dir, args)
-    started = time.perf_counter()
-    print(f"device {device}; models in {models_dir}; {len(chosen)} items", flush=True)
-    training = _train_all(
-        args, models_dir, chosen, examples, {i: item_bank[i].max_score for i in chosen}, device
-    )
-    if args.train_only:
-        return
-    report: dict[str, object] = {
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "device": device,
-        "training": training,
-    }
-    feature_config = FeatureConfig(
-        max_answers=args.feature_answers, max_length=args.max_length, seed=args.seed
-    )
-    encoder = Encoder(args.backbone, max_length=args.max_length, device=device)
-    items = _load_items(args, models_dir, chosen, examples, encoder)
-    by_id = {item.item_id: item for item in items}
-    found = _features(items, encoder, feature_config)
-    matrices = _distances(args, items, found, feature_config, encoder, report)
-    plans, random_names = _plans(args, chosen, matrices, report)
-    methods, main_method = _methods(args)
-    report["methods"], report["main_method"] = methods, main_method
-    # the comparisons that answer the question first, so a cut-short run still reports them
-    queue = (
-        [(name, main_method, "float32") for name in plans]
-        + [("gw", m, "float32") for m in methods if m != main_method]
-        + ([("gw", main_method, "float16")] if args.fp16_run else [])
-    )
-    report["unmerged"] = found.unmerged
-    report["unmerged_refit"] = _refit_baseline(items, encoder)
-    report["storage"] = {"unmerged_bytes": sum(weights_bytes(i.artifact.path) for i in items)}
-    runs = _Runs(args, encoder, by_id, plans)
-    results: dict[str, dict[str, object]] = {}
-    for plan_name, method, dtype in queue:
-        label = f"{plan_name}/{method}" + ("/fp16" if dtype == "float16" else "")
-        results[label] = _merge_run(runs, plan_name, method, dtype)
-        s = results[label]["summary"]
-        v = results[label]["val_summary"]
-        cv = results[label]["cv_accuracy"]
-        print(
-            f"merged {label}: test micro F1 {s['micro_f1_pooled']:.3f}, "  # type: ignore[index]
-            f"val {v['micro_f1_pooled']:.3f}, train CV {_f(cv)} "  # type: ignore[index]
-            f"({results[label]['seconds']:.0f}s)",
-            flush=True,
-        )
-        report["merged"] = results
-        report["seconds"] = time.perf_counter() - started
-        _write(args, report)
-    report["selection"] = _selection(args, report, results, plans, random_names, main_method)
-    report["latency"] = _serving_check(args, device, encoder, by_id, results[f"gw/{main_method}"])
-    report["seconds"] = time.perf_counter() - started
-    _write(args, report)
-    print((args.out / "report.md").read_text())
 
 
 def _write(args: argparse.Namespace, report: dict[str, object]) -> None:

@@ -9,7 +9,7 @@ manifest); answers from a responses CSV in the SAF layout. The answers must be t
 were trained on, so every item's split is rebuilt as its training made it.
 
     python -m ml_core.merge job --artifacts var/models/* --responses r.csv --group-size 3 \
-        --out var/merge/job-1
+        --out var/merge/job-1      # --compare-planners centroid_cosine --random-plans 5: compare
     python -m ml_core.merge distances --artifacts var/models/* --responses r.csv --out var/merge
     python -m ml_core.merge plan --distances var/merge/distances-gw-<key>.npz --group-size 3 \
         --out var/merge/plan.json          # or --human my-plan.csv to validate a human plan
@@ -48,6 +48,7 @@ from ml_core.merge.pipeline import (
     predict_heads,
     prepare_item,
 )
+from ml_core.merge.planners import PLANNERS
 from ml_core.merge.plans import make_plan, plan_cost, read_plan_file
 from ml_core.training import TrainExample
 
@@ -161,6 +162,20 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("--group-size", type=int, default=3, help="items per group at most")
     job.add_argument("--feature-answers", type=int, default=64, help="answers per item compared")
     job.add_argument("--human", type=Path, default=None, help="a human plan instead of planning")
+    job.add_argument(
+        "--compare-planners",
+        nargs="*",
+        default=[],
+        choices=sorted(PLANNERS),
+        help="also merge these planners' plans (with --method)",
+    )
+    job.add_argument("--random-plans", type=int, default=0, help="also merge N random plans")
+    job.add_argument(
+        "--compare-methods", nargs="*", default=[], help="also merge the job's plan with these"
+    )
+    job.add_argument(
+        "--cv-folds", type=int, default=0, help="cross-validated head accuracy (0: off)"
+    )
 
     merge = commands.add_parser("merge", help="merge every group of a plan into a group folder")
     _common(merge)
@@ -199,10 +214,15 @@ def _job(args: argparse.Namespace) -> int:
         feature_answers=args.feature_answers,
         plan=plan.groups if plan is not None else None,
         backbone=args.backbone,
+        compare_planners=tuple(args.compare_planners),
+        random_plans=args.random_plans,
+        compare_methods=tuple(args.compare_methods),
+        cv_folds=args.cv_folds,
     )
     report = run_merge_job(items, encoder, args.out, config, cache_dir=args.out / "cache")
     (args.out / "job.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
-    print(json.dumps({"plan": report.plan, "summary": report.summary}, indent=2))
+    runs = {run.label: run.summary["micro_f1_pooled"] for run in report.runs}
+    print(json.dumps({"plan": report.plan, "summary": report.summary, "runs": runs}, indent=2))
     return 0
 
 

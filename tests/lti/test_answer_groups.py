@@ -142,18 +142,16 @@ def test_scored_like_these_shows_the_three_most_similar_human_scored_answers(
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_a_group_of_20_reaches_the_gradebook_through_a_real_lms_worker(
-    platform, item, make_browser, tmp_path
+    platform, item, make_browser, tiny_backbone, tmp_path
 ) -> None:
     """The loop with real parts: students answer through launches, one asks for a human review,
     the instructor scores the group of 20 in one action, a ``celery worker`` process sends the
     20 grades to the test platform over HTTP, and the student reads the reviewed score with the
     feedback authored for it."""
-    from tests.scoring.conftest import build_tiny_backbone
     from tests.scoring.realworker import broker, wait_for, worker_process
 
     item.feedback = {"3": "Both protocols named."}
     item.save()
-    backbone = build_tiny_backbone(tmp_path / "backbone")
     log = tmp_path / "worker.log"
     url = "filesystem://"
     with broker(url):
@@ -168,7 +166,7 @@ def test_a_group_of_20_reaches_the_gradebook_through_a_real_lms_worker(
         first, first_page, first_id = students["student-0"]
         status = first.get(f"/lti/s/{token_of(first_page)}/status/").json()  # type: ignore[attr-defined]
         assert status["submissions"][0]["state"] == "waiting_for_review"
-        with worker_process(url, backbone, log):
+        with worker_process(url, tiny_backbone, log):
             wait_for(
                 lambda: all(platform.scores_for(sub) for sub in students), 180, "25 posts", log
             )

@@ -236,14 +236,21 @@ def test_an_expired_access_token_is_fetched_again(platform, item, browser, captu
 
 
 def test_the_score_the_engine_gives_reaches_the_gradebook(
-    platform, item, browser, captured, settings, tmp_path, django_capture_on_commit_callbacks
+    platform,
+    item,
+    browser,
+    captured,
+    settings,
+    tiny_backbone,
+    tmp_path,
+    django_capture_on_commit_callbacks,
 ) -> None:
     """The same flow with the real scoring code: a tiny model trained for the item scores it."""
-    from tests.scoring.conftest import add_scored_answers, build_tiny_backbone, train_active_version
+    from tests.scoring.conftest import add_scored_answers, train_active_version
     from workers import engine_host
     from workers import tasks as worker_tasks
 
-    settings.SCORING_BACKBONE = str(build_tiny_backbone(tmp_path / "backbone"))
+    settings.SCORING_BACKBONE = str(tiny_backbone)
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
     engine_host.reset()
     add_scored_answers(item)

@@ -199,20 +199,18 @@ def test_the_lti_copy_of_an_override_moves_to_the_submission() -> None:
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_an_api_override_reaches_the_gradebook_through_a_real_lms_worker(
-    platform, item, browser, tmp_path
+    platform, item, browser, tiny_backbone, tmp_path
 ) -> None:
     """No captured tasks: the passback messages go through a broker to a ``celery worker``
     process, which sends the grades to the test platform over HTTP."""
-    from tests.scoring.conftest import build_tiny_backbone
     from tests.scoring.realworker import broker, wait_for, worker_process
 
-    backbone = build_tiny_backbone(tmp_path / "backbone")
     log = tmp_path / "worker.log"
     url = "filesystem://"
     with broker(url):
         submission_id = submit(browser, browser.open(platform)).json()["id"]
         finish(submission_id, score=1, confidence=0.3)  # held for review: PendingManual
-        with worker_process(url, backbone, log):
+        with worker_process(url, tiny_backbone, log):
             wait_for(lambda: platform.scores_for("student-1"), 120, "the PendingManual score", log)
             reviewer = UserFactory(username="api-reviewer", is_staff=True, is_superuser=True)
             response = api_client_for(reviewer).post(

@@ -61,14 +61,13 @@ def in_course(chrome, platform: TestPlatform, live_server, sub: str, **claims: o
 
 
 def test_whole_loop_student_review_request_group_of_20_gradebook_and_feedback(
-    chrome, live_server, platform, settings, tmp_path
+    chrome, live_server, platform, settings, tiny_backbone, tmp_path
 ) -> None:
-    from tests.scoring.conftest import add_scored_answers, build_tiny_backbone, train_active_version
+    from tests.scoring.conftest import add_scored_answers, train_active_version
     from tests.scoring.realworker import broker, wait_for, wait_until_finished, worker_process
     from workers import engine_host
 
-    backbone = build_tiny_backbone(tmp_path / "backbone")
-    settings.SCORING_BACKBONE = str(backbone)
+    settings.SCORING_BACKBONE = str(tiny_backbone)
     settings.ARTIFACTS_DIR = tmp_path / "artifacts"
     engine_host.reset()
     item = Item.objects.create(
@@ -84,7 +83,7 @@ def test_whole_loop_student_review_request_group_of_20_gradebook_and_feedback(
     engine_host.reset()
     log = tmp_path / "worker.log"
     url = "filesystem://"
-    with broker(url), worker_process(url, backbone, log):
+    with broker(url), worker_process(url, tiny_backbone, log):
         # The student answers in the course page's frame.
         in_course(chrome, platform, live_server, "student-0")
         wait(chrome).until(ec.element_to_be_clickable((By.ID, "answer"))).send_keys(SIMILAR[0])

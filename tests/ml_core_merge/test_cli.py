@@ -99,8 +99,10 @@ def test_cli_job_runs_the_workers_merge_job_and_its_report_reads_back(
     arguments = ["job", "--artifacts", *[str(p) for p, _ in lora_items.values()]]
     arguments += ["--responses", str(responses), "--backbone", str(tiny_backbone)]
     arguments += ["--method", "svd", "--group-size", "2", "--feature-answers", "16"]
+    arguments += ["--random-plans", "1", "--compare-methods", "concat"]
     assert main([*arguments, "--job", "j1", "--out", str(out)]) == 0
     printed = json.loads(capsys.readouterr().out)
+    assert list(printed["runs"]) == ["gw/svd", "random-0/svd", "gw/concat"]
     report = MergeJobReport.from_json(json.loads((out / "job.json").read_text()))
     assert report.to_json() == json.loads((out / "job.json").read_text())
     assert sorted(k for g in report.plan for k in g) == sorted(lora_items)

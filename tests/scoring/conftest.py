@@ -12,12 +12,10 @@ from scoring_plugin.models import Item, ModelVersion
 from scoring_plugin.services import create_model_version, training_examples
 from scoring_plugin.tokens import ApiToken
 from tests.factories import ItemFactory, ScoredAnswerFactory, UserFactory
-from tests.ml_core.conftest import make_tiny_backbone
 from workers import engine_host
 
-# The ml_core tests' tiny BERT: its word vocabulary holds every word these answers use.
+# The shared tiny BERT (tests/conftest.py tiny_backbone): its vocabulary holds these words.
 WORDS = "tcp udp the a is and not of to in has no yes because data layer network".split()
-build_tiny_backbone = make_tiny_backbone
 
 
 @pytest.fixture()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_core.merge import job as merge_job
+from ml_core.merge import runs as merge_runs
 from ml_core.merge.group import GroupScorer
 from queueing import dispatch
 from scoring_plugin.artifact_store import version_folder
@@ -199,7 +199,7 @@ def test_a_merge_cancelled_while_running_creates_nothing(
     start(full_items)
     ((ids, options),) = queued
     # the worker's job runs ml_core's merge job: cancel while it merges a group
-    real_merge = merge_job.merge_group
+    real_merge = merge_runs.merge_group
 
     def cancel_then_merge(*args, **kwargs):  # type: ignore[no-untyped-def]
         admin_client.post(
@@ -208,7 +208,7 @@ def test_a_merge_cancelled_while_running_creates_nothing(
         )
         return real_merge(*args, **kwargs)
 
-    monkeypatch.setattr(merge_job, "merge_group", cancel_then_merge)
+    monkeypatch.setattr(merge_runs, "merge_group", cancel_then_merge)
     assert merge_tasks.merge_model_versions(ids, options) == "cancelled"
     assert set(ModelVersion.objects.filter(pk__in=ids).values_list("status", flat=True)) == {
         "cancelled"
