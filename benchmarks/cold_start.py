@@ -251,7 +251,7 @@ def load_results(path: Path) -> list[ItemResult]:
                     for c, runs in raw[name].items()
                 }
             )
-            results.append(result)
+        results.append(result)
     return results
 
 

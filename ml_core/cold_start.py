@@ -651,11 +651,13 @@ def learning_curve(
     params = fit_power_law(sizes, means, None, config.curve_exponent)
     limit = config.horizon * len(y)
     needed = answers_for(params, target, limit) if params else None
+    if needed is not None:  # the curve says nothing below its first point
+        needed = max(needed, float(sizes[0]))
     boot: list[float] = []
     for curve in boot_curves:
         refit = fit_power_law(sizes, curve, None, config.curve_exponent)
         value = answers_for(refit, target, limit) if refit else None
-        boot.append(math.inf if value is None else value)
+        boot.append(math.inf if value is None else max(value, float(sizes[0])))
     finite = np.asarray(boot)
     reachable = float(np.isfinite(finite).mean()) if len(finite) else 0.0
     low = high = None
