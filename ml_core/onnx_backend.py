@@ -2,15 +2,12 @@
 
 The graph takes ``input_ids``, ``attention_mask``, ``item_index`` and the stacked LoRA tables as
 inputs, so loading, replacing or removing items never re-exports anything: the engine passes the
-current tables with every run. A second, plain graph (backbone only), fused by ONNX Runtime's
-transformer optimizer before quantization (one ``Attention`` node per layer), serves the batches in
-which no row has an adapter (``auto`` and ``head`` items, training's embeddings), as the torch
-backend skips its gather (benchmarks/encoder_throughput.py measures both graphs). Both sessions
-read the word-embedding table (the largest fp32 initializer) from one shared buffer, so the second
-graph adds only its layer weights.
+current tables with every run. A second, plain graph (backbone only) serves batches in which no
+row has an adapter; only benchmarks load it (``encode_plain``): serving runs every batch through the
+multi graph (slot 0 is a zero adapter), so the backbone's weights are held once.
 
-``int8`` applies ONNX Runtime dynamic quantization to the weight matrices of ``MatMul`` and fused
-``Attention`` nodes only (``MatMulConstBOnly``), with one scale per output channel: per-tensor scales moved pooled vectors
+``int8`` applies ONNX Runtime dynamic quantization to the weight matrices of ``MatMul`` nodes only
+(``MatMulConstBOnly``), with one scale per output channel: per-tensor scales moved pooled vectors
 of SAF answers to a mean cosine of 0.85 against fp32, per-channel scales to 0.99. The gathered
 LoRA matrices and the word-embedding lookup stay fp32 (a quantized lookup dequantizes the whole
 table on every run and saves only memory).
@@ -29,7 +26,6 @@ import tempfile
 import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,21 +33,12 @@ import torch
 from ml_core.backends import TABLE_DTYPE, EncoderBackend, LoraTables, pick_device
 from ml_core.modeling import MultiItemEncoder, load_backbone_model
 
-if TYPE_CHECKING:
-    import onnxruntime as ort
-    from transformers import PretrainedConfig
-
 logger = logging.getLogger(__name__)
 
 OPSET = 17
-EXPORT_VERSION = 4
-"""Bumped whenever the exported graphs change (names the cache folder, so older caches are never
-read): 4 fuses the plain graph before quantizing it."""
+EXPORT_VERSION = 3
+"""Bumped whenever the exported graphs' inputs or outputs change (names the cache folder)."""
 _export_lock = threading.Lock()
-_FUSABLE = ("bert",)
-"""``config.model_type`` values whose plain graph ONNX Runtime's BERT fusions apply to."""
-_WORD_EMBEDDINGS = "backbone.embeddings.word_embeddings.weight"
-"""The exported name of the word-embedding table (fp32 in both graphs; the largest initializer)."""
 
 
 def default_cache_dir() -> Path:
@@ -148,38 +135,13 @@ def _export(encoder: MultiItemEncoder, path: Path, *, with_tables: bool) -> None
                 dynamo=False,
                 do_constant_folding=True,
             )
-        if not with_tables:
-            _fuse(staging, encoder.backbone.config)
         os.chmod(staging, 0o644)
         os.replace(staging, path)
     finally:
         staging.unlink(missing_ok=True)
 
 
-def _fuse(path: Path, config: PretrainedConfig) -> None:
-    """Rewrite the plain graph at ``path`` with ONNX Runtime's transformer fusions (BERT only).
-
-    Each layer's attention becomes one ``Attention`` node (quantized to ``QAttention``), the
-    embeddings one ``EmbedLayerNormalization``, the LayerNorms and GELUs single nodes. The multi
-    graph stays unfused: its per-row LoRA additions break the attention pattern, and fusing only
-    its LayerNorms and GELUs did not change its speed after int8 quantization.
-    """
-    if config.model_type not in _FUSABLE:
-        return
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    fused = optimize_model(
-        str(path),
-        model_type="bert",
-        num_heads=int(config.num_attention_heads),
-        hidden_size=int(config.hidden_size),
-        opt_level=0,  # the Python fusions only; the session applies its own at load
-    )
-    fused.save_model_to_file(str(path))
-
-
 def _quantize(source: Path, target: Path) -> None:
-    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     staging = Path(tempfile.mkstemp(suffix=".onnx", dir=target.parent)[1])
@@ -189,10 +151,9 @@ def _quantize(source: Path, target: Path) -> None:
             str(staging),
             weight_type=QuantType.QInt8,
             per_channel=True,
-            op_types_to_quantize=["MatMul", "Attention"],
-            # only weight matrices: activations x activations (attention, gathered LoRA) stay fp32;
-            # fused nodes (contrib ops) have no inferred output type: they are fp32
-            extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
+            op_types_to_quantize=["MatMul"],
+            # only weight matrices: activations x activations (attention, gathered LoRA) stay fp32
+            extra_options={"MatMulConstBOnly": True},
         )
         os.chmod(staging, 0o644)
         os.replace(staging, target)
@@ -201,8 +162,7 @@ def _quantize(source: Path, target: Path) -> None:
 
 
 class OnnxBackend(EncoderBackend):
-    """ONNX Runtime sessions for the multi-item and plain graphs (fp32 or int8); batches without
-    an adapter row run through the plain one."""
+    """ONNX Runtime sessions for the multi-item and plain graphs (fp32 or int8)."""
 
     def __init__(
         self,
@@ -218,7 +178,11 @@ class OnnxBackend(EncoderBackend):
         import onnxruntime as ort
 
         folder = (cache_dir or default_cache_dir()) / graph_folder_name(fingerprint, pooling)
-        paths = export_encoder(resolved, folder, pooling=pooling, quantize=quantize)
+        # serving needs only the multi graph; the plain one is exported when a benchmark asks
+        paths = export_encoder(
+            resolved, folder, pooling=pooling, quantize=quantize, graphs=("multi",)
+        )
+        self._export_args = (resolved, folder, pooling, quantize)
         suffix = ".int8" if quantize else ""
         providers = ["CPUExecutionProvider"]
         if (
@@ -229,18 +193,15 @@ class OnnxBackend(EncoderBackend):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # one buffer for the largest initializer, handed to both sessions (ORT does not copy it)
-        self._shared = _shared_table(paths[f"multi{suffix}"], _WORD_EMBEDDINGS)
-        if self._shared is not None:
-            options.add_initializer(_WORD_EMBEDDINGS, self._shared)
         self.multi = ort.InferenceSession(
             str(paths[f"multi{suffix}"]), options, providers=providers
         )
-        self.plain = ort.InferenceSession(
-            str(paths[f"plain{suffix}"]), options, providers=providers
-        )
+        self._plain_path = paths[f"plain{suffix}"]
+        self._options = options
+        self._providers = providers
+        self._plain: ort.InferenceSession | None = None
+        self._plain_lock = threading.Lock()
         self.providers = self.multi.get_providers()
         self.device_type = "cuda" if "CUDAExecutionProvider" in self.providers else "cpu"
         self.paths = paths
@@ -252,12 +213,7 @@ class OnnxBackend(EncoderBackend):
         self._shapes = {name: probe.module_shape(name) for name in self.module_names}
         del probe
         self._feeds: tuple[int, dict[str, np.ndarray]] = (0, {})
-        shared_bytes = self._shared.numpy().nbytes if self._shared is not None else 0
-        self._weight_bytes = (
-            paths[f"multi{suffix}"].stat().st_size
-            + paths[f"plain{suffix}"].stat().st_size
-            - shared_bytes
-        )
+        self._file_bytes = paths[f"multi{suffix}"].stat().st_size
 
     def module_shape(self, name: str) -> tuple[int, int]:
         return self._shapes[name]
@@ -280,9 +236,7 @@ class OnnxBackend(EncoderBackend):
         item_index: np.ndarray,
         tables: LoraTables,
     ) -> np.ndarray:
-        if tables.slots <= 1 or not item_index.any():
-            # no row has an adapter: the plain graph skips the gathers and zero LoRA products
-            return self.encode_plain(input_ids, attention_mask)
+        # rows without an adapter gather slot 0 (zeros): one session serves every batch
         feeds = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,
@@ -292,21 +246,26 @@ class OnnxBackend(EncoderBackend):
         return np.asarray(self.multi.run(["pooled"], feeds)[0], dtype=np.float32)
 
     def encode_plain(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
-        return np.asarray(self.plain.run(["pooled"], feeds)[0], dtype=np.float32)
+        """The plain graph, loaded on first use (benchmarks compare against it; serving never does)."""
+        if self._plain is None:
+            import onnxruntime as ort
+
+            with self._plain_lock:
+                if self._plain is None:
+                    resolved, folder, pooling, quantize = self._export_args
+                    export_encoder(
+                        resolved, folder, pooling=pooling, quantize=quantize, graphs=("plain",)
+                    )
+                    self._plain = ort.InferenceSession(
+                        str(self._plain_path), self._options, providers=self._providers
+                    )
+        return np.asarray(
+            self._plain.run(["pooled"], {"input_ids": input_ids, "attention_mask": attention_mask})[
+                0
+            ],
+            dtype=np.float32,
+        )
 
     def backbone_bytes(self) -> int:
-        # the graph files' sizes approximate the weights the sessions hold; the shared table once
-        return int(self._weight_bytes)
-
-
-def _shared_table(path: Path, name: str) -> ort.OrtValue | None:
-    """Initializer ``name`` of the graph at ``path`` as an OrtValue both sessions can share."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import numpy_helper
-
-    for initializer in onnx.load(str(path)).graph.initializer:
-        if initializer.name == name:
-            return ort.OrtValue.ortvalue_from_numpy(numpy_helper.to_array(initializer))
-    return None
+        # the graph file size approximates the weights the session holds
+        return int(self._file_bytes)

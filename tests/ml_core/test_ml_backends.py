@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import pytest
 import torch
 
 from ml_core.engine import ScoreRequest, ScoringEngine
-from ml_core.onnx_backend import OnnxBackend
 from ml_core.training import TrainConfig, train_item
 from tests.ml_core.conftest import make_examples
 
@@ -73,29 +71,6 @@ def test_auto_backend_serves_int8_on_cpu(
     assert engine.backend_name == "onnx-int8"
     reference = _scores(ScoringEngine(str(tiny_backbone), device="cpu"), items)
     np.testing.assert_allclose(_scores(engine, items), reference, atol=INT8_TOLERANCE)
-
-
-def test_batches_without_adapters_run_the_fused_plain_graph_with_the_same_vectors(
-    tiny_backbone: Path, items: dict[str, Path], tmp_path: Path
-) -> None:
-    engine = ScoringEngine(str(tiny_backbone), backend="onnx", device="cpu", cache_dir=tmp_path)
-    for key, path in items.items():
-        engine.load_item(key, path, "v1")
-    backend = engine._backend
-    assert isinstance(backend, OnnxBackend)
-    ops = {node.op_type for node in onnx.load(str(backend.paths["plain"])).graph.node}
-    assert "Attention" in ops  # one fused node per layer
-    texts = [e.text for e in make_examples(12, seed=3)]
-    tokens = engine._tokenize(texts)
-    ids, mask = engine._pad(tokens)
-    zeros = np.zeros(len(texts), dtype=np.int64)
-    tables = engine._snapshot.tables
-    feeds = {"input_ids": ids, "attention_mask": mask, "item_index": zeros}
-    feeds |= backend._table_feeds(tables)
-    through_multi = backend.multi.run(["pooled"], feeds)[0]
-    np.testing.assert_allclose(
-        backend.encode(ids, mask, zeros, tables), through_multi, atol=FP32_TOLERANCE
-    )
 
 
 def test_unknown_backend_is_refused(tiny_backbone: Path) -> None:
