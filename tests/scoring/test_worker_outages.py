@@ -165,10 +165,13 @@ def test_answers_survive_a_postgresql_outage_mid_burst(
     finally:
         proxy.close()
     assert_scored_exactly_once(before + during, log, db_cut=True)
-    # Ridden out by the worker's own retries: nothing needed the sweeper.
-    assert set(
+    # Ridden out by the worker's own retries, nothing needed the sweeper: one claim per answer,
+    # or two where the cut hit an answer after its claim had committed (it is claimed again;
+    # still scored once, checked above). Never a third.
+    attempts = set(
         Submission.objects.filter(pk__in=before + during).values_list("attempts", flat=True)
-    ) == {1}
+    )
+    assert 1 in attempts and attempts <= {1, 2}, attempts
 
 
 @pytest.mark.integration
