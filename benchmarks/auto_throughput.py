@@ -4,9 +4,11 @@ Trains ``auto`` (default settings, with the item's reference answer) on all answ
 items from cached fp32 vectors, loads them into an :class:`~ml_core.serving.AutoScorer` on one
 shared engine (default: the CPU serving path, ONNX int8), then scores mixed batches of SAF
 answers from every item, as the workers do (raw text in: tokenization, one forward pass per
-batch, each item's model). Prints answers per second and the load average::
+batch, each item's model). Times ``--rounds`` passes over the same answers (this machine's
+speed moves by 20% from one second to the next) and prints each round's answers per second,
+their median and the load average::
 
-    .venv/bin/python benchmarks/auto_throughput.py [--answers 1024] [--batch 32]
+    .venv/bin/python benchmarks/auto_throughput.py [--answers 1024] [--batch 32] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -39,6 +42,7 @@ def main() -> int:
     parser.add_argument("--answers", type=int, default=1024)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--backend", default="onnx-int8")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     bank = {i.item_id: i for i in read_items_csv(args.data / "items.csv")}
     grouped = examples_by_item(read_responses_csv(args.data / "responses.csv", bank))
@@ -63,24 +67,31 @@ def main() -> int:
         requests = [ScoreRequest(*rng.choice(pool)) for _ in range(args.answers)]
         scorer.score_requests(requests[: args.batch])  # warm up
         load_start = os.getloadavg()
-        started, cpu = time.perf_counter(), time.process_time()
+        rates: list[float] = []
+        cpu = 0.0
         errors = 0
-        for start in range(0, len(requests), args.batch):
-            results = scorer.score_requests(requests[start : start + args.batch])
-            errors += sum(r.error is not None for r in results)
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        for _ in range(args.rounds):
+            started, cpu_start = time.perf_counter(), time.process_time()
+            for start in range(0, len(requests), args.batch):
+                results = scorer.score_requests(requests[start : start + args.batch])
+                errors += sum(r.error is not None for r in results)
+            rates.append(args.answers / (time.perf_counter() - started))
+            cpu += time.process_time() - cpu_start
         # the backbone alone on the same answers and batches: what the auto models add is the rest
         backbone_cpu = time.process_time()
-        for start in range(0, len(requests), args.batch):
-            engine.embed([r.text for r in requests[start : start + args.batch]])
+        for _ in range(args.rounds):
+            for start in range(0, len(requests), args.batch):
+                engine.embed([r.text for r in requests[start : start + args.batch]])
         backbone_cpu = time.process_time() - backbone_cpu
         tokens = [len(t.ids) for t in engine._tokenize([r.text for r in requests])]
     print(
         f"backend {args.backend}, {default_threads()} threads, {len(ids)} auto items, "
-        f"batches of {args.batch}: {args.answers} answers in {wall:.1f} s = "
-        f"{args.answers / wall:.0f} answers/s ({args.answers / cpu:.0f} per CPU-second of "
-        f"this process; the backbone's forward passes alone: {backbone_cpu:.1f} of {cpu:.1f} "
-        f"CPU s; mean {sum(tokens) / len(tokens):.0f} tokens per answer); errors: {errors}; "
+        f"batches of {args.batch}, {args.answers} answers x {args.rounds} rounds: "
+        f"{' '.join(f'{r:.0f}' for r in rates)} answers/s, median "
+        f"{statistics.median(rates):.0f} ({args.answers * args.rounds / cpu:.0f} per "
+        f"CPU-second of this process; the backbone's forward passes alone: {backbone_cpu:.1f} "
+        f"of {cpu:.1f} CPU s; mean {sum(tokens) / len(tokens):.0f} tokens per answer); "
+        f"errors: {errors}; "
         f"load average 1/5/15 min at start "
         f"{'/'.join(f'{v:.1f}' for v in load_start)}, at end "
         f"{'/'.join(f'{v:.1f}' for v in os.getloadavg())}"

@@ -1105,7 +1105,17 @@ class AutoModel:
             self._arrays["embedding.scale"][0]
         )
 
-    def _feature_rows(self, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray:
+    def _lexical_rows(self, texts: Sequence[str]) -> SparseRows:
+        """The TF-IDF rows of ``texts`` (computed once per call; both channels read them)."""
+        if self._vectorizer is None:
+            return SparseRows(
+                np.zeros(len(texts) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0), 0
+            )
+        return self._vectorizer.transform(texts)
+
+    def _feature_rows(
+        self, texts: Sequence[str], embeddings: np.ndarray | None, rows: SparseRows
+    ) -> np.ndarray:
         """The answer features of ``texts``, scaled as in training."""
         assert self._features is not None
         unit = None
@@ -1113,13 +1123,6 @@ class AutoModel:
             if embeddings is None or len(embeddings) != len(texts):
                 raise ValueError("this auto model needs the backbone's embeddings of the answers")
             unit = _normalise(np.asarray(embeddings, dtype=np.float64))
-        rows = (
-            self._vectorizer.transform(texts)
-            if self._vectorizer is not None
-            else SparseRows(
-                np.zeros(len(texts) + 1, np.int64), np.zeros(0, np.int64), np.zeros(0), 0
-            )
-        )
         raw = self._features.compute(texts, rows, unit)
         return np.asarray((raw - self._arrays["features.mean"]) * self._arrays["features.scale"])
 
@@ -1128,7 +1131,8 @@ class AutoModel:
         prefix: str,
         texts: Sequence[str],
         embeddings: np.ndarray | None,
-        features: np.ndarray | None = None,
+        features: np.ndarray | None,
+        rows: SparseRows,
     ) -> np.ndarray:
         logits = np.tile(self._arrays[f"{prefix}.intercept"], (len(texts), 1))
         if f"{prefix}.feature_coef" in self._arrays:
@@ -1136,7 +1140,6 @@ class AutoModel:
             logits = logits + features @ self._arrays[f"{prefix}.feature_coef"].T
         if f"{prefix}.lexical_coef" in self._arrays:
             assert self._vectorizer is not None
-            rows = self._vectorizer.transform(texts)
             logits = logits + linear_logits(
                 rows, self._arrays[f"{prefix}.lexical_coef"], np.zeros(self.num_labels)
             )
@@ -1147,12 +1150,15 @@ class AutoModel:
 
     def raw_probabilities(self, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray:
         """Uncalibrated probabilities ``[n, num_labels]`` of the chosen candidate."""
-        features = self._feature_rows(texts, embeddings) if self._features is not None else None
+        rows = self._lexical_rows(texts)
+        features = (
+            self._feature_rows(texts, embeddings, rows) if self._features is not None else None
+        )
         if self.candidate == "blend":
-            lexical = softmax(self._channel_logits("lexical", texts, None, features))
-            neural = softmax(self._channel_logits("embedding", texts, embeddings, features))
+            lexical = softmax(self._channel_logits("lexical", texts, None, features, rows))
+            neural = softmax(self._channel_logits("embedding", texts, embeddings, features, rows))
             return self.blend_weight * lexical + (1 - self.blend_weight) * neural
-        return softmax(self._channel_logits(self.candidate, texts, embeddings, features))
+        return softmax(self._channel_logits(self.candidate, texts, embeddings, features, rows))
 
     def probabilities(self, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray:
         """Calibrated class probabilities ``[len(texts), num_labels]``."""

@@ -41,13 +41,10 @@ def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
         padded = f" {word} "
         length = len(padded)
         for n in range(low, high + 1):
-            offset = 0
-            grams.append(padded[offset : offset + n])
-            while offset + n < length:
-                offset += 1
-                grams.append(padded[offset : offset + n])
-            if offset == 0:  # a word shorter than n counts once (scikit-learn does the same)
+            if n >= length:  # a word no longer than n counts once (scikit-learn does the same)
+                grams.append(padded)
                 break
+            grams.extend([padded[i : i + n] for i in range(length - n + 1)])
     return grams
 
 
@@ -146,11 +143,11 @@ class LexicalVectorizer:
         for text in texts:
             offset = 0
             for block in self._blocks:
-                counts = Counter(
-                    i
-                    for g in _analyze(text, block.analyzer, block.low, block.high)
-                    if (i := block.vocabulary.get(g)) is not None
+                # look up and count in C (map + Counter); unknown n-grams count under None
+                counts: Counter[int | None] = Counter(
+                    map(block.vocabulary.get, _analyze(text, block.analyzer, block.low, block.high))
                 )
+                counts.pop(None, None)
                 if counts:
                     columns = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
                     tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
