@@ -25,6 +25,7 @@ import fnmatch
 import random
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from urllib.parse import urlparse
@@ -149,15 +150,23 @@ def low_load(
 
 
 def burst(
-    client: Client, texts: dict[str, list[str]], count: int, rng: random.Random, deadline: float
+    client: Client,
+    texts: dict[str, list[str]],
+    count: int,
+    rng: random.Random,
+    deadline: float,
+    on_submitted: Callable[[], None] | None = None,
 ) -> dict[str, float]:
-    """The burst; returns its figures (answers/s, latencies in ms, counts)."""
+    """The burst; returns its figures (answers/s, latencies in ms, counts). ``on_submitted`` is
+    called when every answer has been submitted, before the waiting (and polling) starts."""
     keys = list(texts)
     work = [(keys[i % len(keys)], rng.choice(texts[keys[i % len(keys)]])) for i in range(count)]
     started = time.perf_counter()
     with ThreadPoolExecutor(16) as pool:
         ids = list(pool.map(lambda kv: client.submit(*kv), work))
     submitted = time.perf_counter() - started
+    if on_submitted is not None:
+        on_submitted()
     done = wait_all(client, ids, deadline)
     scored = [b for b in done.values() if b["status"] == "scored"]
     figures: dict[str, float] = {

@@ -109,6 +109,7 @@ class Stack:
         self.env = dict(env)
         self.var = var
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.groups: dict[str, int] = {}  # name -> process group (= the started process's pid)
 
     def start(self, name: str, cmd: list[str]) -> None:
         log = open(self.var / "log" / f"{name}.log", "wb")  # noqa: SIM115  (closed with the process)
@@ -118,6 +119,7 @@ class Stack:
                 start_new_session=True,
             )
         )  # fmt: skip
+        self.groups[name] = self.processes[-1].pid
 
     def stop(self) -> None:
         for process in self.processes:
@@ -138,6 +140,42 @@ class Stack:
                 raise RuntimeError(
                     f"{process.args!r} exited ({process.returncode}); see {self.var}/log"
                 )
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+BROKER_PROGRAMS = ("redis-server", "beam.smp", "epmd", "erl_child_setup")
+COMPONENTS = ("web", "scoring-worker", "broker", "database", "load script", "rest of machine")
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far, per component: the web's and the worker's process groups, the
+    broker's and PostgreSQL's processes (by program name), this script (its client threads), and
+    the rest of the machine (all CPU time in /proc/stat minus those)."""
+    by_group = {pgid: name for name, pgid in stack.groups.items()}
+    out = dict.fromkeys(COMPONENTS, 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        program = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2 :].split()
+        seconds = (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+        group = by_group.get(int(fields[2]))
+        if group is not None:
+            out[group] += seconds
+        elif program in BROKER_PROGRAMS:
+            out["broker"] += seconds
+        elif program == "postgres":
+            out["database"] += seconds
+    own = os.times()
+    out["load script"] = own.user + own.system
+    with open("/proc/stat") as f:
+        # the first line: aggregate jiffies; CPU time is everything but idle and iowait
+        values = [int(v) for v in f.readline().split()[1:8]]
+    machine = (sum(values) - values[3] - values[4]) / TICKS
+    out["rest of machine"] = machine - sum(v for k, v in out.items() if k != "rest of machine")
+    return out
 
 
 def wait_for(what: str, ready: object, stack: Stack, seconds: float) -> None:
@@ -250,7 +288,12 @@ def measure(name: str, args: argparse.Namespace, fixture: Path) -> dict[str, obj
         print(f"[{name}] {len(items)} items; single answers, then a burst of {args.burst}")
         single = load_test.low_load(client, texts, args.single, rng) if args.single else {}
         deadline = time.monotonic() + args.deadline
-        burst = load_test.burst(client, texts, args.burst, rng, deadline)
+        cpu_before = cpu_seconds(stack)
+        snapshots: list[dict[str, float]] = []
+        burst = load_test.burst(
+            client, texts, args.burst, rng, deadline, lambda: snapshots.append(cpu_seconds(stack))
+        )
+        cpu_after = cpu_seconds(stack)
         load_after = os.getloadavg()
     finally:
         stack.stop()
@@ -262,6 +305,12 @@ def measure(name: str, args: argparse.Namespace, fixture: Path) -> dict[str, obj
         "db": check,
         "expected": args.single + args.burst,
         "load": (load_before[0], load_after[0]),
+        # CPU ms per answer of the burst, per component (the polling of wait_all included)
+        "cpu_ms": {
+            **{k: 1000 * (cpu_after[k] - cpu_before[k]) / args.burst for k in COMPONENTS},
+            # the web's share while answers were being submitted: the POSTs alone
+            "web: submit": 1000 * (snapshots[0]["web"] - cpu_before["web"]) / args.burst,
+        },
     }
 
 
@@ -299,6 +348,23 @@ def table(results: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(results: list[dict[str, object]]) -> str:
+    lines = [
+        "| configuration | web: submit (POSTs) | "
+        + " | ".join(COMPONENTS)
+        + " | total (this stack) |",
+        "|---|" + "---|" * (len(COMPONENTS) + 2),
+    ]
+    for r in results:
+        cpu = r["cpu_ms"]  # type: ignore[index]
+        own = sum(v for k, v in cpu.items() if k != "rest of machine")  # type: ignore[attr-defined]
+        cells = " | ".join(f"{cpu[k]:.1f}" for k in COMPONENTS)  # type: ignore[index]
+        submit = cpu["web: submit"]  # type: ignore[index]
+        own = own - submit
+        lines.append(f"| {LABELS[r['name']]} | {submit:.1f} | {cells} | {own:.1f} |")
+    return "\n".join(lines)
+
+
 def write_report(path: Path, results: list[dict[str, object]], command: str) -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
@@ -315,7 +381,12 @@ def write_report(path: Path, results: list[dict[str, object]], command: str) -> 
         "threads at once; sustained = answers scored / (last scored_at - first created_at). "
         "Taken twice = rows a worker took more than once (attempts > 1); scored twice = "
         "answers the worker logged as scored more than once.\n\n"
-        f"{table(results)}\n"
+        f"{table(results)}\n\n"
+        "CPU per answer of the burst (ms; from the first submit until every answer was read "
+        "back as scored, the client's polling included; 'web: submit' is the web's part "
+        "while the answers were being submitted, i.e. the POSTs, and is included in 'web'; "
+        "'rest of machine' is CPU time of anything else running meanwhile):\n\n"
+        f"{cpu_table(results)}\n"
     )
     path.write_text(text, encoding="utf-8")
 
@@ -363,9 +434,9 @@ def main() -> int:
         fixture = trained_models(Path(args.models), Path(args.saf))
         for name in names:
             results.append(measure(name, args, fixture))
-            print(table(results[-1:]), flush=True)
+            print(table(results[-1:]), cpu_table(results[-1:]), sep="\n", flush=True)
     write_report(Path(args.out), results, " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]))
-    print(table(results))
+    print(table(results), cpu_table(results), sep="\n")
     ok = all(
         r["db"]["statuses"].get("scored", 0) == r["expected"]  # type: ignore[index]
         and r["db"]["taken_twice"] == 0  # type: ignore[index]
