@@ -43,11 +43,12 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--backend", default="onnx-int8")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--backbone", default=None, help="name or local path (default: packaged)")
     args = parser.parse_args()
     bank = {i.item_id: i for i in read_items_csv(args.data / "items.csv")}
     grouped = examples_by_item(read_responses_csv(args.data / "responses.csv", bank))
     ids = [i for i in args.items_only.split(",") if i]
-    engine = ScoringEngine(None, backend=args.backend, threads=default_threads())
+    engine = ScoringEngine(args.backbone, backend=args.backend, threads=default_threads())
     scorer = AutoScorer(lambda: engine)
     with tempfile.TemporaryDirectory() as tmp:
         for item_id in ids:
@@ -60,6 +61,7 @@ def main() -> int:
                 config=AutoConfig(),
                 reference_answers=(record.reference_answer,),
                 embed=engine.embed,
+                backbone=args.backbone,
             )
             scorer.load(item_id, "v1", folder)
         rng = random.Random(13)

@@ -73,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_backbone(export)
     export.add_argument("--out", type=Path, default=None, help="folder (default: the ONNX cache)")
 
+    truncate = commands.add_parser(
+        "truncate-backbone",
+        help="write a copy of the backbone with only its first N layers (a faster encoder)",
+    )
+    _add_backbone(truncate)
+    truncate.add_argument("--layers", type=int, required=True)
+    truncate.add_argument("--out", type=Path, required=True)
+
     score = commands.add_parser("score", help="score answers with one or more artifacts")
     score.add_argument("--artifact", action="append", required=True, metavar="ITEM_KEY=DIR")
     score.add_argument(
@@ -232,6 +240,24 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _truncate(args: argparse.Namespace) -> int:
+    from ml_core.backbone import backbone_fingerprint, resolve_backbone
+    from ml_core.modeling import truncate_backbone
+
+    try:
+        out = truncate_backbone(resolve_backbone(args.backbone), args.layers, args.out)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        json.dumps(
+            {"backbone": str(out.resolve()), "fingerprint": backbone_fingerprint(str(out))},
+            indent=2,
+        )
+    )
+    return 0
+
+
 def _score(args: argparse.Namespace) -> int:
     from ml_core.engine import ScoreRequest, ScoringEngine
 
@@ -304,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train": _train,
         "evaluate": _evaluate,
         "export": _export,
+        "truncate-backbone": _truncate,
         "score": _score,
         "benchmark": _benchmark,
     }

@@ -92,3 +92,34 @@ def test_cli_trains_auto_by_default_and_evaluates_it(
     )
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["n"] == 45 and 0.0 <= metrics["accuracy"] <= 1.0
+
+
+def test_cli_truncates_a_backbone_to_its_first_layers(
+    tiny_backbone: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from ml_core.backbone import backbone_fingerprint
+
+    out = tmp_path / "one-layer"
+    assert main(["truncate-backbone", "--backbone", str(tiny_backbone), "--layers", "1",
+                 "--out", str(out)]) == 0  # fmt: skip
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["fingerprint"] == backbone_fingerprint(str(out))
+    assert printed["fingerprint"] != backbone_fingerprint(str(tiny_backbone))
+    cut = AutoModel.from_pretrained(out).eval()
+    full = AutoModel.from_pretrained(tiny_backbone).eval()
+    assert cut.config.num_hidden_layers == 1 and full.config.num_hidden_layers == 2
+    batch = AutoTokenizer.from_pretrained(out)(["tcp udp ack", "udp"], padding=True,
+                                               return_tensors="pt")  # fmt: skip
+    with torch.no_grad():
+        after_one = full(**batch, output_hidden_states=True).hidden_states[1]
+        got = cut(**batch).last_hidden_state
+    torch.testing.assert_close(got, after_one)  # the first layer, exactly as in the full model
+
+    # more layers than the backbone has: a clear error, nothing written
+    assert main(["truncate-backbone", "--backbone", str(tiny_backbone), "--layers", "3",
+                 "--out", str(tmp_path / "three")]) == 2  # fmt: skip
+    assert "between 1 and 2" in capsys.readouterr().err
+    assert not (tmp_path / "three").exists()
