@@ -147,3 +147,34 @@ def test_deeply_nested_json_is_a_bad_request(api_client, sent, path: str, depth:
     assert response.status_code == 400, response.content[:300]
     assert "nested" in response.json()["detail"]
     assert not sent
+
+
+@pytest.mark.django_db
+def test_the_submission_body_is_what_the_serializer_gives(api_client, api_user) -> None:  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    from scoring_plugin.api import SubmissionSerializer, submission_body
+
+    queued = SubmissionFactory(submitted_by=api_user)
+    scored = SubmissionFactory(
+        submitted_by=api_user,
+        status=Submission.Status.SCORED,
+        score=2,
+        criterion_scores={"names the force": 1, "explains density": 1},
+        probabilities=[0.1, 0.2, 0.7],
+        confidence=0.7,
+        scored_at=timezone.now(),
+        reviewed_score=1,
+        review_comment="half of it",
+        reviewed_by="teacher",
+        reviewed_at=timezone.now(),
+    )
+    for submission in (queued, scored):
+        body = submission_body(submission)
+        assert body == SubmissionSerializer(submission).data
+        assert api_client.get(f"/api/v1/submissions/{submission.pk}/").json() == body
+    assert submission_body(scored)["final_score"] == 1
+    assert submission_body(scored)["criterion_scores"] == {
+        "names the force": 1,
+        "explains density": 1,
+    }
