@@ -32,7 +32,7 @@ def truncate_backbone(resolved: str, layers: int, out: Path) -> Path:
     embeddings, same tokenizer) to ``out``; returns ``out``.
 
     A faster serving encoder for small CPU servers: the packaged MiniLM cut from 6 to 3 layers
-    embeds about 1.6-1.9x as many answers per second, for 0.008 less mean QWK of ``auto`` on SAF
+    embeds about 1.6-1.9x as many answers per second, for 0.004 less mean QWK of ``auto`` on SAF
     (benchmarks/README.md). Any model whose config has ``num_hidden_layers`` works."""
     from transformers import AutoConfig
 
