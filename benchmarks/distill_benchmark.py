@@ -111,15 +111,18 @@ def main() -> None:
         item_started = time.perf_counter()
         row = _run_item(args, config, engine, items[item_id], by_item[item_id])
         row["seconds"] = time.perf_counter() - item_started
-        student_spa = 1.0 / float(row["student_answers_per_second"] or 1e-9)
-        student_e2e = 1.0 / float(row["student_answers_per_second_end_to_end"] or 1e-9)
-        row["speedup"] = float(row["teacher_seconds_per_answer"]) / student_spa
-        row["speedup_end_to_end"] = float(row["teacher_seconds_per_answer"]) / student_e2e
+        speed = "speed not measured"
+        if row.get("student_answers_per_second"):  # None with --measure_speed false
+            student_spa = 1.0 / float(row["student_answers_per_second"])  # type: ignore[arg-type]
+            student_e2e = 1.0 / float(row["student_answers_per_second_end_to_end"] or 1e-9)  # type: ignore[arg-type]
+            row["speedup"] = float(row["teacher_seconds_per_answer"]) / student_spa  # type: ignore[arg-type]
+            row["speedup_end_to_end"] = float(row["teacher_seconds_per_answer"]) / student_e2e  # type: ignore[arg-type]
+            speed = f"{row['student_answers_per_second']:.0f} ans/s, x{row['speedup']:.0f}"
         rows.append(row)
         print(
             f"[{number}/{len(chosen)}] {item_id}: QWK teacher {row.get('teacher_qwk', 0):.3f} student "
             f"{row.get('student_qwk', 0):.3f} lambda0 {row.get('baseline_qwk', 0):.3f} | "
-            f"{row['student_answers_per_second']:.0f} ans/s, x{row['speedup']:.0f} | {row['seconds']:.0f}s",
+            f"{speed} | {row['seconds']:.0f}s",
             flush=True,
         )
         _write(args, config, rows, time.perf_counter() - started)
@@ -296,12 +299,14 @@ def _summary(rows: list[dict[str, object]]) -> dict[str, object]:
         values = [float(r[key]) for r in rows if r.get(key) is not None]  # type: ignore[arg-type]
         return float(np.mean(values)) if values else float("nan")
 
-    total_answers = sum(int(r["n_answers"]) for r in rows)  # type: ignore[arg-type]
-    student_time = sum(int(r["n_answers"]) / float(r["student_answers_per_second"]) for r in rows)  # type: ignore[arg-type]
+    # speeds over the items whose student was timed (none with --measure_speed false)
+    timed = [r for r in rows if r.get("student_answers_per_second")]
+    total_answers = sum(int(r["n_answers"]) for r in timed)  # type: ignore[arg-type]
+    student_time = sum(int(r["n_answers"]) / float(r["student_answers_per_second"]) for r in timed)  # type: ignore[arg-type]
     student_time_e2e = sum(
-        int(r["n_answers"]) / float(r["student_answers_per_second_end_to_end"]) for r in rows
+        int(r["n_answers"]) / float(r["student_answers_per_second_end_to_end"]) for r in timed
     )  # type: ignore[arg-type]
-    teacher_time = sum(int(r["n_answers"]) * float(r["teacher_seconds_per_answer"]) for r in rows)  # type: ignore[arg-type]
+    teacher_time = sum(int(r["n_answers"]) * float(r["teacher_seconds_per_answer"]) for r in timed)  # type: ignore[arg-type]
     summary: dict[str, object] = {
         f"mean_{kind}_{m}": mean(f"{kind}_{m}") for kind in KINDS for m in METRICS
     }
@@ -359,6 +364,10 @@ def _summary(rows: list[dict[str, object]]) -> dict[str, object]:
         <= 0.05,  # type: ignore[operator]
         "distillation_beats_lambda0_mean_qwk": summary["mean_student_qwk"]
         > summary["mean_baseline_qwk"],  # type: ignore[operator]
+    }
+    if not timed:
+        return summary
+    summary["targets"] |= {  # type: ignore[operator]
         "student_20000_answers_per_second_per_core": summary[
             "student_answers_per_second_all_answers"
         ]
@@ -411,7 +420,7 @@ def _write(
             f"{r.get('baseline_accuracy', 0):.2f} | {r.get('teacher_macro_f1', 0):.2f}/{r.get('student_macro_f1', 0):.2f}/"
             f"{r.get('baseline_macro_f1', 0):.2f} | {r['lambda']} | {r['parameters']} | {float(r['onnx_bytes']) / 1024:.0f} | "
             f"{float(r['mean_tokens'] or 0):.0f} | {float(r['student_answers_per_second'] or 0):,.0f} | "
-            f"{1000 * float(r['teacher_seconds_per_answer']):.1f} | ×{float(r['speedup']):,.0f} |"
+            f"{1000 * float(r['teacher_seconds_per_answer']):.1f} | ×{float(r.get('speedup') or 0):,.0f} |"
         )
     s = summary
     lines.append(
