@@ -15,11 +15,16 @@ cheap enough to run after every batch an instructor scores:
   ``n / (n + prior_strength)`` for ``n`` scored answers.
 - :func:`suggest_batch` picks the next answers to score: with nothing scored, the answers
   nearest the centres of a k-means over the vectors (pure diversity, representative answers);
-  afterwards, greedily the answers with the highest product of rarity (predicted mass on the
-  score levels scored least), uncertainty (the variance of the predicted score) and distance
-  to everything scored or already picked (k-center). Measured on SAF against uncertainty +
-  distance, k-means medoids, pure k-center, margin x density and uncertainty x density
-  (benchmarks/issue16-cold-start.md).
+  with fewer than ``coverage_from`` (10) scored, greedily the answers with the highest product
+  of rarity (predicted mass on the score levels scored least), uncertainty (the variance of
+  the predicted score) and distance to everything scored or already picked (k-center);
+  afterwards, cluster coverage: a k-means over the candidates and the scored answers with one
+  cluster per scored answer plus one per answer to pick, the clusters without a scored answer
+  ranked by their summed rarity x uncertainty, and from each the most typical answer (highest
+  mean cosine to its cluster). Measured on SAF against uncertainty + distance, k-means
+  medoids, pure k-center, margin x density, uncertainty x density, density-weighted rarity x
+  uncertainty, batches balanced over the predicted scores, and coverage from the first
+  batch on (benchmarks/issue16-cold-start.md, docs/decisions/0014-cold-start.md).
 - :func:`learning_curve` cross-validates the same predictor on prefixes of the scored answers
   (QWK of the pooled out-of-fold predictions, each scored answer weighted by how many of the
   item's answers it stands for: suggested answers are the rare and hard ones, and unweighted
@@ -62,12 +67,19 @@ class ColdStartConfig:
         metadata={"help": "scored answers at which the own model and the bank prior weigh equally"},
     )
     prior_feature_scale: float = field(
-        default=1.0,
-        metadata={"help": "scale of the prior's predicted score appended to the own features"},
+        default=3.0,
+        metadata={
+            "help": "scale of the prior's predicted score appended to the own features (larger:"
+            " less shrunk by the L2 penalty; 3 over 1 on SAF, issue 16)"
+        },
     )
     uncertainty_floor: float = field(
         default=0.1,
         metadata={"help": "added to the scaled uncertainty: rare levels count when all are sure"},
+    )
+    coverage_from: int = field(
+        default=10,
+        metadata={"help": "scored answers from which batches cover uncovered answer clusters"},
     )
     curve_folds: int = field(default=5, metadata={"help": "folds of the learning curve"})
     curve_exponent: float | None = field(
@@ -340,7 +352,74 @@ def suggest_batch(
             vectors, scored, labels, num_labels, prior=prior, config=config
         )
     y = np.asarray(labels, dtype=np.int64)
-    return _rare_uncertain_diverse(vectors, left, sorted(done), y, probabilities, size, config)
+    if len(done) < config.coverage_from:
+        return _rare_uncertain_diverse(vectors, left, sorted(done), y, probabilities, size, config)
+    chosen = _uncovered_clusters(vectors, left, sorted(done), y, probabilities, size, config)
+    if len(chosen) < size:  # fewer uncovered clusters than answers to pick (ties, duplicates)
+        rest = np.array([i for i in left if int(i) not in chosen], dtype=np.int64)
+        chosen += _rare_uncertain_diverse(
+            vectors, rest, sorted(done), y, probabilities, size - len(chosen), config,
+            anchors=sorted(done) + chosen,
+        )  # fmt: skip
+    return chosen
+
+
+def _value(
+    candidates: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, config: ColdStartConfig
+) -> np.ndarray:
+    """Per candidate: rarity x (uncertainty + floor), each part scaled to a maximum of 1.
+
+    Rarity is the predicted probability mass on score levels with few scored answers
+    (``sum_k p_k / (1 + count_k)``): it steers toward the levels the model has seen least (the
+    extremes QWK weighs most); uncertainty (variance of the predicted score) toward what the
+    model cannot yet tell.
+    """
+    counts = np.bincount(labels, minlength=probabilities.shape[1])
+    rarity = probabilities[candidates] @ (1.0 / (1.0 + counts))
+    rarity = rarity / max(float(rarity.max()), _EPS)
+    uncertainty = score_uncertainty(probabilities[candidates])
+    uncertainty = uncertainty / max(float(uncertainty.max()), _EPS)
+    return np.asarray(rarity * (uncertainty + config.uncertainty_floor))
+
+
+def _uncovered_clusters(
+    vectors: np.ndarray,
+    candidates: np.ndarray,
+    done: Sequence[int],
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    size: int,
+    config: ColdStartConfig,
+) -> list[int]:
+    """Cluster coverage: k-means over candidates + scored answers with ``len(done) + size``
+    clusters; the clusters holding no scored answer, by their summed rarity x uncertainty
+    (:func:`_value`), each give their most typical candidate (highest mean cosine to the
+    cluster's other candidates). A batch of answers that each stand for a part of the item
+    nobody has scored yet, leaning to the parts the model finds rare and hard.
+    """
+    from sklearn.cluster import KMeans
+
+    scored = np.asarray(done, dtype=np.int64)
+    rows = np.concatenate([candidates, scored])
+    clusters = min(len(scored) + size, len(rows))
+    with warnings.catch_warnings():  # identical answers: fewer distinct clusters than asked
+        warnings.simplefilter("ignore")
+        model = KMeans(n_clusters=clusters, n_init=1, random_state=config.seed)
+        assignment = model.fit(vectors[rows]).labels_
+    covered = set(assignment[len(candidates) :].tolist())
+    own = assignment[: len(candidates)]
+    mass = np.bincount(own, weights=_value(candidates, labels, probabilities, config),
+                       minlength=clusters)  # fmt: skip
+    chosen: list[int] = []
+    for cluster in np.argsort(-mass, kind="stable"):
+        if len(chosen) == size:
+            break
+        if int(cluster) in covered or mass[cluster] <= 0:
+            continue
+        members = candidates[own == cluster]
+        typical = (vectors[members] @ vectors[members].T).mean(axis=1)
+        chosen.append(int(members[int(np.argmax(typical))]))
+    return chosen
 
 
 def _rare_uncertain_diverse(
@@ -351,24 +430,16 @@ def _rare_uncertain_diverse(
     probabilities: np.ndarray,
     size: int,
     config: ColdStartConfig,
+    anchors: Sequence[int] | None = None,
 ) -> list[int]:
-    """Greedy: value = rarity x (uncertainty + floor) x distance to what is scored or picked.
-
-    Rarity is the predicted probability mass on score levels with few scored answers
-    (``sum_k p_k / (1 + count_k)``): it steers the batch toward the levels the model has seen
-    least (the extremes QWK weighs most), uncertainty toward what the model cannot yet tell,
-    and the k-center distance keeps the batch from repeating one kind of answer.
-    """
-    counts = np.bincount(labels, minlength=probabilities.shape[1])
-    rarity = probabilities[candidates] @ (1.0 / (1.0 + counts))
-    rarity = rarity / max(float(rarity.max()), _EPS)
-    uncertainty = score_uncertainty(probabilities[candidates])
-    uncertainty = uncertainty / max(float(uncertainty.max()), _EPS)
-    value = rarity * (uncertainty + config.uncertainty_floor)
-    anchor = vectors[np.asarray(done, dtype=np.int64)]
+    """Greedy: value (:func:`_value`: rarity x uncertainty) x distance to what is scored
+    (or in ``anchors``) or picked: the k-center distance keeps the batch from repeating one
+    kind of answer."""
+    value = _value(candidates, labels, probabilities, config)
+    anchor = vectors[np.asarray(done if anchors is None else anchors, dtype=np.int64)]
     distance = (1.0 - vectors[candidates] @ anchor.T).min(axis=1)
     chosen: list[int] = []
-    for _ in range(size):
+    for _ in range(min(size, len(candidates))):
         score = value * distance / max(float(distance.max()), _EPS)
         score[[c for c in range(len(candidates)) if int(candidates[c]) in chosen]] = -np.inf
         best = int(np.argmax(score))
