@@ -64,7 +64,7 @@ def test_uncertainty_picks_the_answers_between_the_scored_classes():
     scored = list(range(0, 20, 2)) + list(range(20, 40, 2))
     labels = [0] * 10 + [2] * 10
     # the rare x uncertain x distant phase (before cluster coverage takes over)
-    config = ColdStartConfig(own_c=10.0, coverage_from=100)
+    config = ColdStartConfig(own_c=10.0)  # coverage off (the default)
     batch = suggest_batch(vectors, scored, labels, 3, 5, config=config)
     # the diversity term may send the last pick elsewhere once four "between" answers are in
     assert len(set(batch) & set(range(40, 45))) >= 4
@@ -74,7 +74,7 @@ def test_batches_lean_towards_the_score_levels_scored_least():
     vectors, labels = clustered(per_class=30, classes=3, noise=0.1, seed=6)
     # many 0s and 1s scored, a single 2: the next batch goes mostly to the 2s
     scored = list(range(0, 12)) + list(range(30, 42)) + [60]
-    for coverage_from in (10, 100):  # both phases: cluster coverage and rare x uncertain
+    for coverage_from in (10, None):  # both rules: cluster coverage and rare x uncertain
         config = ColdStartConfig(own_c=10.0, coverage_from=coverage_from)
         batch = suggest_batch(vectors, scored, labels[scored], 3, 6, config=config)
         assert len(set(batch)) == 6
@@ -95,8 +95,9 @@ def test_cluster_coverage_takes_one_typical_answer_per_unscored_group():
     vectors = normalise_rows(np.vstack(groups))
     truth = np.array(labels)
     scored = list(range(0, 45, 3))  # five from each of the first three groups
-    batch = suggest_batch(vectors, scored, truth[scored], 3, 3, config=ColdStartConfig())
-    assert len(scored) >= ColdStartConfig().coverage_from
+    config = ColdStartConfig(coverage_from=10)
+    batch = suggest_batch(vectors, scored, truth[scored], 3, 3, config=config)
+    assert len(scored) >= 10
     # one answer from each group nobody has scored, not three from the same one
     assert sorted(i // 15 for i in batch) == [3, 4, 5]
     for i in batch:  # the most typical answer of its group: nearest the group's mean direction
