@@ -121,8 +121,13 @@ def test_a_token_revoked_elsewhere_is_refused_within_the_cache_time(settings, ch
         _delete_elsewhere(token)
     else:
         get_user_model().objects.filter(pk=user.pk).update(is_active=False)  # no signal
-    while client.get("/api/v1/items/").status_code == 200:
-        assert time.monotonic() - revoked < 1.0, "still accepted after the cache time"
+    while True:
+        # judged by when the request was sent: one sent within the cache time may succeed even
+        # if a busy machine answers it after the cache time (CI saw 1.12 s)
+        sent = time.monotonic()
+        if client.get("/api/v1/items/").status_code != 200:
+            break
+        assert sent - revoked < 1.0, "a request sent after the cache time was still accepted"
         time.sleep(0.05)
     assert client.get("/api/v1/items/").status_code == 401
 
