@@ -515,6 +515,7 @@ def main() -> int:
                 results.append(result)
                 print(f"{result.key}: done after {time.perf_counter() - started:.0f} s",
                       file=sys.stderr)  # fmt: skip
+    args.plots.mkdir(parents=True, exist_ok=True)  # a missing folder must not lose the run
     for language in sorted({r.language for r in results}):
         svg_curves(language, [r for r in results if r.language == language],
                    args.plots / f"cold-start-curve-{language}.svg")  # fmt: skip
