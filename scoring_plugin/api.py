@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import threading
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -83,24 +82,15 @@ class SubmissionSerializer(serializers.ModelSerializer):
     def get_model_version(self, submission: Submission) -> str | None:
         return submission.model_version.label if submission.model_version else None
 
-    def get_fields(self) -> dict[str, serializers.Field]:
-        # ModelSerializer introspects the model for every instance (~1.5 ms of the ~2.5 ms a
-        # response took, issue 19); the fields are built once per class and copied, as DRF
-        # copies declared fields.
-        built = _BUILT_FIELDS.get(type(self))
-        if built is None:
-            built = _BUILT_FIELDS[type(self)] = super().get_fields()
-        return copy.deepcopy(built)
 
-
-_BUILT_FIELDS: dict[type, dict[str, serializers.Field]] = {}
 _BOUND = threading.local()
 
 
 def submission_body(submission: Submission) -> dict[str, object]:
     """What ``SubmissionSerializer(submission).data`` gives, from one serializer per thread whose
-    fields are bound once: every submit and every poll builds one, and copying the ~25 fields
-    for each was a sixth of a submission's web CPU (issue 19)."""
+    fields are built and bound once: every submit, poll and batch builds bodies, and building
+    the ~25 fields for each (ModelSerializer introspects the model) was a sixth of a
+    submission's web CPU (issue 19)."""
     serializer = getattr(_BOUND, "submission", None)
     if serializer is None:
         serializer = _BOUND.submission = SubmissionSerializer()

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from scoring_plugin.api import SubmissionSerializer
+from scoring_plugin.api import SubmissionSerializer, submission_body
 from scoring_plugin.models import Item
 from scoring_plugin.services import clean_answer, submit_answer
 from scoring_plugin.throttling import ScopedRateThrottle, UserRateThrottle
@@ -76,5 +76,5 @@ class BatchSubmit(APIView):
                 )
                 for a in answers
             ]
-        body = {"submissions": SubmissionSerializer(stored, many=True).data}
+        body = {"submissions": [submission_body(s) for s in stored]}
         return Response(body, status=status.HTTP_202_ACCEPTED)

@@ -357,10 +357,9 @@ def cpu_table(results: list[dict[str, object]]) -> str:
     ]
     for r in results:
         cpu = r["cpu_ms"]  # type: ignore[index]
-        own = sum(v for k, v in cpu.items() if k != "rest of machine")  # type: ignore[attr-defined]
+        own = sum(cpu[k] for k in COMPONENTS if k != "rest of machine")  # type: ignore[index]
         cells = " | ".join(f"{cpu[k]:.1f}" for k in COMPONENTS)  # type: ignore[index]
         submit = cpu["web: submit"]  # type: ignore[index]
-        own = own - submit
         lines.append(f"| {LABELS[r['name']]} | {submit:.1f} | {cells} | {own:.1f} |")
     return "\n".join(lines)
 
