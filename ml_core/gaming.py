@@ -40,6 +40,8 @@ ATTACKS = (
 FLAG_PROMPT_COPY = "copies_prompt"
 FLAG_KEY_TERMS = "key_term_list"
 FLAG_INVISIBLE = "invisible_characters"
+PROMPT_COPY_SIMILARITY = 0.8
+"""difflib ratio of an answer's words to the prompt's at which it is flagged as a copy."""
 
 STOP_WORDS = {
     "en": set(
@@ -94,7 +96,9 @@ def words(text: str) -> list[str]:
 
 
 def _strip_invisible(text: str) -> str:
-    return "".join(ch for ch in text if not _invisible(ch))
+    # each distinct character is looked up once (an answer has a few dozen), not every one
+    hidden = {ch for ch in set(text) if _invisible(ch)}
+    return "".join(ch for ch in text if ch not in hidden) if hidden else text
 
 
 def _invisible(ch: str) -> bool:
@@ -212,14 +216,16 @@ def flag_answer(text: str, prompt: str, terms: Iterable[str], language: str = "e
     """Why ``text`` looks like a gaming attempt (empty: it does not). Routing a flagged answer to
     review is the caller's job; a flag is a reason to look, not a verdict."""
     flags = []
-    if any(_invisible(ch) for ch in text):
+    if any(_invisible(ch) for ch in set(text)):
         flags.append(FLAG_INVISIBLE)
     tokens = words(text)
     prompt_tokens = words(prompt)
     if len(tokens) >= 3 and prompt_tokens:
-        in_prompt = sum(1 for t in tokens if t in set(prompt_tokens)) / len(tokens)
-        similar = SequenceMatcher(None, " ".join(tokens), " ".join(prompt_tokens)).ratio()
-        if similar >= 0.8 or (in_prompt >= 0.9 and len(tokens) >= 0.5 * len(prompt_tokens)):
+        prompt_set = set(prompt_tokens)
+        in_prompt = sum(1 for t in tokens if t in prompt_set) / len(tokens)
+        if _similar(" ".join(tokens), " ".join(prompt_tokens), PROMPT_COPY_SIMILARITY) or (
+            in_prompt >= 0.9 and len(tokens) >= 0.5 * len(prompt_tokens)
+        ):
             flags.append(FLAG_PROMPT_COPY)
     term_set = {t.lower() for t in terms}
     if len(tokens) >= 3 and term_set:
@@ -229,6 +235,18 @@ def flag_answer(text: str, prompt: str, terms: Iterable[str], language: str = "e
         if function_share < 0.1 and term_share >= 0.6:
             flags.append(FLAG_KEY_TERMS)
     return flags
+
+
+def _similar(a: str, b: str, threshold: float) -> bool:
+    """Whether difflib's ``ratio()`` of the two texts reaches ``threshold``; its cheap upper
+    bounds are tried first (an answer unlike the prompt, nearly all of them, costs no matching:
+    the full ratio was a millisecond of the web's CPU per submission on long answers)."""
+    matcher = SequenceMatcher(None, a, b)
+    return (
+        matcher.real_quick_ratio() >= threshold
+        and matcher.quick_ratio() >= threshold
+        and matcher.ratio() >= threshold
+    )
 
 
 # --- The check --------------------------------------------------------------------------------

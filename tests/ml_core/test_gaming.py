@@ -112,3 +112,28 @@ def test_answers_the_scorer_cannot_score_are_counted_apart() -> None:
     assert rates["padded"].errors == 10 and rates["padded"].credit_rate is None
     assert rates["key_terms"].errors == 0 and rates["key_terms"].credit_rate is not None
     assert "| padded | 10 (10 not scored) | - |" in GamingReport(2, [rates["padded"]]).markdown()
+
+
+def test_the_prompt_copy_shortcut_decides_as_the_full_similarity_does() -> None:
+    # _similar tries difflib's cheap upper bounds before the full ratio; on near copies, edits,
+    # reorderings and unrelated answers it must flag exactly what the full ratio flags
+    import random
+    from difflib import SequenceMatcher
+
+    from ml_core.gaming import _similar
+
+    rng = random.Random(5)
+    prompt = words(ITEM.prompt)
+    vocabulary = sorted(set(prompt) | {w for t in GENUINE for w in words(t)})
+    cases = []
+    for _ in range(300):
+        copy = list(prompt)
+        for _ in range(rng.randrange(0, len(copy) + 1)):
+            copy[rng.randrange(len(copy))] = rng.choice(vocabulary)
+        if rng.random() < 0.3:
+            rng.shuffle(copy)
+        cases.append(" ".join(copy[: rng.randrange(1, len(copy) + 1)]))
+    decided = [_similar(c, " ".join(prompt), 0.8) for c in cases]
+    full = [SequenceMatcher(None, c, " ".join(prompt)).ratio() >= 0.8 for c in cases]
+    assert decided == full
+    assert 0 < sum(decided) < len(decided)  # both outcomes occur among the cases
