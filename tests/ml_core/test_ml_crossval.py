@@ -72,12 +72,16 @@ def test_ece_is_zero_when_confidence_matches_accuracy() -> None:
 
 
 def test_numpy_vectorizer_matches_scikit_learn_and_survives_storage() -> None:
-    texts = [e.text for e in make_examples(30)] + ["TCP's  header, ä ö ü!", "a"]
+    texts = [e.text for e in make_examples(30)]
+    texts += ["TCP's  header, ä ö ü!", "a", "tcp\tudp\n\nport  İstanbul\u00a0HEADER"]
     reference = baseline_features().fit(texts[:20])
     ours = LexicalVectorizer().fit(texts[:20])
     expected = reference.transform(texts).toarray()
     got = ours.transform(texts).to_scipy().toarray()  # type: ignore[attr-defined]
     np.testing.assert_allclose(got, expected, atol=1e-12)
+    # again, with every word's character n-grams already looked up (kept per word)
+    again = ours.transform(texts[::-1]).to_scipy().toarray()  # type: ignore[attr-defined]
+    np.testing.assert_allclose(again, expected[::-1], atol=1e-12)
     description, arrays = ours.state()
     restored = LexicalVectorizer.from_state(description, arrays)
     np.testing.assert_allclose(
