@@ -153,14 +153,18 @@ def render_submission_review(request: HttpRequest, session: sessions.LaunchSessi
 def review_submission(
     request: HttpRequest, session: sessions.LaunchSession, submission_id: uuid.UUID
 ) -> HttpResponse:
-    """One answer with the override form; an override is sent to the gradebook."""
+    """One answer with the override form; an override is sent to the gradebook. An analytic
+    item's form has one score per criterion (the total is their sum)."""
     link = get_object_or_404(_context_links(session), pk=submission_id)
     error = ""
+    given = posted_criteria(request, link.submission.item)
     if request.method == "POST":
-        try:
-            score = int(request.POST.get("score", ""))
-        except ValueError:
-            score = -1
+        score: int | None = None
+        if given is None:
+            try:
+                score = int(request.POST.get("score", ""))
+            except ValueError:
+                score = -1
         lti_user = session.user
         try:
             apply_override(
@@ -169,6 +173,7 @@ def review_submission(
                 request.POST.get("comment", ""),
                 f"lti:{lti_user.name or lti_user.sub}",
                 via=Submission.ReviewedVia.LTI,
+                criteria=given,
             )
         except ValidationError as exc:
             error = " ".join(exc.messages)
@@ -186,10 +191,45 @@ def review_submission(
             "error": error,
             "feedback": answer_feedback(link),
             "criteria": criterion_scores(link.submission),
+            "criterion_fields": criterion_fields(link.submission, given if error else None),
             "similar": scored_like_these(link.submission),
         },
         status=400 if error else 200,
     )
+
+
+CRITERION_FIELD = "criterion:"
+
+
+def posted_criteria(request: HttpRequest, item: Item) -> dict[str, str] | None:
+    """The criterion scores a form posted (fields ``criterion:<name>``), as text for
+    :func:`apply_override` to check; None when it posted none (a total, or a holistic item)."""
+    if request.method != "POST":
+        return None
+    given = {
+        key[len(CRITERION_FIELD) :]: value[:20]
+        for key, value in request.POST.items()
+        if key.startswith(CRITERION_FIELD)
+    }
+    return given or None
+
+
+def criterion_fields(
+    submission: Submission, entered: dict[str, str] | None = None
+) -> list[dict[str, object]]:
+    """An analytic item's override inputs in rubric order, each filled with what the
+    instructor just entered (a refused form), else their earlier score, else the automatic
+    one ([] for a holistic item)."""
+    sources = [
+        entered or {},
+        submission.reviewed_criterion_scores if submission.reviewed_score is not None else {},
+        submission.criterion_scores,
+    ]
+    fields = []
+    for c in submission.item.criteria.all():
+        value = next((str(s[c.name]) for s in sources if isinstance(s, dict) and c.name in s), "")
+        fields.append({"name": c.name, "max_score": c.max_score, "value": value})
+    return fields
 
 
 def _group_item(session: sessions.LaunchSession, chosen: str) -> Item | None:
