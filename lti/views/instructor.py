@@ -37,7 +37,7 @@ from scoring_plugin import answer_groups, charts
 from scoring_plugin import review as scoring_review
 from scoring_plugin.audit import record
 from scoring_plugin.models import AuditLog, Item, Submission
-from scoring_plugin.overrides import apply_override
+from scoring_plugin.overrides import apply_override, criterion_override
 
 logger = logging.getLogger(__name__)
 
@@ -296,15 +296,24 @@ def _score_group(
     actor: str,
 ) -> str:
     """Score the group's answers except the ``picked`` ones (outliers left out), each through
-    the one override function; returns an error ("" when scored)."""
-    try:
-        score = int(request.POST.get("score", ""))
-    except ValueError:
-        score = -1
+    the one override function (an analytic item's per criterion when the form gives criterion
+    scores); returns an error ("" when scored)."""
+    given = posted_criteria(request, item)
+    score: int | None = None
+    if given is None:
+        try:
+            score = int(request.POST.get("score", ""))
+        except ValueError:
+            score = -1
     chosen = [link for link in links if str(link.pk) not in picked]
     if not chosen:
         return "No answers were chosen."
-    if not 0 <= score <= item.max_score:
+    if given is not None:
+        try:  # checked once for the group: every answer is scored, or none
+            criterion_override(item, given)
+        except ValidationError as exc:
+            return " ".join(exc.messages)
+    elif score is None or not 0 <= score <= item.max_score:
         return f"Enter a whole number from 0 to {item.max_score}."
     with transaction.atomic():
         if picked:
@@ -321,6 +330,7 @@ def _score_group(
                 request.POST.get("comment", ""),
                 actor,
                 via=Submission.ReviewedVia.GROUP,
+                criteria=given,
             )
     return ""
 
@@ -447,6 +457,7 @@ def review_groups(request: HttpRequest, session: sessions.LaunchSession) -> Http
             "groups": [
                 (group, [(m, links_by_id[m.key]) for m in group.members]) for group in groups
             ],
+            "criteria": list(item.criteria.all()) if item is not None else [],
             "filters": filters,
             "show_reviewed": show_reviewed,
             "edited": bool(edits.pairs()),

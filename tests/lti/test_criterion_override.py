@@ -236,3 +236,41 @@ def test_a_holistic_item_keeps_the_single_score_form(
     assert response.status_code == 400
     assert "item-1 has no criteria: give one score for the answer." in response.content.decode()
     assert Submission.objects.get(pk=submission_id).reviewed_score is None
+
+
+def test_an_answer_group_of_an_analytic_item_is_scored_per_criterion(
+    platform, analytic, make_browser, captured, django_capture_on_commit_callbacks
+) -> None:
+    ids = []
+    for n in range(2):
+        student = make_browser()
+        url = student.open(platform, sub=f"student-{n}")
+        ids.append(submit(student, url, answer="TCP and UDP are transport protocols.").json()["id"])
+        finish(ids[-1], score=1, confidence=0.3)
+    captured.run_all()
+    teacher = make_browser()
+    token = token_of(teacher.open(platform, sub="teacher-1", roles=[INSTRUCTOR]))
+    page = f"/lti/s/{token}/review/groups/"
+    html = teacher.get(page, data={"item_id": analytic.pk}).content.decode()
+    assert 'name="criterion:content"' in html and 'name="score"' not in html
+
+    form = {"submission_ids": ids, "item_id": analytic.pk, "comment": "Both named."}
+    refused = teacher.post(page, {**form, "criterion:content": "2", "criterion:language": "4"})
+    assert refused.status_code == 400
+    assert "language: enter a whole number from 0 to 1, not 4." in refused.content.decode()
+    assert not Submission.objects.filter(pk__in=ids, reviewed_score__isnull=False).exists()
+    assert captured.calls == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = teacher.post(page, {**form, "criterion:content": "2", "criterion:language": "0"})
+    assert response.status_code == 302 and "scored=2" in response["Location"]
+    for submission in Submission.objects.filter(pk__in=ids):
+        assert (submission.reviewed_score, submission.reviewed_via) == (2, "group")
+        assert submission.reviewed_criterion_scores == {"content": 2, "language": 0}
+    assert captured.run_all() == ["posted", "posted"]
+    for n in range(2):
+        graded = platform.scores_for(f"student-{n}")[-1]
+        assert (graded["scoreGiven"], graded["comment"]) == (
+            2.0,
+            "Criteria: content 2/2, language 0/1. Both named.",
+        )
