@@ -9,10 +9,11 @@ import pytest
 from scoring_plugin.models import AuditLog, Criterion, Item, ScoredAnswer, Submission
 from scoring_plugin.review import copy_reviewed_answers
 from scoring_plugin.services import training_data
+from tests.factories import UserFactory
 from tests.lti.lti_platform import INSTRUCTOR
 from tests.lti.lti_scoring import finish
 from tests.lti.test_lti_flow import status, submit, token_of
-from tests.lti.test_one_override import staff_client
+from tests.lti.test_one_override import api_client_for, staff_client
 
 pytestmark = pytest.mark.django_db
 
@@ -274,3 +275,28 @@ def test_an_answer_group_of_an_analytic_item_is_scored_per_criterion(
             2.0,
             "Criteria: content 2/2, language 0/1. Both named.",
         )
+
+
+def test_the_api_scores_each_criterion_through_the_same_function(
+    platform, analytic, browser, captured, django_capture_on_commit_callbacks
+) -> None:
+    submission_id, _ = held_for_review(platform, browser, captured)
+    api = api_client_for(UserFactory(username="api-reviewer", is_staff=True, is_superuser=True))
+    url = f"/api/v1/submissions/{submission_id}/review/"
+    refused = api.post(url, {"criteria": {"content": 3, "language": 1}}, format="json")
+    assert refused.status_code == 400
+    assert refused.json() == {"criteria": ["content: enter a whole number from 0 to 2, not 3."]}
+    assert Submission.objects.get(pk=submission_id).reviewed_score is None
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            url, {"criteria": {"content": 2, "language": 0}, "comment": "Good."}, format="json"
+        )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["reviewed_score"], body["final_score"], body["score"]) == (2, 2, 1)
+    assert body["reviewed_criterion_scores"] == {"content": 2, "language": 0}
+    assert captured.run_all() == ["posted"]
+    assert platform.scores_for("student-1")[-1]["comment"] == (
+        "Criteria: content 2/2, language 0/1. Good."
+    )
