@@ -3,7 +3,8 @@ sending it. The Celery task in ``lti.tasks`` calls :func:`post_score` and retrie
 
 Rules (docs/decisions/0003-lti-tool.md):
 
-* an instructor's override wins and is sent FullyGraded;
+* an instructor's override wins and is sent FullyGraded (with the instructor's criterion scores
+  in the comment when they scored an analytic item per criterion);
 * an automatic score with confidence at or above the item's review threshold: FullyGraded;
 * under the threshold: ``PendingManual`` without a score (the item's "post when reviewed"), or
   FullyGraded now and overwritten by the review ("post now"), because Moodle clears the grade
@@ -81,7 +82,7 @@ def grade_for(link: LtiSubmission) -> GradeToPost | None:
     maximum = float(item.max_score)
     if submission.reviewed_score is not None:
         return GradeToPost(
-            float(submission.reviewed_score), maximum, FULLY_GRADED, submission.review_comment
+            float(submission.reviewed_score), maximum, FULLY_GRADED, reviewed_comment(submission)
         )
     if submission.status == Submission.Status.FAILED:
         return GradeToPost(
@@ -110,9 +111,17 @@ def grade_for(link: LtiSubmission) -> GradeToPost | None:
 def criteria_comment(submission: Submission) -> str:
     """An analytic item's automatic criterion scores for the gradebook comment, e.g.
     "Criteria: content 2/2, language 0/1." ("" for a holistic item). An instructor's score
-    replaces the total, and its comment is the instructor's."""
+    replaces them (:func:`reviewed_comment`)."""
     summary = submission.criteria_summary
     return f"Criteria: {summary}." if summary else ""
+
+
+def reviewed_comment(submission: Submission) -> str:
+    """The gradebook comment of an instructor's score: the instructor's criterion scores when
+    they scored per criterion ("Criteria: content 1/2, language 1/1."), then their comment."""
+    summary = submission.reviewed_criteria_summary
+    criteria = f"Criteria: {summary}." if summary else ""
+    return f"{criteria} {submission.review_comment}".strip()
 
 
 def _attempts(link: LtiSubmission) -> list[LtiSubmission]:

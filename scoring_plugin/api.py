@@ -72,6 +72,7 @@ class SubmissionSerializer(serializers.ModelSerializer):
             "created_at",
             "scored_at",
             "reviewed_score",
+            "reviewed_criterion_scores",
             "review_comment",
             "reviewed_by",
             "reviewed_at",
@@ -104,9 +105,24 @@ class SubmitSerializer(serializers.Serializer):
 
 class ReviewSerializer(serializers.Serializer):
     score = serializers.IntegerField(
-        allow_null=True, min_value=0, help_text="The instructor's score; null removes the review."
+        required=False,
+        allow_null=True,
+        min_value=0,
+        help_text="The instructor's score; null removes the review. With criteria: left out "
+        "(or their sum).",
+    )
+    criteria = serializers.DictField(
+        child=serializers.IntegerField(min_value=0),
+        required=False,
+        help_text="An analytic item's score per criterion, every criterion within its range, "
+        'e.g. {"content": 2, "language": 1}; the score is their sum.',
     )
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+    def validate(self, attrs: dict[str, object]) -> dict[str, object]:
+        if "score" not in attrs and "criteria" not in attrs:
+            raise serializers.ValidationError({"score": ["Give a score, or criteria."]})
+        return attrs
 
 
 class ItemList(ListAPIView):
@@ -178,11 +194,13 @@ class ReviewSubmission(APIView):
         try:
             apply_override(
                 submission,
-                data.validated_data["score"],
+                data.validated_data.get("score"),
                 data.validated_data.get("comment", ""),
                 f"api:{request.user.get_username()}",
                 via=Submission.ReviewedVia.API,
+                criteria=data.validated_data.get("criteria"),
             )
         except DjangoValidationError as exc:
-            raise ApiValidationError({"score": exc.messages}) from exc
+            field = "criteria" if "criteria" in data.validated_data else "score"
+            raise ApiValidationError({field: exc.messages}) from exc
         return Response(submission_body(submission))

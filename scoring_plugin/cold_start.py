@@ -21,7 +21,7 @@ reaches the item's target (:attr:`Item.effective_target_qwk`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -103,10 +103,29 @@ def training_answers(item: Item) -> list[tuple[str, int]]:
     return rows
 
 
-def score_unscored_answer(answer: UnscoredAnswer, score: int, actor: str) -> ScoredAnswer:
+def score_unscored_answer(
+    answer: UnscoredAnswer,
+    score: int | None,
+    actor: str,
+    *,
+    criteria: Mapping[str, object] | None = None,
+    via: str = "cold start",
+) -> ScoredAnswer:
     """Give an imported answer its human score: it becomes a training answer (source
-    ``scored``, ``scored_by`` = ``actor``) and leaves the waiting list, with an audit entry."""
+    ``scored``, ``scored_by`` = ``actor``) and leaves the waiting list, with an audit entry.
+    An analytic item's answer can be scored per criterion (``criteria``, checked as an
+    override's: :func:`scoring_plugin.overrides.criterion_override`; ``score`` None or their
+    sum), so it trains the per-criterion heads. ``via``: where the score was given."""
+    from scoring_plugin.overrides import criterion_override
+
     item = answer.item
+    criterion_scores: dict[str, int] = {}
+    if criteria is not None:
+        criterion_scores = criterion_override(item, criteria)
+        total = sum(criterion_scores.values())
+        if score is not None and score != total:
+            raise ValidationError(f"The criterion scores add up to {total}, not {score}.")
+        score = total
     if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= item.max_score:
         raise ValidationError(f"Enter a whole number from 0 to {item.max_score}.")
     if not actor.strip():
@@ -120,15 +139,18 @@ def score_unscored_answer(answer: UnscoredAnswer, score: int, actor: str) -> Sco
                 "score": score,
                 "source": SCORED_SOURCE,
                 "scored_by": actor[:200],
+                "criterion_scores": criterion_scores,
             },
         )
         UnscoredAnswer.objects.filter(pk=answer.pk).delete()
-        record(
-            AuditLog.Action.OVERRIDE,
-            actor,
-            item=item,
-            details={"response_key": answer.response_key, "score": score, "via": "cold start"},
-        )
+        details: dict[str, object] = {
+            "response_key": answer.response_key,
+            "score": score,
+            "via": via,
+        }
+        if criterion_scores:
+            details["criterion_scores"] = criterion_scores
+        record(AuditLog.Action.OVERRIDE, actor, item=item, details=details)
         transaction.on_commit(lambda: request_report_if_due(item))
     return scored
 

@@ -541,6 +541,12 @@ class Submission(models.Model):
         help_text="The score an instructor gave after reviewing; it wins over the automatic one "
         "and is what the LMS gradebook receives (scoring_plugin.overrides.apply_override).",
     )
+    reviewed_criterion_scores = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Criterion name -> the instructor's score (analytic items scored per "
+        "criterion); ``reviewed_score`` is their sum. Empty when the instructor gave a total only.",
+    )
     review_comment = models.TextField(blank=True)
     reviewed_by = models.CharField(max_length=200, blank=True)
     reviewed_at = models.DateTimeField(null=True, blank=True)
@@ -599,8 +605,18 @@ class Submission(models.Model):
     def criteria_summary(self) -> str:
         """An analytic item's automatic criterion scores in rubric order, e.g. "content 2/2,
         language 0/1" ("" for a holistic item or an unscored answer)."""
-        scores = self.criterion_scores if isinstance(self.criterion_scores, dict) else {}
-        if not scores:
+        return self._summary(self.criterion_scores)
+
+    @property
+    def reviewed_criteria_summary(self) -> str:
+        """The instructor's criterion scores, as :attr:`criteria_summary` ("" when the
+        instructor gave a total only, or no score)."""
+        if self.reviewed_score is None:
+            return ""
+        return self._summary(self.reviewed_criterion_scores)
+
+    def _summary(self, scores: object) -> str:
+        if not isinstance(scores, dict) or not scores:
             return ""
         return ", ".join(
             f"{c.name} {scores[c.name]}/{c.max_score}"

@@ -247,7 +247,9 @@ def export_csv(rows: Iterable[tuple[Submission, str]]) -> str:
 
 def copy_reviewed_answers(item: Item) -> tuple[int, int]:
     """Copy the item's reviewed submissions into ScoredAnswer rows marked ``review``, with who
-    scored each (``scored_by``).
+    scored each (``scored_by``) and, for an analytic item scored per criterion, the
+    instructor's criterion scores (so the answer can train the item's per-criterion heads; a
+    total alone cannot).
 
     Keyed by submission id, so running it again updates rows instead of adding them.
     Returns (created, updated).
@@ -255,7 +257,8 @@ def copy_reviewed_answers(item: Item) -> tuple[int, int]:
     created = updated = 0
     reviewed = Submission.objects.filter(item=item, reviewed_score__isnull=False)
     with transaction.atomic():
-        for s in reviewed.only("pk", "text", "reviewed_score", "reviewed_by"):
+        fields = ("pk", "text", "reviewed_score", "reviewed_criterion_scores", "reviewed_by")
+        for s in reviewed.only(*fields):
             _, was_created = ScoredAnswer.objects.update_or_create(
                 item=item,
                 response_key=f"{REVIEW_KEY_PREFIX}{s.pk}",
@@ -264,6 +267,7 @@ def copy_reviewed_answers(item: Item) -> tuple[int, int]:
                     "score": s.reviewed_score,
                     "source": REVIEW_SOURCE,
                     "scored_by": s.reviewed_by,
+                    "criterion_scores": dict(s.reviewed_criterion_scores or {}),
                 },
             )
             created += was_created

@@ -207,8 +207,11 @@ def answer_feedback(link: LtiSubmission, token: str = "") -> dict[str, object]:
             parts.append(_("Your answer was long; only its beginning was read."))
         data["feedback"] = " ".join(parts)
         data["feedback_text"] = item.feedback_for(int(grade.score_given))
-        if submission.reviewed_score is None:  # an instructor's total replaces the criteria
-            data["criteria"] = criterion_scores(submission)
+        # An instructor's score replaces the automatic criteria: by their own criterion
+        # scores when they gave them, else by the total alone.
+        data["criteria"] = criterion_scores(
+            submission, reviewed=submission.reviewed_score is not None
+        )
     if submission.reviewed_score is not None:
         data["scored_by"] = str(_("Your instructor scored this answer."))
     elif submission.status == Submission.Status.SCORED:
@@ -232,10 +235,12 @@ def answer_feedback(link: LtiSubmission, token: str = "") -> dict[str, object]:
     return data
 
 
-def criterion_scores(submission: Submission) -> list[dict[str, object]]:
-    """An analytic item's automatic score per criterion, in rubric order, each with its
-    authored feedback ([] for a holistic item or an unscored answer)."""
-    scores = submission.criterion_scores if isinstance(submission.criterion_scores, dict) else {}
+def criterion_scores(submission: Submission, *, reviewed: bool = False) -> list[dict[str, object]]:
+    """An analytic item's automatic score per criterion (with ``reviewed``: the instructor's),
+    in rubric order, each with its authored feedback ([] for a holistic item, an unscored
+    answer, or an instructor's total without criterion scores)."""
+    given = submission.reviewed_criterion_scores if reviewed else submission.criterion_scores
+    scores = given if isinstance(given, dict) else {}
     return [
         {
             "name": c.name,

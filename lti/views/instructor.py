@@ -33,11 +33,11 @@ from lti.views.common import (
     launch_page,
     require_instructor,
 )
-from scoring_plugin import answer_groups, charts
+from scoring_plugin import answer_groups, charts, cold_start
 from scoring_plugin import review as scoring_review
 from scoring_plugin.audit import record
-from scoring_plugin.models import AuditLog, Item, Submission
-from scoring_plugin.overrides import apply_override
+from scoring_plugin.models import AuditLog, Item, Submission, UnscoredAnswer
+from scoring_plugin.overrides import apply_override, criterion_override
 
 logger = logging.getLogger(__name__)
 
@@ -153,14 +153,18 @@ def render_submission_review(request: HttpRequest, session: sessions.LaunchSessi
 def review_submission(
     request: HttpRequest, session: sessions.LaunchSession, submission_id: uuid.UUID
 ) -> HttpResponse:
-    """One answer with the override form; an override is sent to the gradebook."""
+    """One answer with the override form; an override is sent to the gradebook. An analytic
+    item's form has one score per criterion (the total is their sum)."""
     link = get_object_or_404(_context_links(session), pk=submission_id)
     error = ""
+    given = posted_criteria(request, link.submission.item)
     if request.method == "POST":
-        try:
-            score = int(request.POST.get("score", ""))
-        except ValueError:
-            score = -1
+        score: int | None = None
+        if given is None:
+            try:
+                score = int(request.POST.get("score", ""))
+            except ValueError:
+                score = -1
         lti_user = session.user
         try:
             apply_override(
@@ -169,6 +173,7 @@ def review_submission(
                 request.POST.get("comment", ""),
                 f"lti:{lti_user.name or lti_user.sub}",
                 via=Submission.ReviewedVia.LTI,
+                criteria=given,
             )
         except ValidationError as exc:
             error = " ".join(exc.messages)
@@ -186,10 +191,45 @@ def review_submission(
             "error": error,
             "feedback": answer_feedback(link),
             "criteria": criterion_scores(link.submission),
+            "criterion_fields": criterion_fields(link.submission, given if error else None),
             "similar": scored_like_these(link.submission),
         },
         status=400 if error else 200,
     )
+
+
+CRITERION_FIELD = "criterion:"
+
+
+def posted_criteria(request: HttpRequest, item: Item) -> dict[str, str] | None:
+    """The criterion scores a form posted (fields ``criterion:<name>``), as text for
+    :func:`apply_override` to check; None when it posted none (a total, or a holistic item)."""
+    if request.method != "POST":
+        return None
+    given = {
+        key[len(CRITERION_FIELD) :]: value[:20]
+        for key, value in request.POST.items()
+        if key.startswith(CRITERION_FIELD)
+    }
+    return given or None
+
+
+def criterion_fields(
+    submission: Submission, entered: dict[str, str] | None = None
+) -> list[dict[str, object]]:
+    """An analytic item's override inputs in rubric order, each filled with what the
+    instructor just entered (a refused form), else their earlier score, else the automatic
+    one ([] for a holistic item)."""
+    sources = [
+        entered or {},
+        submission.reviewed_criterion_scores if submission.reviewed_score is not None else {},
+        submission.criterion_scores,
+    ]
+    fields = []
+    for c in submission.item.criteria.all():
+        value = next((str(s[c.name]) for s in sources if isinstance(s, dict) and c.name in s), "")
+        fields.append({"name": c.name, "max_score": c.max_score, "value": value})
+    return fields
 
 
 def _group_item(session: sessions.LaunchSession, chosen: str) -> Item | None:
@@ -256,15 +296,24 @@ def _score_group(
     actor: str,
 ) -> str:
     """Score the group's answers except the ``picked`` ones (outliers left out), each through
-    the one override function; returns an error ("" when scored)."""
-    try:
-        score = int(request.POST.get("score", ""))
-    except ValueError:
-        score = -1
+    the one override function (an analytic item's per criterion when the form gives criterion
+    scores); returns an error ("" when scored)."""
+    given = posted_criteria(request, item)
+    score: int | None = None
+    if given is None:
+        try:
+            score = int(request.POST.get("score", ""))
+        except ValueError:
+            score = -1
     chosen = [link for link in links if str(link.pk) not in picked]
     if not chosen:
         return "No answers were chosen."
-    if not 0 <= score <= item.max_score:
+    if given is not None:
+        try:  # checked once for the group: every answer is scored, or none
+            criterion_override(item, given)
+        except ValidationError as exc:
+            return " ".join(exc.messages)
+    elif score is None or not 0 <= score <= item.max_score:
         return f"Enter a whole number from 0 to {item.max_score}."
     with transaction.atomic():
         if picked:
@@ -281,6 +330,7 @@ def _score_group(
                 request.POST.get("comment", ""),
                 actor,
                 via=Submission.ReviewedVia.GROUP,
+                criteria=given,
             )
     return ""
 
@@ -356,19 +406,93 @@ def _group_links(
     return {str(link.pk): link for link in scoped.order_by("pk")[:2000]}
 
 
+MAX_IMPORTED = 2000  # imported answers without a score grouped on one page
+
+
+def _imported_groups(
+    item: Item, filters: scoring_review.ReviewFilter, show_reviewed: bool
+) -> list[tuple[answer_groups.AnswerGroup, list[tuple[answer_groups.Member, UnscoredAnswer]]]]:
+    """The item's answers imported without a score (issue 16), grouped by their text: no
+    student and no gradebook; a score makes them training data. Left out when the filters ask
+    for what they cannot be (reviewed, asked for by a student, below a confidence)."""
+    if show_reviewed or filters.review_requested or filters.low_confidence is not None:
+        return []
+    answers = {
+        str(a.pk): a for a in UnscoredAnswer.objects.filter(item=item).order_by("pk")[:MAX_IMPORTED]
+    }
+    groups = answer_groups.build_groups(
+        [
+            answer_groups.Member(key=key, text=a.text, score=None, confidence=None)
+            for key, a in answers.items()
+        ]
+    )
+    return [(g, [(m, answers[m.key]) for m in g.members]) for g in groups]
+
+
+def _score_imported(
+    request: HttpRequest, session: sessions.LaunchSession, item: Item
+) -> HttpResponse | str:
+    """Score a group of imported answers, the picked ones left out: each becomes training data
+    with who scored it (:func:`cold_start.score_unscored_answer`, per criterion for an analytic
+    item); all of them or none. A redirect to the page, or an error."""
+    ids = [i for i in request.POST.getlist("unscored_ids")[:MAX_IMPORTED] if i.isdigit()]
+    answers = list(UnscoredAnswer.objects.filter(item=item, pk__in=ids).order_by("pk"))
+    picked = set(request.POST.getlist("picked")) & {str(a.pk) for a in answers}
+    chosen = [a for a in answers if str(a.pk) not in picked]
+    if not chosen:
+        return "No imported answers were chosen (another instructor may have scored them)."
+    given = posted_criteria(request, item)
+    score: int | None = None
+    if given is None:
+        try:
+            score = int(request.POST.get("score", ""))
+        except ValueError:
+            score = -1
+    lti_user = session.user
+    actor = f"lti:{lti_user.name or lti_user.sub}"
+    try:
+        with transaction.atomic():
+            if picked:
+                record(
+                    AuditLog.Action.GROUP,
+                    actor,
+                    item=item,
+                    details={
+                        "change": "left out",
+                        "left_out_imported": sorted(
+                            a.response_key for a in answers if str(a.pk) in picked
+                        ),
+                        "scored": len(chosen),
+                    },
+                )
+            for answer in chosen:
+                cold_start.score_unscored_answer(
+                    answer, score, actor, criteria=given, via="lti group"
+                )
+    except ValidationError as exc:
+        return " ".join(dict.fromkeys(exc.messages))
+    query = request.POST.get("query", "")
+    page = reverse("lti:review-groups", kwargs={"token": session.token})
+    return HttpResponseRedirect(f"{page}?{query}{'&' if query else ''}imported={len(chosen)}")
+
+
 @launch_page("GET", "POST", instructor=True)
 def review_groups(request: HttpRequest, session: sessions.LaunchSession) -> HttpResponse:
     """One item's answers in this course, grouped by similarity (``scoring_plugin.answer_groups``)
-    with their size and score spread, least confident first. POST scores a whole group, each
-    answer through the one override function (its audit entry, its grade to the gradebook),
-    leaving out the answers the instructor picked (outliers); or splits the group by a tighter
-    cut, or moves the picked answers to a group of their own (both kept in the address and
-    audited)."""
+    with their size and score spread, least confident first, then the item's answers imported
+    without a score, grouped too (scored here they become training data). POST scores a whole
+    group, each answer through the one override function (its audit entry, its grade to the
+    gradebook), leaving out the answers the instructor picked (outliers); or splits the group
+    by a tighter cut, or moves the picked answers to a group of their own (both kept in the
+    address and audited); or scores a group of imported answers (:func:`_score_imported`)."""
     params = request.POST if request.method == "POST" else request.GET
     item = _group_item(session, str(params.get("item_id", "")))
     error = ""
     if request.method == "POST" and item is not None:
-        outcome = _group_post(request, session, item)
+        if request.POST.get("action") == "score_imported":
+            outcome = _score_imported(request, session, item)
+        else:
+            outcome = _group_post(request, session, item)
         if not isinstance(outcome, str):
             return outcome
         error = outcome
@@ -407,11 +531,14 @@ def review_groups(request: HttpRequest, session: sessions.LaunchSession) -> Http
             "groups": [
                 (group, [(m, links_by_id[m.key]) for m in group.members]) for group in groups
             ],
+            "criteria": list(item.criteria.all()) if item is not None else [],
             "filters": filters,
             "show_reviewed": show_reviewed,
             "edited": bool(edits.pairs()),
             "error": error,
             "scored": request.GET.get("scored", ""),
+            "imported_groups": _imported_groups(item, filters, show_reviewed) if item else [],
+            "imported": request.GET.get("imported", ""),
             "query": _group_query(item, filters, show_reviewed, edits),
             "unedited_query": _group_query(item, filters, show_reviewed, GroupEdits()),
         },

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 
 from ml_core.merge.plans import PlanError, parse_plan_text
 from scoring_plugin.models import Submission
+from scoring_plugin.overrides import criterion_override
 from scoring_plugin.services import MERGE_METHODS, MergeOptions
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -119,13 +120,75 @@ class MergeForm(forms.Form):
         )
 
 
+CRITERION_FIELD = "criterion:"
+
+
 class SubmissionReviewForm(forms.ModelForm):
+    """An answer's review: a total, or for an analytic item a score per criterion
+    (:func:`review_form_for` adds the fields). ``criteria`` is what the admin gives
+    :func:`scoring_plugin.overrides.apply_override`: the criterion scores, or None for a total."""
+
+    criteria: dict[str, str] | None = None
+
     class Meta:
         model = Submission
         fields = ["reviewed_score", "review_comment"]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        given = self.instance.reviewed_criterion_scores if self.instance.pk else {}
+        if self.instance.pk and self.instance.reviewed_score is not None:
+            for name in self._criterion_fields():
+                value = given.get(name[len(CRITERION_FIELD) :]) if isinstance(given, dict) else None
+                self.initial.setdefault(name, "" if value is None else str(value))
+
+    def _criterion_fields(self) -> list[str]:
+        return [name for name in self.fields if name.startswith(CRITERION_FIELD)]
 
     def clean_reviewed_score(self) -> int | None:
         score = self.cleaned_data.get("reviewed_score")
         if score is not None and score > self.instance.item.max_score:
             raise ValidationError(f"Enter a score from 0 to {self.instance.item.max_score}.")
         return score
+
+    def clean(self) -> dict[str, object]:
+        """Criterion scores, when given, are checked by the override's own check and make the
+        total; a new total with the criteria left as they were replaces them."""
+        data = super().clean() or {}
+        names = self._criterion_fields()
+        given = {n[len(CRITERION_FIELD) :]: str(data.get(n) or "").strip() for n in names}
+        changed = set(self.changed_data)
+        total_changed = "reviewed_score" in changed
+        if not any(given.values()) or (total_changed and not changed & set(names)):
+            self.criteria = None
+            return data
+        try:
+            total = sum(criterion_override(self.instance.item, given).values())
+        except ValidationError as exc:
+            self.add_error(None, exc)
+            return data
+        if total_changed and data.get("reviewed_score") not in (None, total):
+            self.add_error(
+                "reviewed_score",
+                f"The criterion scores add up to {total}: leave the total or make them match.",
+            )
+        data["reviewed_score"] = total
+        self.criteria = given
+        return data
+
+
+def review_form_for(submission: Submission | None) -> type[SubmissionReviewForm]:
+    """The review form of ``submission``: for an analytic item, one field per criterion."""
+    criteria = list(submission.item.criteria.all()) if submission is not None else []
+    if not criteria:
+        return SubmissionReviewForm
+    fields = {
+        f"{CRITERION_FIELD}{c.name}": forms.CharField(
+            required=False,
+            max_length=20,
+            label=f"Reviewed score: {c.name}",
+            help_text=f"0 to {c.max_score}. Give every criterion: the total is their sum.",
+        )
+        for c in criteria
+    }
+    return type("AnalyticSubmissionReviewForm", (SubmissionReviewForm,), fields)

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
 from scoring_plugin import review
-from scoring_plugin.admin.forms import SubmissionReviewForm
+from scoring_plugin.admin.forms import SubmissionReviewForm, review_form_for
 from scoring_plugin.admin.shared import RESCORE_PERMISSION, admin_actor
 from scoring_plugin.models import Submission
 from scoring_plugin.overrides import apply_override
@@ -112,8 +112,16 @@ class SubmissionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def get_form(self, request, obj=None, change=False, **kwargs):  # type: ignore[no-untyped-def]
+        # An analytic item's answer is reviewed per criterion (one field each).
+        kwargs.setdefault("form", review_form_for(obj))
+        return super().get_form(request, obj, change, **kwargs)
+
     def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
-        if change and {"reviewed_score", "review_comment"} & set(form.changed_data):
+        if change and any(
+            name in ("reviewed_score", "review_comment") or name.startswith("criterion:")
+            for name in form.changed_data
+        ):
             # The one override function: audit entry, and the LMS gradebook follows.
             apply_override(
                 obj,
@@ -121,6 +129,7 @@ class SubmissionAdmin(admin.ModelAdmin):
                 obj.review_comment,
                 admin_actor(request),
                 via=Submission.ReviewedVia.ADMIN,
+                criteria=form.criteria,
             )
             return
         super().save_model(request, obj, form, change)
