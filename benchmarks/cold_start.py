@@ -501,7 +501,8 @@ def report(results: list[ItemResult], args: argparse.Namespace, seconds: float) 
         "'not within N': it never does up to the N answers simulated. The estimate: "
         ":func:`ml_core.cold_start.learning_curve` on the first "
         f"{args.estimate_at} suggested answers with the bank prior, as the plugin computes it "
-        "(inverse power law fitted to the pooled out-of-fold QWK; 'not within N' when it "
+        "(inverse power law fitted to the pooled out-of-fold QWK, each point weighted by its "
+        "training size; 'not within N' when it "
         "levels off below the target or passes it only beyond N; median over repeats; the "
         "interval from bootstrap resamples of the scored answers).",
         "",

@@ -29,7 +29,7 @@ cheap enough to run after every batch an instructor scores:
   (QWK of the pooled out-of-fold predictions, each scored answer weighted by how many of the
   item's answers it stands for: suggested answers are the rare and hard ones, and unweighted
   they put the curve far below the QWK on the item's answers), fits an inverse power law
-  ``qwk(n) = a - b * n**-c`` and estimates how many scored answers reach a target QWK, with a
+  ``qwk(n) = a - b * n**-c`` (each point weighted by its training size ``n``) and estimates how many scored answers reach a target QWK, with a
   bootstrap interval over the scored answers.
 
 No Django, no environment; numpy, scipy and scikit-learn only.
@@ -104,11 +104,12 @@ class ColdStartConfig:
         metadata={"help": "weight scored answers by how many of the item's answers they stand for"},
     )
     curve_point_weight: str = field(
-        default="none",
+        default="size",
         metadata={
             "help": "weight of each curve point in the fit: 'none', 'sqrt' (sqrt of its training"
-            " size), 'size' (its training size) or 'inverse_variance' (1 / its bootstrap"
-            " variance; needs curve_bootstrap >= 2)"
+            " size), 'size' (its training size: the points with more answers are the less noisy"
+            " and the nearer to what is asked; on SAF right on 21 items of 30, 'none' 20) or"
+            " 'inverse_variance' (1 / its bootstrap variance; needs curve_bootstrap >= 2)"
         },
     )
     curve_estimate: str = field(
@@ -792,8 +793,9 @@ def learning_curve(
     (``curve_repeats`` x ``curve_folds`` folds over the scored answers; each fold's training
     part taken in a random order; the QWK of all out-of-fold predictions at a size, not a mean
     of per-fold QWKs, which is biased low on small folds), and the inverse-power-law estimate
-    of the scored answers needed to reach ``target``; the interval refits the curve on
-    bootstrap resamples of the scored answers.
+    of the scored answers needed to reach ``target`` (the points weighted as
+    ``curve_point_weight`` says; by default by their training size); the interval refits the
+    curve on bootstrap resamples of the scored answers.
 
     Needs at least 10 scored answers.
     """
