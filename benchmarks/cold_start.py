@@ -526,6 +526,8 @@ def _override(text: str) -> tuple[str, object]:
     if name not in defaults:
         raise SystemExit(f"--set: no ColdStartConfig field {name!r}")
     default = defaults[name]
+    if isinstance(default, str):
+        return name, raw
     if raw.lower() == "none":
         return name, None
     if isinstance(default, bool):
