@@ -64,6 +64,10 @@ CONDITIONS = ("suggested+bank", "random+bank", "suggested", "random")
 REPORT_SIZES = (10, 25, 50, 100)
 CURVE_WITH_PRIOR = True  # the curve of the model the instructor gets (as the plugin computes it)
 ROOT = Path(__file__).resolve().parents[1]
+CEILING_NOTE = (
+    "How much any order of 50 answers could gain over a random one (the held-out QWK with the "
+    "whole pool scored): `benchmarks/issue16-ceiling.md` (`benchmarks/cold_start_ceiling.py`)."
+)
 
 
 @dataclass
@@ -477,6 +481,8 @@ def report(results: list[ItemResult], args: argparse.Namespace, seconds: float) 
             _comparison_row("bank prior", results, "suggested+bank", "random+bank", size, "rest")
         )
     lines += [
+        "",
+        CEILING_NOTE,
         "",
         "## Reference answer and other items against the item's own answers only",
         "",
