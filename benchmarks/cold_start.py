@@ -48,6 +48,7 @@ from ml_core.cold_start import (  # noqa: E402
     BankPrior,
     ColdStartConfig,
     decode,
+    fit_power_law,
     learning_curve,
     normalise_rows,
     predict_probabilities,
@@ -63,6 +64,10 @@ CONDITIONS = ("suggested+bank", "random+bank", "suggested", "random")
 REPORT_SIZES = (10, 25, 50, 100)
 CURVE_WITH_PRIOR = True  # the curve of the model the instructor gets (as the plugin computes it)
 ROOT = Path(__file__).resolve().parents[1]
+CEILING_NOTE = (
+    "How much any order of 50 answers could gain over a random one (the held-out QWK with the "
+    "whole pool scored): `benchmarks/issue16-ceiling.md` (`benchmarks/cold_start_ceiling.py`)."
+)
 
 
 @dataclass
@@ -221,15 +226,30 @@ class ItemResult:
 
 
 def estimate(
-    result: ItemResult, item: ItemData, estimate_at: int, config: ColdStartConfig, prior: bool
+    result: ItemResult,
+    item: ItemData,
+    estimate_at: int,
+    config: ColdStartConfig,
+    prior: bool,
+    exponent: float | None = None,
 ) -> None:
-    """The curve's "answers needed" after ``estimate_at`` suggested answers, per repeat."""
+    """The curve's "answers needed" after ``estimate_at`` suggested answers, per repeat
+    (``exponent``: the curve's exponent fixed to it, e.g. :func:`bank_exponents`)."""
     result.estimates, result.intervals = [], []
     for repeat, order in enumerate(result.orders):
         scored = order[:estimate_at]
-        # the interval (bootstrap) of the first repeat only: it is the slow part
+        # the interval (bootstrap) of the first repeat only: it is the slow part (every repeat
+        # when the estimate itself needs it)
+        needs_bootstrap = (
+            config.curve_point_weight == "inverse_variance"
+            or config.curve_estimate == "bootstrap_median"
+        )
         curve_config = ColdStartConfig(
-            **{**config.__dict__, "curve_bootstrap": 0 if repeat else 100}
+            **{
+                **config.__dict__,
+                "curve_bootstrap": 0 if repeat and not needs_bootstrap else 100,
+                "curve_exponent": exponent if exponent is not None else config.curve_exponent,
+            }
         )
         curve = learning_curve(
             item.vectors, scored, item.labels[scored], item.num_labels, result.target,
@@ -282,10 +302,26 @@ def run_item(
     return result
 
 
-def _estimate_job(job: tuple[ItemResult, ItemData, int, ColdStartConfig, float]) -> ItemResult:
-    result, item, estimate_at, config, target = job
+def bank_exponents(results: list[ItemResult]) -> dict[str, float]:
+    """Per item, a prior for its curve's shape from the OTHER items of the bank: the median
+    exponent ``c`` of the power law fitted to their mean held-out curves (suggested+bank, from
+    5 scored answers on), as a bank whose items have many scored answers would know it."""
+    own: dict[str, float] = {}
+    for result in results:
+        curve = result.mean_curve(CONDITIONS[0])
+        sizes = [s for s in sorted(curve) if s >= 5]
+        params = fit_power_law(sizes, [curve[s] for s in sizes])
+        if params is not None:
+            own[result.key] = params[2]
+    return {r.key: float(np.median([c for key, c in own.items() if key != r.key])) for r in results}
+
+
+def _estimate_job(
+    job: tuple[ItemResult, ItemData, int, ColdStartConfig, float, float | None],
+) -> ItemResult:
+    result, item, estimate_at, config, target, exponent = job
     set_target(result, target)
-    estimate(result, item, estimate_at, config, CURVE_WITH_PRIOR)
+    estimate(result, item, estimate_at, config, CURVE_WITH_PRIOR, exponent)
     return result
 
 
@@ -331,6 +367,7 @@ def estimate_rows(results: list[ItemResult], estimate_at: int) -> tuple[list[str
         "|---|---|---|---|---|---|",
     ]
     right = unreached = said_never = 0
+    errors: list[float] = []  # relative, over the items that reached the target
     for r in results:
         limit = max(r.mean_curve(CONDITIONS[0]))
         finite = [e for e in r.estimates if e is not None and e <= limit]
@@ -338,6 +375,9 @@ def estimate_rows(results: list[ItemResult], estimate_at: int) -> tuple[list[str
         low, high = r.intervals[0]
         span = "-" if low is None or high is None else f"{low:.0f}-{high:.0f}"
         good, error = _judge(r, estimate, limit)
+        if r.actual is not None:
+            reached = estimate is not None and estimate <= limit
+            errors.append(abs(estimate - r.actual) / r.actual if reached else 1.0)  # type: ignore[operator]
         right += good
         unreached += r.actual is None
         said_never += estimate is None
@@ -348,7 +388,10 @@ def estimate_rows(results: list[ItemResult], estimate_at: int) -> tuple[list[str
         f"Estimate made after {estimate_at} suggested answers. Right (within 30% of what was "
         f"actually needed, or both saying the target is not within the data): {right} of "
         f"{len(results)} items. {unreached} item(s) never reached the target within the data; "
-        f"the estimate said 'not within the data' for {said_never}."
+        f"the estimate said 'not within the data' for {said_never}. Median relative error "
+        f"over the {len(errors)} items that reached it: "
+        f"{100 * float(np.median(errors)) if errors else float('nan'):.0f}% (an estimate 'not "
+        "within the data' counts as 100%)."
     )
     return lines, summary
 
@@ -439,6 +482,8 @@ def report(results: list[ItemResult], args: argparse.Namespace, seconds: float) 
         )
     lines += [
         "",
+        CEILING_NOTE,
+        "",
         "## Reference answer and other items against the item's own answers only",
         "",
         "Held-out QWK, random order (and suggested order). 100 scored answers: German items only "
@@ -462,7 +507,8 @@ def report(results: list[ItemResult], args: argparse.Namespace, seconds: float) 
         "'not within N': it never does up to the N answers simulated. The estimate: "
         ":func:`ml_core.cold_start.learning_curve` on the first "
         f"{args.estimate_at} suggested answers with the bank prior, as the plugin computes it "
-        "(inverse power law fitted to the pooled out-of-fold QWK; 'not within N' when it "
+        "(inverse power law fitted to the pooled out-of-fold QWK, each point weighted by its "
+        "training size; 'not within N' when it "
         "levels off below the target or passes it only beyond N; median over repeats; the "
         "interval from bootstrap resamples of the scored answers).",
         "",
@@ -479,6 +525,26 @@ def report(results: list[ItemResult], args: argparse.Namespace, seconds: float) 
     return "\n".join(lines)
 
 
+def _override(text: str) -> tuple[str, object]:
+    """``FIELD=VALUE`` of ``--set``, the value converted to the field's default's type."""
+    name, _, raw = text.partition("=")
+    defaults = ColdStartConfig().__dict__
+    if name not in defaults:
+        raise SystemExit(f"--set: no ColdStartConfig field {name!r}")
+    default = defaults[name]
+    if isinstance(default, str):
+        return name, raw
+    if raw.lower() == "none":
+        return name, None
+    if isinstance(default, bool):
+        return name, raw.lower() in ("1", "true", "yes")
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        return name, type(default)(raw)
+    if default is None:  # an optional number (curve_exponent, coverage_from)
+        return name, float(raw) if "." in raw else int(raw)
+    return name, raw
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/datasets/saf"))
@@ -493,16 +559,33 @@ def main() -> int:
     parser.add_argument(
         "--reuse", type=Path, help="a previous run's .json: redo only the answers-needed estimates"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a ColdStartConfig field for this run (repeatable), e.g. curve_point_weight=sqrt",
+    )
+    parser.add_argument(
+        "--bank-exponent",
+        action="store_true",
+        help="with --reuse: each item's curve exponent fixed to the median of the other items' "
+        "held-out curves (a bank prior for the curve's shape)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     bank, responses, cache = load(args.data)
     items = build_items(bank, responses, cache)
     chosen = [k for k in args.items.split(",") if k] or sorted(items)
-    config = ColdStartConfig()
+    config = ColdStartConfig(**dict(_override(field) for field in args.set))
     results = []
     if args.reuse:
         loaded = [r for r in load_results(args.reuse) if r.key in chosen]
-        redo = [(r, items[r.key], args.estimate_at, config, args.target) for r in loaded]
+        exponents = bank_exponents(loaded) if args.bank_exponent else {}
+        redo = [
+            (r, items[r.key], args.estimate_at, config, args.target, exponents.get(r.key))
+            for r in loaded
+        ]
         with multiprocessing.Pool(args.jobs) as pool:
             results = pool.map(_estimate_job, redo)
     else:

@@ -21,15 +21,17 @@ cheap enough to run after every batch an instructor scores:
   from that many scored answers on, cluster coverage: a k-means over the candidates and the
   scored answers with one cluster per scored answer plus one per answer to pick, the clusters
   without a scored answer ranked by their summed rarity x uncertainty, and from each the most
-  typical answer (highest mean cosine to its cluster). Measured on SAF against uncertainty + distance, k-means
-  medoids, pure k-center, margin x density, uncertainty x density, density-weighted rarity x
-  uncertainty, batches balanced over the predicted scores, and coverage from the first
-  batch on (benchmarks/issue16-cold-start.md, docs/decisions/0014-cold-start.md).
+  typical answer (highest mean cosine to its cluster); with ``lookahead`` set (off by default),
+  expected error reduction over a shortlist the rule picks. Measured on SAF against
+  uncertainty + distance, k-means medoids, pure k-center, margin x density, uncertainty x
+  density, density-weighted rarity x uncertainty, batches balanced over the predicted scores,
+  coverage from the first batch on and expected error reduction
+  (benchmarks/issue16-cold-start.md, docs/decisions/0014-cold-start.md).
 - :func:`learning_curve` cross-validates the same predictor on prefixes of the scored answers
   (QWK of the pooled out-of-fold predictions, each scored answer weighted by how many of the
   item's answers it stands for: suggested answers are the rare and hard ones, and unweighted
   they put the curve far below the QWK on the item's answers), fits an inverse power law
-  ``qwk(n) = a - b * n**-c`` and estimates how many scored answers reach a target QWK, with a
+  ``qwk(n) = a - b * n**-c`` (each point weighted by its training size ``n``) and estimates how many scored answers reach a target QWK, with a
   bootstrap interval over the scored answers.
 
 No Django, no environment; numpy, scipy and scikit-learn only.
@@ -85,6 +87,17 @@ class ColdStartConfig:
             "the answers-needed estimate right on 17 items of 30 instead of 20)"
         },
     )
+    lookahead: int = field(
+        default=0,
+        metadata={
+            "help": "with a positive value, expected error reduction: the batch is the answers,"
+            " among this many picked by rarity x uncertainty x distance, whose score (each"
+            " possible one, by its predicted probability) leaves the least predicted-score"
+            " variance over the unscored answers once the model is refitted (0: off; 10 on"
+            " SAF's German items: -0.000 QWK at 50 answers against random, the default rule"
+            " +0.001, issue 16)"
+        },
+    )
     curve_folds: int = field(default=5, metadata={"help": "folds of the learning curve"})
     curve_exponent: float | None = field(
         default=None,
@@ -93,6 +106,23 @@ class ColdStartConfig:
     curve_weighted: bool = field(
         default=True,
         metadata={"help": "weight scored answers by how many of the item's answers they stand for"},
+    )
+    curve_point_weight: str = field(
+        default="size",
+        metadata={
+            "help": "weight of each curve point in the fit: 'none', 'sqrt' (sqrt of its training"
+            " size), 'size' (its training size: the points with more answers are the less noisy"
+            " and the nearer to what is asked; on SAF right on 21 items of 30, 'none' 20) or"
+            " 'inverse_variance' (1 / its bootstrap variance; needs curve_bootstrap >= 2)"
+        },
+    )
+    curve_estimate: str = field(
+        default="fit",
+        metadata={
+            "help": "'fit': answers needed from the curve fitted to the points; 'bootstrap_median':"
+            " the median over the bootstrap refits (a refit that never reaches the target counts"
+            " as infinite)"
+        },
     )
     curve_repeats: int = field(default=2, metadata={"help": "repeats of the curve's folds"})
     curve_bootstrap: int = field(default=200, metadata={"help": "bootstrap refits of the curve"})
@@ -356,6 +386,14 @@ def suggest_batch(
             vectors, scored, labels, num_labels, prior=prior, config=config
         )
     y = np.asarray(labels, dtype=np.int64)
+    if config.lookahead > 0:
+        shortlist = _rare_uncertain_diverse(
+            vectors, left, sorted(done), y, probabilities, max(config.lookahead, size), config
+        )
+        return _least_expected_variance(
+            vectors, left, shortlist, list(scored), y, num_labels, probabilities, size,
+            prior, config,
+        )  # fmt: skip
     if config.coverage_from is None or len(done) < config.coverage_from:
         return _rare_uncertain_diverse(vectors, left, sorted(done), y, probabilities, size, config)
     chosen = _uncovered_clusters(vectors, left, sorted(done), y, probabilities, size, config)
@@ -366,6 +404,40 @@ def suggest_batch(
             anchors=sorted(done) + chosen,
         )  # fmt: skip
     return chosen
+
+
+def _least_expected_variance(
+    vectors: np.ndarray,
+    candidates: np.ndarray,
+    shortlist: list[int],
+    scored: list[int],
+    labels: np.ndarray,
+    num_labels: int,
+    probabilities: np.ndarray,
+    size: int,
+    prior: np.ndarray | None,
+    config: ColdStartConfig,
+) -> list[int]:
+    """Expected error reduction (one step ahead, the model's own beliefs): per shortlisted
+    answer, the model refitted with it scored as each level it may have (levels below 2%
+    skipped), the predicted-score variance summed over ``candidates``, averaged with the
+    level's predicted probability; the ``size`` answers with the least, least first."""
+    expected = []
+    for answer in shortlist:
+        total = mass = 0.0
+        for level in range(num_labels):
+            p = float(probabilities[answer, level])
+            if p < 0.02:
+                continue
+            after = predict_probabilities(
+                vectors, [*scored, answer], np.append(labels, level), num_labels,
+                prior=prior, config=config,
+            )  # fmt: skip
+            total += p * float(score_uncertainty(after[candidates]).sum())
+            mass += p
+        expected.append(total / max(mass, _EPS))
+    order = np.argsort(np.asarray(expected), kind="stable")
+    return [shortlist[int(i)] for i in order[:size]]
 
 
 def _value(
@@ -685,6 +757,32 @@ def _pooled_qwk(
     )
 
 
+def point_sigmas(sizes: Sequence[int], sds: np.ndarray, weight: str = "none") -> np.ndarray | None:
+    """Per curve point, the ``sigma`` of :func:`fit_power_law` (its weight is ``1 / sigma**2``)
+    for ``weight`` (:attr:`ColdStartConfig.curve_point_weight`); None: all points equal."""
+    n = np.asarray(sizes, dtype=np.float64)
+    if weight == "none":
+        return None
+    if weight == "sqrt":
+        return np.asarray(n**-0.25)
+    if weight == "size":
+        return np.asarray(n**-0.5)
+    if weight == "inverse_variance":
+        if len(sds) != len(n) or not np.any(np.asarray(sds) > 0):
+            raise ValueError("inverse-variance weights need the bootstrap (curve_bootstrap >= 2)")
+        return np.asarray(sds, dtype=np.float64)  # floored in fit_power_law
+    raise ValueError(f"unknown curve point weight {weight!r}")
+
+
+def _needed(
+    params: tuple[float, float, float] | None, target: float, limit: float, smallest: float
+) -> float:
+    """:func:`answers_for`, never below the curve's first point (it says nothing below it);
+    infinite when the curve never reaches ``target`` within ``limit``."""
+    value = answers_for(params, target, limit) if params else None
+    return math.inf if value is None else max(value, float(smallest))
+
+
 def learning_curve(
     vectors: np.ndarray,
     scored: Integers,
@@ -699,8 +797,9 @@ def learning_curve(
     (``curve_repeats`` x ``curve_folds`` folds over the scored answers; each fold's training
     part taken in a random order; the QWK of all out-of-fold predictions at a size, not a mean
     of per-fold QWKs, which is biased low on small folds), and the inverse-power-law estimate
-    of the scored answers needed to reach ``target``; the interval refits the curve on
-    bootstrap resamples of the scored answers.
+    of the scored answers needed to reach ``target`` (the points weighted as
+    ``curve_point_weight`` says; by default by their training size); the interval refits the
+    curve on bootstrap resamples of the scored answers.
 
     Needs at least 10 scored answers.
     """
@@ -723,16 +822,19 @@ def learning_curve(
     points = tuple(
         CurvePoint(size, float(m), float(s)) for size, m, s in zip(sizes, means, sds, strict=True)
     )
-    params = fit_power_law(sizes, means, None, config.curve_exponent)
+    sigma = point_sigmas(sizes, sds, config.curve_point_weight)
+    params = fit_power_law(sizes, means, sigma, config.curve_exponent)
     limit = config.horizon * len(y)
-    needed = answers_for(params, target, limit) if params else None
-    if needed is not None:  # the curve says nothing below its first point
-        needed = max(needed, float(sizes[0]))
-    boot: list[float] = []
-    for curve in boot_curves:
-        refit = fit_power_law(sizes, curve, None, config.curve_exponent)
-        value = answers_for(refit, target, limit) if refit else None
-        boot.append(math.inf if value is None else max(value, float(sizes[0])))
+    boot = [
+        _needed(fit_power_law(sizes, curve, sigma, config.curve_exponent), target, limit, sizes[0])
+        for curve in boot_curves
+    ]
+    if config.curve_estimate == "bootstrap_median" and boot:
+        middle = float(np.median(boot))
+        needed = middle if math.isfinite(middle) else None
+    else:
+        value = _needed(params, target, limit, sizes[0])
+        needed = value if math.isfinite(value) else None
     finite = np.asarray(boot)
     reachable = float(np.isfinite(finite).mean()) if len(finite) else 0.0
     low = high = None

@@ -14,6 +14,7 @@ from ml_core.cold_start import (
     fit_power_law,
     learning_curve,
     normalise_rows,
+    point_sigmas,
     predict_probabilities,
     reference_features,
     representativeness,
@@ -216,3 +217,73 @@ def test_learning_curve_estimates_answers_for_a_reachable_target_only():
     assert unreachable.to_json()["needed"] is None
     with pytest.raises(ValueError, match="at least 10"):
         learning_curve(vectors, scored[:5], noisy[scored[:5]], 3, 0.5, config=config)
+
+
+def test_curve_point_weights_grow_with_the_training_size_or_shrink_with_the_variance():
+    sizes = [4, 16, 64]
+    assert point_sigmas(sizes, np.zeros(3), "none") is None
+    weights = {w: point_sigmas(sizes, np.zeros(3), w) ** -2 for w in ("sqrt", "size")}
+    assert weights["sqrt"] / weights["sqrt"][0] == pytest.approx([1, 2, 4])
+    assert weights["size"] / weights["size"][0] == pytest.approx([1, 4, 16])
+    sds = np.array([0.2, 0.1, 0.05])
+    assert point_sigmas(sizes, sds, "inverse_variance") == pytest.approx(sds)
+    with pytest.raises(ValueError, match="bootstrap"):
+        point_sigmas(sizes, np.zeros(3), "inverse_variance")
+    with pytest.raises(ValueError, match="unknown"):
+        point_sigmas(sizes, sds, "sizes")
+
+
+def test_size_weights_make_the_fit_follow_the_points_with_more_answers():
+    sizes = np.array([5, 7, 10, 14, 20, 28, 40])
+    qwk = 0.8 - 0.9 * sizes**-0.5
+    qwk[:2] += 0.15  # small training sets that read too well (a prior that flatters them)
+    plain = fit_power_law(sizes, qwk)
+    weighted = fit_power_law(sizes, qwk, point_sigmas(sizes, np.zeros(len(sizes)), "size"))
+    miss = {
+        name: abs((params[0] - params[1] * 40.0 ** -params[2]) - qwk[-1])
+        for name, params in (("plain", plain), ("weighted", weighted))
+    }
+    assert miss["weighted"] < miss["plain"]
+
+
+def test_bootstrap_median_estimate_lies_within_the_bootstrap_interval():
+    vectors, labels = clustered(per_class=40, noise=0.5, seed=5)
+    rng = np.random.default_rng(5)
+    noisy = labels.copy()
+    flip = rng.random(len(noisy)) < 0.15
+    noisy[flip] = rng.integers(0, 3, flip.sum())
+    scored = rng.permutation(len(labels))[:80]
+    config = ColdStartConfig(curve_bootstrap=40, curve_repeats=1, curve_estimate="bootstrap_median")
+    curve = learning_curve(vectors, scored, noisy[scored], 3, 0.5, config=config)
+    assert curve.needed is not None and curve.reachable >= 0.9
+    assert curve.needed_low <= curve.needed <= curve.needed_high
+    unreachable = learning_curve(vectors, scored, noisy[scored], 3, 0.999, config=config)
+    assert unreachable.needed is None
+    weighted = ColdStartConfig(
+        curve_bootstrap=40, curve_repeats=1, curve_point_weight="inverse_variance"
+    )
+    assert learning_curve(vectors, scored, noisy[scored], 3, 0.5, config=weighted).needed
+    with pytest.raises(ValueError, match="bootstrap"):
+        learning_curve(
+            vectors, scored, noisy[scored], 3, 0.5,
+            config=ColdStartConfig(curve_bootstrap=0, curve_point_weight="inverse_variance"),
+        )  # fmt: skip
+
+
+def test_lookahead_picks_the_answer_whose_score_settles_the_most_others():
+    rng = np.random.default_rng(3)
+
+    def around(centre: list[float], count: int) -> np.ndarray:
+        return np.array(centre) + 0.05 * rng.standard_normal((count, 4))
+
+    low, high = around([1, 0, 0, 0], 20), around([0, 1, 0, 0], 20)
+    crowd = around([1, 1, 0, 0], 30)  # many unscored answers between the scored levels
+    loners = np.array([[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]])
+    vectors = normalise_rows(np.vstack([low, high, crowd, loners]))
+    scored = list(range(0, 20, 2)) + list(range(20, 40, 2))
+    labels = [0] * 10 + [2] * 10
+    config = ColdStartConfig(own_c=10.0, lookahead=10)
+    batch = suggest_batch(vectors, scored, labels, 3, 2, config=config)
+    assert len(batch) == 2 and set(batch) <= set(range(40, 70))  # none of the loners
+    plain = suggest_batch(vectors, scored, labels, 3, 10, config=ColdStartConfig(own_c=10.0))
+    assert set(plain) & set(range(70, 73))  # the rule alone takes loners into its batch
