@@ -20,6 +20,8 @@ def test_the_review_pages_are_german_for_a_german_launch(client, course) -> None
     one = client.get(f"/lti/s/{token}/review/{submission.pk}/").content.decode()
     assert "Alle Antworten" in one and "Speichern und an das Notenbuch senden" in one
     assert "Automatische Bewertung:" in one and "1 von 2" in one
+    assert "Status: bewertet." in one and ">Prüfung nötig</span>" in one  # state words too
+    assert "needs review" not in one and "Status: scored." not in one
     assert "Save and send to gradebook" not in one
 
     groups = client.get(f"/lti/s/{token}/review/groups/").content.decode()
