@@ -10,6 +10,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
 from lti_tool.models import LtiContext, LtiRegistration, LtiResourceLink, LtiUser
 
 from scoring_plugin.models import Item, Submission
@@ -127,12 +128,12 @@ class LtiSubmission(models.Model):
 
         code = answer_state(self.submission)
         if code == WAITING_FOR_REVIEW and self.submission.review_requested:
-            return code, "review requested by the student"
+            return code, gettext("review requested by the student")
         if (
             code == WAITING_FOR_REVIEW
             and self.submission.waiting_for == Submission.WaitingFor.MODEL
         ):
-            return code, "needs a human score (no model yet)"
+            return code, gettext("needs a human score (no model yet)")
         return code, INSTRUCTOR_LABELS[code]
 
     def _held_grade(self) -> str:
@@ -154,15 +155,19 @@ class LtiSubmission(models.Model):
         status = self.passback_status
         if status == self.Passback.POSTED:
             if held.startswith("no grade"):
-                return "pending", "pending review (the LMS holds no grade yet)"
-            return "posted", f"posted: {held}"
+                return "pending", gettext("pending review (the LMS holds no grade yet)")
+            return "posted", gettext("posted: %(grade)s") % {"grade": held}
         if status in (self.Passback.FAILED, self.Passback.RETRYING):
-            reason = (self.passback_error or "no reason recorded")[:300]
-            still = f" (the LMS still holds {held})" if held else ""
-            return str(status), f"{status}: {reason}{still}"
+            reason = (self.passback_error or gettext("no reason recorded"))[:300]
+            still = (
+                (" " + gettext("(the LMS still holds %(grade)s)") % {"grade": held}) if held else ""
+            )
+            return str(status), f"{gettext(self.get_passback_status_display())}: {reason}{still}"
         if status == self.Passback.QUEUED:
-            return "queued", f"sending (the LMS holds {held})" if held else "sending"
-        return str(status), str(self.get_passback_status_display())
+            if held:
+                return "queued", gettext("sending (the LMS holds %(grade)s)") % {"grade": held}
+            return "queued", gettext("sending")
+        return str(status), gettext(self.get_passback_status_display())
 
 
 class UsedNonce(models.Model):

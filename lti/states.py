@@ -23,11 +23,11 @@ STUDENT_LABELS = {
 
 #: What an instructor reads in the course list.
 INSTRUCTOR_LABELS = {
-    SCORING: "being scored",
-    SCORED: "scored",
-    WAITING_FOR_REVIEW: "needs review",
-    REVIEWED: "reviewed",
-    FAILED: "failed",
+    SCORING: _("being scored"),
+    SCORED: _("scored"),
+    WAITING_FOR_REVIEW: _("needs review"),
+    REVIEWED: _("reviewed"),
+    FAILED: _("failed"),
 }
 
 

@@ -31,6 +31,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from ml_core.cold_start import (
     BankPrior,
@@ -124,10 +125,15 @@ def score_unscored_answer(
         criterion_scores = criterion_override(item, criteria)
         total = sum(criterion_scores.values())
         if score is not None and score != total:
-            raise ValidationError(f"The criterion scores add up to {total}, not {score}.")
+            raise ValidationError(
+                gettext("The criterion scores add up to %(total)s, not %(score)s.")
+                % {"total": total, "score": score}
+            )
         score = total
     if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= item.max_score:
-        raise ValidationError(f"Enter a whole number from 0 to {item.max_score}.")
+        raise ValidationError(
+            gettext("Enter a whole number from 0 to %(max)s.") % {"max": item.max_score}
+        )
     if not actor.strip():
         raise ValidationError("Say who gives the score.")
     with transaction.atomic():

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from scoring_plugin.audit import record
 from scoring_plugin.models import AuditLog, Item, Submission
@@ -32,9 +33,11 @@ def criterion_override(item: Item, given: Mapping[str, object]) -> dict[str, int
     Raises ``ValidationError`` with one message per problem, naming the criterion."""
     criteria = list(item.criteria.order_by("order", "pk"))
     if not criteria:
-        raise ValidationError(f"{item.key} has no criteria: give one score for the answer.")
+        raise ValidationError(
+            _("%(item)s has no criteria: give one score for the answer.") % {"item": item.key}
+        )
     errors = [
-        f"{name} is not a criterion of {item.key}."
+        _("%(name)s is not a criterion of %(item)s.") % {"name": name, "item": item.key}
         for name in given
         if name not in {c.name for c in criteria}
     ]
@@ -43,9 +46,15 @@ def criterion_override(item: Item, given: Mapping[str, object]) -> dict[str, int
         value = given.get(c.name)
         text = "" if value is None or isinstance(value, bool) else str(value).strip()
         if not text:
-            errors.append(f"{c.name}: enter a score from 0 to {c.max_score}.")
+            errors.append(
+                _("%(criterion)s: enter a score from 0 to %(max)s.")
+                % {"criterion": c.name, "max": c.max_score}
+            )
         elif not text.isdigit() or int(text) > c.max_score:
-            errors.append(f"{c.name}: enter a whole number from 0 to {c.max_score}, not {text}.")
+            errors.append(
+                _("%(criterion)s: enter a whole number from 0 to %(max)s, not %(given)s.")
+                % {"criterion": c.name, "max": c.max_score, "given": text}
+            )
         else:
             scores[c.name] = int(text)
     if errors:
@@ -78,11 +87,12 @@ def apply_override(
         total = sum(reviewed_criteria.values())
         if score is not None and score != total:
             raise ValidationError(
-                f"The criterion scores add up to {total}, not {score}: give one or the other."
+                _("The criterion scores add up to %(total)s, not %(score)s: give one or the other.")
+                % {"total": total, "score": score}
             )
         score = total
     if score is not None and not 0 <= score <= max_score:
-        raise ValidationError(f"Enter a whole number from 0 to {max_score}.")
+        raise ValidationError(_("Enter a whole number from 0 to %(max)s.") % {"max": max_score})
     comment = (comment or "")[:COMMENT_LIMIT]
     with transaction.atomic():
         # Re-read under a lock: two reviewers at once each get an audit entry in order.

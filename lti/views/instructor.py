@@ -21,6 +21,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from lti_tool.lti_core.constants import ContextRole
 from lti_tool.lti_core.utils import normalize_role
 
@@ -307,14 +308,14 @@ def _score_group(
             score = -1
     chosen = [link for link in links if str(link.pk) not in picked]
     if not chosen:
-        return "No answers were chosen."
+        return _("No answers were chosen.")
     if given is not None:
         try:  # checked once for the group: every answer is scored, or none
             criterion_override(item, given)
         except ValidationError as exc:
             return " ".join(exc.messages)
     elif score is None or not 0 <= score <= item.max_score:
-        return f"Enter a whole number from 0 to {item.max_score}."
+        return _("Enter a whole number from 0 to %(max)s.") % {"max": item.max_score}
     with transaction.atomic():
         if picked:
             record(
@@ -343,7 +344,7 @@ def _edit_groups(
     action = request.POST.get("action", "")
     if action == "split":
         if len(links) < 2:
-            return "", "A group of one answer cannot be split."
+            return "", _("A group of one answer cannot be split.")
         anchor = answer_groups.group_anchor([str(link.pk) for link in links])
         record(
             AuditLog.Action.GROUP, actor, item=item, details={"change": "split", "group": anchor}
@@ -351,7 +352,7 @@ def _edit_groups(
         return urlencode({"split": anchor}), ""
     moved = sorted(str(link.pk) for link in links if str(link.pk) in picked)
     if not moved:
-        return "", "Select the answers to move to a group of their own."
+        return "", _("Select the answers to move to a group of their own.")
     record(
         AuditLog.Action.GROUP,
         actor,
@@ -374,7 +375,7 @@ def _group_post(
     query = request.POST.get("query", "")
     page = reverse("lti:review-groups", kwargs={"token": session.token})
     if not links:
-        return "No answers were chosen."
+        return _("No answers were chosen.")
     if request.POST.get("action", "score") == "score":
         error = _score_group(request, item, links, picked, actor)
         added = f"scored={len(links) - len(picked)}"
@@ -440,7 +441,7 @@ def _score_imported(
     picked = set(request.POST.getlist("picked")) & {str(a.pk) for a in answers}
     chosen = [a for a in answers if str(a.pk) not in picked]
     if not chosen:
-        return "No imported answers were chosen (another instructor may have scored them)."
+        return _("No imported answers were chosen (another instructor may have scored them).")
     given = posted_criteria(request, item)
     score: int | None = None
     if given is None:
