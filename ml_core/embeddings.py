@@ -38,13 +38,20 @@ def frozen_embedder(
     import torch
 
     from ml_core.backbone import default_threads, resolve_backbone
-    from ml_core.modeling import POOLINGS, load_backbone_model, load_tokenizer, pool
+    from ml_core.modeling import (
+        POOLINGS,
+        load_backbone_model,
+        load_tokenizer,
+        pool,
+        usable_length,
+    )
 
     if pooling not in POOLINGS:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     resolved = resolve_backbone(backbone)
     tokenizer = load_tokenizer(resolved)
     model = load_backbone_model(resolved)
+    max_length = usable_length(resolved, max_length)
     pad_id = int(tokenizer.pad_token_id or 0)
     thread_count = threads or default_threads()
     hidden = int(model.config.hidden_size)

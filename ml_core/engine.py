@@ -26,7 +26,7 @@ from ml_core.artifact import AUTO_KIND, Artifact, ArtifactError, load_artifact
 from ml_core.backbone import backbone_fingerprint, default_threads, resolve_backbone
 from ml_core.backend_factory import create_backend
 from ml_core.backends import EncoderBackend, LoraTables, resolve_backend_name
-from ml_core.modeling import load_tokenizer
+from ml_core.modeling import load_tokenizer, usable_length
 from ml_core.results import ScoreRequest, ScoreResult, error_result
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,7 @@ class ScoringEngine:
             raise ValueError("max_length must be >= 4")
         self.backbone = resolve_backbone(backbone)
         self.fingerprint = backbone_fingerprint(backbone)
+        max_length = usable_length(self.backbone, max_length)
         self.max_length = max_length
         self.max_batch_size = max_batch_size
         self.pooling = pooling
@@ -131,9 +132,8 @@ class ScoringEngine:
         )
         self.backend_name = backend
         if token_budget is None:
-            # CPU caches favour small padded batches (SAF answers in batches of 32, 2 cores,
-            # onnx-int8, medians of 6 interleaved rounds: 227 answers/s at 512 tokens per pass,
-            # 207 at 768, 188 at 1024, 140 at 2048); a GPU wants large ones
+            # CPU caches favour small padded batches (CPU_TOKEN_BUDGET's measurements); a GPU
+            # wants large ones
             token_budget = (
                 GPU_TOKEN_BUDGET if self._backend.device_type == "cuda" else CPU_TOKEN_BUDGET
             )

@@ -24,7 +24,7 @@ from ml_core.backbone import backbone_fingerprint, resolve_backbone
 from ml_core.data import ItemRecord, ResponseRecord
 from ml_core.engine import ScoreRequest, ScoringEngine
 from ml_core.metrics import classification_report
-from ml_core.modeling import load_backbone_model, load_tokenizer, pool
+from ml_core.modeling import load_backbone_model, load_tokenizer, pool, usable_length
 from ml_core.training import TrainExample, collate
 
 
@@ -63,7 +63,7 @@ class FullModelScorer:
         }
         self.model.load_state_dict(state, strict=False)
         self.model.eval()
-        self.max_length = max_length
+        self.max_length = usable_length(resolved, max_length)
 
     @torch.no_grad()
     def probabilities(self, texts: Sequence[str], batch_size: int = 32) -> list[np.ndarray]:

@@ -9,6 +9,7 @@ adapter of its own item, and any mix of items costs one forward pass.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,6 +50,33 @@ def truncate_backbone(resolved: str, layers: int, out: Path) -> Path:
     model.save_pretrained(out)
     load_tokenizer(resolved).save_pretrained(out)
     return out
+
+
+# models that number positions from padding_idx + 1 (their table holds two more rows than
+# tokens fit)
+_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "bart", "mbart")
+
+
+@functools.lru_cache(maxsize=16)
+def position_limit(resolved: str) -> int | None:
+    """The most tokens one answer may have for this backbone (its position table), or None
+    when its config sets no limit; callers cut their ``max_length`` to it, so a long answer
+    is truncated, never an index error deep in the model."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(resolved)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int) or positions <= 0:
+        return None
+    if getattr(config, "model_type", "") in _OFFSET_POSITIONS:
+        positions -= int(getattr(config, "pad_token_id", 1) or 1) + 1
+    return positions
+
+
+def usable_length(resolved: str, max_length: int) -> int:
+    """``max_length`` cut to what the backbone's positions allow."""
+    limit = position_limit(resolved)
+    return max_length if limit is None else max(1, min(max_length, limit))
 
 
 def load_tokenizer(resolved: str) -> PreTrainedTokenizerBase:

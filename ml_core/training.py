@@ -37,6 +37,7 @@ from ml_core.modeling import (
     load_backbone_model,
     load_tokenizer,
     pool,
+    usable_length,
 )
 
 SPLITS: tuple[str, ...] = ("train", "val", "test", "")
@@ -549,7 +550,7 @@ def _read_inputs(
         empty: list[list[int]] = [[] for _ in texts]
         return _Inputs(empty, [0] * len(texts), 0, labels, features)
     tokenizer = load_tokenizer(resolved)
-    input_ids = _encode(tokenizer, texts, job.config.max_length)
+    input_ids = _encode(tokenizer, texts, usable_length(resolved, job.config.max_length))
     pad_id = int(tokenizer.pad_token_id or 0)
     return _Inputs(input_ids, [len(ids) for ids in input_ids], pad_id, labels, None)
 

@@ -147,3 +147,30 @@ def test_token_budget_batching_and_padding_do_not_change_scores(
         ]
     for small, large in zip(scores[8], scores[4096], strict=True):
         assert small == pytest.approx(large, abs=1e-5)
+
+
+@pytest.mark.parametrize("backend", ["onnx-int8", "torch"])
+def test_answers_longer_than_the_backbones_positions_are_truncated_not_failed(
+    tiny_backbone: Path, examples: list[TrainExample], tmp_path: Path, backend: str
+) -> None:
+    # the tiny backbone has 128 positions, fewer than the engine's default max_length (256): a
+    # long answer must be cut to the backbone's limit, in training and in serving
+    from ml_core.modeling import position_limit
+
+    assert position_limit(str(tiny_backbone)) == 128
+    long_text = " ".join(["tcp udp header"] * 100)  # 300 words, 302 tokens
+    artifact = train_item(
+        [*examples, TrainExample(long_text, 2)],
+        item_id="q1",
+        num_labels=3,
+        out_dir=tmp_path / "q1",
+        backbone=str(tiny_backbone),
+        config=TrainConfig(kind="lora", epochs=1),
+    )
+    engine = ScoringEngine(str(tiny_backbone), backend=backend, cache_dir=tmp_path / "onnx")
+    assert engine.max_length == 128
+    engine.load_item("q1", artifact.path, "v1")
+    results = engine.score([ScoreRequest("q1", long_text), ScoreRequest("q1", "tcp udp")])
+    assert [r.error for r in results] == [None, None]
+    assert results[0].truncated and not results[1].truncated
+    assert results[0].score is not None
