@@ -37,9 +37,10 @@ def test_training_stores_a_gaming_check_and_writes_the_model_card(trained_item: 
     assert gaming["worst_credit_rate"] == max(a["credit_rate"] or 0 for a in gaming["attacks"])
     by_attack = {a["attack"]: a for a in gaming["attacks"]}
     assert by_attack["invisible"]["flagged_rate"] == 1.0
-    # The tiny test backbone has fewer positions than the engine's window, so the engine
-    # refuses answers padded to the limit: counted as not scored, not as earning nothing.
-    assert by_attack["padded"]["errors"] == 20 and by_attack["padded"]["credit_rate"] is None
+    # Answers padded to the length limit run past the tiny test backbone's 128 positions:
+    # they are cut to the backbone's window and scored, as any long answer is (they failed
+    # before the engine knew the backbone's position limit).
+    assert by_attack["padded"]["errors"] == 0 and by_attack["padded"]["credit_rate"] is not None
     assert by_attack["gibberish"]["errors"] == 0
 
     folder = version_folder(version)
