@@ -160,12 +160,7 @@ def review_submission(
     error = ""
     given = posted_criteria(request, link.submission.item)
     if request.method == "POST":
-        score: int | None = None
-        if given is None:
-            try:
-                score = int(request.POST.get("score", ""))
-            except ValueError:
-                score = -1
+        score = posted_total(request, given)
         lti_user = session.user
         try:
             apply_override(
@@ -213,6 +208,17 @@ def posted_criteria(request: HttpRequest, item: Item) -> dict[str, str] | None:
         if key.startswith(CRITERION_FIELD)
     }
     return given or None
+
+
+def posted_total(request: HttpRequest, given: dict[str, str] | None) -> int | None:
+    """The total score a form posted when it gave no criterion scores (``given`` None); -1,
+    which :func:`apply_override` refuses with its range message, when it is not a number."""
+    if given is not None:
+        return None
+    try:
+        return int(request.POST.get("score", ""))
+    except ValueError:
+        return -1
 
 
 def criterion_fields(
@@ -300,12 +306,7 @@ def _score_group(
     the one override function (an analytic item's per criterion when the form gives criterion
     scores); returns an error ("" when scored)."""
     given = posted_criteria(request, item)
-    score: int | None = None
-    if given is None:
-        try:
-            score = int(request.POST.get("score", ""))
-        except ValueError:
-            score = -1
+    score = posted_total(request, given)
     chosen = [link for link in links if str(link.pk) not in picked]
     if not chosen:
         return _("No answers were chosen.")
@@ -443,12 +444,7 @@ def _score_imported(
     if not chosen:
         return _("No imported answers were chosen (another instructor may have scored them).")
     given = posted_criteria(request, item)
-    score: int | None = None
-    if given is None:
-        try:
-            score = int(request.POST.get("score", ""))
-        except ValueError:
-            score = -1
+    score = posted_total(request, given)
     lti_user = session.user
     actor = f"lti:{lti_user.name or lti_user.sub}"
     try:
